@@ -1,0 +1,36 @@
+//! Engine limits and timings. Every limit in the engine is a named value here.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How long a new hold lives before its seats return to sale.
+    pub hold_ttl_ms: u64,
+    /// A hold can be extended, but never beyond this age (anti-hoarding).
+    pub hold_lifetime_max_ms: u64,
+    /// Seats one customer may hold or have bought per event (0 = no limit).
+    pub customer_seats_max: u32,
+    /// Seats in one hold request.
+    pub hold_seats_max: u32,
+    /// Messages a section actor's mailbox accepts before callers get `Busy`.
+    pub mailbox_capacity: usize,
+    /// How often each section frees expired holds (they are also reclaimed on demand).
+    pub sweep_interval_ms: u64,
+    /// Arbiter threads that run section actors; 0 means one per core.
+    pub actor_threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            hold_ttl_ms: 10 * 60 * 1000,
+            hold_lifetime_max_ms: 30 * 60 * 1000,
+            customer_seats_max: 8,
+            hold_seats_max: 8,
+            mailbox_capacity: 1024,
+            sweep_interval_ms: 1000,
+            actor_threads: 0,
+        }
+    }
+}

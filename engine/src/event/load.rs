@@ -1,0 +1,3 @@
+//! Event TOML loading (to be written).
+#[derive(Debug)]
+pub struct EventError;

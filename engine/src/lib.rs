@@ -1,0 +1,20 @@
+//! hakken's engine: venues, events, seat inventory and the section actors that own it.
+//!
+//! The seat logic ([`inventory`], [`best`], [`lockfree`]) is deterministic: it is given
+//! the time and never touches a clock, a disk or a socket. The actor shell
+//! ([`actor`], [`registry`]) adds threads, mailboxes and the clock.
+//!
+//! Under `--cfg loom` only [`sync`] and [`lockfree`] are compiled, so loom models check
+//! the lock-free hold code without building actix or tokio.
+
+pub mod lockfree;
+pub mod sync;
+
+#[cfg(not(loom))]
+pub mod clock;
+#[cfg(not(loom))]
+pub mod config;
+#[cfg(not(loom))]
+pub mod event;
+#[cfg(not(loom))]
+pub mod venue;

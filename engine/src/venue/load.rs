@@ -1,0 +1,3 @@
+//! Venue TOML loading (to be written).
+#[derive(Debug)]
+pub struct VenueError;
