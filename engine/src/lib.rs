@@ -11,10 +11,24 @@ pub mod lockfree;
 pub mod sync;
 
 #[cfg(not(loom))]
+pub mod actor;
+#[cfg(not(loom))]
+pub mod best;
+#[cfg(not(loom))]
 pub mod clock;
 #[cfg(not(loom))]
 pub mod config;
 #[cfg(not(loom))]
 pub mod event;
+#[cfg(not(loom))]
+pub mod ids;
+#[cfg(not(loom))]
+pub mod inventory;
+#[cfg(not(loom))]
+pub mod ledger;
+#[cfg(not(loom))]
+pub mod registry;
+#[cfg(not(loom))]
+pub mod synthetic;
 #[cfg(not(loom))]
 pub mod venue;

@@ -44,7 +44,10 @@ pub struct Section {
 pub enum SectionKind {
     Reserved(SeatMap),
     /// Standing or unnumbered area: a capacity and one price category, no seat ids.
-    GeneralAdmission { capacity: u32, category: CategoryIndex },
+    GeneralAdmission {
+        capacity: u32,
+        category: CategoryIndex,
+    },
 }
 
 /// The reserved seats of one section, row by row.

@@ -1,0 +1,366 @@
+//! Data-driven tests of the seat logic: each case is a script of operations on a
+//! 3-row x 6-seat reserved section (`R0`, rows 1-3, quality best at the centre of
+//! row 1) and a 5-unit general-admission section (`GA0`), with the expected outcome
+//! of every line. Time starts at T0 and moves only with `wait`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::*;
+use crate::synthetic::{grid_venue, open_event, GridShape, PREMIUM};
+
+const T0: Millis = Millis(1_000_000_000);
+
+struct Harness {
+    reserved: Inventory,
+    ga: Inventory,
+    now: Millis,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let venue =
+            Arc::new(grid_venue(GridShape { sections: 1, rows: 3, seats_per_row: 6, ga_sections: 1, ga_capacity: 5 }));
+        let event = open_event(&venue);
+        let config = EngineConfig {
+            hold_ttl_ms: 10_000,
+            hold_lifetime_max_ms: 25_000,
+            customer_seats_max: 6,
+            hold_seats_max: 4,
+            ..EngineConfig::default()
+        };
+        let ledger = Arc::new(CustomerLedger::new(config.customer_seats_max));
+        let inventory = |index: usize| {
+            Inventory::new(InventoryParams {
+                key: SectionKey(index as u32),
+                venue: venue.clone(),
+                section_index: index,
+                event: &event,
+                config: &config,
+                ledger: ledger.clone(),
+            })
+        };
+        Harness { reserved: inventory(0), ga: inventory(1), now: T0 }
+    }
+
+    fn seat_name(&self, seat: SeatIndex) -> String {
+        let map = self.reserved.state().seat_map().unwrap();
+        let seat = map.seats[seat as usize];
+        format!("{}-{}", map.rows[usize::from(seat.row)].label, seat.number)
+    }
+
+    fn seat_names(&self, seats: &[SeatIndex]) -> String {
+        seats.iter().map(|&seat| self.seat_name(seat)).collect::<Vec<_>>().join(",")
+    }
+
+    fn seat_index(&self, name: &str) -> SeatIndex {
+        let (row, number) = name.split_once('-').unwrap();
+        self.reserved.state().seat_map().unwrap().seat_index(row, number.parse().unwrap()).unwrap()
+    }
+
+    fn hold_id(&self, text: &str, ga: bool) -> HoldId {
+        let number = text.trim_start_matches('h').parse().unwrap();
+        HoldId { section: SectionKey(u32::from(ga)), number }
+    }
+
+    fn granted(&self, result: Result<Granted, HoldRefused>) -> String {
+        match result {
+            Ok(granted) => {
+                let hold = &granted.hold;
+                let expires = u64::from(hold.expires_at_s) - T0.0 / 1000;
+                let units = match &hold.units {
+                    Units::Seats(seats) => self.seat_names(seats),
+                    Units::Quantity(quantity) => format!("x{quantity}"),
+                };
+                let why = match granted.choice {
+                    Some(choice) if choice.adjacent => format!(" together score {}", choice.score),
+                    Some(choice) => format!(" split over {} rows", choice.rows),
+                    None => String::new(),
+                };
+                format!("h{} {units} exp +{expires}s {}{why}", hold.id.number, hold.total_minor)
+            }
+            Err(HoldRefused::SeatsUnavailable { seats }) => format!("unavailable {}", self.seat_names(&seats)),
+            Err(refused) => format!("refused: {refused}"),
+        }
+    }
+
+    fn run(&mut self, line: &str) -> String {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let customer = |index: usize| CustomerId::new(words[index]);
+        let now = self.now;
+        match words[0] {
+            "hold" => {
+                let seats: Vec<SeatIndex> = words[2..].iter().map(|name| self.seat_index(name)).collect();
+                let result = self.reserved.hold_seats(&customer(1), &seats, now);
+                self.granted(result)
+            }
+            "best" => {
+                let request = BestRequest {
+                    quantity: words[2].parse().unwrap(),
+                    category: words.contains(&"premium").then_some(PREMIUM),
+                    accessible: words.contains(&"accessible"),
+                    adjacent: !words.contains(&"split"),
+                };
+                let result = self.reserved.hold_best(&customer(1), &request, now);
+                self.granted(result)
+            }
+            "ga" => {
+                let result = self.ga.hold_quantity(&customer(1), words[2].parse().unwrap(), now);
+                self.granted(result)
+            }
+            "release" | "extend" | "confirm" => {
+                let ga = words.get(3) == Some(&"ga");
+                let id = self.hold_id(words[2], ga);
+                let inventory = if ga { &mut self.ga } else { &mut self.reserved };
+                let customer = customer(1);
+                match words[0] {
+                    "release" => inventory.release(id, &customer, now).map(|_| "released".to_string()),
+                    "extend" => inventory
+                        .extend(id, &customer, now)
+                        .map(|hold| format!("exp +{}s", u64::from(hold.expires_at_s) - T0.0 / 1000)),
+                    _ => inventory.confirm(id, &customer, now).map(|order| format!("o{}", order.id.number)),
+                }
+                .unwrap_or_else(|error| format!("error: {error}"))
+            }
+            "cancel" => {
+                let ga = words.get(2) == Some(&"ga");
+                let number = words[1].trim_start_matches('o').parse().unwrap();
+                let inventory = if ga { &mut self.ga } else { &mut self.reserved };
+                let id = OrderId { section: inventory.key(), number };
+                inventory.cancel(id).map(|_| "cancelled".to_string()).unwrap_or_else(|error| format!("error: {error}"))
+            }
+            "wait" => {
+                self.now = self.now.saturating_add(words[1].trim_end_matches('s').parse::<u64>().unwrap() * 1000);
+                String::new()
+            }
+            "sweep" => {
+                let swept = self.reserved.sweep(now).len() + self.ga.sweep(now).len();
+                format!("swept {swept}")
+            }
+            "counts" => {
+                let counts = |inventory: &Inventory| {
+                    let total = inventory.state().availability().total;
+                    format!("{}/{}/{}", total.available, total.held, total.sold)
+                };
+                format!("R0 {} GA0 {}", counts(&self.reserved), counts(&self.ga))
+            }
+            "map" => {
+                let codes = self.reserved.state().seat_codes(now);
+                codes
+                    .chunks(6)
+                    .map(|row| row.iter().map(|code| ".hs"[usize::from(*code)..][..1].to_string()).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            other => panic!("unknown command {other}"),
+        }
+    }
+}
+
+/// Runs `script` (lines of `command => expected`); compares all outputs at once.
+fn check(script: &str) {
+    let mut harness = Harness::new();
+    let mut expected = String::new();
+    let mut actual = String::new();
+    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (command, outcome) = line.split_once("=>").map_or((line, ""), |(c, o)| (c.trim(), o.trim()));
+        let got = harness.run(command);
+        writeln!(expected, "{command} => {outcome}").unwrap();
+        writeln!(actual, "{command} => {got}").unwrap();
+    }
+    assert_eq!(actual, expected, "\n--- actual ---\n{actual}");
+}
+
+#[test]
+fn specific_seats_are_all_or_nothing() {
+    check(
+        "
+        hold alice 1-1 1-2      => h0 1-1,1-2 exp +10s 20000
+        hold bob 1-2 1-3 1-4    => unavailable 1-2
+        map                     => hh.... ...... ......
+        counts                  => R0 16/2/0 GA0 5/0/0
+        hold bob 1-3 1-4        => h1 1-3,1-4 exp +10s 20000
+        hold carol 1-4 3-1      => unavailable 1-4
+        hold carol 2-6 3-1      => h2 2-6,3-1 exp +10s 15000
+        ",
+    );
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    check(
+        "
+        hold alice 1-1 1-1          => refused: a seat is requested twice
+        hold alice 1-1 1-2 1-3 1-4 1-5 => refused: too many seats in one hold (at most 4)
+        best alice 0                => refused: quantity must be at least 1
+        ga alice 5                  => refused: too many seats in one hold (at most 4)
+        counts                      => R0 18/0/0 GA0 5/0/0
+        ",
+    );
+}
+
+#[test]
+fn only_the_owner_releases_extends_or_confirms() {
+    check(
+        "
+        hold alice 1-1              => h0 1-1 exp +10s 10000
+        release mallory h0          => error: the hold belongs to another customer
+        confirm mallory h0          => error: the hold belongs to another customer
+        extend mallory h0           => error: the hold belongs to another customer
+        confirm alice h7            => error: no such hold
+        release alice h0            => released
+        release alice h0            => error: the hold has ended (expired, released or confirmed)
+        hold bob 1-1                => h1 1-1 exp +10s 10000
+        ",
+    );
+}
+
+#[test]
+fn expired_holds_are_reclaimed_without_a_sweep() {
+    check(
+        "
+        hold alice 1-1 1-2          => h0 1-1,1-2 exp +10s 20000
+        wait 9s
+        hold bob 1-2                => unavailable 1-2
+        wait 1s
+        map                         => ...... ...... ......
+        counts                      => R0 16/2/0 GA0 5/0/0
+        hold bob 1-2                => h1 1-2 exp +20s 10000
+        counts                      => R0 17/1/0 GA0 5/0/0
+        confirm alice h0            => error: the hold has ended (expired, released or confirmed)
+        confirm bob h1              => o0
+        counts                      => R0 17/0/1 GA0 5/0/0
+        ",
+    );
+}
+
+#[test]
+fn confirm_after_expiry_is_refused_and_frees_the_seats() {
+    check(
+        "
+        hold alice 3-1 3-2          => h0 3-1,3-2 exp +10s 10000
+        wait 10s
+        confirm alice h0            => error: the hold has expired
+        counts                      => R0 18/0/0 GA0 5/0/0
+        hold bob 3-1                => h1 3-1 exp +20s 5000
+        ",
+    );
+}
+
+#[test]
+fn extend_is_capped_by_lifetime() {
+    check(
+        "
+        hold alice 1-1              => h0 1-1 exp +10s 10000
+        wait 8s
+        extend alice h0             => exp +18s
+        wait 8s
+        extend alice h0             => exp +25s
+        wait 2s
+        extend alice h0             => error: the hold has reached its maximum lifetime
+        wait 7s
+        extend alice h0             => error: the hold has expired
+        ",
+    );
+}
+
+#[test]
+fn sold_seats_return_only_through_cancel() {
+    check(
+        "
+        hold alice 3-1              => h0 3-1 exp +10s 5000
+        confirm alice h0            => o0
+        release alice h0            => error: the hold has ended (expired, released or confirmed)
+        wait 60s
+        sweep                       => swept 0
+        hold bob 3-1                => unavailable 3-1
+        cancel o0                   => cancelled
+        cancel o0                   => error: the order is already cancelled
+        cancel o9                   => error: no such order
+        hold bob 3-1                => h1 3-1 exp +70s 5000
+        ",
+    );
+}
+
+#[test]
+fn customer_limit_counts_held_and_bought_seats() {
+    check(
+        "
+        hold alice 1-1 1-2 1-3 1-4  => h0 1-1,1-2,1-3,1-4 exp +10s 40000
+        confirm alice h0            => o0
+        ga alice 2                  => h0 x2 exp +10s 8000
+        ga alice 1                  => refused: customer seat limit reached: 6 of 6
+        best alice 1                => refused: customer seat limit reached: 6 of 6
+        release alice h0 ga         => released
+        cancel o0                   => cancelled
+        best alice 4                => h1 1-1,1-2,1-3,1-4 exp +10s 40000 together score 39988
+        ",
+    );
+}
+
+#[test]
+fn best_available_prefers_centre_and_avoids_orphans() {
+    // Row 1 qualities by seat: 9994 9997 10000 9997 9994 9991; row 2 is 20 lower.
+    check(
+        "
+        best alice 2                => h0 1-3,1-4 exp +10s 20000 together score 19997
+        best bob 2                  => h1 1-1,1-2 exp +10s 20000 together score 19991
+        best carol 3                => h2 2-1,2-2,2-3 exp +10s 30000 together score 29931
+        hold dave 2-6               => h3 2-6 exp +10s 10000
+        best erin 2 premium         => h4 1-5,1-6 exp +10s 20000 together score 19985
+        best frank 1 premium        => h5 2-4 exp +10s 10000 together score 9977
+        best gina 2                 => h6 3-3,3-4 exp +10s 10000 together score 19917
+        ",
+    );
+}
+
+#[test]
+fn best_available_splits_only_when_allowed() {
+    check(
+        "
+        hold a 1-2 1-5              => h0 1-2,1-5 exp +10s 20000
+        hold b 2-2 2-5              => h1 2-2,2-5 exp +10s 20000
+        hold c 3-2 3-4              => h2 3-2,3-4 exp +10s 10000
+        best d 3                    => refused: not enough seats left that match the request
+        best e 2 accessible         => refused: not enough seats left that match the request
+        best e 1 accessible         => h3 1-1 exp +10s 10000 together score 9994
+        best d 3 split              => h4 1-3,1-4,1-6 exp +10s 30000 split over 1 rows
+        best f 4 split              => h5 2-1,2-3,2-4,2-6 exp +10s 40000 split over 1 rows
+        best g 4 split              => h6 3-1,3-3,3-5,3-6 exp +10s 20000 split over 1 rows
+        best h 1 split              => refused: not enough seats left that match the request
+        ",
+    );
+}
+
+#[test]
+fn general_admission_never_oversells() {
+    check(
+        "
+        ga alice 3                  => h0 x3 exp +10s 12000
+        ga bob 3                    => refused: sold out: 2 left
+        ga bob 2                    => h1 x2 exp +10s 8000
+        confirm alice h0 ga         => o0
+        counts                      => R0 18/0/0 GA0 0/2/3
+        wait 10s
+        ga carol 1                  => h2 x1 exp +20s 4000
+        counts                      => R0 18/0/0 GA0 1/1/3
+        cancel o0 ga                => cancelled
+        counts                      => R0 18/0/0 GA0 4/1/0
+        ",
+    );
+}
+
+#[test]
+fn sweep_frees_expired_holds() {
+    check(
+        "
+        hold alice 1-1              => h0 1-1 exp +10s 10000
+        ga bob 2                    => h0 x2 exp +10s 8000
+        wait 10s
+        counts                      => R0 17/1/0 GA0 3/2/0
+        sweep                       => swept 2
+        counts                      => R0 18/0/0 GA0 5/0/0
+        hold carol 1-1              => h1 1-1 exp +20s 10000
+        ",
+    );
+}
