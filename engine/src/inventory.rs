@@ -348,8 +348,13 @@ impl Inventory {
         self.orders.get(&id.number)
     }
 
-    pub fn holds_live(&self) -> usize {
-        self.holds.len()
+    /// Live holds (some may have expired but not been retired yet).
+    pub fn holds(&self) -> impl Iterator<Item = &Hold> {
+        self.holds.values()
+    }
+
+    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
     }
 
     /// Holds exactly these seats, or none of them.
