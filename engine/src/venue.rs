@@ -10,6 +10,8 @@ use std::fmt;
 mod load;
 
 pub use load::VenueError;
+// Shared with the event loader, whose files follow the same conventions.
+pub(crate) use load::{line_number, read_config_file, toml_problem, write_location};
 
 /// Index of a price category within its venue (`Venue::categories`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
