@@ -13,7 +13,6 @@
 //!   best first and the scan stops at the first orphan-free pair that no later row
 //!   can beat; worst case it reads 2,000 words (~2 µs). Target p99 < 20 µs.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
@@ -65,24 +64,26 @@ fn actor_registry() -> Registry {
     // One arbiter thread for the actors, the caller on the bench thread: two busy threads, two cores.
     let config = EngineConfig { actor_threads: 1, mailbox_capacity: 4096, ..bench_config() };
     let mut registry = Registry::new(config, Clock::System).unwrap();
-    let venue = grid_venue(GridShape { sections: SECTIONS, rows: 40, seats_per_row: 50, ga_sections: 0, ga_capacity: 0 });
+    let venue =
+        grid_venue(GridShape { sections: SECTIONS, rows: 40, seats_per_row: 50, ga_sections: 0, ga_capacity: 0 });
     let event = open_event(&venue);
     registry.add_venue(venue).unwrap();
     registry.add_event(event).unwrap();
     registry
 }
 
-/// `cycles` hold-confirm-cancel cycles, `in_flight` at a time, spread over all sections.
+/// `cycles` hold-confirm-cancel cycles by `in_flight` workers spread over all sections;
+/// each worker owns its own two seats, so no cycle ever finds its seats taken.
 async fn actor_cycles(sections: &[SectionHandle], cycles: u64, in_flight: u64) {
+    assert!(in_flight as usize * 2 <= SECTIONS * SEATS_PER_SECTION as usize);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..in_flight {
-        let sections = sections.to_vec();
+        let section = sections[worker as usize % SECTIONS].clone();
+        let first = (worker as u32 / SECTIONS as u32) * 2;
         tasks.spawn_local(async move {
             let customer = CustomerId::new("bench");
             let mut cycle = worker;
             while cycle < cycles {
-                let section = &sections[cycle as usize % SECTIONS];
-                let first = (cycle as u32 / SECTIONS as u32 * 2) % SEATS_PER_SECTION;
                 let seats = vec![first, first + 1];
                 let hold = section.call(HoldSeats { customer: customer.clone(), seats }).await.unwrap();
                 let hold = hold.expect("free seats").hold.id;
@@ -92,7 +93,9 @@ async fn actor_cycles(sections: &[SectionHandle], cycles: u64, in_flight: u64) {
             }
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(result) = tasks.join_next().await {
+        result.expect("bench worker");
+    }
 }
 
 /// The same cycles, 64 at a time per message: one batch of holds, one of confirms, one of cancels.
@@ -103,9 +106,9 @@ async fn actor_batched_cycles(sections: &[SectionHandle], cycles: u64) {
     let mut turn = 0u32;
     while done < cycles {
         let mut tasks = tokio::task::JoinSet::new();
-        for section in sections.iter().cloned() {
-            let customer = customer.clone();
-            let base = (turn * BATCH * 2) % SEATS_PER_SECTION;
+        for section in sections {
+            let (section, customer) = (section.clone(), customer.clone());
+            let base = (turn % (SEATS_PER_SECTION / (BATCH * 2))) * BATCH * 2;
             tasks.spawn_local(async move {
                 let holds = (0..BATCH)
                     .map(|i| HoldSeats { customer: customer.clone(), seats: vec![base + 2 * i, base + 2 * i + 1] })
@@ -120,20 +123,23 @@ async fn actor_batched_cycles(sections: &[SectionHandle], cycles: u64) {
                 section.call(cancels).await.unwrap();
             });
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(result) = tasks.join_next().await {
+            result.expect("bench worker");
+        }
         done += u64::from(BATCH) * SECTIONS as u64;
         turn += 1;
     }
 }
 
 fn actor_round_trips(c: &mut Criterion) {
-    let registry = actor_registry();
-    let sections = registry.event("open").unwrap().sections.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = tokio::task::LocalSet::new();
     let mut group = c.benchmark_group("actor_round_trips");
     group.throughput(Throughput::Elements(SEAT_OPS_PER_CYCLE));
     group.measurement_time(Duration::from_secs(8));
+
+    let registry = actor_registry();
+    let sections = registry.event("open").unwrap().sections.clone();
     group.bench_function("hold2_confirm_cancel_256_in_flight", |b| {
         b.iter_custom(|cycles| {
             let start = Instant::now();
@@ -141,6 +147,11 @@ fn actor_round_trips(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    drop(sections);
+    registry.shutdown();
+
+    let registry = actor_registry();
+    let sections = registry.event("open").unwrap().sections.clone();
     group.bench_function("hold2_confirm_cancel_batched_64", |b| {
         b.iter_custom(|cycles| {
             let start = Instant::now();
@@ -174,8 +185,10 @@ fn best_available(c: &mut Criterion) {
     group.finish();
 
     // Criterion reports means; the target is a p99, so record every call.
+    // `cargo test --all-targets` runs benches once without `--bench`: keep that quick.
+    let samples = if std::env::args().any(|arg| arg == "--bench") { 200_000 } else { 1_000 };
     let mut histogram = Histogram::<u64>::new(3).unwrap();
-    for _ in 0..200_000 {
+    for _ in 0..samples {
         let start = Instant::now();
         let hold = inventory.hold_best(&customer, &request, NOW).unwrap().hold;
         histogram.record(start.elapsed().as_nanos() as u64).unwrap();
@@ -196,4 +209,3 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
-

@@ -288,9 +288,9 @@ pub struct Inventory {
     holds: HashMap<HoldNumber, Hold>,
     /// (expires_at_s, hold) of every live hold, for the sweep.
     expiries: BTreeSet<(u32, HoldNumber)>,
-    orders: HashMap<OrderNumber, Order>,
+    /// Every order of this section, indexed by order number (numbers are dense).
+    orders: Vec<Order>,
     next_hold: HoldNumber,
-    next_order: OrderNumber,
     /// Scratch buffer for seats taken over from expired holds.
     reclaimed: Vec<Reclaimed>,
 }
@@ -324,9 +324,8 @@ impl Inventory {
             state,
             holds: HashMap::new(),
             expiries: BTreeSet::new(),
-            orders: HashMap::new(),
+            orders: Vec::new(),
             next_hold: 0,
-            next_order: 0,
             reclaimed: Vec::new(),
         }
     }
@@ -345,7 +344,7 @@ impl Inventory {
 
     pub fn order(&self, id: OrderId) -> Option<&Order> {
         self.check_key(id.section).ok()?;
-        self.orders.get(&id.number)
+        self.orders.get(id.number as usize)
     }
 
     /// Live holds (some may have expired but not been retired yet).
@@ -354,7 +353,7 @@ impl Inventory {
     }
 
     pub fn orders(&self) -> impl Iterator<Item = &Order> {
-        self.orders.values()
+        self.orders.iter()
     }
 
     /// Holds exactly these seats, or none of them.
@@ -483,7 +482,7 @@ impl Inventory {
     /// Sells the hold's seats: the hold becomes an order.
     pub fn confirm(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Order, HoldError> {
         self.owned_live_hold(id, customer, now)?;
-        let order_number = self.next_order;
+        let order_number = OrderNumber::try_from(self.orders.len()).expect("order numbers exhausted");
         let hold = self.holds.get(&id.number).expect("live hold has a record");
         match (&self.state.stock, &hold.units) {
             (Stock::Seats(states), Units::Seats(seats)) => {
@@ -502,7 +501,6 @@ impl Inventory {
             }
             _ => unreachable!("hold units match the section kind"),
         }
-        self.next_order = self.next_order.checked_add(1).expect("order numbers exhausted");
         let hold = self.end_hold(id.number);
         let order = Order {
             id: OrderId { section: self.key, number: order_number },
@@ -513,14 +511,14 @@ impl Inventory {
             confirmed_at: now,
             state: OrderState::Confirmed,
         };
-        self.orders.insert(order_number, order.clone());
+        self.orders.push(order.clone());
         Ok(order)
     }
 
     /// Cancels (refunds) an order: its seats return to sale, the customer's limit is given back.
     pub fn cancel(&mut self, id: OrderId) -> Result<Order, OrderError> {
         self.check_key(id.section).map_err(|_| OrderError::NotFound)?;
-        let order = self.orders.get_mut(&id.number).ok_or(OrderError::NotFound)?;
+        let order = self.orders.get_mut(id.number as usize).ok_or(OrderError::NotFound)?;
         if order.state == OrderState::Cancelled {
             return Err(OrderError::AlreadyCancelled);
         }

@@ -70,6 +70,8 @@ fn grid_seat_map(rows: u16, seats_per_row: u16) -> SeatMap {
             });
         }
     }
+    map.seats.shrink_to_fit();
+    map.rows.shrink_to_fit();
     map
 }
 

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::Millis;
 use hakken_engine::config::EngineConfig;
+use hakken_engine::ids::SectionKey;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
 use hakken_engine::inventory::{HoldRefused, Inventory, InventoryParams, OrderState, Stock, Units};
 use hakken_engine::ledger::CustomerLedger;
 use hakken_engine::lockfree::SeatState;
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
-use hakken_engine::ids::SectionKey;
 use proptest::prelude::*;
 
 const CUSTOMERS: u8 = 5;
@@ -29,16 +29,39 @@ const GA_CAPACITY: u32 = 7;
 
 #[derive(Clone, Debug)]
 enum Op {
-    HoldSeats { customer: u8, seats: Vec<u32> },
-    HoldBest { customer: u8, quantity: u32, adjacent: bool },
-    HoldGa { customer: u8, quantity: u32 },
+    HoldSeats {
+        customer: u8,
+        seats: Vec<u32>,
+    },
+    HoldBest {
+        customer: u8,
+        quantity: u32,
+        adjacent: bool,
+    },
+    HoldGa {
+        customer: u8,
+        quantity: u32,
+    },
     /// `pick` chooses among the live holds of the customer (or a made-up one).
-    Release { customer: u8, pick: usize },
-    Extend { customer: u8, pick: usize },
-    Confirm { customer: u8, pick: usize },
-    Cancel { pick: usize },
+    Release {
+        customer: u8,
+        pick: usize,
+    },
+    Extend {
+        customer: u8,
+        pick: usize,
+    },
+    Confirm {
+        customer: u8,
+        pick: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
     Sweep,
-    Wait { secs: u64 },
+    Wait {
+        secs: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -146,7 +169,8 @@ impl World {
                 }
             }
             Op::HoldBest { customer: c, quantity, adjacent } => {
-                let request = BestRequest { quantity: *quantity, category: None, accessible: false, adjacent: *adjacent };
+                let request =
+                    BestRequest { quantity: *quantity, category: None, accessible: false, adjacent: *adjacent };
                 let free: Vec<bool> = (0..SEATS).map(|s| self.seat_state(s).is_takeable(now.0)).collect();
                 match self.reserved.hold_best(&customer(*c), &request, now) {
                     Ok(granted) => {
@@ -276,8 +300,7 @@ impl World {
 
         // GA: counts equal the records and stay within capacity.
         let ga_held: u32 = self.ga.holds().map(|h| h.units.count()).sum();
-        let ga_sold: u32 =
-            self.ga.orders().filter(|o| o.state == OrderState::Confirmed).map(|o| o.units.count()).sum();
+        let ga_sold: u32 = self.ga.orders().filter(|o| o.state == OrderState::Confirmed).map(|o| o.units.count()).sum();
         let Stock::GeneralAdmission(stock) = &self.ga.state().stock else { unreachable!() };
         let counts = stock.counts();
         assert_eq!((counts.held, counts.sold), (ga_held, ga_sold));

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 
-use hakken_engine::actor::{Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, Snapshot, Sweep, Unavailable};
+use hakken_engine::actor::{
+    Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, Snapshot, Sweep, Unavailable,
+};
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
@@ -78,7 +80,14 @@ fn concurrent_buyers_never_oversell() {
                     let section = rng.gen_range(0..event.sections.len());
                     let handle = &event.sections[section];
                     let granted = match section {
-                        4 => call(handle, HoldQuantity { customer: customer.clone(), quantity: rng.gen_range(1..5) }, &busy).await,
+                        4 => {
+                            call(
+                                handle,
+                                HoldQuantity { customer: customer.clone(), quantity: rng.gen_range(1..5) },
+                                &busy,
+                            )
+                            .await
+                        }
                         _ if rng.gen_bool(0.5) => {
                             let first = rng.gen_range(0..(SHAPE.rows * SHAPE.seats_per_row) as u32 - 1);
                             let seats = vec![first, first + 1];
@@ -135,7 +144,10 @@ fn concurrent_buyers_never_oversell() {
             match units {
                 Units::Seats(seats) => {
                     for &seat in seats {
-                        assert!(owner.insert((*section, seat), *order).is_none(), "seat {seat} of section {section} sold twice");
+                        assert!(
+                            owner.insert((*section, seat), *order).is_none(),
+                            "seat {seat} of section {section} sold twice"
+                        );
                     }
                 }
                 Units::Quantity(quantity) => ga_sold += quantity,

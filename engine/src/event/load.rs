@@ -115,11 +115,7 @@ impl Source<'_> {
         let header_span = header.span();
         let header = header.into_inner();
         if *header.venue.get_ref() != venue.id {
-            let problem = format!(
-                "venue `{}` is not the loaded venue `{}`",
-                header.venue.get_ref(),
-                venue.id
-            );
+            let problem = format!("venue `{}` is not the loaded venue `{}`", header.venue.get_ref(), venue.id);
             return Err(self.error(header.venue.span(), problem));
         }
         let currency = header.currency.get_ref();
@@ -140,18 +136,14 @@ impl Source<'_> {
             name: header.name,
             venue_id: venue.id.clone(),
             starts_at,
-            on_sale: OnSaleWindow {
-                opens_at,
-                closes_at,
-            },
+            on_sale: OnSaleWindow { opens_at, closes_at },
             currency: currency.clone(),
             ticket_types,
         })
     }
 
     fn millis(&self, datetime: &Spanned<Datetime>, key: &str) -> Result<Millis, EventError> {
-        unix_millis(datetime.get_ref())
-            .map_err(|problem| self.error(datetime.span(), format!("`{key}` {problem}")))
+        unix_millis(datetime.get_ref()).map_err(|problem| self.error(datetime.span(), format!("`{key}` {problem}")))
     }
 
     fn ticket_types(
@@ -174,10 +166,7 @@ impl Source<'_> {
             let id = table.id.get_ref().clone();
             let ticket_type = self
                 .ticket_type(span, table, venue, &ticket_types)
-                .map_err(|error| EventError {
-                    ticket_type: Some(id),
-                    ..error
-                })?;
+                .map_err(|error| EventError { ticket_type: Some(id), ..error })?;
             ticket_types.push(ticket_type);
         }
         Ok(ticket_types)
@@ -190,10 +179,7 @@ impl Source<'_> {
         venue: &Venue,
         earlier: &[TicketType],
     ) -> Result<TicketType, EventError> {
-        if earlier
-            .iter()
-            .any(|ticket_type| ticket_type.id == *table.id.get_ref())
-        {
+        if earlier.iter().any(|ticket_type| ticket_type.id == *table.id.get_ref()) {
             return Err(self.error(table.id.span(), "ticket type id is used twice"));
         }
         let Some(category) = venue.category_index(table.category.get_ref()) else {
@@ -206,38 +192,25 @@ impl Source<'_> {
         let Ok(price) = u64::try_from(*price_minor.get_ref()) else {
             return Err(self.error(price_minor.span(), "`price_minor` must not be negative"));
         };
-        Ok(TicketType {
-            id: table.id.into_inner(),
-            name: table.name,
-            category,
-            price_minor: price,
-        })
+        Ok(TicketType { id: table.id.into_inner(), name: table.name, category, price_minor: price })
     }
 }
 
 /// Milliseconds since the Unix epoch of a TOML offset datetime. Local datetimes, dates and
 /// times are refused: without an offset the instant is unknown.
 fn unix_millis(datetime: &Datetime) -> Result<Millis, String> {
-    let (Some(date), Some(time), Some(offset)) = (datetime.date, datetime.time, datetime.offset)
-    else {
-        return Err(format!(
-            "`{datetime}` needs a date, a time and an offset, e.g. 2027-07-10T19:30:00+02:00"
-        ));
+    let (Some(date), Some(time), Some(offset)) = (datetime.date, datetime.time, datetime.offset) else {
+        return Err(format!("`{datetime}` needs a date, a time and an offset, e.g. 2027-07-10T19:30:00+02:00"));
     };
     let offset_minutes = match offset {
         Offset::Z => 0,
         Offset::Custom { minutes } => i64::from(minutes),
     };
     let days = days_from_civil(i64::from(date.year), date.month.into(), date.day.into());
-    let seconds = days * 86_400
-        + i64::from(time.hour) * 3_600
-        + i64::from(time.minute) * 60
-        + i64::from(time.second)
+    let seconds = days * 86_400 + i64::from(time.hour) * 3_600 + i64::from(time.minute) * 60 + i64::from(time.second)
         - offset_minutes * 60;
     let millis = seconds * 1_000 + i64::from(time.nanosecond / 1_000_000);
-    u64::try_from(millis)
-        .map(Millis)
-        .map_err(|_| format!("`{datetime}` is before 1970"))
+    u64::try_from(millis).map(Millis).map_err(|_| format!("`{datetime}` is before 1970"))
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date (negative before it).
@@ -305,10 +278,7 @@ price_minor = 12900
     /// Parses `text` and checks the error names `test.toml`, the line marked with
     /// [`MARK`] and contains `expected`.
     fn check_error(text: &str, expected: &str) {
-        let line = text
-            .lines()
-            .position(|line| line.contains(MARK))
-            .map(|index| index + 1);
+        let line = text.lines().position(|line| line.contains(MARK)).map(|index| index + 1);
         let line = line.unwrap_or_else(|| panic!("no `{MARK}` in:\n{text}"));
         let message = match Event::parse(text, "test.toml", &venue()) {
             Ok(_) => panic!("expected an error containing `{expected}` for:\n{text}"),
@@ -328,12 +298,9 @@ price_minor = 12900
 
     #[test]
     fn refusals() {
-        let with_currency =
-            |currency: &str| format!("{EVENT_KEYS}currency = \"{currency}\" # <-\n{TICKET_TYPE}");
+        let with_currency = |currency: &str| format!("{EVENT_KEYS}currency = \"{currency}\" # <-\n{TICKET_TYPE}");
         let with_window = |opens: &str, closes: &str| {
-            let keys = EVENT_KEYS
-                .lines()
-                .filter(|line| !line.starts_with("on_sale"));
+            let keys = EVENT_KEYS.lines().filter(|line| !line.starts_with("on_sale"));
             let keys: String = keys.map(|line| format!("{line}\n")).collect();
             format!(
                 "{keys}on_sale_opens_at = {opens}\non_sale_closes_at = {closes} # <-\ncurrency = \"EUR\"\n{TICKET_TYPE}"
@@ -368,23 +335,16 @@ price_minor = 12900
 
     #[test]
     fn parses_an_event() {
-        let text = event("", "[[ticket_type]]\nid = \"FLOOR\"\nname = \"Standing\"\ncategory = \"FLOOR\"\nprice_minor = 0\n");
-        let event =
-            Event::parse(&text, "test.toml", &venue()).unwrap_or_else(|error| panic!("{error}"));
+        let text =
+            event("", "[[ticket_type]]\nid = \"FLOOR\"\nname = \"Standing\"\ncategory = \"FLOOR\"\nprice_minor = 0\n");
+        let event = Event::parse(&text, "test.toml", &venue()).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(
-            (
-                event.id.as_str(),
-                event.venue_id.as_str(),
-                event.currency.as_str()
-            ),
+            (event.id.as_str(), event.venue_id.as_str(), event.currency.as_str()),
             ("show", "test-arena", "EUR")
         );
         assert_eq!(event.starts_at, Millis(1_815_247_800_000));
         // 19:00 at +02:00 is 17:00Z.
-        assert_eq!(
-            event.on_sale.closes_at,
-            Millis(1_815_247_800_000 - 150 * 60 * 1000)
-        );
+        assert_eq!(event.on_sale.closes_at, Millis(1_815_247_800_000 - 150 * 60 * 1000));
         assert_eq!(event.ticket_types.len(), 2);
         assert_eq!(event.price_minor(CategoryIndex(0)), Some(12_900));
         assert_eq!(event.price_minor(CategoryIndex(1)), Some(0));
@@ -414,11 +374,7 @@ price_minor = 12900
             (9999, 12, 31, 2_932_896),
             (1, 1, 1, -719_162),
         ] {
-            assert_eq!(
-                days_from_civil(year, month, day),
-                expected,
-                "{year}-{month}-{day}"
-            );
+            assert_eq!(days_from_civil(year, month, day), expected, "{year}-{month}-{day}");
         }
         // Consecutive days across leap and non-leap years differ by one.
         let mut previous = days_from_civil(1899, 12, 31);
@@ -442,20 +398,12 @@ price_minor = 12900
     /// The demo files in `config/` load, and the stadium is the size the demo promises.
     #[test]
     fn demo_venue_and_event_load() {
-        let venue_path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../config/venues/hakken-stadium.toml"
-        );
+        let venue_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/venues/hakken-stadium.toml");
         let event_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/events/demo.toml");
         let venue = Venue::load(Path::new(venue_path)).unwrap_or_else(|error| panic!("{error}"));
-        let event =
-            Event::load(Path::new(event_path), &venue).unwrap_or_else(|error| panic!("{error}"));
+        let event = Event::load(Path::new(event_path), &venue).unwrap_or_else(|error| panic!("{error}"));
 
-        let reserved: Vec<_> = venue
-            .sections
-            .iter()
-            .filter_map(|section| section.seat_map())
-            .collect();
+        let reserved: Vec<_> = venue.sections.iter().filter_map(|section| section.seat_map()).collect();
         let reserved_seats: usize = reserved.iter().map(|map| map.seats.len()).sum();
         let general_admission = venue
             .sections
@@ -464,30 +412,15 @@ price_minor = 12900
             .count();
         assert!(reserved.len() >= 40, "{} reserved sections", reserved.len());
         assert!(reserved_seats >= 50_000, "{reserved_seats} reserved seats");
-        assert!(
-            general_admission >= 2,
-            "{general_admission} general-admission sections"
-        );
-        assert!(
-            (5..=6).contains(&venue.categories.len()),
-            "{} categories",
-            venue.categories.len()
-        );
-        let flagged = |flag| {
-            reserved
-                .iter()
-                .flat_map(|map| &map.seats)
-                .filter(|seat| seat.flags.contains(flag))
-                .count()
-        };
+        assert!(general_admission >= 2, "{general_admission} general-admission sections");
+        assert!((5..=6).contains(&venue.categories.len()), "{} categories", venue.categories.len());
+        let flagged =
+            |flag| reserved.iter().flat_map(|map| &map.seats).filter(|seat| seat.flags.contains(flag)).count();
         assert!(flagged(crate::venue::SeatFlags::ACCESSIBLE) > 0);
         assert!(flagged(crate::venue::SeatFlags::OBSTRUCTED) > 0);
 
         assert_eq!(event.venue_id, venue.id);
-        assert!(
-            event.price_table(&venue).iter().all(Option::is_some),
-            "every category has a price"
-        );
+        assert!(event.price_table(&venue).iter().all(Option::is_some), "every category has a price");
         assert!(event.on_sale.opens_at < event.on_sale.closes_at);
     }
 }

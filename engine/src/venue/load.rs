@@ -73,11 +73,7 @@ impl VenueError {
 }
 
 /// Writes the `file:line: ` prefix shared by venue and event errors.
-pub(crate) fn write_location(
-    f: &mut fmt::Formatter<'_>,
-    file: &str,
-    line: Option<usize>,
-) -> fmt::Result {
+pub(crate) fn write_location(f: &mut fmt::Formatter<'_>, file: &str, line: Option<usize>) -> fmt::Result {
     match line {
         Some(line) => write!(f, "{file}:{line}: "),
         None => write!(f, "{file}: "),
@@ -87,30 +83,19 @@ pub(crate) fn write_location(
 /// The 1-based line of byte `offset` in `text`.
 pub(crate) fn line_number(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&byte| byte == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
 }
 
 /// A TOML error as one line: some messages from `toml` span several.
 pub(crate) fn toml_problem(error: &toml::de::Error) -> String {
-    error
-        .message()
-        .trim()
-        .lines()
-        .collect::<Vec<_>>()
-        .join(": ")
+    error.message().trim().lines().collect::<Vec<_>>().join(": ")
 }
 
 /// Reads a config file, refusing files over [`CONFIG_FILE_BYTES_MAX`].
 pub(crate) fn read_config_file(path: &Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|error| format!("cannot open: {error}"))?;
     let mut text = String::new();
-    file.take(CONFIG_FILE_BYTES_MAX + 1)
-        .read_to_string(&mut text)
-        .map_err(|error| format!("cannot read: {error}"))?;
+    file.take(CONFIG_FILE_BYTES_MAX + 1).read_to_string(&mut text).map_err(|error| format!("cannot read: {error}"))?;
     if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
         return Err(format!("larger than {CONFIG_FILE_BYTES_MAX} bytes"));
     }
@@ -288,23 +273,13 @@ impl Source<'_> {
             let span = table.span();
             let table = table.into_inner();
             let id = self.section_id(&table.id, &first_lines)?;
-            let kind = self
-                .section_kind(span, &table, &categories, &mut seats_left)
-                .map_err(|error| error.in_section(&id))?;
+            let kind =
+                self.section_kind(span, &table, &categories, &mut seats_left).map_err(|error| error.in_section(&id))?;
             first_lines.insert(id.clone(), line_number(self.text, table.id.span().start));
-            sections.push(Section {
-                id,
-                name: table.name,
-                kind,
-            });
+            sections.push(Section { id, name: table.name, kind });
         }
         let header = header.into_inner();
-        Ok(Venue {
-            id: header.id,
-            name: header.name,
-            categories,
-            sections,
-        })
+        Ok(Venue { id: header.id, name: header.name, categories, sections })
     }
 
     fn categories(&self, tables: Vec<Spanned<CategoryTable>>) -> Result<Vec<Category>, VenueError> {
@@ -315,41 +290,24 @@ impl Source<'_> {
         let mut categories: Vec<Category> = Vec::with_capacity(tables.len());
         for table in tables {
             let table = table.into_inner();
-            if categories
-                .iter()
-                .any(|category| category.id == *table.id.get_ref())
-            {
+            if categories.iter().any(|category| category.id == *table.id.get_ref()) {
                 let problem = format!("category {} is defined twice", table.id.get_ref());
                 return Err(self.error(table.id.span(), problem));
             }
-            categories.push(Category {
-                id: table.id.into_inner(),
-                name: table.name,
-            });
+            categories.push(Category { id: table.id.into_inner(), name: table.name });
         }
         Ok(categories)
     }
 
-    fn category(
-        &self,
-        categories: &[Category],
-        id: &Spanned<String>,
-    ) -> Result<CategoryIndex, VenueError> {
-        let Some(index) = categories
-            .iter()
-            .position(|category| category.id == *id.get_ref())
-        else {
+    fn category(&self, categories: &[Category], id: &Spanned<String>) -> Result<CategoryIndex, VenueError> {
+        let Some(index) = categories.iter().position(|category| category.id == *id.get_ref()) else {
             return Err(self.error(id.span(), format!("unknown category `{}`", id.get_ref())));
         };
         Ok(CategoryIndex(index as u8))
     }
 
     /// Section ids appear in seat ids and URLs: non-empty, no whitespace, unique.
-    fn section_id(
-        &self,
-        id: &Spanned<String>,
-        first_lines: &HashMap<String, usize>,
-    ) -> Result<String, VenueError> {
+    fn section_id(&self, id: &Spanned<String>, first_lines: &HashMap<String, usize>) -> Result<String, VenueError> {
         let text = id.get_ref();
         if text.is_empty() || text.chars().any(char::is_whitespace) {
             let problem = format!("section id `{text}` must be non-empty without whitespace");
@@ -373,8 +331,7 @@ impl Source<'_> {
         match table.kind {
             KindName::Reserved => {
                 if let Some(capacity) = &table.capacity {
-                    let problem =
-                        "a reserved section has no `capacity`: its seats are its capacity";
+                    let problem = "a reserved section has no `capacity`: its seats are its capacity";
                     return Err(self.error(capacity.span(), problem));
                 }
                 let map = self.seat_map(span, table, category, categories, seats_left)?;
@@ -394,24 +351,12 @@ impl Source<'_> {
             ("rows", table.rows.as_ref().map(Spanned::span)),
             ("seats", table.seats.as_ref().map(Spanned::span)),
             ("aisle", table.aisle.as_ref().map(Spanned::span)),
-            (
-                "quality_front",
-                table.quality_front.as_ref().map(Spanned::span),
-            ),
-            (
-                "quality_row_step",
-                table.quality_row_step.as_ref().map(Spanned::span),
-            ),
-            (
-                "quality_seat_step",
-                table.quality_seat_step.as_ref().map(Spanned::span),
-            ),
+            ("quality_front", table.quality_front.as_ref().map(Spanned::span)),
+            ("quality_row_step", table.quality_row_step.as_ref().map(Spanned::span)),
+            ("quality_seat_step", table.quality_seat_step.as_ref().map(Spanned::span)),
             ("[[section.row]]", table.row.first().map(Spanned::span)),
         ];
-        if let Some((key, span)) = reserved_only
-            .into_iter()
-            .find_map(|(key, span)| Some((key, span?)))
-        {
+        if let Some((key, span)) = reserved_only.into_iter().find_map(|(key, span)| Some((key, span?))) {
             let problem = format!("a general-admission section cannot have `{key}`");
             return Err(self.error(span, problem));
         }
@@ -421,10 +366,7 @@ impl Source<'_> {
         if *capacity.get_ref() == 0 {
             return Err(self.error(capacity.span(), "`capacity` must be at least 1"));
         }
-        Ok(SectionKind::GeneralAdmission {
-            capacity: *capacity.get_ref(),
-            category,
-        })
+        Ok(SectionKind::GeneralAdmission { capacity: *capacity.get_ref(), category })
     }
 
     fn seat_map(
@@ -435,14 +377,10 @@ impl Source<'_> {
         categories: &[Category],
         seats_left: &mut usize,
     ) -> Result<SeatMap, VenueError> {
-        let missing =
-            |key: &str| self.error(span.clone(), format!("a reserved section needs `{key}`"));
+        let missing = |key: &str| self.error(span.clone(), format!("a reserved section needs `{key}`"));
         let rows = table.rows.as_ref().ok_or_else(|| missing("rows"))?;
         let seats = table.seats.as_ref().ok_or_else(|| missing("seats"))?;
-        let quality_front = table
-            .quality_front
-            .as_ref()
-            .ok_or_else(|| missing("quality_front"))?;
+        let quality_front = table.quality_front.as_ref().ok_or_else(|| missing("quality_front"))?;
         let step = |step: &Option<Spanned<u16>>| step.as_ref().map_or(0, |step| *step.get_ref());
         let quality = QualityModel {
             front: *quality_front.get_ref(),
@@ -451,19 +389,12 @@ impl Source<'_> {
         };
 
         let labels = self.row_labels(rows)?;
-        let row_indexes: HashMap<&str, usize> = labels
-            .iter()
-            .enumerate()
-            .map(|(index, label)| (&**label, index))
-            .collect();
+        let row_indexes: HashMap<&str, usize> =
+            labels.iter().enumerate().map(|(index, label)| (&**label, index)).collect();
         let default_plan = RowPlan {
             seats: self.numbers(seats, "seats")?,
             category,
-            aisle: table
-                .aisle
-                .as_ref()
-                .map(|aisle| self.numbers(aisle, "aisle"))
-                .transpose()?,
+            aisle: table.aisle.as_ref().map(|aisle| self.numbers(aisle, "aisle")).transpose()?,
             accessible: Vec::new(),
             obstructed: Vec::new(),
             quality_bonus: 0,
@@ -499,21 +430,13 @@ impl Source<'_> {
             };
             targets.push(index);
         }
-        let numbers = |value: &Option<Spanned<String>>, key| {
-            value
-                .as_ref()
-                .map(|value| self.numbers(value, key))
-                .transpose()
-        };
+        let numbers =
+            |value: &Option<Spanned<String>>, key| value.as_ref().map(|value| self.numbers(value, key)).transpose();
         let seats = numbers(&table.seats, "seats")?;
         let aisle = numbers(&table.aisle, "aisle")?;
         let accessible = numbers(&table.accessible, "accessible")?;
         let obstructed = numbers(&table.obstructed, "obstructed")?;
-        let category = table
-            .category
-            .as_ref()
-            .map(|id| self.category(categories, id))
-            .transpose()?;
+        let category = table.category.as_ref().map(|id| self.category(categories, id)).transpose()?;
         for index in targets {
             let plan = &mut plans[index];
             if let Some(seats) = &seats {
@@ -539,13 +462,9 @@ impl Source<'_> {
         quality: &QualityModel,
         seat_count: usize,
     ) -> Result<SeatMap, VenueError> {
-        let mut map = SeatMap {
-            rows: Vec::with_capacity(labels.len()),
-            seats: Vec::with_capacity(seat_count),
-        };
+        let mut map = SeatMap { rows: Vec::with_capacity(labels.len()), seats: Vec::with_capacity(seat_count) };
         for (row_index, (label, plan)) in labels.iter().zip(plans).enumerate() {
-            self.check_flag_numbers(plan)
-                .map_err(|error| error.in_row(label))?;
+            self.check_flag_numbers(plan).map_err(|error| error.in_row(label))?;
             let numbers = &plan.seats.list;
             let (lowest, highest) = (numbers[0], numbers[numbers.len() - 1]);
             let first_seat = map.seats.len() as u32;
@@ -558,11 +477,7 @@ impl Source<'_> {
                     quality: quality.seat(row_index, number, lowest, highest, plan.quality_bonus),
                 });
             }
-            map.rows.push(Row {
-                label: label.clone(),
-                first_seat,
-                seat_count: numbers.len() as u32,
-            });
+            map.rows.push(Row { label: label.clone(), first_seat, seat_count: numbers.len() as u32 });
         }
         assert_eq!(map.seats.len(), seat_count);
         Ok(map)
@@ -570,17 +485,9 @@ impl Source<'_> {
 
     /// Aisle, accessible and obstructed numbers must be seats of the row they flag.
     fn check_flag_numbers(&self, plan: &RowPlan) -> Result<(), VenueError> {
-        let flag_sets = plan
-            .aisle
-            .iter()
-            .chain(&plan.accessible)
-            .chain(&plan.obstructed);
+        let flag_sets = plan.aisle.iter().chain(&plan.accessible).chain(&plan.obstructed);
         for set in flag_sets {
-            if let Some(number) = set
-                .list
-                .iter()
-                .find(|&&number| !plan.seats.contains(number))
-            {
+            if let Some(number) = set.list.iter().find(|&&number| !plan.seats.contains(number)) {
                 let problem = format!("seat {number} in `{}` is not a seat of this row", set.key);
                 return Err(self.error(set.span.clone(), problem));
             }
@@ -593,18 +500,10 @@ impl Source<'_> {
             .map_err(|problem| self.error(rows.span(), format!("{problem} in `rows`")))
     }
 
-    fn numbers(
-        &self,
-        value: &Spanned<String>,
-        key: &'static str,
-    ) -> Result<Rc<Numbers>, VenueError> {
+    fn numbers(&self, value: &Spanned<String>, key: &'static str) -> Result<Rc<Numbers>, VenueError> {
         let list = parse_seat_numbers(value.get_ref())
             .map_err(|problem| self.error(value.span(), format!("{problem} in `{key}`")))?;
-        Ok(Rc::new(Numbers {
-            list,
-            key,
-            span: value.span(),
-        }))
+        Ok(Rc::new(Numbers { list, key, span: value.span() }))
     }
 }
 
@@ -637,10 +536,7 @@ fn parse_seat_numbers(text: &str) -> Result<Vec<u16>, String> {
     let mut listed = vec![false; usize::from(u16::MAX) + 1];
     for item in text.split(',').map(str::trim) {
         let (start, end) = item.split_once('-').unwrap_or((item, item));
-        let (start, end) = (
-            parse_seat_number(start.trim())?,
-            parse_seat_number(end.trim())?,
-        );
+        let (start, end) = (parse_seat_number(start.trim())?, parse_seat_number(end.trim())?);
         if start > end {
             return Err(format!("empty range `{item}`"));
         }
@@ -650,9 +546,7 @@ fn parse_seat_numbers(text: &str) -> Result<Vec<u16>, String> {
             }
         }
     }
-    Ok((1..=u16::MAX)
-        .filter(|&number| listed[usize::from(number)])
-        .collect())
+    Ok((1..=u16::MAX).filter(|&number| listed[usize::from(number)]).collect())
 }
 
 fn parse_seat_number(text: &str) -> Result<u16, String> {
@@ -694,19 +588,12 @@ fn parse_row_label(text: &str) -> Result<Box<str>, String> {
         return Err("an empty row label".to_owned());
     }
     if !text.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "row label `{text}` is not ASCII letters and digits"
-        ));
+        return Err(format!("row label `{text}` is not ASCII letters and digits"));
     }
     Ok(text.into())
 }
 
-fn expand_row_range(
-    item: &str,
-    start: &str,
-    end: &str,
-    rows_max: usize,
-) -> Result<Vec<Box<str>>, String> {
+fn expand_row_range(item: &str, start: &str, end: &str, rows_max: usize) -> Result<Vec<Box<str>>, String> {
     if start.is_empty() || end.is_empty() || end.contains('-') {
         return Err(format!("`{item}`: a row label cannot contain `-`"));
     }
@@ -733,9 +620,7 @@ fn expand_row_range(
             value.to_string()
         }
     };
-    Ok((first..=last)
-        .map(|value| label(value).into_boxed_str())
-        .collect())
+    Ok((first..=last).map(|value| label(value).into_boxed_str()).collect())
 }
 
 /// Letter labels count like spreadsheet columns: A = 1, Z = 26, AA = 27, AZ = 52.
@@ -744,11 +629,7 @@ fn letters_value(label: &str) -> Option<u64> {
     if label.is_empty() || label.len() > 4 || !label.bytes().all(|byte| byte.is_ascii_uppercase()) {
         return None;
     }
-    Some(
-        label
-            .bytes()
-            .fold(0, |value, byte| value * 26 + u64::from(byte - b'A' + 1)),
-    )
+    Some(label.bytes().fold(0, |value, byte| value * 26 + u64::from(byte - b'A' + 1)))
 }
 
 fn letters_label(mut value: u64) -> String {
@@ -799,10 +680,7 @@ name = "Floor"
     /// Parses `text` and checks the error names `test.toml`, the line marked with
     /// [`MARK`] and contains `expected`.
     fn check_error(text: &str, expected: &str) {
-        let line = text
-            .lines()
-            .position(|line| line.contains(MARK))
-            .map(|index| index + 1);
+        let line = text.lines().position(|line| line.contains(MARK)).map(|index| index + 1);
         let line = line.unwrap_or_else(|| panic!("no `{MARK}` in:\n{text}"));
         let message = match Venue::parse(text, "test.toml") {
             Ok(_) => panic!("expected an error containing `{expected}` for:\n{text}"),
@@ -821,30 +699,21 @@ name = "Floor"
 
     /// A reserved section `S1` whose remaining keys are `body`.
     fn reserved(body: &str) -> String {
-        with_header(&format!(
-            "[[section]]\nid = \"S1\"\nname = \"Section 1\"\nkind = \"reserved\"\n{body}"
-        ))
+        with_header(&format!("[[section]]\nid = \"S1\"\nname = \"Section 1\"\nkind = \"reserved\"\n{body}"))
     }
 
     /// A general-admission section `GA` whose remaining keys are `body`.
     fn general(body: &str) -> String {
-        with_header(&format!(
-            "[[section]]\nid = \"GA\"\nname = \"Floor\"\nkind = \"general_admission\"\n{body}"
-        ))
+        with_header(&format!("[[section]]\nid = \"GA\"\nname = \"Floor\"\nkind = \"general_admission\"\n{body}"))
     }
 
-    const S1_KEYS: &str =
-        "category = \"CAT1\"\nrows = \"A-C\"\nseats = \"1-10\"\nquality_front = 100\n";
+    const S1_KEYS: &str = "category = \"CAT1\"\nrows = \"A-C\"\nseats = \"1-10\"\nquality_front = 100\n";
 
     #[test]
     fn refusals() {
         let too_many_categories: String = (0..=VENUE_CATEGORIES_MAX)
             .map(|index| {
-                let mark = if index == VENUE_CATEGORIES_MAX {
-                    MARK
-                } else {
-                    ""
-                };
+                let mark = if index == VENUE_CATEGORIES_MAX { MARK } else { "" };
                 format!("[[category]] {mark}\nid = \"C{index}\"\nname = \"C\"\n")
             })
             .collect();
@@ -931,18 +800,10 @@ name = "Floor"
             row: Some("C".to_owned()),
             problem: "seat 12 appears twice in `seats`".to_owned(),
         };
-        assert_eq!(
-            error.to_string(),
-            "config/venues/x.toml:42: section S101 row C: seat 12 appears twice in `seats`"
-        );
+        assert_eq!(error.to_string(), "config/venues/x.toml:42: section S101 row C: seat 12 appears twice in `seats`");
         let missing = Venue::load(Path::new("/nonexistent/venue.toml")).unwrap_err();
         assert_eq!(missing.line, None);
-        assert!(
-            missing
-                .to_string()
-                .starts_with("/nonexistent/venue.toml: cannot open: "),
-            "{missing}"
-        );
+        assert!(missing.to_string().starts_with("/nonexistent/venue.toml: cannot open: "), "{missing}");
     }
 
     fn parse(text: &str) -> Venue {
@@ -973,43 +834,16 @@ name = "Floor"
         let map = seat_map(&venue, "S1");
         let (aisle, none) = (SeatFlags::AISLE.0, 0);
         // Centre 2.5: seats 2 and 3 are half a seat off, 1 and 4 one and a half.
-        assert_eq!(
-            row_seats(map, "A"),
-            [
-                (1, 0, aisle, 994),
-                (2, 0, none, 998),
-                (3, 0, none, 998),
-                (4, 0, aisle, 994)
-            ]
-        );
-        assert_eq!(
-            row_seats(map, "B"),
-            [
-                (1, 0, aisle, 984),
-                (2, 0, none, 988),
-                (3, 0, none, 988),
-                (4, 0, aisle, 984)
-            ]
-        );
+        assert_eq!(row_seats(map, "A"), [(1, 0, aisle, 994), (2, 0, none, 998), (3, 0, none, 998), (4, 0, aisle, 994)]);
+        assert_eq!(row_seats(map, "B"), [(1, 0, aisle, 984), (2, 0, none, 988), (3, 0, none, 988), (4, 0, aisle, 984)]);
         // Centre 2: the -5 bonus applies on top of the second row step.
-        assert_eq!(
-            row_seats(map, "C"),
-            [(1, 0, aisle, 971), (2, 0, none, 975), (3, 0, aisle, 971)]
-        );
+        assert_eq!(row_seats(map, "C"), [(1, 0, aisle, 971), (2, 0, none, 975), (3, 0, aisle, 971)]);
 
-        let model = QualityModel {
-            front: 100,
-            row_step: 60,
-            seat_step: 1000,
-        };
+        let model = QualityModel { front: 100, row_step: 60, seat_step: 1000 };
         assert_eq!(model.seat(0, 1, 1, 1, 0), 100);
         assert_eq!(model.seat(2, 1, 1, 1, 0), 0, "clamped at 0");
         assert_eq!(model.seat(0, 1, 1, 3, 0), 0, "clamped at 0");
-        assert_eq!(
-            model.seat(0, 1, 1, 1, 100_000),
-            u16::MAX,
-            "clamped at u16::MAX"
-        );
+        assert_eq!(model.seat(0, 1, 1, 1, 100_000), u16::MAX, "clamped at u16::MAX");
     }
 
     #[test]
@@ -1021,54 +855,16 @@ name = "Floor"
              [[section.row]]\nrows = \"C-D\"\naisle = \"3\"\naccessible = \"1\"\nquality_bonus = 1\n",
         ));
         let map = seat_map(&venue, "S1");
-        let (aisle, accessible, obstructed) = (
-            SeatFlags::AISLE.0,
-            SeatFlags::ACCESSIBLE.0,
-            SeatFlags::OBSTRUCTED.0,
-        );
-        let numbers_and_flags = |row| {
-            row_seats(map, row)
-                .iter()
-                .map(|&(number, _, flags, _)| (number, flags))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            numbers_and_flags("A"),
-            [
-                (2, aisle | accessible),
-                (3, accessible),
-                (4, 0),
-                (5, aisle | obstructed)
-            ]
-        );
-        assert!(row_seats(map, "A")
-            .iter()
-            .all(|&(_, category, _, quality)| category == 1 && quality == 107));
-        assert_eq!(
-            numbers_and_flags("B"),
-            [(1, aisle), (2, 0), (3, 0), (4, 0), (5, 0), (6, aisle)]
-        );
-        assert!(row_seats(map, "B")
-            .iter()
-            .all(|&(_, category, _, _)| category == 0));
-        assert_eq!(
-            numbers_and_flags("C"),
-            [
-                (1, accessible),
-                (2, 0),
-                (3, aisle),
-                (4, 0),
-                (5, obstructed),
-                (6, 0)
-            ]
-        );
-        assert!(row_seats(map, "C")
-            .iter()
-            .all(|&(_, _, _, quality)| quality == 108));
-        assert_eq!(
-            numbers_and_flags("D"),
-            [(1, accessible), (2, 0), (3, aisle), (4, 0), (5, 0), (6, 0)]
-        );
+        let (aisle, accessible, obstructed) = (SeatFlags::AISLE.0, SeatFlags::ACCESSIBLE.0, SeatFlags::OBSTRUCTED.0);
+        let numbers_and_flags =
+            |row| row_seats(map, row).iter().map(|&(number, _, flags, _)| (number, flags)).collect::<Vec<_>>();
+        assert_eq!(numbers_and_flags("A"), [(2, aisle | accessible), (3, accessible), (4, 0), (5, aisle | obstructed)]);
+        assert!(row_seats(map, "A").iter().all(|&(_, category, _, quality)| category == 1 && quality == 107));
+        assert_eq!(numbers_and_flags("B"), [(1, aisle), (2, 0), (3, 0), (4, 0), (5, 0), (6, aisle)]);
+        assert!(row_seats(map, "B").iter().all(|&(_, category, _, _)| category == 0));
+        assert_eq!(numbers_and_flags("C"), [(1, accessible), (2, 0), (3, aisle), (4, 0), (5, obstructed), (6, 0)]);
+        assert!(row_seats(map, "C").iter().all(|&(_, _, _, quality)| quality == 108));
+        assert_eq!(numbers_and_flags("D"), [(1, accessible), (2, 0), (3, aisle), (4, 0), (5, 0), (6, 0)]);
     }
 
     #[test]
@@ -1101,10 +897,7 @@ name = "Floor"
         assert_eq!(venue.categories.len(), 3);
         assert!(matches!(
             venue.sections[0].kind,
-            SectionKind::GeneralAdmission {
-                capacity: 5000,
-                category: CategoryIndex(2)
-            }
+            SectionKind::GeneralAdmission { capacity: 5000, category: CategoryIndex(2) }
         ));
         assert_eq!(venue.capacity(), 5000);
     }
@@ -1124,10 +917,7 @@ name = "Floor"
         check("C, A ,1-2,b", &["C", "A", "1", "2", "b"]);
         let a_to_ad = parse_row_labels("A-AD", SECTION_ROWS_MAX).unwrap();
         assert_eq!(a_to_ad.len(), 30);
-        assert_eq!(
-            (&*a_to_ad[25], &*a_to_ad[26], &*a_to_ad[29]),
-            ("Z", "AA", "AD")
-        );
+        assert_eq!((&*a_to_ad[25], &*a_to_ad[26], &*a_to_ad[29]), ("Z", "AA", "AD"));
         for value in 1..=20_000 {
             assert_eq!(letters_value(&letters_label(value)), Some(value));
         }
@@ -1143,10 +933,7 @@ name = "Floor"
 
     #[test]
     fn seat_number_lists() {
-        assert_eq!(
-            parse_seat_numbers("13-15, 1-2 ,7").unwrap(),
-            [1, 2, 7, 13, 14, 15]
-        );
+        assert_eq!(parse_seat_numbers("13-15, 1-2 ,7").unwrap(), [1, 2, 7, 13, 14, 15]);
         assert_eq!(parse_seat_numbers("65535").unwrap(), [65535]);
         assert_eq!(parse_seat_numbers("1-65535").unwrap().len(), 65535);
         assert_eq!(
