@@ -29,7 +29,8 @@ pub struct BestChoice {
     pub score: u32,
     /// All in one row at consecutive numbers.
     pub adjacent: bool,
-    /// The choice leaves a lone free seat next to the party (only when nothing else fits).
+    /// The choice leaves a lone free seat next to the party (only when nothing else
+    /// fits). Judged for together choices; a split party is placed run by run.
     pub leaves_orphan: bool,
     pub rows: u32,
 }

@@ -191,13 +191,7 @@ impl SeatStates {
         order: OrderNumber,
         now: NowMs,
     ) -> Result<(), Lost> {
-        if expired(expires_at_s, now) {
-            let seat = seats.first().copied().unwrap_or(0);
-            return Err(Lost { seat, found: SeatState::Held { hold, expires_at_s } });
-        }
-        let held = SeatState::Held { hold, expires_at_s }.encode();
-        let sold = SeatState::Sold { order }.encode();
-        self.transition_all(seats, held, sold)
+        self.transition_live_hold(seats, hold, expires_at_s, now, SeatState::Sold { order })
     }
 
     /// Moves the expiry of every seat of a live hold, or of none.
@@ -209,13 +203,24 @@ impl SeatStates {
         new_expires_at_s: u32,
         now: NowMs,
     ) -> Result<(), Lost> {
+        let extended = SeatState::Held { hold, expires_at_s: new_expires_at_s };
+        self.transition_live_hold(seats, hold, expires_at_s, now, extended)
+    }
+
+    /// Moves every seat of a hold that is live at `now` to `to`, or none.
+    fn transition_live_hold(
+        &self,
+        seats: &[u32],
+        hold: HoldNumber,
+        expires_at_s: u32,
+        now: NowMs,
+        to: SeatState,
+    ) -> Result<(), Lost> {
+        let held = SeatState::Held { hold, expires_at_s };
         if expired(expires_at_s, now) {
-            let seat = seats.first().copied().unwrap_or(0);
-            return Err(Lost { seat, found: SeatState::Held { hold, expires_at_s } });
+            return Err(Lost { seat: seats.first().copied().unwrap_or(0), found: held });
         }
-        let held = SeatState::Held { hold, expires_at_s }.encode();
-        let extended = SeatState::Held { hold, expires_at_s: new_expires_at_s }.encode();
-        self.transition_all(seats, held, extended)
+        self.transition_all(seats, held.encode(), to.encode())
     }
 
     /// Returns the seats of `order` to sale, all or none.
