@@ -41,7 +41,7 @@ fn seat_logic(c: &mut Criterion) {
             next_seat = (next_seat + 2) % 10_000;
             let hold = inventory.hold_seats(&customer, &seats, NOW).unwrap().hold;
             let order = inventory.confirm(hold.id, &customer, NOW).unwrap();
-            inventory.cancel(order.id).unwrap();
+            inventory.cancel(order.id, NOW).unwrap();
         })
     });
     // hold + release: 4 seat operations.

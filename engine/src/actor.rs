@@ -6,9 +6,15 @@
 //! passes it to the deterministic core; a timer sweeps expired holds.
 //!
 //! A `Vec` of calls is itself a call, run in one actor turn: the batched drain.
+//!
+//! With a store, a call that changed anything is answered only when its WAL records
+//! are durable (the store's writer completes the reply); a call that changed nothing
+//! (a refusal, a lookup) is answered at once. Every `snapshot_every_records` records,
+//! or `snapshot_interval_ms` after the first unsnapshotted one, the actor snapshots
+//! its inventory, which lets the store delete the older records.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
@@ -19,17 +25,94 @@ use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
     Availability, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
 };
+use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
 use crate::venue::SeatIndex;
+use crate::wal;
 
 pub struct SectionActor {
     inventory: Inventory,
     clock: Clock,
     sweep_interval: Duration,
+    /// `None` runs in memory only (simulations, benches of the bare engine).
+    wal: Option<SectionWal>,
+}
+
+/// A section's place in the write-ahead log.
+pub struct SectionWal {
+    handle: WalHandle,
+    /// Sequence number of the section's next record.
+    next_seq: u64,
+    records_since_snapshot: u64,
+    first_unsnapshotted_at: Option<Instant>,
+    snapshot_every_records: u64,
+    snapshot_interval: Duration,
+}
+
+impl SectionWal {
+    /// `last_seq` is the sequence number of the last record recovered (0 for none).
+    pub fn new(handle: WalHandle, last_seq: u64, config: &StorageConfig) -> SectionWal {
+        SectionWal {
+            handle,
+            next_seq: last_seq + 1,
+            records_since_snapshot: 0,
+            first_unsnapshotted_at: None,
+            snapshot_every_records: config.snapshot_every_records.max(1),
+            snapshot_interval: Duration::from_millis(config.snapshot_interval_ms),
+        }
+    }
 }
 
 impl SectionActor {
-    pub fn new(inventory: Inventory, clock: Clock, sweep_interval: Duration) -> SectionActor {
-        SectionActor { inventory, clock, sweep_interval }
+    pub fn new(inventory: Inventory, clock: Clock, sweep_interval: Duration, wal: Option<SectionWal>) -> SectionActor {
+        SectionActor { inventory, clock, sweep_interval, wal }
+    }
+
+    /// Sends the journal to the WAL; `done` runs when it is durable (at once if there
+    /// is nothing to write).
+    fn persist(&mut self, done: Completion) {
+        let records = self.inventory.take_journal();
+        let Some(wal) = &mut self.wal else { return done(Ok(())) };
+        if records.is_empty() {
+            return done(Ok(()));
+        }
+        let first_seq = wal.next_seq;
+        wal.next_seq += records.len() as u64;
+        wal.records_since_snapshot += records.len() as u64;
+        wal.first_unsnapshotted_at.get_or_insert_with(Instant::now);
+        let framed = records.iter().map(wal::encode).collect();
+        wal.handle.append(self.inventory.key().0, first_seq, framed, done);
+        if wal.records_since_snapshot >= wal.snapshot_every_records {
+            self.snapshot();
+        }
+    }
+
+    fn snapshot(&mut self) {
+        let Some(wal) = &mut self.wal else { return };
+        if wal.records_since_snapshot == 0 {
+            return;
+        }
+        let last_seq = wal.next_seq - 1;
+        let snapshot = wal::encode(&self.inventory.snapshot(last_seq));
+        wal.handle.snapshot(self.inventory.key().0, last_seq, snapshot);
+        wal.records_since_snapshot = 0;
+        wal.first_unsnapshotted_at = None;
+    }
+
+    fn tick(&mut self) {
+        self.inventory.sweep(self.clock.now());
+        let section = self.inventory.key().0;
+        self.persist(Box::new(move |durable| {
+            if let Err(error) = durable {
+                tracing::warn!(section, %error, "expired holds not recorded");
+            }
+        }));
+        let due = self
+            .wal
+            .as_ref()
+            .and_then(|wal| wal.first_unsnapshotted_at.map(|at| at.elapsed() >= wal.snapshot_interval));
+        if due == Some(true) {
+            self.snapshot();
+        }
     }
 }
 
@@ -37,9 +120,9 @@ impl Actor for SectionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.sweep_interval, |actor, _| {
-            actor.inventory.sweep(actor.clock.now());
-        });
+        // After recovery, holds that expired while the process was down go free at once.
+        self.tick();
+        ctx.run_interval(self.sweep_interval, |actor, _| actor.tick());
     }
 }
 
@@ -52,7 +135,7 @@ pub trait SectionCall: Send + 'static {
 /// Envelope carrying a call and where to send its reply.
 pub struct Call<C: SectionCall> {
     call: C,
-    reply: oneshot::Sender<C::Reply>,
+    reply: oneshot::Sender<Result<C::Reply, Unavailable>>,
 }
 
 impl<C: SectionCall> Message for Call<C> {
@@ -64,8 +147,11 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
 
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
         let reply = message.call.run(&mut self.inventory, self.clock.now());
-        // The caller may have given up (timeout, disconnect); the outcome stands regardless.
-        let _ = message.reply.send(reply);
+        let sender = message.reply;
+        self.persist(Box::new(move |durable| {
+            // The caller may have given up (timeout, disconnect); the outcome stands regardless.
+            let _ = sender.send(durable.map(|()| reply).map_err(Unavailable::Storage));
+        }));
     }
 }
 
@@ -125,7 +211,7 @@ section_call!(
 section_call!(
     /// Cancel (refund) an order; its seats return to sale.
     Cancel { order: OrderId } -> Result<Order, OrderError>,
-    |self, inventory, _now| inventory.cancel(self.order)
+    |self, inventory, now| inventory.cancel(self.order, now)
 );
 section_call!(
     LookupHold { hold: HoldId } -> Result<Hold, HoldError>,
@@ -146,13 +232,16 @@ section_call!(
     |self, inventory, now| inventory.sweep(now)
 );
 
-/// The section actor could not take the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// The section actor could not take the call, or could not make its outcome durable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unavailable {
     #[error("section is busy (mailbox full); retry shortly")]
     Busy,
     #[error("section actor has stopped")]
     Stopped,
+    /// The change was made in memory but is not durable and was not acknowledged.
+    #[error(transparent)]
+    Storage(StorageError),
 }
 
 /// Everything callers need of one section: its actor, and its state for lock-free reads.
@@ -179,6 +268,6 @@ impl SectionHandle {
             actix::prelude::SendError::Full(_) => Unavailable::Busy,
             actix::prelude::SendError::Closed(_) => Unavailable::Stopped,
         })?;
-        receiver.await.map_err(|_| Unavailable::Stopped)
+        receiver.await.map_err(|_| Unavailable::Stopped)?
     }
 }

@@ -8,6 +8,12 @@
 //! Lifecycle of a hold: created by `hold_*`; ends exactly once, by `release`,
 //! `confirm` (becomes an order), or expiry (the sweep, or a new holder reclaiming one
 //! of its seats, or any call that finds it expired). An order ends by `cancel`.
+//!
+//! Every change is made the same way, live or in recovery: an operation checks the
+//! request, describes the change as a [`Record`], and applies the record. Live changes
+//! also go to the journal, which the actor writes to the WAL before it answers.
+//! Recovery applies the same records to a fresh inventory ([`Inventory::replay`]), so
+//! the replayed state cannot drift from the live one.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,6 +27,7 @@ use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::ledger::{CustomerLedger, LimitReached};
 use crate::lockfree::{self, GaStock, HoldNumber, OrderNumber, Reclaimed, SeatState, SeatStates, HOLD_NUMBER_MAX};
 use crate::venue::{CategoryIndex, SeatIndex, SeatMap, Section, SectionKind, Venue};
+use crate::wal::{HoldRecord, OrderRecord, Record, SectionSnapshot, UnitsRecord};
 
 /// Expired holds one sweep retires at most; the rest wait for the next tick, so a
 /// section with a mass expiry cannot starve the other actors on its thread.
@@ -271,6 +278,16 @@ pub enum OrderError {
     AlreadyCancelled,
 }
 
+/// A record that does not fit the state it is applied to: the log or snapshot is
+/// corrupt or was written by a diverging build. Recovery refuses to go on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("section {section}: {problem} (record {record})")]
+pub struct ApplyError {
+    pub section: u32,
+    pub record: String,
+    pub problem: String,
+}
+
 pub struct Inventory {
     key: SectionKey,
     state: Arc<SectionState>,
@@ -293,6 +310,8 @@ pub struct Inventory {
     next_hold: HoldNumber,
     /// Scratch buffer for seats taken over from expired holds.
     reclaimed: Vec<Reclaimed>,
+    /// Records of live changes not yet taken by the actor (the WAL outbox).
+    journal: Vec<Record>,
 }
 
 pub struct InventoryParams<'a> {
@@ -302,6 +321,15 @@ pub struct InventoryParams<'a> {
     pub event: &'a Event,
     pub config: &'a EngineConfig,
     pub ledger: Arc<CustomerLedger>,
+}
+
+/// Whether a record is being made now or replayed from disk. Live holds have already
+/// reserved their seats in the ledger (atomically, across sections); replayed ones
+/// reserve them when applied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Live,
+    Replay,
 }
 
 impl Inventory {
@@ -327,6 +355,7 @@ impl Inventory {
             orders: Vec::new(),
             next_hold: 0,
             reclaimed: Vec::new(),
+            journal: Vec::new(),
         }
     }
 
@@ -356,6 +385,11 @@ impl Inventory {
         self.orders.iter()
     }
 
+    /// Takes the records of the changes made since the last call, oldest first.
+    pub fn take_journal(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.journal)
+    }
+
     /// Holds exactly these seats, or none of them.
     pub fn hold_seats(
         &mut self,
@@ -379,20 +413,15 @@ impl Inventory {
             return Err(HoldRefused::Invalid("seat index out of range"));
         }
         let total_minor = self.price_seats(&sorted)?;
-        self.admit(customer, sorted.len() as u32, now)?;
         let unavailable: Vec<SeatIndex> =
             sorted.iter().copied().filter(|&seat| !states.load(seat).is_takeable(now.0)).collect();
+        self.admit(customer, sorted.len() as u32, now)?;
         if !unavailable.is_empty() {
             self.ledger.give_back(customer, sorted.len() as u32);
             return Err(HoldRefused::SeatsUnavailable { seats: unavailable });
         }
-        match self.grant_seats(customer, sorted, total_minor, now) {
-            Ok(hold) => Ok(Granted { hold, choice: None }),
-            Err(refused) => {
-                self.ledger.give_back(customer, seats.len() as u32);
-                Err(refused)
-            }
-        }
+        let hold = self.grant(customer, UnitsRecord::Seats(sorted), total_minor, now)?;
+        Ok(Granted { hold, choice: None })
     }
 
     /// Chooses and holds the best seats for `request` (see [`crate::best`]).
@@ -417,13 +446,8 @@ impl Inventory {
         let choice = best::choose(map, order, &self.row_unsold, is_free, request).ok_or(HoldRefused::NoSeatsMatch)?;
         let total_minor = self.price_seats(&choice.seats)?;
         self.admit(customer, request.quantity, now)?;
-        match self.grant_seats(customer, choice.seats.clone(), total_minor, now) {
-            Ok(hold) => Ok(Granted { hold, choice: Some(choice) }),
-            Err(refused) => {
-                self.ledger.give_back(customer, request.quantity);
-                Err(refused)
-            }
-        }
+        let hold = self.grant(customer, UnitsRecord::Seats(choice.seats.clone()), total_minor, now)?;
+        Ok(Granted { hold, choice: Some(choice) })
     }
 
     /// Holds `quantity` general-admission units.
@@ -433,116 +457,58 @@ impl Inventory {
         };
         self.check_quantity(quantity)?;
         let price = self.prices[usize::from(category.0)].ok_or(HoldRefused::CategoryNotOnSale)?;
-        let number = self.next_hold_number()?;
-        self.admit(customer, quantity, now)?;
-        let held = self.ga_stock().hold(quantity).or_else(|_| {
+        let mut available = self.ga_available();
+        if available < quantity {
             // Expired holds are reclaimable at once, not only at the next sweep.
             self.expire_due(now, usize::MAX);
-            self.ga_stock().hold(quantity)
-        });
-        if let Err(sold_out) = held {
-            self.ledger.give_back(customer, quantity);
-            return Err(HoldRefused::SoldOut { available: sold_out.available });
+            available = self.ga_available();
         }
-        self.state.count(category, CountChange::FreeToHeld, quantity);
-        let expires_at_s = self.new_expiry_s(now);
-        let units = Units::Quantity(quantity);
-        let hold = self.record_hold(number, customer, units, price * u64::from(quantity), now, expires_at_s);
+        if available < quantity {
+            return Err(HoldRefused::SoldOut { available });
+        }
+        self.admit(customer, quantity, now)?;
+        let hold = self.grant(customer, UnitsRecord::Quantity(quantity), price * u64::from(quantity), now)?;
         Ok(Granted { hold, choice: None })
     }
 
     pub fn release(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Hold, HoldError> {
         self.owned_live_hold(id, customer, now)?;
-        let hold = self.end_hold(id.number);
-        self.free_units(&hold);
-        Ok(hold)
+        Ok(self.commit_retirement(Record::HoldReleased { hold: id.number, at_ms: now.0 }))
     }
 
     /// Moves the hold's expiry to `now + ttl`, capped at `created_at + lifetime max`.
     pub fn extend(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Hold, HoldError> {
-        let hold = self.owned_live_hold(id, customer, now)?.clone();
-        let cap = hold.created_at.saturating_add(self.lifetime_max_ms);
-        let wanted = now.saturating_add(self.ttl_ms).min(cap);
+        let (ttl_ms, lifetime_max_ms) = (self.ttl_ms, self.lifetime_max_ms);
+        let hold = self.owned_live_hold(id, customer, now)?;
+        let cap = hold.created_at.saturating_add(lifetime_max_ms);
+        let wanted = now.saturating_add(ttl_ms).min(cap);
         // Round down so the cap is never passed; an extension must gain at least a second.
-        let new_expires_at_s = secs_u32(wanted.0 / 1000);
-        if new_expires_at_s <= hold.expires_at_s {
+        let expires_at_s = secs_u32(wanted.0 / 1000);
+        if expires_at_s <= hold.expires_at_s {
             return Err(HoldError::LifetimeReached);
         }
-        if let (Stock::Seats(states), Units::Seats(seats)) = (&self.state.stock, &hold.units) {
-            let extended = states.extend(seats, id.number, hold.expires_at_s, new_expires_at_s, now.0);
-            assert!(extended.is_ok(), "live owned hold lost a seat: {extended:?}");
-        }
-        self.expiries.remove(&(hold.expires_at_s, id.number));
-        self.expiries.insert((new_expires_at_s, id.number));
-        let record = self.holds.get_mut(&id.number).expect("live hold has a record");
-        record.expires_at_s = new_expires_at_s;
-        Ok(record.clone())
+        let record = Record::HoldExtended { hold: id.number, expires_at_s, at_ms: now.0 };
+        self.commit(record);
+        Ok(self.holds[&id.number].clone())
     }
 
     /// Sells the hold's seats: the hold becomes an order.
     pub fn confirm(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Order, HoldError> {
         self.owned_live_hold(id, customer, now)?;
-        let order_number = OrderNumber::try_from(self.orders.len()).expect("order numbers exhausted");
-        let hold = self.holds.get(&id.number).expect("live hold has a record");
-        match (&self.state.stock, &hold.units) {
-            (Stock::Seats(states), Units::Seats(seats)) => {
-                let confirmed = states.confirm(seats, id.number, hold.expires_at_s, order_number, now.0);
-                assert!(confirmed.is_ok(), "live owned hold lost a seat: {confirmed:?}");
-                let map = self.state.seat_map().expect("reserved section has a seat map");
-                for &seat in seats {
-                    let seat = map.seats[seat as usize];
-                    self.row_unsold[usize::from(seat.row)] -= 1;
-                    self.state.count(seat.category, CountChange::HeldToSold, 1);
-                }
-            }
-            (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
-                stock.confirm(*quantity);
-                self.state.count(self.ga_category(), CountChange::HeldToSold, *quantity);
-            }
-            _ => unreachable!("hold units match the section kind"),
-        }
-        let hold = self.end_hold(id.number);
-        let order = Order {
-            id: OrderId { section: self.key, number: order_number },
-            hold: hold.id,
-            customer: hold.customer,
-            units: hold.units,
-            total_minor: hold.total_minor,
-            confirmed_at: now,
-            state: OrderState::Confirmed,
-        };
-        self.orders.push(order.clone());
-        Ok(order)
+        let order = u32::try_from(self.orders.len()).expect("order numbers exhausted");
+        self.commit(Record::OrderConfirmed { order, hold: id.number, confirmed_at_ms: now.0 });
+        Ok(self.orders[order as usize].clone())
     }
 
     /// Cancels (refunds) an order: its seats return to sale, the customer's limit is given back.
-    pub fn cancel(&mut self, id: OrderId) -> Result<Order, OrderError> {
+    pub fn cancel(&mut self, id: OrderId, now: Millis) -> Result<Order, OrderError> {
         self.check_key(id.section).map_err(|_| OrderError::NotFound)?;
-        let order = self.orders.get_mut(id.number as usize).ok_or(OrderError::NotFound)?;
+        let order = self.orders.get(id.number as usize).ok_or(OrderError::NotFound)?;
         if order.state == OrderState::Cancelled {
             return Err(OrderError::AlreadyCancelled);
         }
-        order.state = OrderState::Cancelled;
-        let order = order.clone();
-        match (&self.state.stock, &order.units) {
-            (Stock::Seats(states), Units::Seats(seats)) => {
-                let cancelled = states.cancel(seats, id.number);
-                assert!(cancelled.is_ok(), "confirmed order lost a seat: {cancelled:?}");
-                let map = self.state.seat_map().expect("reserved section has a seat map");
-                for &seat in seats {
-                    let seat = map.seats[seat as usize];
-                    self.row_unsold[usize::from(seat.row)] += 1;
-                    self.state.count(seat.category, CountChange::SoldToFree, 1);
-                }
-            }
-            (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
-                stock.cancel(*quantity);
-                self.state.count(self.ga_category(), CountChange::SoldToFree, *quantity);
-            }
-            _ => unreachable!("order units match the section kind"),
-        }
-        self.ledger.give_back(&order.customer, order.units.count());
-        Ok(order)
+        self.commit(Record::OrderCancelled { order: id.number, at_ms: now.0 });
+        Ok(self.orders[id.number as usize].clone())
     }
 
     /// Frees up to [`SWEEP_HOLDS_MAX`] holds that expired by `now`; returns them.
@@ -550,18 +516,318 @@ impl Inventory {
         self.expire_due(now, SWEEP_HOLDS_MAX)
     }
 
+    /// The whole state as a snapshot taken after WAL record `last_seq`.
+    pub fn snapshot(&self, last_seq: u64) -> SectionSnapshot {
+        let mut holds: Vec<HoldRecord> = self.holds.values().map(Hold::to_record).collect();
+        holds.sort_unstable_by_key(|hold| hold.hold);
+        SectionSnapshot {
+            last_seq,
+            next_hold: self.next_hold,
+            holds,
+            orders: self.orders.iter().map(Order::to_record).collect(),
+        }
+    }
+
+    /// Rebuilds the state of a snapshot into this fresh inventory.
+    pub fn restore(&mut self, snapshot: &SectionSnapshot) -> Result<(), ApplyError> {
+        assert!(self.holds.is_empty() && self.orders.is_empty(), "restore into a fresh inventory");
+        for order in &snapshot.orders {
+            self.restore_order(order)?;
+        }
+        for hold in &snapshot.holds {
+            self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
+            let reclaimed = self.apply_hold_created(hold, Origin::Replay)?;
+            if !reclaimed.is_empty() {
+                return Err(self.apply_error(&format!("snapshot hold {}", hold.hold), "seats shared by two holds"));
+            }
+        }
+        if snapshot.next_hold < self.next_hold {
+            return Err(self.apply_error("snapshot", "next hold number below a hold it contains"));
+        }
+        self.next_hold = snapshot.next_hold;
+        Ok(())
+    }
+
+    /// Applies a record read from the WAL, as it was applied when it was made.
+    pub fn replay(&mut self, record: &Record) -> Result<(), ApplyError> {
+        if let Record::HoldCreated { hold, reclaimed } = record {
+            self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
+            let found = self.apply_hold_created(hold, Origin::Replay)?;
+            if found != *reclaimed {
+                return Err(self.apply_error(&format!("{record:?}"), "reclaimed other holds than when it was made"));
+            }
+            return Ok(());
+        }
+        self.apply(record)
+    }
+
+    /// Applies a live change and journals it. Live callers have checked the request,
+    /// so a record that does not apply is a bug.
+    fn commit(&mut self, record: Record) {
+        if let Err(error) = self.apply(&record) {
+            panic!("live change did not apply: {error}");
+        }
+        self.journal.push(record);
+    }
+
+    /// Commits a release or expiry and returns the hold it ended.
+    fn commit_retirement(&mut self, record: Record) -> Hold {
+        let (Record::HoldReleased { hold, .. } | Record::HoldExpired { hold, .. }) = record else {
+            unreachable!("not a retirement: {record:?}")
+        };
+        let ended = self.holds.get(&hold).expect("retiring a live hold").clone();
+        self.commit(record);
+        ended
+    }
+
+    /// Grants a hold on units that the caller found takeable and reserved in the ledger.
+    fn grant(
+        &mut self,
+        customer: &CustomerId,
+        units: UnitsRecord,
+        total_minor: u64,
+        now: Millis,
+    ) -> Result<Hold, HoldRefused> {
+        let count = units_count(&units);
+        if self.next_hold > HOLD_NUMBER_MAX {
+            self.ledger.give_back(customer, count);
+            return Err(HoldRefused::HoldNumbersExhausted);
+        }
+        let hold = HoldRecord {
+            hold: self.next_hold,
+            customer: customer.0.to_string(),
+            units,
+            created_at_ms: now.0,
+            expires_at_s: secs_u32(now.saturating_add(self.ttl_ms).0.div_ceil(1000)),
+            total_minor,
+        };
+        match self.apply_hold_created(&hold, Origin::Live) {
+            Ok(reclaimed) => {
+                let number = hold.hold;
+                self.journal.push(Record::HoldCreated { hold, reclaimed });
+                Ok(self.holds[&number].clone())
+            }
+            // Only a second writer racing this actor could get here.
+            Err(_) => {
+                self.ledger.give_back(customer, count);
+                let seats = match hold.units {
+                    UnitsRecord::Seats(seats) => seats,
+                    UnitsRecord::Quantity(_) => Vec::new(),
+                };
+                Err(HoldRefused::SeatsUnavailable { seats })
+            }
+        }
+    }
+
     fn expire_due(&mut self, now: Millis, holds_max: usize) -> Vec<Hold> {
         let mut expired = Vec::new();
         while expired.len() < holds_max {
-            let Some(&(expires_at_s, number)) = self.expiries.first() else { break };
+            let Some(&(expires_at_s, hold)) = self.expiries.first() else { break };
             if !lockfree::expired(expires_at_s, now.0) {
                 break;
             }
-            let hold = self.end_hold(number);
-            self.free_units(&hold);
-            expired.push(hold);
+            expired.push(self.commit_retirement(Record::HoldExpired { hold, at_ms: now.0 }));
         }
         expired
+    }
+
+    fn apply(&mut self, record: &Record) -> Result<(), ApplyError> {
+        match record {
+            Record::HoldCreated { .. } => unreachable!("hold creation is applied by `grant` or `replay`"),
+            Record::HoldExtended { hold, expires_at_s, at_ms } => self.apply_extended(*hold, *expires_at_s, *at_ms),
+            Record::HoldReleased { hold, .. } | Record::HoldExpired { hold, .. } => {
+                let hold = self.end_hold(*hold).map_err(|problem| self.apply_error(&format!("{record:?}"), problem))?;
+                self.free_units(&hold);
+                Ok(())
+            }
+            Record::OrderConfirmed { order, hold, confirmed_at_ms } => self.apply_confirmed(*order, *hold, *confirmed_at_ms),
+            Record::OrderCancelled { order, .. } => self.apply_cancelled(*order),
+        }
+    }
+
+    /// Takes the hold's units; seats held by holds expired at its creation time are
+    /// taken over and those holds retired. Returns their numbers, ascending.
+    fn apply_hold_created(&mut self, record: &HoldRecord, origin: Origin) -> Result<Vec<u32>, ApplyError> {
+        let what = || format!("hold created {}", record.hold);
+        if self.holds.contains_key(&record.hold) {
+            return Err(self.apply_error(&what(), "hold number already live"));
+        }
+        if origin == Origin::Live {
+            debug_assert_eq!(record.hold, self.next_hold);
+        }
+        let hold = Hold::from_record(self.key, record);
+        let mut reclaimed_holds = Vec::new();
+        match (&self.state.stock, &hold.units) {
+            (Stock::Seats(states), Units::Seats(seats)) => {
+                let map = self.state.seat_map().expect("reserved section has a seat map");
+                if seats.iter().any(|&seat| seat as usize >= map.seats.len()) {
+                    return Err(self.apply_error(&what(), "seat out of range"));
+                }
+                if seats.is_empty() || seats.windows(2).any(|pair| pair[0] >= pair[1]) {
+                    return Err(self.apply_error(&what(), "seats empty, unsorted or repeated"));
+                }
+                self.reclaimed.clear();
+                if let Err(lost) =
+                    states.hold(seats, record.hold, record.expires_at_s, record.created_at_ms, &mut self.reclaimed)
+                {
+                    return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
+                }
+                for &seat in seats {
+                    if !self.reclaimed.iter().any(|taken| taken.seat == seat) {
+                        self.state.count(map.seats[seat as usize].category, CountChange::FreeToHeld, 1);
+                    }
+                }
+                reclaimed_holds = self.reclaimed.iter().map(|taken| taken.hold).collect();
+                reclaimed_holds.sort_unstable();
+                reclaimed_holds.dedup();
+            }
+            (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
+                if stock.hold(*quantity).is_err() {
+                    return Err(self.apply_error(&what(), "over capacity"));
+                }
+                self.state.count(self.ga_category(), CountChange::FreeToHeld, *quantity);
+            }
+            _ => return Err(self.apply_error(&what(), "units do not match the section kind")),
+        }
+        // A seat taken from an expired hold ends that hold: its other seats go free now.
+        for &old in &reclaimed_holds {
+            let old = self.end_hold(old).map_err(|problem| self.apply_error(&what(), problem))?;
+            self.free_units(&old);
+        }
+        self.next_hold = self.next_hold.max(record.hold + 1);
+        self.expiries.insert((hold.expires_at_s, record.hold));
+        self.holds.insert(record.hold, hold);
+        Ok(reclaimed_holds)
+    }
+
+    fn apply_extended(&mut self, number: HoldNumber, expires_at_s: u32, at_ms: u64) -> Result<(), ApplyError> {
+        let what = || format!("hold {number} extended");
+        let hold = self.holds.get(&number).ok_or_else(|| self.apply_error(&what(), "hold not live"))?;
+        let old_expires_at_s = hold.expires_at_s;
+        if let (Stock::Seats(states), Units::Seats(seats)) = (&self.state.stock, &hold.units) {
+            if let Err(lost) = states.extend(seats, number, old_expires_at_s, expires_at_s, at_ms) {
+                return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
+            }
+        } else if lockfree::expired(old_expires_at_s, at_ms) {
+            return Err(self.apply_error(&what(), "hold had expired"));
+        }
+        self.expiries.remove(&(old_expires_at_s, number));
+        self.expiries.insert((expires_at_s, number));
+        self.holds.get_mut(&number).expect("checked above").expires_at_s = expires_at_s;
+        Ok(())
+    }
+
+    fn apply_confirmed(&mut self, order: OrderNumber, number: HoldNumber, at_ms: u64) -> Result<(), ApplyError> {
+        let what = || format!("order {order} confirmed from hold {number}");
+        if order as usize != self.orders.len() {
+            return Err(self.apply_error(&what(), "order numbers out of sequence"));
+        }
+        let hold = self.holds.get(&number).ok_or_else(|| self.apply_error(&what(), "hold not live"))?;
+        match (&self.state.stock, &hold.units) {
+            (Stock::Seats(states), Units::Seats(seats)) => {
+                if let Err(lost) = states.confirm(seats, number, hold.expires_at_s, order, at_ms) {
+                    return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
+                }
+                count_sold(&mut self.row_unsold, &self.state, seats, CountChange::HeldToSold);
+            }
+            (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
+                if lockfree::expired(hold.expires_at_s, at_ms) {
+                    return Err(self.apply_error(&what(), "hold had expired"));
+                }
+                stock.confirm(*quantity);
+                self.state.count(self.ga_category(), CountChange::HeldToSold, *quantity);
+            }
+            _ => unreachable!("hold units match the section kind"),
+        }
+        let hold = self.end_hold(number).expect("checked above");
+        self.orders.push(Order {
+            id: OrderId { section: self.key, number: order },
+            hold: hold.id,
+            customer: hold.customer,
+            units: hold.units,
+            total_minor: hold.total_minor,
+            confirmed_at: Millis(at_ms),
+            state: OrderState::Confirmed,
+        });
+        Ok(())
+    }
+
+    fn apply_cancelled(&mut self, number: OrderNumber) -> Result<(), ApplyError> {
+        let what = || format!("order {number} cancelled");
+        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        if order.state == OrderState::Cancelled {
+            return Err(self.apply_error(&what(), "already cancelled"));
+        }
+        match (&self.state.stock, &order.units) {
+            (Stock::Seats(states), Units::Seats(seats)) => {
+                if let Err(lost) = states.cancel(seats, number) {
+                    return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
+                }
+                count_sold(&mut self.row_unsold, &self.state, seats, CountChange::SoldToFree);
+            }
+            (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
+                stock.cancel(*quantity);
+                self.state.count(self.ga_category(), CountChange::SoldToFree, *quantity);
+            }
+            _ => unreachable!("order units match the section kind"),
+        }
+        let order = &mut self.orders[number as usize];
+        order.state = OrderState::Cancelled;
+        self.ledger.give_back(&order.customer, order.units.count());
+        Ok(())
+    }
+
+    /// Puts a snapshotted order back: its seats sold (unless cancelled), its ledger seats taken.
+    fn restore_order(&mut self, record: &OrderRecord) -> Result<(), ApplyError> {
+        let what = || format!("snapshot order {}", record.order);
+        if record.order as usize != self.orders.len() {
+            return Err(self.apply_error(&what(), "order numbers out of sequence"));
+        }
+        let units = units_from_record(&record.units);
+        if !record.cancelled {
+            match (&self.state.stock, &units) {
+                (Stock::Seats(states), Units::Seats(seats)) => {
+                    let map = self.state.seat_map().expect("reserved section has a seat map");
+                    if seats.iter().any(|&seat| seat as usize >= map.seats.len()) {
+                        return Err(self.apply_error(&what(), "seat out of range"));
+                    }
+                    if let Err(lost) = states.restore_sold(seats, record.order) {
+                        return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
+                    }
+                    for &seat in seats {
+                        self.state.count(map.seats[seat as usize].category, CountChange::FreeToHeld, 1);
+                    }
+                    count_sold(&mut self.row_unsold, &self.state, seats, CountChange::HeldToSold);
+                }
+                (Stock::GeneralAdmission(stock), Units::Quantity(quantity)) => {
+                    if stock.hold(*quantity).is_err() {
+                        return Err(self.apply_error(&what(), "over capacity"));
+                    }
+                    stock.confirm(*quantity);
+                    self.state.count(self.ga_category(), CountChange::FreeToHeld, *quantity);
+                    self.state.count(self.ga_category(), CountChange::HeldToSold, *quantity);
+                }
+                _ => return Err(self.apply_error(&what(), "units do not match the section kind")),
+            }
+        }
+        let customer = CustomerId::new(&record.customer);
+        if !record.cancelled {
+            self.ledger.force_reserve(&customer, units.count());
+        }
+        self.orders.push(Order {
+            id: OrderId { section: self.key, number: record.order },
+            hold: HoldId { section: self.key, number: record.hold },
+            customer,
+            units,
+            total_minor: record.total_minor,
+            confirmed_at: Millis(record.confirmed_at_ms),
+            state: if record.cancelled { OrderState::Cancelled } else { OrderState::Confirmed },
+        });
+        Ok(())
+    }
+
+    fn apply_error(&self, record: &str, problem: &str) -> ApplyError {
+        ApplyError { section: self.key.0, record: record.to_string(), problem: problem.to_string() }
     }
 
     fn check_quantity(&self, quantity: u32) -> Result<(), HoldRefused> {
@@ -595,83 +861,13 @@ impl Inventory {
         })
     }
 
-    /// Takes `seats` (sorted, all takeable at `now` as far as this writer knows).
-    fn grant_seats(
-        &mut self,
-        customer: &CustomerId,
-        seats: Vec<SeatIndex>,
-        total_minor: u64,
-        now: Millis,
-    ) -> Result<Hold, HoldRefused> {
-        let number = self.next_hold_number()?;
-        let expires_at_s = self.new_expiry_s(now);
-        let Stock::Seats(states) = &self.state.stock else { unreachable!("checked by the caller") };
-        self.reclaimed.clear();
-        if let Err(lost) = states.hold(&seats, number, expires_at_s, now.0, &mut self.reclaimed) {
-            // Only a second writer could get here (the actor is the only one); report it plainly.
-            return Err(HoldRefused::SeatsUnavailable { seats: vec![lost.seat] });
-        }
-        let map = self.state.seat_map().expect("reserved section has a seat map");
-        for &seat in &seats {
-            let category = map.seats[seat as usize].category;
-            if !self.reclaimed.iter().any(|r| r.seat == seat) {
-                self.state.count(category, CountChange::FreeToHeld, 1);
-            }
-        }
-        // A seat taken from an expired hold ends that hold: its other seats go free now.
-        let mut reclaimed = std::mem::take(&mut self.reclaimed);
-        reclaimed.sort_unstable_by_key(|r| r.hold);
-        reclaimed.dedup_by_key(|r| r.hold);
-        for taken in &reclaimed {
-            if self.holds.contains_key(&taken.hold) {
-                let old = self.end_hold(taken.hold);
-                self.free_units(&old);
-            }
-        }
-        self.reclaimed = reclaimed;
-        Ok(self.record_hold(number, customer, Units::Seats(seats), total_minor, now, expires_at_s))
-    }
-
-    fn record_hold(
-        &mut self,
-        number: HoldNumber,
-        customer: &CustomerId,
-        units: Units,
-        total_minor: u64,
-        now: Millis,
-        expires_at_s: u32,
-    ) -> Hold {
-        let hold = Hold {
-            id: HoldId { section: self.key, number },
-            customer: customer.clone(),
-            units,
-            created_at: now,
-            expires_at_s,
-            total_minor,
-        };
-        self.next_hold += 1;
-        self.expiries.insert((hold.expires_at_s, number));
-        self.holds.insert(number, hold.clone());
-        hold
-    }
-
-    fn next_hold_number(&self) -> Result<HoldNumber, HoldRefused> {
-        if self.next_hold > HOLD_NUMBER_MAX {
-            return Err(HoldRefused::HoldNumbersExhausted);
-        }
-        Ok(self.next_hold)
-    }
-
-    /// Expiry rounded up to a whole second, so a hold never lives shorter than its TTL.
-    fn new_expiry_s(&self, now: Millis) -> u32 {
-        secs_u32(now.saturating_add(self.ttl_ms).0.div_ceil(1000))
-    }
-
-    fn ga_stock(&self) -> &GaStock {
-        match &self.state.stock {
+    fn ga_available(&self) -> u32 {
+        let stock = match &self.state.stock {
             Stock::GeneralAdmission(stock) => stock,
             Stock::Seats(_) => unreachable!("only called for GA sections"),
-        }
+        };
+        let counts = stock.counts();
+        stock.capacity() - counts.held - counts.sold
     }
 
     fn ga_category(&self) -> CategoryIndex {
@@ -706,19 +902,18 @@ impl Inventory {
             return Err(HoldError::NotYours);
         }
         if lockfree::expired(hold.expires_at_s, now.0) {
-            let hold = self.end_hold(id.number);
-            self.free_units(&hold);
+            self.commit_retirement(Record::HoldExpired { hold: id.number, at_ms: now.0 });
             return Err(HoldError::Expired);
         }
         Ok(&self.holds[&id.number])
     }
 
     /// Removes a live hold's record; the caller decides what happens to its units.
-    fn end_hold(&mut self, number: HoldNumber) -> Hold {
-        let hold = self.holds.remove(&number).expect("ending a hold that is not live");
+    fn end_hold(&mut self, number: HoldNumber) -> Result<Hold, &'static str> {
+        let hold = self.holds.remove(&number).ok_or("hold not live")?;
         let removed = self.expiries.remove(&(hold.expires_at_s, number));
         assert!(removed, "live hold missing from the expiry index");
-        hold
+        Ok(hold)
     }
 
     /// Returns an ended hold's units to sale (those it still owns) and its seats to the ledger.
@@ -740,6 +935,79 @@ impl Inventory {
             _ => unreachable!("hold units match the section kind"),
         }
         self.ledger.give_back(&hold.customer, hold.units.count());
+    }
+}
+
+impl Hold {
+    fn from_record(section: SectionKey, record: &HoldRecord) -> Hold {
+        Hold {
+            id: HoldId { section, number: record.hold },
+            customer: CustomerId::new(&record.customer),
+            units: units_from_record(&record.units),
+            created_at: Millis(record.created_at_ms),
+            expires_at_s: record.expires_at_s,
+            total_minor: record.total_minor,
+        }
+    }
+
+    fn to_record(&self) -> HoldRecord {
+        HoldRecord {
+            hold: self.id.number,
+            customer: self.customer.0.to_string(),
+            units: units_to_record(&self.units),
+            created_at_ms: self.created_at.0,
+            expires_at_s: self.expires_at_s,
+            total_minor: self.total_minor,
+        }
+    }
+}
+
+impl Order {
+    fn to_record(&self) -> OrderRecord {
+        OrderRecord {
+            order: self.id.number,
+            hold: self.hold.number,
+            customer: self.customer.0.to_string(),
+            units: units_to_record(&self.units),
+            total_minor: self.total_minor,
+            confirmed_at_ms: self.confirmed_at.0,
+            cancelled: self.state == OrderState::Cancelled,
+        }
+    }
+}
+
+/// Moves seats between held/sold and sold/free in the counters and rows' unsold counts.
+fn count_sold(row_unsold: &mut [u16], state: &SectionState, seats: &[SeatIndex], change: CountChange) {
+    let map = state.seat_map().expect("reserved section has a seat map");
+    for &seat in seats {
+        let seat = map.seats[seat as usize];
+        match change {
+            CountChange::HeldToSold => row_unsold[usize::from(seat.row)] -= 1,
+            CountChange::SoldToFree => row_unsold[usize::from(seat.row)] += 1,
+            _ => unreachable!("only sales change rows' unsold counts"),
+        }
+        state.count(seat.category, change, 1);
+    }
+}
+
+fn units_from_record(units: &UnitsRecord) -> Units {
+    match units {
+        UnitsRecord::Seats(seats) => Units::Seats(seats.clone()),
+        UnitsRecord::Quantity(quantity) => Units::Quantity(*quantity),
+    }
+}
+
+fn units_to_record(units: &Units) -> UnitsRecord {
+    match units {
+        Units::Seats(seats) => UnitsRecord::Seats(seats.clone()),
+        Units::Quantity(quantity) => UnitsRecord::Quantity(*quantity),
+    }
+}
+
+fn units_count(units: &UnitsRecord) -> u32 {
+    match units {
+        UnitsRecord::Seats(seats) => seats.len() as u32,
+        UnitsRecord::Quantity(quantity) => *quantity,
     }
 }
 

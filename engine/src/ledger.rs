@@ -39,6 +39,15 @@ impl CustomerLedger {
         Ok(())
     }
 
+    /// Takes seats regardless of the limit: recovery restores what was granted,
+    /// even if the limit has been lowered since.
+    pub fn force_reserve(&self, customer: &CustomerId, count: u32) {
+        if self.seats_max == 0 {
+            return;
+        }
+        *self.seats.entry(customer.clone()).or_insert(0) += count;
+    }
+
     pub fn give_back(&self, customer: &CustomerId, count: u32) {
         if self.seats_max == 0 {
             return;

@@ -19,6 +19,8 @@ pub mod clock;
 #[cfg(not(loom))]
 pub mod config;
 #[cfg(not(loom))]
+pub mod definition;
+#[cfg(not(loom))]
 pub mod event;
 #[cfg(not(loom))]
 pub mod ids;
@@ -29,6 +31,10 @@ pub mod ledger;
 #[cfg(not(loom))]
 pub mod registry;
 #[cfg(not(loom))]
+pub mod store;
+#[cfg(not(loom))]
 pub mod synthetic;
 #[cfg(not(loom))]
 pub mod venue;
+#[cfg(not(loom))]
+pub mod wal;

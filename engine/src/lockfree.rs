@@ -237,6 +237,12 @@ impl SeatStates {
         Ok(())
     }
 
+    /// Marks free seats sold to `order`, all or none: recovery's way back to a
+    /// snapshotted sale.
+    pub fn restore_sold(&self, seats: &[u32], order: OrderNumber) -> Result<(), Lost> {
+        self.transition_all(seats, SeatState::Free.encode(), SeatState::Sold { order }.encode())
+    }
+
     /// Frees the seats of an expired hold that nobody has reclaimed yet.
     pub fn expire(&self, seats: &[u32], hold: HoldNumber, expires_at_s: u32, now: NowMs) -> usize {
         if !expired(expires_at_s, now) {

@@ -6,6 +6,9 @@
 //! runtime); section actors are spread over the arbiters round-robin. Callers on any
 //! other runtime (axum's multi-threaded tokio, a test, a bench) reach actors only
 //! through [`SectionHandle::call`], which is `Send` and runtime-agnostic.
+//!
+//! Shutdown order: actors stop first, then the store writes and syncs what they
+//! queued; a registry recovered from a store rebuilds its inventories on all cores.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +18,14 @@ use std::time::Duration;
 use actix::Actor;
 use actix_rt::{Arbiter, ArbiterHandle, System};
 
-use crate::actor::{SectionActor, SectionHandle};
+use crate::actor::{SectionActor, SectionHandle, SectionWal};
 use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::event::Event;
 use crate::ids::SectionKey;
-use crate::inventory::{Inventory, InventoryParams};
+use crate::definition::{from_definition, to_definition};
+use crate::inventory::{ApplyError, Inventory, InventoryParams};
+use crate::store::{RecoveredSection, Store, StoreError};
 use crate::ledger::CustomerLedger;
 use crate::venue::{SeatId, SeatIndex, Venue};
 
@@ -87,6 +92,8 @@ pub enum RegistryError {
     DuplicateEvent(String),
     #[error("venue {0:?} already exists")]
     DuplicateVenue(String),
+    #[error("storing the event failed: {0}")]
+    Storage(String),
 }
 
 /// Why seat ids could not be resolved to one reserved section.
@@ -130,6 +137,8 @@ impl EventEntry {
 pub struct Registry {
     config: EngineConfig,
     clock: Clock,
+    /// `None`: in memory only.
+    store: Option<Arc<Store>>,
     venues: HashMap<String, Arc<Venue>>,
     events: HashMap<String, EventEntry>,
     /// By `SectionKey`: every section inventory of every event.
@@ -138,14 +147,116 @@ pub struct Registry {
     runtime: ActorRuntime,
 }
 
+/// Why a registry could not be rebuilt from its store.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event {event}: {problem}")]
+    Definition { event: String, problem: String },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("starting section actors: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
 impl Registry {
+    /// An in-memory registry: nothing survives the process.
     pub fn new(config: EngineConfig, clock: Clock) -> std::io::Result<Registry> {
         let threads = match config.actor_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             threads => threads,
         };
         let runtime = ActorRuntime::start(threads)?;
-        Ok(Registry { config, clock, venues: HashMap::new(), events: HashMap::new(), sections: Vec::new(), runtime })
+        Ok(Registry {
+            config,
+            clock,
+            store: None,
+            venues: HashMap::new(),
+            events: HashMap::new(),
+            sections: Vec::new(),
+            runtime,
+        })
+    }
+
+    /// A durable registry: recovers every stored event from `store` (snapshot plus the
+    /// records after it, section by section, on all cores), then starts its actors.
+    /// Events added later are stored before they go on sale.
+    pub fn recover(config: EngineConfig, clock: Clock, store: Store) -> Result<Registry, RecoveryError> {
+        let recovered = store.recover()?;
+        let mut registry = Registry::new(config, clock)?;
+        let store = Arc::new(store);
+        registry.store = Some(store.clone());
+        for recovered_event in recovered.events {
+            let definition = &recovered_event.definition;
+            let (event, venue) = from_definition(definition).map_err(|problem| RecoveryError::Definition {
+                event: definition.event.id.clone(),
+                problem,
+            })?;
+            assert_eq!(definition.first_section_key as usize, registry.sections.len(), "recovered in key order");
+            let venue = match registry.venues.get(&venue.id) {
+                Some(known) => known.clone(),
+                None => registry.add_venue(venue)?,
+            };
+            let ledger = Arc::new(CustomerLedger::new(registry.config.customer_seats_max));
+            let inventories = registry.rebuild(&event, &venue, &ledger, &recovered_event.sections)?;
+            let last_seqs = recovered_event.sections.iter().map(|section| section.last_seq);
+            let wals = last_seqs.map(|last_seq| Some(SectionWal::new(store.wal(), last_seq, store.config())));
+            registry.start_event(event, venue, ledger, inventories.into_iter().zip(wals));
+        }
+        Ok(registry)
+    }
+
+    /// Builds the inventories of one recovered event, spread over all cores.
+    fn rebuild(
+        &self,
+        event: &Event,
+        venue: &Arc<Venue>,
+        ledger: &Arc<CustomerLedger>,
+        sections: &[RecoveredSection],
+    ) -> Result<Vec<Inventory>, ApplyError> {
+        let first_key = self.sections.len() as u32;
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(sections.len().max(1));
+        let chunk = sections.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = sections
+                .chunks(chunk)
+                .enumerate()
+                .map(|(chunk_index, chunk_sections)| {
+                    scope.spawn(move || {
+                        chunk_sections
+                            .iter()
+                            .enumerate()
+                            .map(|(offset, recovered)| {
+                                let section_index = chunk_index * chunk + offset;
+                                let mut inventory = Inventory::new(InventoryParams {
+                                    key: SectionKey(first_key + section_index as u32),
+                                    venue: venue.clone(),
+                                    section_index,
+                                    event,
+                                    config: &self.config,
+                                    ledger: ledger.clone(),
+                                });
+                                if let Some(snapshot) = &recovered.snapshot {
+                                    inventory.restore(snapshot)?;
+                                }
+                                for record in &recovered.records {
+                                    inventory.replay(record)?;
+                                }
+                                Ok(inventory)
+                            })
+                            .collect::<Result<Vec<_>, ApplyError>>()
+                    })
+                })
+                .collect();
+            let mut inventories = Vec::with_capacity(sections.len());
+            for worker in workers {
+                inventories.extend(worker.join().expect("recovery worker panicked")?);
+            }
+            Ok(inventories)
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -154,6 +265,10 @@ impl Registry {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
     }
 
     pub fn add_venue(&mut self, venue: Venue) -> Result<Arc<Venue>, RegistryError> {
@@ -165,29 +280,52 @@ impl Registry {
         Ok(venue)
     }
 
-    /// Starts one section actor per section of the event's venue.
+    /// Starts one section actor per section of the event's venue; with a store, the
+    /// event's definition is stored (synced) first.
     pub fn add_event(&mut self, event: Event) -> Result<&EventEntry, RegistryError> {
         if self.events.contains_key(&event.id) {
             return Err(RegistryError::DuplicateEvent(event.id));
         }
-        let venue =
-            self.venues.get(&event.venue_id).ok_or_else(|| RegistryError::UnknownVenue(event.venue_id.clone()))?;
+        let venue = self.venues.get(&event.venue_id).ok_or_else(|| RegistryError::UnknownVenue(event.venue_id.clone()))?;
         let venue = venue.clone();
+        let first_key = u32::try_from(self.sections.len()).expect("fewer than 2^32 sections");
+        if let Some(store) = &self.store {
+            store
+                .put_event(&to_definition(first_key, &event, &venue))
+                .map_err(|error| RegistryError::Storage(error.to_string()))?;
+        }
         let ledger = Arc::new(CustomerLedger::new(self.config.customer_seats_max));
+        let inventories: Vec<_> = (0..venue.sections.len())
+            .map(|section_index| {
+                let inventory = Inventory::new(InventoryParams {
+                    key: SectionKey(first_key + section_index as u32),
+                    venue: venue.clone(),
+                    section_index,
+                    event: &event,
+                    config: &self.config,
+                    ledger: ledger.clone(),
+                });
+                let wal = self.store.as_ref().map(|store| SectionWal::new(store.wal(), 0, store.config()));
+                (inventory, wal)
+            })
+            .collect();
+        Ok(self.start_event(event, venue, ledger, inventories))
+    }
+
+    fn start_event(
+        &mut self,
+        event: Event,
+        venue: Arc<Venue>,
+        ledger: Arc<CustomerLedger>,
+        inventories: impl IntoIterator<Item = (Inventory, Option<SectionWal>)>,
+    ) -> &EventEntry {
         let sweep_interval = Duration::from_millis(self.config.sweep_interval_ms.max(1));
         let mut sections = Vec::with_capacity(venue.sections.len());
-        for section_index in 0..venue.sections.len() {
-            let key = SectionKey(u32::try_from(self.sections.len()).expect("fewer than 2^32 sections"));
-            let inventory = Inventory::new(InventoryParams {
-                key,
-                venue: venue.clone(),
-                section_index,
-                event: &event,
-                config: &self.config,
-                ledger: ledger.clone(),
-            });
+        for (inventory, wal) in inventories {
+            let key = inventory.key();
+            assert_eq!(key.0 as usize, self.sections.len(), "section keys are dense");
             let state = inventory.state().clone();
-            let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval);
+            let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal);
             let arbiter = &self.runtime.arbiters[key.0 as usize % self.runtime.threads()];
             let mailbox_capacity = self.config.mailbox_capacity;
             let addr = SectionActor::start_in_arbiter(arbiter, move |context| {
@@ -200,7 +338,7 @@ impl Registry {
         }
         let entry = EventEntry { event: Arc::new(event), venue, ledger, sections };
         let id = entry.event.id.clone();
-        Ok(self.events.entry(id).or_insert(entry))
+        self.events.entry(id).or_insert(entry)
     }
 
     pub fn event(&self, id: &str) -> Option<&EventEntry> {
@@ -216,10 +354,13 @@ impl Registry {
         self.sections.get(key.0 as usize)
     }
 
-    /// Stops all actors and joins their threads.
+    /// Stops all actors, then writes and syncs whatever they queued and closes the store.
     pub fn shutdown(mut self) {
         self.sections.clear();
         self.events.clear();
         self.runtime.stop();
+        if let Some(store) = self.store.take() {
+            store.close();
+        }
     }
 }

@@ -236,7 +236,7 @@ impl World {
                 orders.sort_by_key(|(ga, id)| (*ga, id.number));
                 if let Some(&(ga, id)) = orders.get(*pick) {
                     let inventory = if ga { &mut self.ga } else { &mut self.reserved };
-                    if let Ok(order) = inventory.cancel(id) {
+                    if let Ok(order) = inventory.cancel(id, now) {
                         self.check_sellable_again(&order.units, ga);
                     }
                 }

@@ -1,0 +1,174 @@
+//! Converts events and venues to and from their stored form ([`EventDefinition`]),
+//! checking on the way back what the TOML loader checks on the way in.
+
+use crate::clock::Millis;
+use crate::event::{Event, OnSaleWindow, TicketType};
+use crate::venue::{Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue};
+use crate::wal::{
+    EventDefinition, EventRecord, SeatRecord, SectionKindRecord, SectionRecord, TicketTypeRecord, VenueRecord,
+};
+
+pub fn to_definition(first_section_key: u32, event: &Event, venue: &Venue) -> EventDefinition {
+    EventDefinition {
+        first_section_key,
+        event: EventRecord {
+            id: event.id.clone(),
+            name: event.name.clone(),
+            venue_id: event.venue_id.clone(),
+            starts_at_ms: event.starts_at.0,
+            on_sale_opens_at_ms: event.on_sale.opens_at.0,
+            on_sale_closes_at_ms: event.on_sale.closes_at.0,
+            currency: event.currency.clone(),
+            ticket_types: event
+                .ticket_types
+                .iter()
+                .map(|ticket_type| TicketTypeRecord {
+                    id: ticket_type.id.clone(),
+                    name: ticket_type.name.clone(),
+                    category: ticket_type.category.0,
+                    price_minor: ticket_type.price_minor,
+                })
+                .collect(),
+        },
+        venue: VenueRecord {
+            id: venue.id.clone(),
+            name: venue.name.clone(),
+            categories: venue.categories.iter().map(|category| (category.id.clone(), category.name.clone())).collect(),
+            sections: venue.sections.iter().map(section_record).collect(),
+        },
+    }
+}
+
+fn section_record(section: &Section) -> SectionRecord {
+    let kind = match &section.kind {
+        SectionKind::Reserved(map) => SectionKindRecord::Reserved {
+            rows: map.rows.iter().map(|row| (row.label.to_string(), row.seat_count)).collect(),
+            seats: map
+                .seats
+                .iter()
+                .map(|seat| SeatRecord {
+                    number: seat.number,
+                    category: seat.category.0,
+                    flags: seat.flags.0,
+                    quality: seat.quality,
+                })
+                .collect(),
+        },
+        SectionKind::GeneralAdmission { capacity, category } => {
+            SectionKindRecord::GeneralAdmission { capacity: *capacity, category: category.0 }
+        }
+    };
+    SectionRecord { id: section.id.clone(), name: section.name.clone(), kind }
+}
+
+/// Rebuilds the event and venue, refusing a definition that does not hold together.
+pub fn from_definition(definition: &EventDefinition) -> Result<(Event, Venue), String> {
+    let record = &definition.venue;
+    let categories = record.categories.len();
+    let category = |index: u8| {
+        if usize::from(index) < categories {
+            Ok(CategoryIndex(index))
+        } else {
+            Err(format!("category index {index} out of range"))
+        }
+    };
+    let mut sections = Vec::with_capacity(record.sections.len());
+    for section in &record.sections {
+        let kind = match &section.kind {
+            SectionKindRecord::Reserved { rows, seats } => {
+                let mut map = SeatMap { rows: Vec::with_capacity(rows.len()), seats: Vec::with_capacity(seats.len()) };
+                for (row_index, (label, seat_count)) in rows.iter().enumerate() {
+                    let first_seat = map.seats.len() as u32;
+                    let row_seats = seats
+                        .get(first_seat as usize..(first_seat + seat_count) as usize)
+                        .ok_or_else(|| format!("section {}: row {label} runs past the seats", section.id))?;
+                    let mut previous = 0u16;
+                    for seat in row_seats {
+                        if seat.number <= previous {
+                            return Err(format!("section {}: row {label}: seat numbers not ascending", section.id));
+                        }
+                        previous = seat.number;
+                        map.seats.push(Seat {
+                            row: row_index as u16,
+                            number: seat.number,
+                            category: category(seat.category)?,
+                            flags: SeatFlags(seat.flags),
+                            quality: seat.quality,
+                        });
+                    }
+                    map.rows.push(Row { label: label.clone().into_boxed_str(), first_seat, seat_count: *seat_count });
+                }
+                if map.seats.len() != seats.len() {
+                    return Err(format!("section {}: seats not covered by rows", section.id));
+                }
+                SectionKind::Reserved(map)
+            }
+            SectionKindRecord::GeneralAdmission { capacity, category: index } => {
+                SectionKind::GeneralAdmission { capacity: *capacity, category: category(*index)? }
+            }
+        };
+        sections.push(Section { id: section.id.clone(), name: section.name.clone(), kind });
+    }
+    let venue = Venue {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        categories: record.categories.iter().map(|(id, name)| Category { id: id.clone(), name: name.clone() }).collect(),
+        sections,
+    };
+    let event = &definition.event;
+    let ticket_types = event
+        .ticket_types
+        .iter()
+        .map(|ticket_type| {
+            Ok(TicketType {
+                id: ticket_type.id.clone(),
+                name: ticket_type.name.clone(),
+                category: category(ticket_type.category)?,
+                price_minor: ticket_type.price_minor,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let event = Event {
+        id: event.id.clone(),
+        name: event.name.clone(),
+        venue_id: event.venue_id.clone(),
+        starts_at: Millis(event.starts_at_ms),
+        on_sale: OnSaleWindow { opens_at: Millis(event.on_sale_opens_at_ms), closes_at: Millis(event.on_sale_closes_at_ms) },
+        currency: event.currency.clone(),
+        ticket_types,
+    };
+    if event.venue_id != venue.id {
+        return Err(format!("event {} names venue {}, stored with {}", event.id, event.venue_id, venue.id));
+    }
+    Ok((event, venue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{grid_venue, open_event, GridShape};
+
+    #[test]
+    fn definitions_round_trip() {
+        let venue = grid_venue(GridShape { sections: 2, rows: 3, seats_per_row: 4, ga_sections: 1, ga_capacity: 9 });
+        let event = open_event(&venue);
+        let definition = to_definition(5, &event, &venue);
+        let (event_back, venue_back) = from_definition(&definition).unwrap();
+        assert_eq!(to_definition(5, &event_back, &venue_back), definition);
+        assert_eq!(event_back.ticket_types, event.ticket_types);
+    }
+
+    #[test]
+    fn inconsistent_definitions_are_refused() {
+        let venue = grid_venue(GridShape { sections: 1, rows: 2, seats_per_row: 3, ga_sections: 0, ga_capacity: 0 });
+        let event = open_event(&venue);
+        let mut broken = to_definition(0, &event, &venue);
+        if let SectionKindRecord::Reserved { rows, .. } = &mut broken.venue.sections[0].kind {
+            rows[1].1 = 4;
+        }
+        assert!(from_definition(&broken).unwrap_err().contains("runs past the seats"));
+        let mut broken = to_definition(0, &event, &venue);
+        broken.event.ticket_types[0].category = 200;
+        assert!(from_definition(&broken).unwrap_err().contains("category index 200"));
+    }
+}

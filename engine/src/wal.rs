@@ -1,0 +1,247 @@
+//! The on-disk format: write-ahead-log records, section snapshots and event
+//! definitions, and how they are framed.
+//!
+//! These are dedicated record types, never the in-memory domain structs, so the
+//! format changes only on purpose. Every value on disk is framed as
+//! `[format version: u8][crc32 of payload: u32 LE][bincode 2 payload]`, checked on
+//! every read. Keys are big-endian so RocksDB's order is each section's log order.
+
+use bincode::{Decode, Encode};
+
+/// Bumped on any change to the types below; a store of another version is refused.
+pub const FORMAT_VERSION: u8 = 1;
+
+const FRAME_HEADER_LEN: usize = 5;
+
+/// One state change of one section inventory, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Record {
+    /// A hold was granted. Seats it found held by holds expired at `created_at_ms` were
+    /// taken over; those holds (`reclaimed`) ended as expired in the same step.
+    HoldCreated { hold: HoldRecord, reclaimed: Vec<u32> },
+    HoldExtended { hold: u32, expires_at_s: u32, at_ms: u64 },
+    HoldReleased { hold: u32, at_ms: u64 },
+    HoldExpired { hold: u32, at_ms: u64 },
+    /// The hold became order `order`; its seats are sold.
+    OrderConfirmed { order: u32, hold: u32, confirmed_at_ms: u64 },
+    OrderCancelled { order: u32, at_ms: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct HoldRecord {
+    pub hold: u32,
+    pub customer: String,
+    pub units: UnitsRecord,
+    pub created_at_ms: u64,
+    pub expires_at_s: u32,
+    pub total_minor: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum UnitsRecord {
+    Seats(Vec<u32>),
+    Quantity(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct OrderRecord {
+    pub order: u32,
+    pub hold: u32,
+    pub customer: String,
+    pub units: UnitsRecord,
+    pub total_minor: u64,
+    pub confirmed_at_ms: u64,
+    pub cancelled: bool,
+}
+
+/// A section inventory's whole state after record `last_seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SectionSnapshot {
+    pub last_seq: u64,
+    pub next_hold: u32,
+    pub holds: Vec<HoldRecord>,
+    /// Every order, by order number.
+    pub orders: Vec<OrderRecord>,
+}
+
+/// An event as stored: its definition, its venue's layout and the section keys it owns
+/// (`first_section_key ..= first_section_key + sections - 1`, in venue order).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct EventDefinition {
+    pub first_section_key: u32,
+    pub event: EventRecord,
+    pub venue: VenueRecord,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct EventRecord {
+    pub id: String,
+    pub name: String,
+    pub venue_id: String,
+    pub starts_at_ms: u64,
+    pub on_sale_opens_at_ms: u64,
+    pub on_sale_closes_at_ms: u64,
+    pub currency: String,
+    pub ticket_types: Vec<TicketTypeRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TicketTypeRecord {
+    pub id: String,
+    pub name: String,
+    pub category: u8,
+    pub price_minor: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct VenueRecord {
+    pub id: String,
+    pub name: String,
+    /// (id, name) per category index.
+    pub categories: Vec<(String, String)>,
+    pub sections: Vec<SectionRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SectionRecord {
+    pub id: String,
+    pub name: String,
+    pub kind: SectionKindRecord,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum SectionKindRecord {
+    /// Rows as (label, seat count); seats row after row.
+    Reserved { rows: Vec<(String, u32)>, seats: Vec<SeatRecord> },
+    GeneralAdmission { capacity: u32, category: u8 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SeatRecord {
+    pub number: u16,
+    pub category: u8,
+    pub flags: u8,
+    pub quality: u16,
+}
+
+/// A stored value that cannot be trusted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("value too short ({0} bytes)")]
+    Truncated(usize),
+    #[error("format version {found}, this build reads {FORMAT_VERSION}")]
+    Version { found: u8 },
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("undecodable payload: {0}")]
+    Decode(String),
+    #[error("{0} trailing bytes after the payload")]
+    Trailing(usize),
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Frames `value` for disk: version, checksum, payload.
+pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    let mut framed = vec![0; FRAME_HEADER_LEN];
+    bincode::encode_into_std_write(value, &mut framed, bincode_config()).expect("encoding into a Vec cannot fail");
+    let checksum = crc32fast::hash(&framed[FRAME_HEADER_LEN..]);
+    framed[0] = FORMAT_VERSION;
+    framed[1..FRAME_HEADER_LEN].copy_from_slice(&checksum.to_le_bytes());
+    framed
+}
+
+/// Checks and decodes a framed value.
+pub fn decode<T: Decode<()>>(framed: &[u8]) -> Result<T, FrameError> {
+    if framed.len() < FRAME_HEADER_LEN {
+        return Err(FrameError::Truncated(framed.len()));
+    }
+    if framed[0] != FORMAT_VERSION {
+        return Err(FrameError::Version { found: framed[0] });
+    }
+    let checksum = u32::from_le_bytes(framed[1..FRAME_HEADER_LEN].try_into().expect("4 bytes"));
+    let payload = &framed[FRAME_HEADER_LEN..];
+    if crc32fast::hash(payload) != checksum {
+        return Err(FrameError::Checksum);
+    }
+    let (value, used) =
+        bincode::decode_from_slice(payload, bincode_config()).map_err(|error| FrameError::Decode(error.to_string()))?;
+    if used != payload.len() {
+        return Err(FrameError::Trailing(payload.len() - used));
+    }
+    Ok(value)
+}
+
+/// Key of a WAL record: section key then sequence, big-endian.
+pub fn record_key(section: u32, seq: u64) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..4].copy_from_slice(&section.to_be_bytes());
+    key[4..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn parse_record_key(key: &[u8]) -> Option<(u32, u64)> {
+    let key: &[u8; 12] = key.try_into().ok()?;
+    let section = u32::from_be_bytes(key[..4].try_into().ok()?);
+    let seq = u64::from_be_bytes(key[4..].try_into().ok()?);
+    Some((section, seq))
+}
+
+/// Key of a section's snapshot.
+pub fn snapshot_key(section: u32) -> [u8; 4] {
+    section.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record::HoldCreated {
+            hold: HoldRecord {
+                hold: 7,
+                customer: "alice".into(),
+                units: UnitsRecord::Seats(vec![3, 4]),
+                created_at_ms: 1_700_000_000_000,
+                expires_at_s: 1_700_000_600,
+                total_minor: 25_800,
+            },
+            reclaimed: vec![2],
+        }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let framed = encode(&sample());
+        assert_eq!(framed[0], FORMAT_VERSION);
+        assert_eq!(decode::<Record>(&framed), Ok(sample()));
+    }
+
+    #[test]
+    fn damaged_frames_are_refused() {
+        let framed = encode(&sample());
+        let check = |bytes: Vec<u8>, expected: FrameError| assert_eq!(decode::<Record>(&bytes), Err(expected));
+        check(framed[..3].to_vec(), FrameError::Truncated(3));
+        let mut version = framed.clone();
+        version[0] = 9;
+        check(version, FrameError::Version { found: 9 });
+        for bit in [8 * FRAME_HEADER_LEN, 8 * framed.len() - 1] {
+            let mut flipped = framed.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            check(flipped, FrameError::Checksum);
+        }
+        let mut torn = framed.clone();
+        torn.truncate(framed.len() - 2);
+        check(torn, FrameError::Checksum);
+    }
+
+    #[test]
+    fn keys_sort_in_log_order() {
+        assert!(record_key(1, 255) < record_key(1, 256));
+        assert!(record_key(1, u64::MAX) < record_key(2, 0));
+        assert_eq!(parse_record_key(&record_key(9, 42)), Some((9, 42)));
+        assert_eq!(parse_record_key(b"short"), None);
+    }
+}
