@@ -227,6 +227,11 @@ section_call!(
     |self, inventory, now| (inventory.state().availability(), inventory.state().seat_codes(now))
 );
 section_call!(
+    /// The inventory's whole state, as a snapshot would store it (for checks and tools).
+    Export {} -> crate::wal::SectionSnapshot,
+    |self, inventory, _now| inventory.snapshot(0)
+);
+section_call!(
     /// Retire expired holds now (the timer does this every sweep interval).
     Sweep {} -> Vec<Hold>,
     |self, inventory, now| inventory.sweep(now)

@@ -112,7 +112,11 @@ pub fn from_definition(definition: &EventDefinition) -> Result<(Event, Venue), S
     let venue = Venue {
         id: record.id.clone(),
         name: record.name.clone(),
-        categories: record.categories.iter().map(|(id, name)| Category { id: id.clone(), name: name.clone() }).collect(),
+        categories: record
+            .categories
+            .iter()
+            .map(|(id, name)| Category { id: id.clone(), name: name.clone() })
+            .collect(),
         sections,
     };
     let event = &definition.event;
@@ -133,7 +137,10 @@ pub fn from_definition(definition: &EventDefinition) -> Result<(Event, Venue), S
         name: event.name.clone(),
         venue_id: event.venue_id.clone(),
         starts_at: Millis(event.starts_at_ms),
-        on_sale: OnSaleWindow { opens_at: Millis(event.on_sale_opens_at_ms), closes_at: Millis(event.on_sale_closes_at_ms) },
+        on_sale: OnSaleWindow {
+            opens_at: Millis(event.on_sale_opens_at_ms),
+            closes_at: Millis(event.on_sale_closes_at_ms),
+        },
         currency: event.currency.clone(),
         ticket_types,
     };

@@ -516,6 +516,12 @@ impl Inventory {
         self.expire_due(now, SWEEP_HOLDS_MAX)
     }
 
+    /// Frees every hold that expired by `now`, however many (recovery, before any
+    /// caller can look). Returns how many.
+    pub fn retire_expired(&mut self, now: Millis) -> usize {
+        self.expire_due(now, usize::MAX).len()
+    }
+
     /// The whole state as a snapshot taken after WAL record `last_seq`.
     pub fn snapshot(&self, last_seq: u64) -> SectionSnapshot {
         let mut holds: Vec<HoldRecord> = self.holds.values().map(Hold::to_record).collect();
@@ -640,7 +646,9 @@ impl Inventory {
                 self.free_units(&hold);
                 Ok(())
             }
-            Record::OrderConfirmed { order, hold, confirmed_at_ms } => self.apply_confirmed(*order, *hold, *confirmed_at_ms),
+            Record::OrderConfirmed { order, hold, confirmed_at_ms } => {
+                self.apply_confirmed(*order, *hold, *confirmed_at_ms)
+            }
             Record::OrderCancelled { order, .. } => self.apply_cancelled(*order),
         }
     }

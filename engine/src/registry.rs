@@ -21,12 +21,12 @@ use actix_rt::{Arbiter, ArbiterHandle, System};
 use crate::actor::{SectionActor, SectionHandle, SectionWal};
 use crate::clock::Clock;
 use crate::config::EngineConfig;
+use crate::definition::{from_definition, to_definition};
 use crate::event::Event;
 use crate::ids::SectionKey;
-use crate::definition::{from_definition, to_definition};
 use crate::inventory::{ApplyError, Inventory, InventoryParams};
-use crate::store::{RecoveredSection, Store, StoreError};
 use crate::ledger::CustomerLedger;
+use crate::store::{RecoveredSection, Store, StoreError};
 use crate::venue::{SeatId, SeatIndex, Venue};
 
 /// The actix system thread and its arbiter threads.
@@ -191,10 +191,8 @@ impl Registry {
         registry.store = Some(store.clone());
         for recovered_event in recovered.events {
             let definition = &recovered_event.definition;
-            let (event, venue) = from_definition(definition).map_err(|problem| RecoveryError::Definition {
-                event: definition.event.id.clone(),
-                problem,
-            })?;
+            let (event, venue) = from_definition(definition)
+                .map_err(|problem| RecoveryError::Definition { event: definition.event.id.clone(), problem })?;
             assert_eq!(definition.first_section_key as usize, registry.sections.len(), "recovered in key order");
             let venue = match registry.venues.get(&venue.id) {
                 Some(known) => known.clone(),
@@ -218,6 +216,7 @@ impl Registry {
         sections: &[RecoveredSection],
     ) -> Result<Vec<Inventory>, ApplyError> {
         let first_key = self.sections.len() as u32;
+        let now = self.clock.now();
         let threads = std::thread::available_parallelism().map_or(1, usize::from).min(sections.len().max(1));
         let chunk = sections.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
@@ -245,6 +244,9 @@ impl Registry {
                                 for record in &recovered.records {
                                     inventory.replay(record)?;
                                 }
+                                // Holds that expired while the process was down go free before
+                                // anyone can look; the actor writes their records when it starts.
+                                inventory.retire_expired(now);
                                 Ok(inventory)
                             })
                             .collect::<Result<Vec<_>, ApplyError>>()
@@ -286,7 +288,8 @@ impl Registry {
         if self.events.contains_key(&event.id) {
             return Err(RegistryError::DuplicateEvent(event.id));
         }
-        let venue = self.venues.get(&event.venue_id).ok_or_else(|| RegistryError::UnknownVenue(event.venue_id.clone()))?;
+        let venue =
+            self.venues.get(&event.venue_id).ok_or_else(|| RegistryError::UnknownVenue(event.venue_id.clone()))?;
         let venue = venue.clone();
         let first_key = u32::try_from(self.sections.len()).expect("fewer than 2^32 sections");
         if let Some(store) = &self.store {

@@ -190,6 +190,7 @@ pub struct Store {
     config: StorageConfig,
     wal: WalHandle,
     writer: Mutex<Option<JoinHandle<()>>>,
+    inject_failure: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -216,7 +217,13 @@ impl Store {
         let db = Arc::new(db);
         let (commands, queue) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
-        let writer = Writer { db: db.clone(), config: config.clone(), failed: failed.clone() };
+        let inject_failure = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            db: db.clone(),
+            config: config.clone(),
+            failed: failed.clone(),
+            inject_failure: inject_failure.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || writer.run(queue))
@@ -227,6 +234,7 @@ impl Store {
             config,
             wal: WalHandle { commands, failed },
             writer: Mutex::new(Some(writer)),
+            inject_failure,
         })
     }
 
@@ -242,6 +250,17 @@ impl Store {
         self.wal.clone()
     }
 
+    /// Whether a write has failed (nothing is acknowledged any more; restart to recover).
+    pub fn failed(&self) -> bool {
+        self.wal.failed()
+    }
+
+    /// Failpoint for fault tests: the writer's next group fails as a refused disk
+    /// write would, with everything that follows from it.
+    pub fn fail_next_write(&self) {
+        self.inject_failure.store(true, Ordering::Release);
+    }
+
     /// Reads every event definition, snapshot and record (see the torn-tail policy above).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let corrupt = |what: String, problem: String| StoreError::Corrupt { path: self.path.clone(), what, problem };
@@ -251,8 +270,9 @@ impl Store {
         for item in self.db.iterator_cf(self.cf(CF_META), IteratorMode::Start) {
             let (key, value) = item.map_err(rocks)?;
             let Some(id) = key.strip_prefix(META_EVENT_PREFIX) else { continue };
-            let definition: EventDefinition = wal::decode(&value)
-                .map_err(|error| corrupt(format!("event definition {}", String::from_utf8_lossy(id)), error.to_string()))?;
+            let definition: EventDefinition = wal::decode(&value).map_err(|error| {
+                corrupt(format!("event definition {}", String::from_utf8_lossy(id)), error.to_string())
+            })?;
             let sections = (0..definition.venue.sections.len()).map(|_| RecoveredSection::default()).collect();
             events.push(RecoveredEvent { definition, sections });
         }
@@ -260,7 +280,8 @@ impl Store {
         let mut next_key = 0;
         for event in &events {
             if event.definition.first_section_key != next_key {
-                let problem = format!("section keys start at {}, expected {next_key}", event.definition.first_section_key);
+                let problem =
+                    format!("section keys start at {}, expected {next_key}", event.definition.first_section_key);
                 return Err(corrupt(format!("event definition {}", event.definition.event.id), problem));
             }
             next_key += event.sections.len() as u32;
@@ -281,8 +302,8 @@ impl Store {
             );
             let (event, index) = section_of(&mut events, section)
                 .ok_or_else(|| corrupt(format!("snapshot of section {section}"), "no event owns it".into()))?;
-            let snapshot: SectionSnapshot =
-                wal::decode(&value).map_err(|error| corrupt(format!("snapshot of section {section}"), error.to_string()))?;
+            let snapshot: SectionSnapshot = wal::decode(&value)
+                .map_err(|error| corrupt(format!("snapshot of section {section}"), error.to_string()))?;
             let recovered = &mut events[event].sections[index];
             recovered.last_seq = snapshot.last_seq;
             recovered.snapshot = Some(snapshot);
@@ -336,9 +357,7 @@ impl Store {
         key.extend_from_slice(definition.event.id.as_bytes());
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), key, wal::encode(definition));
-        self.db
-            .write_opt(batch, &sync_write())
-            .map_err(|source| StoreError::Rocks { path: self.path.clone(), source })
+        self.db.write_opt(batch, &sync_write()).map_err(|source| StoreError::Rocks { path: self.path.clone(), source })
     }
 
     /// A consistent copy of the store in `dir` (which must not exist), taken while
@@ -369,12 +388,21 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// Restores a backup made by [`Store::backup`] into `data_dir`, which must not exist
 /// or be empty: a store is never overwritten.
 pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StoreError> {
     let io = |what: &str, error: std::io::Error| StoreError::Other(format!("{what}: {error}"));
     if data_dir.exists() && std::fs::read_dir(data_dir).map_err(|e| io("reading the data dir", e))?.next().is_some() {
-        return Err(StoreError::Other(format!("{} is not empty; restore only into an empty directory", data_dir.display())));
+        return Err(StoreError::Other(format!(
+            "{} is not empty; restore only into an empty directory",
+            data_dir.display()
+        )));
     }
     std::fs::create_dir_all(data_dir).map_err(|e| io("creating the data dir", e))?;
     for entry in std::fs::read_dir(backup).map_err(|e| io("reading the backup", e))? {
@@ -407,6 +435,8 @@ struct Writer {
     db: Arc<DB>,
     config: StorageConfig,
     failed: Arc<AtomicBool>,
+    /// Failpoint: the next group fails as if the disk had refused it.
+    inject_failure: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -479,10 +509,14 @@ impl Writer {
                 Command::Stop => {}
             }
         }
-        let mut result = self.db.write_opt(batch, write_options);
+        let mut result = if self.inject_failure.swap(false, Ordering::AcqRel) {
+            Err("injected write failure".to_string())
+        } else {
+            self.db.write_opt(batch, write_options).map_err(|error| error.to_string())
+        };
         if result.is_ok() && self.config.durability == Durability::Async {
             if flushes {
-                result = self.db.flush_wal(true);
+                result = self.db.flush_wal(true).map_err(|error| error.to_string());
             } else if unsynced_since.is_none() {
                 *unsynced_since = Some(Instant::now());
             }
@@ -490,7 +524,7 @@ impl Writer {
         let result = result.map_err(|error| {
             self.failed.store(true, Ordering::Release);
             tracing::error!(%error, "WAL write failed; acknowledgements stop until restart");
-            StorageError::Failed(error.to_string())
+            StorageError::Failed(error)
         });
         for command in group {
             complete(command, result.clone());

@@ -18,13 +18,33 @@ const FRAME_HEADER_LEN: usize = 5;
 pub enum Record {
     /// A hold was granted. Seats it found held by holds expired at `created_at_ms` were
     /// taken over; those holds (`reclaimed`) ended as expired in the same step.
-    HoldCreated { hold: HoldRecord, reclaimed: Vec<u32> },
-    HoldExtended { hold: u32, expires_at_s: u32, at_ms: u64 },
-    HoldReleased { hold: u32, at_ms: u64 },
-    HoldExpired { hold: u32, at_ms: u64 },
+    HoldCreated {
+        hold: HoldRecord,
+        reclaimed: Vec<u32>,
+    },
+    HoldExtended {
+        hold: u32,
+        expires_at_s: u32,
+        at_ms: u64,
+    },
+    HoldReleased {
+        hold: u32,
+        at_ms: u64,
+    },
+    HoldExpired {
+        hold: u32,
+        at_ms: u64,
+    },
     /// The hold became order `order`; its seats are sold.
-    OrderConfirmed { order: u32, hold: u32, confirmed_at_ms: u64 },
-    OrderCancelled { order: u32, at_ms: u64 },
+    OrderConfirmed {
+        order: u32,
+        hold: u32,
+        confirmed_at_ms: u64,
+    },
+    OrderCancelled {
+        order: u32,
+        at_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -112,8 +132,14 @@ pub struct SectionRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum SectionKindRecord {
     /// Rows as (label, seat count); seats row after row.
-    Reserved { rows: Vec<(String, u32)>, seats: Vec<SeatRecord> },
-    GeneralAdmission { capacity: u32, category: u8 },
+    Reserved {
+        rows: Vec<(String, u32)>,
+        seats: Vec<SeatRecord>,
+    },
+    GeneralAdmission {
+        capacity: u32,
+        category: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]

@@ -127,7 +127,10 @@ impl Harness {
                 let number = words[1].trim_start_matches('o').parse().unwrap();
                 let inventory = if ga { &mut self.ga } else { &mut self.reserved };
                 let id = OrderId { section: inventory.key(), number };
-                inventory.cancel(id, now).map(|_| "cancelled".to_string()).unwrap_or_else(|error| format!("error: {error}"))
+                inventory
+                    .cancel(id, now)
+                    .map(|_| "cancelled".to_string())
+                    .unwrap_or_else(|error| format!("error: {error}"))
             }
             "wait" => {
                 self.now = self.now.saturating_add(words[1].trim_end_matches('s').parse::<u64>().unwrap() * 1000);
