@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::event::Event;
+use hakken_engine::store::StorageConfig;
 use hakken_engine::venue::Venue;
 use serde::Deserialize;
 
@@ -13,8 +14,17 @@ use serde::Deserialize;
 pub struct Config {
     pub venues: Vec<PathBuf>,
     pub events: Vec<PathBuf>,
+    /// Where the RocksDB store lives.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
     #[serde(default)]
     pub engine: EngineConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
 }
 
 /// Venues and events as loaded and checked against each other.

@@ -26,9 +26,19 @@ enum Command {
     /// Load every venue and event the configuration names and report what is in them,
     /// or the first error with file, line and problem. Exits non-zero on error.
     CheckConfig,
-    /// Run a seeded on-sale against the configured events in memory, through the
-    /// section actors, and report throughput and the final availability.
+    /// Run a seeded on-sale against the configured events through the section actors
+    /// (in memory, or durable with `--data-dir`) and report throughput and sales.
     Simulate(simulate::Options),
+    /// Restore a backup (a RocksDB checkpoint made by the running server) into an
+    /// empty data directory. Never overwrites a store.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create; must not exist or be empty.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -37,6 +47,11 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Simulate(simulate::Options::default())) {
         Command::CheckConfig => check_config(&config),
         Command::Simulate(options) => simulate::run(&config, &options),
+        Command::Restore { from, to } => {
+            hakken_engine::store::restore_backup(&from, &to)?;
+            println!("restored {} into {}", from.display(), to.display());
+            Ok(())
+        }
     }
 }
 

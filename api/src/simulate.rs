@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use hakken_engine::actor::{Confirm, HoldBest, HoldQuantity, Release, SectionHandle, Unavailable};
+use hakken_engine::actor::{Confirm, HoldBest, HoldQuantity, Release, SectionHandle};
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::Clock;
 use hakken_engine::ids::CustomerId;
 use hakken_engine::registry::Registry;
+use hakken_engine::store::Store;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -28,11 +29,18 @@ pub struct Options {
     /// Buyers in flight at once.
     #[arg(long, default_value_t = 512)]
     pub concurrency: u64,
+    /// Sell durably into the configured RocksDB store (`data_dir`), recovering what
+    /// is already there; without it the simulation runs in memory only.
+    #[arg(long)]
+    pub durable: bool,
+    /// With `--durable`: use this directory instead of the configured one.
+    #[arg(long, requires = "durable")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { buyers: 200_000, seed: 1, concurrency: 512 }
+        Options { buyers: 200_000, seed: 1, concurrency: 512, durable: false, data_dir: None }
     }
 }
 
@@ -47,14 +55,25 @@ struct Tally {
 
 pub fn run(config: &Config, options: &Options) -> Result<()> {
     let catalogue = config.load_catalogue()?;
-    let mut registry = Registry::new(config.engine.clone(), Clock::System).context("starting section actors")?;
+    let mut registry = if options.durable {
+        let dir = options.data_dir.as_ref().unwrap_or(&config.data_dir);
+        let store = Store::open(dir, config.storage.clone())?;
+        println!("durable: store in {}", dir.display());
+        Registry::recover(config.engine.clone(), Clock::System, store)?
+    } else {
+        Registry::new(config.engine.clone(), Clock::System).context("starting section actors")?
+    };
     for venue in catalogue.venues {
-        registry.add_venue(venue)?;
+        if registry.venue(&venue.id).is_none() {
+            registry.add_venue(venue)?;
+        }
     }
     let mut event_ids = Vec::new();
     for event in catalogue.events {
         event_ids.push(event.id.clone());
-        registry.add_event(event)?;
+        if registry.event(&event.id).is_none() {
+            registry.add_event(event)?;
+        }
     }
     let event_id = event_ids.first().context("no event configured")?;
     let sections = registry.event(event_id).expect("just added").sections.clone();
@@ -114,7 +133,7 @@ async fn one_buyer(sections: &[SectionHandle], buyer: u64, rng: &mut SmallRng, t
     let granted = match reply {
         Ok(Ok(granted)) => granted,
         Ok(Err(_)) => return count(&tally.refused),
-        Err(Unavailable::Busy | Unavailable::Stopped) => return count(&tally.busy),
+        Err(_) => return count(&tally.busy),
     };
     count(&tally.holds);
     let hold = granted.hold.id;

@@ -344,6 +344,10 @@ impl Registry {
         self.events.entry(id).or_insert(entry)
     }
 
+    pub fn venue(&self, id: &str) -> Option<&Arc<Venue>> {
+        self.venues.get(id)
+    }
+
     pub fn event(&self, id: &str) -> Option<&EventEntry> {
         self.events.get(id)
     }

@@ -46,7 +46,7 @@ where
                 busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
-            Err(Unavailable::Stopped) => panic!("section actor stopped"),
+            Err(error @ (Unavailable::Stopped | Unavailable::Storage(_))) => panic!("{error}"),
         }
     }
 }

@@ -12,7 +12,8 @@
 //! C <order>
 //! ```
 //!
-//! Usage: `hakken-crash-driver DATA_DIR SEED` (a new directory gets the test event).
+//! Usage: `hakken-crash-driver DATA_DIR SEED [sync|async]` (a new directory gets the
+//! test event; async durability must survive SIGKILL too, as its writes are in the OS).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
 use hakken_engine::inventory::{Granted, Units};
 use hakken_engine::registry::Registry;
-use hakken_engine::store::{StorageConfig, Store};
+use hakken_engine::store::{Durability, StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -37,10 +38,20 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().context("usage: hakken-crash-driver DATA_DIR SEED")?;
     let seed: u64 = args.next().context("missing SEED")?.parse()?;
+    let durability = match args.next().as_deref() {
+        None | Some("sync") => Durability::Sync,
+        Some("async") => Durability::Async,
+        Some(other) => anyhow::bail!("durability must be sync or async, not {other:?}"),
+    };
     let config =
         EngineConfig { hold_ttl_ms: 3_000, customer_seats_max: 0, sweep_interval_ms: 200, ..EngineConfig::default() };
     // Small snapshots often, so kills land in the middle of snapshotting too.
-    let storage = StorageConfig { snapshot_every_records: 500, snapshot_interval_ms: 300, ..StorageConfig::default() };
+    let storage = StorageConfig {
+        durability,
+        snapshot_every_records: 500,
+        snapshot_interval_ms: 300,
+        ..StorageConfig::default()
+    };
     let store = Store::open(dir.as_ref(), storage)?;
     let mut registry = Registry::recover(config, Clock::System, store)?;
     if registry.event("open").is_none() {
