@@ -323,15 +323,6 @@ pub struct InventoryParams<'a> {
     pub ledger: Arc<CustomerLedger>,
 }
 
-/// Whether a record is being made now or replayed from disk. Live holds have already
-/// reserved their seats in the ledger (atomically, across sections); replayed ones
-/// reserve them when applied.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    Live,
-    Replay,
-}
-
 impl Inventory {
     pub fn new(params: InventoryParams<'_>) -> Inventory {
         let state = Arc::new(SectionState::new(params.venue.clone(), params.section_index));
@@ -542,7 +533,7 @@ impl Inventory {
         }
         for hold in &snapshot.holds {
             self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
-            let reclaimed = self.apply_hold_created(hold, Origin::Replay)?;
+            let reclaimed = self.apply_hold_created(hold)?;
             if !reclaimed.is_empty() {
                 return Err(self.apply_error(&format!("snapshot hold {}", hold.hold), "seats shared by two holds"));
             }
@@ -558,7 +549,7 @@ impl Inventory {
     pub fn replay(&mut self, record: &Record) -> Result<(), ApplyError> {
         if let Record::HoldCreated { hold, reclaimed } = record {
             self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
-            let found = self.apply_hold_created(hold, Origin::Replay)?;
+            let found = self.apply_hold_created(hold)?;
             if found != *reclaimed {
                 return Err(self.apply_error(&format!("{record:?}"), "reclaimed other holds than when it was made"));
             }
@@ -607,7 +598,7 @@ impl Inventory {
             expires_at_s: secs_u32(now.saturating_add(self.ttl_ms).0.div_ceil(1000)),
             total_minor,
         };
-        match self.apply_hold_created(&hold, Origin::Live) {
+        match self.apply_hold_created(&hold) {
             Ok(reclaimed) => {
                 let number = hold.hold;
                 self.journal.push(Record::HoldCreated { hold, reclaimed });
@@ -655,13 +646,12 @@ impl Inventory {
 
     /// Takes the hold's units; seats held by holds expired at its creation time are
     /// taken over and those holds retired. Returns their numbers, ascending.
-    fn apply_hold_created(&mut self, record: &HoldRecord, origin: Origin) -> Result<Vec<u32>, ApplyError> {
+    /// Live holds have reserved their ledger seats already (atomically, across
+    /// sections); replayed ones are reserved by `replay`/`restore` before this.
+    fn apply_hold_created(&mut self, record: &HoldRecord) -> Result<Vec<u32>, ApplyError> {
         let what = || format!("hold created {}", record.hold);
         if self.holds.contains_key(&record.hold) {
             return Err(self.apply_error(&what(), "hold number already live"));
-        }
-        if origin == Origin::Live {
-            debug_assert_eq!(record.hold, self.next_hold);
         }
         let hold = Hold::from_record(self.key, record);
         let mut reclaimed_holds = Vec::new();

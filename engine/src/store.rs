@@ -286,7 +286,7 @@ impl Store {
             }
             next_key += event.sections.len() as u32;
         }
-        let section_of = |events: &mut [RecoveredEvent], section: u32| -> Option<(usize, usize)> {
+        let section_of = |events: &[RecoveredEvent], section: u32| -> Option<(usize, usize)> {
             events.iter().enumerate().find_map(|(index, event)| {
                 let first = event.definition.first_section_key;
                 (first..first + event.sections.len() as u32)
@@ -300,7 +300,7 @@ impl Store {
             let section = u32::from_be_bytes(
                 key.as_ref().try_into().map_err(|_| corrupt("snapshot key".into(), format!("{key:?}")))?,
             );
-            let (event, index) = section_of(&mut events, section)
+            let (event, index) = section_of(&events, section)
                 .ok_or_else(|| corrupt(format!("snapshot of section {section}"), "no event owns it".into()))?;
             let snapshot: SectionSnapshot = wal::decode(&value)
                 .map_err(|error| corrupt(format!("snapshot of section {section}"), error.to_string()))?;
@@ -316,7 +316,7 @@ impl Store {
             let (key, value) = item.map_err(rocks)?;
             let (section, seq) =
                 wal::parse_record_key(&key).ok_or_else(|| corrupt("record key".into(), format!("{key:?}")))?;
-            let (event, index) = section_of(&mut events, section)
+            let (event, index) = section_of(&events, section)
                 .ok_or_else(|| corrupt(format!("record {section}/{seq}"), "no event owns its section".into()))?;
             match wal::decode::<Record>(&value) {
                 Ok(record) => {
