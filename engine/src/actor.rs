@@ -25,6 +25,7 @@ use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
     Availability, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
 };
+use crate::observe::SectionMetrics;
 use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
 use crate::venue::SeatIndex;
 use crate::wal;
@@ -35,6 +36,7 @@ pub struct SectionActor {
     sweep_interval: Duration,
     /// `None` runs in memory only (simulations, benches of the bare engine).
     wal: Option<SectionWal>,
+    metrics: SectionMetrics,
 }
 
 /// A section's place in the write-ahead log.
@@ -63,14 +65,23 @@ impl SectionWal {
 }
 
 impl SectionActor {
-    pub fn new(inventory: Inventory, clock: Clock, sweep_interval: Duration, wal: Option<SectionWal>) -> SectionActor {
-        SectionActor { inventory, clock, sweep_interval, wal }
+    pub fn new(
+        inventory: Inventory,
+        clock: Clock,
+        sweep_interval: Duration,
+        wal: Option<SectionWal>,
+        metrics: SectionMetrics,
+    ) -> SectionActor {
+        SectionActor { inventory, clock, sweep_interval, wal, metrics }
     }
 
     /// Sends the journal to the WAL; `done` runs when it is durable (at once if there
     /// is nothing to write).
     fn persist(&mut self, done: Completion) {
         let records = self.inventory.take_journal();
+        for record in &records {
+            self.metrics.record(record);
+        }
         let Some(wal) = &mut self.wal else { return done(Ok(())) };
         if records.is_empty() {
             return done(Ok(()));
@@ -100,6 +111,7 @@ impl SectionActor {
 
     fn tick(&mut self) {
         self.inventory.sweep(self.clock.now());
+        self.metrics.seats(&self.inventory.state().availability().total);
         let section = self.inventory.key().0;
         self.persist(Box::new(move |durable| {
             if let Err(error) = durable {
@@ -146,7 +158,9 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
     type Result = ();
 
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
+        let started = Instant::now();
         let reply = message.call.run(&mut self.inventory, self.clock.now());
+        self.metrics.call(started.elapsed());
         let sender = message.reply;
         self.persist(Box::new(move |durable| {
             // The caller may have given up (timeout, disconnect); the outcome stands regardless.

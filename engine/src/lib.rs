@@ -29,6 +29,8 @@ pub mod inventory;
 #[cfg(not(loom))]
 pub mod ledger;
 #[cfg(not(loom))]
+pub mod observe;
+#[cfg(not(loom))]
 pub mod registry;
 #[cfg(not(loom))]
 pub mod store;

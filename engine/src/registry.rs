@@ -26,6 +26,7 @@ use crate::event::Event;
 use crate::ids::SectionKey;
 use crate::inventory::{ApplyError, Inventory, InventoryParams};
 use crate::ledger::CustomerLedger;
+use crate::observe::{self, SectionMetrics};
 use crate::store::{RecoveredSection, Store, StoreError};
 use crate::venue::{SeatId, SeatIndex, Venue};
 
@@ -185,6 +186,7 @@ impl Registry {
     /// records after it, section by section, on all cores), then starts its actors.
     /// Events added later are stored before they go on sale.
     pub fn recover(config: EngineConfig, clock: Clock, store: Store) -> Result<Registry, RecoveryError> {
+        let started = std::time::Instant::now();
         let recovered = store.recover()?;
         let mut registry = Registry::new(config, clock)?;
         let store = Arc::new(store);
@@ -204,6 +206,7 @@ impl Registry {
             let wals = last_seqs.map(|last_seq| Some(SectionWal::new(store.wal(), last_seq, store.config())));
             registry.start_event(event, venue, ledger, inventories.into_iter().zip(wals));
         }
+        metrics::gauge!(observe::RECOVERY_SECONDS).set(started.elapsed().as_secs_f64());
         Ok(registry)
     }
 
@@ -328,7 +331,9 @@ impl Registry {
             let key = inventory.key();
             assert_eq!(key.0 as usize, self.sections.len(), "section keys are dense");
             let state = inventory.state().clone();
-            let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal);
+            let section_id = &venue.sections[sections.len()].id;
+            let metrics = SectionMetrics::new(&event.id, section_id);
+            let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal, metrics);
             let arbiter = &self.runtime.arbiters[key.0 as usize % self.runtime.threads()];
             let mailbox_capacity = self.config.mailbox_capacity;
             let addr = SectionActor::start_in_arbiter(arbiter, move |context| {

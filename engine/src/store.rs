@@ -34,6 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rocksdb::{ColumnFamily, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::Deserialize;
 
+use crate::observe;
 use crate::wal::{self, EventDefinition, FrameError, Record, SectionSnapshot};
 
 const CF_WAL: &str = "wal";
@@ -520,6 +521,8 @@ impl Writer {
                 Command::Stop => {}
             }
         }
+        let (records, bytes) = (batch.len(), batch.size_in_bytes());
+        let started = Instant::now();
         let mut result = if self.inject_failure.swap(false, Ordering::AcqRel) {
             Err("injected write failure".to_string())
         } else {
@@ -532,7 +535,11 @@ impl Writer {
                 *unsynced_since = Some(Instant::now());
             }
         }
+        metrics::histogram!(observe::WAL_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(observe::WAL_GROUP_RECORDS).record(records as f64);
+        metrics::counter!(observe::WAL_BYTES_TOTAL).increment(bytes as u64);
         let result = result.map_err(|error| {
+            metrics::counter!(observe::WAL_WRITE_FAILURES_TOTAL).increment(1);
             self.failed.store(true, Ordering::Release);
             tracing::error!(%error, "WAL write failed; acknowledgements stop until restart");
             StorageError::Failed(error)

@@ -1,0 +1,76 @@
+//! What the engine reports through the `metrics` facade. The server installs the
+//! Prometheus exporter (and its histogram buckets); without one, every handle here is
+//! a no-op. Labels are bounded: event and section ids, never customers, seats or orders.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::inventory::Counts;
+use crate::wal::Record;
+
+/// Changes made by a section, labels `event`, `section`, `operation` (hold, extend,
+/// release, expire, confirm, cancel).
+pub const SECTION_OPERATIONS_TOTAL: &str = "hakken_section_operations_total";
+/// Seats (or GA units) of a section by `state`: available, held, sold.
+pub const SECTION_SEATS: &str = "hakken_section_seats";
+/// Time a section actor spends on one call, labels `event`, `section`.
+pub const SECTION_CALL_SECONDS: &str = "hakken_section_call_seconds";
+/// Records per group commit.
+pub const WAL_GROUP_RECORDS: &str = "hakken_wal_group_records";
+/// Time to write (and, with sync durability, fsync) one group.
+pub const WAL_WRITE_SECONDS: &str = "hakken_wal_write_seconds";
+/// Bytes of keys and values written to the WAL.
+pub const WAL_BYTES_TOTAL: &str = "hakken_wal_bytes_total";
+/// Failed group writes (after one, nothing more is acknowledged until restart).
+pub const WAL_WRITE_FAILURES_TOTAL: &str = "hakken_wal_write_failures_total";
+/// How long the last recovery took.
+pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
+
+const OPERATIONS: [&str; 6] = ["hold", "extend", "release", "expire", "confirm", "cancel"];
+const STATES: [&str; 3] = ["available", "held", "sold"];
+
+/// One section's metric handles, registered once when its actor starts.
+pub struct SectionMetrics {
+    operations: [Counter; 6],
+    seats: [Gauge; 3],
+    call_seconds: Histogram,
+}
+
+impl SectionMetrics {
+    pub fn new(event: &str, section: &str) -> SectionMetrics {
+        let (event, section) = (event.to_string(), section.to_string());
+        SectionMetrics {
+            operations: OPERATIONS.map(|operation| {
+                metrics::counter!(SECTION_OPERATIONS_TOTAL,
+                    "event" => event.clone(), "section" => section.clone(), "operation" => operation)
+            }),
+            seats: STATES.map(|state| {
+                metrics::gauge!(SECTION_SEATS, "event" => event.clone(), "section" => section.clone(), "state" => state)
+            }),
+            call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event, "section" => section),
+        }
+    }
+
+    pub fn record(&self, record: &Record) {
+        let operation = match record {
+            Record::HoldCreated { .. } => 0,
+            Record::HoldExtended { .. } => 1,
+            Record::HoldReleased { .. } => 2,
+            Record::HoldExpired { .. } => 3,
+            Record::OrderConfirmed { .. } => 4,
+            Record::OrderCancelled { .. } => 5,
+        };
+        self.operations[operation].increment(1);
+    }
+
+    pub fn seats(&self, counts: &Counts) {
+        self.seats[0].set(counts.available);
+        self.seats[1].set(counts.held);
+        self.seats[2].set(counts.sold);
+    }
+
+    pub fn call(&self, elapsed: Duration) {
+        self.call_seconds.record(elapsed.as_secs_f64());
+    }
+}
