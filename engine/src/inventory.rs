@@ -532,8 +532,9 @@ impl Inventory {
             self.restore_order(order)?;
         }
         for hold in &snapshot.holds {
-            self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
-            let reclaimed = self.apply_hold_created(hold)?;
+            let customer = CustomerId::new(&hold.customer);
+            self.ledger.force_reserve(&customer, units_count(&hold.units));
+            let reclaimed = self.apply_hold_created(hold, customer)?;
             if !reclaimed.is_empty() {
                 return Err(self.apply_error(&format!("snapshot hold {}", hold.hold), "seats shared by two holds"));
             }
@@ -548,8 +549,9 @@ impl Inventory {
     /// Applies a record read from the WAL, as it was applied when it was made.
     pub fn replay(&mut self, record: &Record) -> Result<(), ApplyError> {
         if let Record::HoldCreated { hold, reclaimed } = record {
-            self.ledger.force_reserve(&CustomerId::new(&hold.customer), units_count(&hold.units));
-            let found = self.apply_hold_created(hold)?;
+            let customer = CustomerId::new(&hold.customer);
+            self.ledger.force_reserve(&customer, units_count(&hold.units));
+            let found = self.apply_hold_created(hold, customer)?;
             if found != *reclaimed {
                 return Err(self.apply_error(&format!("{record:?}"), "reclaimed other holds than when it was made"));
             }
@@ -598,7 +600,7 @@ impl Inventory {
             expires_at_s: secs_u32(now.saturating_add(self.ttl_ms).0.div_ceil(1000)),
             total_minor,
         };
-        match self.apply_hold_created(&hold) {
+        match self.apply_hold_created(&hold, customer.clone()) {
             Ok(reclaimed) => {
                 let number = hold.hold;
                 self.journal.push(Record::HoldCreated { hold, reclaimed });
@@ -648,12 +650,14 @@ impl Inventory {
     /// taken over and those holds retired. Returns their numbers, ascending.
     /// Live holds have reserved their ledger seats already (atomically, across
     /// sections); replayed ones are reserved by `replay`/`restore` before this.
-    fn apply_hold_created(&mut self, record: &HoldRecord) -> Result<Vec<u32>, ApplyError> {
+    /// `customer` is `record.customer`, passed in so a live hold shares the caller's id.
+    fn apply_hold_created(&mut self, record: &HoldRecord, customer: CustomerId) -> Result<Vec<u32>, ApplyError> {
         let what = || format!("hold created {}", record.hold);
         if self.holds.contains_key(&record.hold) {
             return Err(self.apply_error(&what(), "hold number already live"));
         }
-        let hold = Hold::from_record(self.key, record);
+        debug_assert_eq!(*customer.0, *record.customer);
+        let hold = Hold::from_record(self.key, record, customer);
         let mut reclaimed_holds = Vec::new();
         match (&self.state.stock, &hold.units) {
             (Stock::Seats(states), Units::Seats(seats)) => {
@@ -937,10 +941,10 @@ impl Inventory {
 }
 
 impl Hold {
-    fn from_record(section: SectionKey, record: &HoldRecord) -> Hold {
+    fn from_record(section: SectionKey, record: &HoldRecord, customer: CustomerId) -> Hold {
         Hold {
             id: HoldId { section, number: record.hold },
-            customer: CustomerId::new(&record.customer),
+            customer,
             units: units_from_record(&record.units),
             created_at: Millis(record.created_at_ms),
             expires_at_s: record.expires_at_s,
