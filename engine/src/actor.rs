@@ -13,6 +13,7 @@
 //! or `snapshot_interval_ms` after the first unsnapshotted one, the actor snapshots
 //! its inventory, which lets the store delete the older records.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,7 @@ impl SectionActor {
     fn tick(&mut self) {
         self.inventory.sweep(self.clock.now());
         self.metrics.seats(&self.inventory.state().availability().total);
+        self.metrics.mailbox();
         let section = self.inventory.key().0;
         self.persist(Box::new(move |durable| {
             if let Err(error) = durable {
@@ -158,6 +160,7 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
     type Result = ();
 
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
+        self.metrics.dequeued();
         let started = Instant::now();
         let reply = message.call.run(&mut self.inventory, self.clock.now());
         self.metrics.call(started.elapsed());
@@ -269,11 +272,24 @@ pub struct SectionHandle {
     pub key: SectionKey,
     pub state: Arc<SectionState>,
     addr: Addr<SectionActor>,
+    /// Calls sent and not yet taken by the actor (its mailbox depth).
+    queued: Arc<AtomicUsize>,
 }
 
 impl SectionHandle {
-    pub fn new(key: SectionKey, state: Arc<SectionState>, addr: Addr<SectionActor>) -> SectionHandle {
-        SectionHandle { key, state, addr }
+    /// `queued` is the actor's counter ([`SectionMetrics::queued`]).
+    pub fn new(
+        key: SectionKey,
+        state: Arc<SectionState>,
+        addr: Addr<SectionActor>,
+        queued: Arc<AtomicUsize>,
+    ) -> SectionHandle {
+        SectionHandle { key, state, addr, queued }
+    }
+
+    /// Calls waiting in the section's mailbox now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Sends `call` if the mailbox has room and waits for the reply.
@@ -283,9 +299,14 @@ impl SectionHandle {
         SectionActor: Handler<Call<C>>,
     {
         let (reply, receiver) = oneshot::channel();
-        self.addr.try_send(Call { call, reply }).map_err(|error| match error {
-            actix::prelude::SendError::Full(_) => Unavailable::Busy,
-            actix::prelude::SendError::Closed(_) => Unavailable::Stopped,
+        // Counted before the send so the actor never takes a call it was not told of.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.addr.try_send(Call { call, reply }).map_err(|error| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            match error {
+                actix::prelude::SendError::Full(_) => Unavailable::Busy,
+                actix::prelude::SendError::Closed(_) => Unavailable::Stopped,
+            }
         })?;
         receiver.await.map_err(|_| Unavailable::Stopped)?
     }

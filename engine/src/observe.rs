@@ -2,6 +2,8 @@
 //! Prometheus exporter (and its histogram buckets); without one, every handle here is
 //! a no-op. Labels are bounded: event and section ids, never customers, seats or orders.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
@@ -14,6 +16,8 @@ use crate::wal::Record;
 pub const SECTION_OPERATIONS_TOTAL: &str = "hakken_section_operations_total";
 /// Seats (or GA units) of a section by `state`: available, held, sold.
 pub const SECTION_SEATS: &str = "hakken_section_seats";
+/// Calls waiting in a section actor's mailbox (sampled every sweep tick).
+pub const SECTION_MAILBOX_DEPTH: &str = "hakken_section_mailbox_depth";
 /// Time a section actor spends on one call, labels `event`, `section`.
 pub const SECTION_CALL_SECONDS: &str = "hakken_section_call_seconds";
 /// Records per group commit.
@@ -35,6 +39,9 @@ pub struct SectionMetrics {
     operations: [Counter; 6],
     seats: [Gauge; 3],
     call_seconds: Histogram,
+    mailbox_depth: Gauge,
+    /// Calls sent and not yet taken by the actor; shared with the section's handles.
+    queued: Arc<AtomicUsize>,
 }
 
 impl SectionMetrics {
@@ -48,8 +55,24 @@ impl SectionMetrics {
             seats: STATES.map(|state| {
                 metrics::gauge!(SECTION_SEATS, "event" => event.clone(), "section" => section.clone(), "state" => state)
             }),
-            call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event, "section" => section),
+            call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event.clone(), "section" => section.clone()),
+            mailbox_depth: metrics::gauge!(SECTION_MAILBOX_DEPTH, "event" => event, "section" => section),
+            queued: Arc::default(),
         }
+    }
+
+    /// The counter of queued calls, for the section's handles to count sends in.
+    pub fn queued(&self) -> Arc<AtomicUsize> {
+        self.queued.clone()
+    }
+
+    /// The actor took a call out of its mailbox.
+    pub fn dequeued(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn mailbox(&self) {
+        self.mailbox_depth.set(self.queued.load(Ordering::Relaxed) as f64);
     }
 
     pub fn record(&self, record: &Record) {

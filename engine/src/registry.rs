@@ -333,6 +333,7 @@ impl Registry {
             let state = inventory.state().clone();
             let section_id = &venue.sections[sections.len()].id;
             let metrics = SectionMetrics::new(&event.id, section_id);
+            let queued = metrics.queued();
             let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal, metrics);
             let arbiter = &self.runtime.arbiters[key.0 as usize % self.runtime.threads()];
             let mailbox_capacity = self.config.mailbox_capacity;
@@ -340,7 +341,7 @@ impl Registry {
                 context.set_mailbox_capacity(mailbox_capacity);
                 actor
             });
-            let handle = SectionHandle::new(key, state, addr);
+            let handle = SectionHandle::new(key, state, addr, queued);
             self.sections.push(handle.clone());
             sections.push(handle);
         }

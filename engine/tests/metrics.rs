@@ -86,4 +86,7 @@ fn engine_reports_operations_seats_latency_and_wal() {
     let seats = |state: &str| gauges[&format!("{}{{event=open,section=R0,state={state}}}", observe::SECTION_SEATS)];
     assert_eq!(seats("available") + seats("held") + seats("sold"), 10.0, "{gauges:?}");
     assert!(gauges.contains_key(observe::RECOVERY_SECONDS));
+    // Sampled on ticks; this test never has more than one call outstanding.
+    let depth = gauges[&format!("{}{{event=open,section=R0}}", observe::SECTION_MAILBOX_DEPTH)];
+    assert!(depth == 0.0 || depth == 1.0, "{depth}");
 }

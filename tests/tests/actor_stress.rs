@@ -224,6 +224,8 @@ fn full_mailbox_is_busy_not_a_queue() {
                 None => pending.push(call),
             }
         }
+        // The blocking call was taken; what waits is exactly what the mailbox accepted.
+        assert_eq!(handle.queued(), pending.len());
         release.send(()).unwrap();
         let mut results = refused;
         for call in pending {
@@ -238,6 +240,7 @@ fn full_mailbox_is_busy_not_a_queue() {
     eprintln!("mailbox capacity {capacity}: accepted {accepted}, busy {busy}");
     assert!(accepted >= 1);
     runtime.block_on(blocker).unwrap().unwrap();
+    assert_eq!(handle.queued(), 0);
     registry.shutdown();
 }
 
