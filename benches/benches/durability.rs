@@ -24,7 +24,7 @@ use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::{CustomerId, HoldId};
 use hakken_engine::registry::Registry;
-use hakken_engine::store::{StorageConfig, Store};
+use hakken_engine::store::{directory_bytes, StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
 use hdrhistogram::Histogram;
 
@@ -183,15 +183,6 @@ fn recovery(label: &str, storage: StorageConfig) {
         bytes as f64 / (1 << 20) as f64,
         compacted as f64 / (1 << 20) as f64
     );
-}
-
-fn directory_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.metadata().map_or(0, |metadata| metadata.len()))
-        .sum()
 }
 
 /// Record sizes as the WAL stores them (framed: version, checksum, bincode).

@@ -174,8 +174,8 @@ impl SeatStates {
         reclaimed.truncate(reclaimed_before);
     }
 
-    /// Frees the seats `hold` still owns; returns how many it freed. Seats already
-    /// reclaimed by someone else after expiry are left alone.
+    /// Frees the seats `hold` still owns (release, or expiry by the sweep); returns how
+    /// many it freed. Seats already reclaimed by someone else after expiry are left alone.
     pub fn release(&self, seats: &[u32], hold: HoldNumber, expires_at_s: u32) -> usize {
         let held = SeatState::Held { hold, expires_at_s }.encode();
         self.transition_each(seats, held, 0)
@@ -241,14 +241,6 @@ impl SeatStates {
     /// snapshotted sale.
     pub fn restore_sold(&self, seats: &[u32], order: OrderNumber) -> Result<(), Lost> {
         self.transition_all(seats, SeatState::Free.encode(), SeatState::Sold { order }.encode())
-    }
-
-    /// Frees the seats of an expired hold that nobody has reclaimed yet.
-    pub fn expire(&self, seats: &[u32], hold: HoldNumber, expires_at_s: u32, now: NowMs) -> usize {
-        if !expired(expires_at_s, now) {
-            return 0;
-        }
-        self.release(seats, hold, expires_at_s)
     }
 
     fn transition_each(&self, seats: &[u32], from: u64, to: u64) -> usize {

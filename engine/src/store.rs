@@ -112,8 +112,6 @@ enum Command {
     Append { section: u32, first_seq: u64, records: Vec<Vec<u8>>, done: Completion },
     /// A section's snapshot after `last_seq`; its older records are deleted with it.
     Snapshot { section: u32, last_seq: u64, snapshot: Vec<u8> },
-    /// Completes once everything queued before it is durable.
-    Flush { done: Completion },
     /// Ends the writer after everything queued before it.
     Stop,
 }
@@ -136,11 +134,6 @@ impl WalHandle {
         self.send(Command::Snapshot { section, last_seq, snapshot });
     }
 
-    /// Resolves once everything queued so far is durable.
-    pub fn flush(&self, done: Completion) {
-        self.send(Command::Flush { done });
-    }
-
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
@@ -159,7 +152,7 @@ impl WalHandle {
 
 fn complete(command: Command, result: Result<(), StorageError>) {
     match command {
-        Command::Append { done, .. } | Command::Flush { done } => done(result),
+        Command::Append { done, .. } => done(result),
         Command::Snapshot { .. } | Command::Stop => {}
     }
 }
@@ -377,11 +370,6 @@ impl Store {
         }
     }
 
-    /// Bytes of the store's files on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        directory_bytes(&self.path)
-    }
-
     /// Writes (and syncs) everything queued, then stops the writer thread. Appends
     /// after this complete with [`StorageError::Closed`].
     pub fn close(&self) {
@@ -421,7 +409,8 @@ pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn directory_bytes(path: &Path) -> u64 {
+/// Bytes of the files under `path` (a store's footprint on disk).
+pub fn directory_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .into_iter()
         .flatten()
@@ -505,7 +494,6 @@ impl Writer {
         let mut batch = WriteBatch::default();
         let wal = self.db.cf_handle(CF_WAL).expect("column family created at open");
         let snapshots = self.db.cf_handle(CF_SNAPSHOTS).expect("column family created at open");
-        let mut flushes = false;
         for command in &group {
             match command {
                 Command::Append { section, first_seq, records, .. } => {
@@ -517,23 +505,18 @@ impl Writer {
                     batch.put_cf(snapshots, wal::snapshot_key(*section), snapshot);
                     batch.delete_range_cf(wal, wal::record_key(*section, 0), wal::record_key(*section, last_seq + 1));
                 }
-                Command::Flush { .. } => flushes = true,
                 Command::Stop => {}
             }
         }
         let (records, bytes) = (batch.len(), batch.size_in_bytes());
         let started = Instant::now();
-        let mut result = if self.inject_failure.swap(false, Ordering::AcqRel) {
+        let result = if self.inject_failure.swap(false, Ordering::AcqRel) {
             Err("injected write failure".to_string())
         } else {
             self.db.write_opt(batch, write_options).map_err(|error| error.to_string())
         };
-        if result.is_ok() && self.config.durability == Durability::Async {
-            if flushes {
-                result = self.db.flush_wal(true).map_err(|error| error.to_string());
-            } else if unsynced_since.is_none() {
-                *unsynced_since = Some(Instant::now());
-            }
+        if result.is_ok() && self.config.durability == Durability::Async && unsynced_since.is_none() {
+            *unsynced_since = Some(Instant::now());
         }
         metrics::histogram!(observe::WAL_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(observe::WAL_GROUP_RECORDS).record(records as f64);

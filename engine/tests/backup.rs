@@ -1,6 +1,7 @@
 //! Online backup: a RocksDB checkpoint taken while buyers keep buying, restored into a
 //! new directory, must be a consistent point in time: everything acknowledged before
 //! the backup started is in it, and everything in it is exactly as in the live store.
+#![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,7 @@
 //! - each customer's ledger equals their live holds plus confirmed orders,
 //! - a seat that was released, expired or cancelled can be held again at once,
 //! - best-available refuses a together request only when no row has that many adjacent free seats.
+#![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

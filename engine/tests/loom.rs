@@ -66,14 +66,14 @@ fn confirm_races_reclaim_and_expiry() {
         let both = [0, 1];
         seats.hold(&both, 1, LIVE_S, 0, &mut Vec::new()).unwrap();
         let after_expiry = u64::from(LIVE_S) * 1000;
-
         let reclaimer = {
             let seats = seats.clone();
             thread::spawn(move || hold(&seats, &[0, 1], 2, after_expiry))
         };
         let sweeper = {
             let seats = seats.clone();
-            thread::spawn(move || seats.expire(&[1], 1, LIVE_S, after_expiry))
+            // The sweep frees an expired hold's seats with a release by that hold.
+            thread::spawn(move || seats.release(&[1], 1, LIVE_S))
         };
         let confirmed = seats.confirm(&both, 1, LIVE_S, 9, after_expiry - 1).is_ok();
         let reclaimed = reclaimer.join().unwrap();

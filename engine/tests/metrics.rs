@@ -1,6 +1,7 @@
 //! The engine reports what SREs watch: operations per section, seats per state, call
 //! latency, WAL group sizes, write latency and bytes, recovery time. Read back here
 //! with metrics-util's debugging recorder (one test: the recorder is process-global).
+#![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::collections::HashMap;
 

@@ -4,6 +4,7 @@
 //! acknowledged before the crash: the same holds (owner, seats, expiry), the same
 //! orders, the same counts and ledger. Snapshots are taken every few records so
 //! recovery mixes snapshot and log replay.
+#![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::sync::Arc;
 

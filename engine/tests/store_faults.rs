@@ -2,6 +2,7 @@
 //! a section's log is dropped, anywhere else recovery refuses naming where; another
 //! format version is refused; a failed write is never acknowledged and stops
 //! acknowledgements until a restart.
+#![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::path::Path;
 
