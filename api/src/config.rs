@@ -1,5 +1,13 @@
-//! `config/hakken.toml`: which venues and events to load, and the engine's limits.
+//! `config/hakken.toml`: what to load, where to listen and store, and every limit.
+//!
+//! Every value can be overridden by an environment variable named after its place in
+//! the file: `HAKKEN_` plus the key path joined by `_`, upper-cased. Top-level keys:
+//! `HAKKEN_LISTEN`, `HAKKEN_METRICS_LISTEN`, `HAKKEN_DATA_DIR`, `HAKKEN_ADMIN_TOKEN`;
+//! in tables: `HAKKEN_HTTP_IN_FLIGHT_MAX`, `HAKKEN_ENGINE_HOLD_TTL_MS`,
+//! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`) are comma-separated. The
+//! environment wins over the file, the file over the defaults.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -7,24 +15,81 @@ use hakken_engine::config::EngineConfig;
 use hakken_engine::event::Event;
 use hakken_engine::store::StorageConfig;
 use hakken_engine::venue::Venue;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Environment variables with this prefix that are not configuration keys.
+const ENV_NOT_CONFIG: [&str; 1] = ["HAKKEN_LOG"];
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Venue layout files, then event files (each event names its venue).
     pub venues: Vec<PathBuf>,
     pub events: Vec<PathBuf>,
     /// Where the RocksDB store lives.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    #[serde(default)]
+    /// The public API's address.
+    pub listen: String,
+    /// Prometheus metrics (`GET /metrics`), on its own address so it is never public.
+    pub metrics_listen: String,
+    /// Bearer token of the admin endpoints; empty disables them.
+    pub admin_token: String,
+    pub http: HttpConfig,
     pub engine: EngineConfig,
-    #[serde(default)]
     pub storage: StorageConfig,
 }
 
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("data")
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            venues: Vec::new(),
+            events: Vec::new(),
+            data_dir: PathBuf::from("data"),
+            listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9090".into(),
+            admin_token: String::new(),
+            http: HttpConfig::default(),
+            engine: EngineConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+/// The API's own bounds: beyond them requests are refused at once, never queued.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Requests being served at once; more get 503 + Retry-After.
+    pub in_flight_max: usize,
+    /// A request not answered by then gets 503 + Retry-After.
+    pub request_timeout_ms: u64,
+    /// Largest request body; larger gets 413.
+    pub body_bytes_max: usize,
+    /// The Retry-After (seconds) of 503 answers.
+    pub retry_after_s: u64,
+    /// Hold and confirm requests one customer may make per second, sustained ...
+    pub customer_requests_per_s: u32,
+    /// ... and in a burst; beyond that 429 + Retry-After. 0 turns the limit off.
+    pub customer_requests_burst: u32,
+    /// How long a response to an `Idempotency-Key` is kept for retries.
+    pub idempotency_ttl_s: u64,
+    /// On SIGTERM/SIGINT, requests in flight get this long to finish.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            in_flight_max: 4096,
+            request_timeout_ms: 5_000,
+            body_bytes_max: 16 * 1024,
+            retry_after_s: 1,
+            customer_requests_per_s: 5,
+            customer_requests_burst: 20,
+            idempotency_ttl_s: 24 * 3600,
+            shutdown_grace_ms: 10_000,
+        }
+    }
 }
 
 /// Venues and events as loaded and checked against each other.
@@ -34,9 +99,21 @@ pub struct Catalogue {
 }
 
 impl Config {
+    /// The file at `path` with the process environment's overrides.
     pub fn load(path: &Path) -> Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().filter(|(name, _)| name.starts_with("HAKKEN_")).collect();
+        Config::load_with_env(path, &env)
+    }
+
+    pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+        Config::parse(&text, env).with_context(|| format!("{}: invalid configuration", path.display()))
+    }
+
+    pub fn parse(text: &str, env: &[(String, String)]) -> Result<Config> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        apply_env(&mut table, env)?;
+        Ok(toml::Value::Table(table).try_into()?)
     }
 
     pub fn load_catalogue(&self) -> Result<Catalogue> {
@@ -53,6 +130,74 @@ impl Config {
     }
 }
 
+/// Every configuration key as (environment variable, key path, default value).
+fn env_keys() -> Vec<(String, Vec<String>, toml::Value)> {
+    fn walk(prefix: &[String], value: &toml::Value, keys: &mut Vec<(String, Vec<String>, toml::Value)>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let mut path = prefix.to_vec();
+                    path.push(key.clone());
+                    walk(&path, value, keys);
+                }
+            }
+            leaf => {
+                let name = format!("HAKKEN_{}", prefix.join("_").to_uppercase());
+                keys.push((name, prefix.to_vec(), leaf.clone()));
+            }
+        }
+    }
+    let defaults = toml::Value::try_from(Config::default()).expect("the default configuration serializes");
+    let mut keys = Vec::new();
+    walk(&[], &defaults, &mut keys);
+    keys
+}
+
+/// Writes each `HAKKEN_*` variable into `table` at its key path, typed like the default.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
+    let keys: BTreeMap<String, (Vec<String>, toml::Value)> =
+        env_keys().into_iter().map(|(name, path, default)| (name, (path, default))).collect();
+    for (name, text) in env {
+        let Some((path, default)) = keys.get(name) else {
+            if !ENV_NOT_CONFIG.contains(&name.as_str()) {
+                tracing::debug!(variable = %name, "not a configuration key; ignored");
+            }
+            continue;
+        };
+        let value = match default {
+            toml::Value::Integer(_) => toml::Value::Integer(
+                text.trim()
+                    .replace('_', "")
+                    .parse()
+                    .with_context(|| format!("{name}={text:?}: expected an integer"))?,
+            ),
+            toml::Value::Boolean(_) => toml::Value::Boolean(
+                text.trim().parse().with_context(|| format!("{name}={text:?}: expected true or false"))?,
+            ),
+            toml::Value::Float(_) => {
+                toml::Value::Float(text.trim().parse().with_context(|| format!("{name}={text:?}: expected a number"))?)
+            }
+            toml::Value::Array(_) => toml::Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.into()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(text.clone()),
+        };
+        let (leaf, tables) = path.split_last().expect("key paths are not empty");
+        let mut place = &mut *table;
+        for key in tables {
+            let entry = place.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(inner) = entry.as_table_mut() else { bail!("{name}: `{key}` is not a table in the file") };
+            place = inner;
+        }
+        place.insert(leaf.clone(), value);
+    }
+    Ok(())
+}
+
 /// Reads `[event] venue` so the event can be checked against the right venue.
 fn peek_venue_id(path: &Path) -> Result<String> {
     #[derive(Deserialize)]
@@ -66,4 +211,59 @@ fn peek_venue_id(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let head: Head = toml::from_str(&text).with_context(|| format!("{}: no [event] venue", path.display()))?;
     Ok(head.event.venue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let file = "listen = \"0.0.0.0:80\"\nvenues = [\"a.toml\"]\n[engine]\nhold_ttl_ms = 5\n";
+        let config = Config::parse(
+            file,
+            &env(&[
+                ("HAKKEN_LISTEN", "127.0.0.1:0"),
+                ("HAKKEN_ADMIN_TOKEN", "secret"),
+                ("HAKKEN_DATA_DIR", "/tmp/x"),
+                ("HAKKEN_METRICS_LISTEN", "127.0.0.1:1"),
+                ("HAKKEN_ENGINE_CUSTOMER_SEATS_MAX", "3"),
+                ("HAKKEN_HTTP_IN_FLIGHT_MAX", "10_000"),
+                ("HAKKEN_STORAGE_DURABILITY", "async"),
+                ("HAKKEN_EVENTS", "x.toml, y.toml"),
+                ("HAKKEN_STRESS_OPS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:0");
+        assert_eq!(config.admin_token, "secret");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.metrics_listen, "127.0.0.1:1");
+        assert_eq!(config.engine.hold_ttl_ms, 5, "file value kept");
+        assert_eq!(config.engine.customer_seats_max, 3);
+        assert_eq!(config.http.in_flight_max, 10_000);
+        assert_eq!(config.storage.durability, hakken_engine::store::Durability::Async);
+        assert_eq!(config.venues, vec![PathBuf::from("a.toml")]);
+        assert_eq!(config.events, vec![PathBuf::from("x.toml"), PathBuf::from("y.toml")]);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let error = Config::parse("", &env(&[("HAKKEN_HTTP_IN_FLIGHT_MAX", "many")])).unwrap_err();
+        assert!(format!("{error:#}").contains("HAKKEN_HTTP_IN_FLIGHT_MAX"), "{error:#}");
+        let error = Config::parse("", &env(&[("HAKKEN_STORAGE_DURABILITY", "maybe")])).unwrap_err();
+        assert!(format!("{error:#}").contains("maybe"), "{error:#}");
+        assert!(Config::parse("lisen = \"x\"", &[]).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
+        let config = Config::load_with_env(&path, &[]).unwrap();
+        assert!(!config.venues.is_empty() && !config.events.is_empty());
+    }
 }

@@ -1,20 +1,25 @@
 //! `hakken`: the one binary of hakken.
 //!
-//! Today it checks configuration and runs an in-memory on-sale simulation against the
-//! real section actors; `hakken serve` (the HTTP API) arrives with issue 4.
+//! `hakken` (or `hakken serve`) runs the HTTP API on the configured venues and events,
+//! durably; the other commands check configuration, simulate an on-sale in process,
+//! and restore a backup.
 
 mod config;
+mod http;
+mod server;
 mod simulate;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "hakken", version, about = "Seat allocation and ticketing engine for flash on-sales")]
 struct Cli {
-    /// Configuration file (venues, events, engine limits).
+    /// Configuration file; every value can be overridden by a HAKKEN_* environment
+    /// variable (HAKKEN_LISTEN, HAKKEN_DATA_DIR, HAKKEN_ENGINE_HOLD_TTL_MS, ...).
     #[arg(long, global = true, default_value = "config/hakken.toml")]
     config: PathBuf,
     #[command(subcommand)]
@@ -23,14 +28,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (the default): recover the store in `data_dir`, add the
+    /// configured events it does not have, listen on `listen`, metrics on `metrics_listen`.
+    Serve,
     /// Load every venue and event the configuration names and report what is in them,
     /// or the first error with file, line and problem. Exits non-zero on error.
     CheckConfig,
     /// Run a seeded on-sale against the configured events through the section actors
     /// (in memory, or durable with `--data-dir`) and report throughput and sales.
     Simulate(simulate::Options),
-    /// Restore a backup (a RocksDB checkpoint made by the running server) into an
-    /// empty data directory. Never overwrites a store.
+    /// Restore a backup (made with `POST /v1/admin/backup` on the running server)
+    /// into an empty data directory. Never overwrites a store.
     Restore {
         /// The backup directory.
         #[arg(long)]
@@ -43,8 +51,13 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Logs go to stderr; stdout carries the lines scripts read (addresses, results).
+    let filter = EnvFilter::try_from_env("HAKKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
     let config = config::Config::load(&cli.config)?;
-    match cli.command.unwrap_or(Command::Simulate(simulate::Options::default())) {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server::serve(config),
         Command::CheckConfig => check_config(&config),
         Command::Simulate(options) => simulate::run(&config, &options),
         Command::Restore { from, to } => {

@@ -11,6 +11,7 @@ use hakken_engine::actor::{Confirm, HoldBest, HoldQuantity, Release, SectionHand
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::Clock;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::Store;
 use rand::rngs::SmallRng;
@@ -138,7 +139,7 @@ async fn one_buyer(sections: &[SectionHandle], buyer: u64, rng: &mut SmallRng, t
     count(&tally.holds);
     let hold = granted.hold.id;
     if rng.gen_bool(0.85) {
-        if let Ok(Ok(_)) = section.call(Confirm { hold, customer }).await {
+        if let Ok(Ok(_)) = section.call(Confirm { hold, customer, buyer: Buyer::default() }).await {
             count(&tally.orders);
         }
     } else if let Ok(Ok(_)) = section.call(Release { hold, customer }).await {

@@ -23,6 +23,7 @@ use hakken_engine::actor::{Confirm, HoldSeats, SectionHandle};
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::{CustomerId, HoldId};
+use hakken_engine::inventory::Buyer;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{directory_bytes, StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -96,7 +97,9 @@ fn confirm_all(
                     let index = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(&(section, hold)) = holds.get(index) else { break };
                     let sent = Instant::now();
-                    let order = sections[section].call(Confirm { hold, customer: customer.clone() }).await;
+                    let order = sections[section]
+                        .call(Confirm { hold, customer: customer.clone(), buyer: Buyer::default() })
+                        .await;
                     histogram.record(sent.elapsed().as_micros() as u64).unwrap();
                     order.unwrap().expect("live hold");
                 }
@@ -187,7 +190,7 @@ fn recovery(label: &str, storage: StorageConfig) {
 
 /// Record sizes as the WAL stores them (framed: version, checksum, bincode).
 fn record_sizes() {
-    use hakken_engine::wal::{encode, HoldRecord, Record, UnitsRecord};
+    use hakken_engine::wal::{encode, BuyerRecord, HoldRecord, Record, UnitsRecord};
     let hold = HoldRecord {
         hold: 123_456,
         customer: "customer-000123456".into(),
@@ -199,7 +202,19 @@ fn record_sizes() {
     let at_ms = 1_790_000_100_000;
     let records = [
         ("hold created (2 seats, 18-byte customer)", Record::HoldCreated { hold, reclaimed: Vec::new() }),
-        ("order confirmed", Record::OrderConfirmed { order: 45_678, hold: 123_456, confirmed_at_ms: at_ms }),
+        (
+            "order confirmed",
+            Record::OrderConfirmed {
+                order: 45_678,
+                hold: 123_456,
+                confirmed_at_ms: at_ms,
+                buyer: BuyerRecord {
+                    payment_reference: "pi_3PqL8a2eZvKYlo2C1x".into(),
+                    name: "Aiko Tanaka".into(),
+                    email: "aiko.tanaka@example.com".into(),
+                },
+            },
+        ),
         ("hold released", Record::HoldReleased { hold: 123_456, at_ms }),
         ("hold expired", Record::HoldExpired { hold: 123_456, at_ms }),
         ("hold extended", Record::HoldExtended { hold: 123_456, expires_at_s: 1_790_001_200, at_ms }),

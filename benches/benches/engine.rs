@@ -22,6 +22,7 @@ use hakken_engine::best::BestRequest;
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::registry::Registry;
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
 use hdrhistogram::Histogram;
@@ -40,7 +41,7 @@ fn seat_logic(c: &mut Criterion) {
             let seats = [next_seat, next_seat + 1];
             next_seat = (next_seat + 2) % 10_000;
             let hold = inventory.hold_seats(&customer, &seats, NOW).unwrap().hold;
-            let order = inventory.confirm(hold.id, &customer, NOW).unwrap();
+            let order = inventory.confirm(hold.id, &customer, &Buyer::default(), NOW).unwrap();
             inventory.cancel(order.id, NOW).unwrap();
             // As the actor does after every call: the records go to the WAL (here: away).
             inventory.take_journal()
@@ -90,7 +91,11 @@ async fn actor_cycles(sections: &[SectionHandle], cycles: u64, in_flight: u64) {
                 let seats = vec![first, first + 1];
                 let hold = section.call(HoldSeats { customer: customer.clone(), seats }).await.unwrap();
                 let hold = hold.expect("free seats").hold.id;
-                let order = section.call(Confirm { hold, customer: customer.clone() }).await.unwrap().unwrap();
+                let order = section
+                    .call(Confirm { hold, customer: customer.clone(), buyer: Buyer::default() })
+                    .await
+                    .unwrap()
+                    .unwrap();
                 section.call(Cancel { order: order.id }).await.unwrap().unwrap();
                 cycle += in_flight;
             }
@@ -119,7 +124,11 @@ async fn actor_batched_cycles(sections: &[SectionHandle], cycles: u64) {
                 let held = section.call(holds).await.unwrap();
                 let confirms = held
                     .into_iter()
-                    .map(|granted| Confirm { hold: granted.expect("free seats").hold.id, customer: customer.clone() })
+                    .map(|granted| Confirm {
+                        hold: granted.expect("free seats").hold.id,
+                        customer: customer.clone(),
+                        buyer: Buyer::default(),
+                    })
                     .collect::<Vec<_>>();
                 let orders = section.call(confirms).await.unwrap();
                 let cancels = orders.into_iter().map(|order| Cancel { order: order.unwrap().id }).collect::<Vec<_>>();

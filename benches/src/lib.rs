@@ -5,6 +5,7 @@ use std::sync::Arc;
 use hakken_engine::clock::Millis;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::{CustomerId, SectionKey};
+use hakken_engine::inventory::Buyer;
 use hakken_engine::inventory::{Inventory, InventoryParams};
 use hakken_engine::ledger::CustomerLedger;
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -46,6 +47,6 @@ pub fn sell_fraction(inventory: &mut Inventory, seat_count: u32, fraction: f64, 
     let buyer = CustomerId::new("pre-sold");
     for &seat in &seats[..(f64::from(seat_count) * fraction) as usize] {
         let hold = inventory.hold_seats(&buyer, &[seat], NOW).expect("free seat").hold;
-        inventory.confirm(hold.id, &buyer, NOW).expect("live hold");
+        inventory.confirm(hold.id, &buyer, &Buyer::default(), NOW).expect("live hold");
     }
 }

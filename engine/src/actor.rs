@@ -22,9 +22,10 @@ use tokio::sync::oneshot;
 
 use crate::best::BestRequest;
 use crate::clock::{Clock, Millis};
+use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
+    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
 };
 use crate::observe::SectionMetrics;
 use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
@@ -222,13 +223,18 @@ section_call!(
 );
 section_call!(
     /// Hold → sold; the order lists the seats to issue tickets for.
-    Confirm { hold: HoldId, customer: CustomerId } -> Result<Order, HoldError>,
-    |self, inventory, now| inventory.confirm(self.hold, &self.customer, now)
+    Confirm { hold: HoldId, customer: CustomerId, buyer: Buyer } -> Result<Order, HoldError>,
+    |self, inventory, now| inventory.confirm(self.hold, &self.customer, &self.buyer, now)
 );
 section_call!(
     /// Cancel (refund) an order; its seats return to sale.
     Cancel { order: OrderId } -> Result<Order, OrderError>,
     |self, inventory, now| inventory.cancel(self.order, now)
+);
+section_call!(
+    /// New on-sale window and prices from an updated event definition.
+    SetTerms { event: Arc<Event> } -> (),
+    |self, inventory, _now| inventory.set_terms(&self.event)
 );
 section_call!(
     LookupHold { hold: HoldId } -> Result<Hold, HoldError>,

@@ -1,8 +1,8 @@
 //! Engine limits and timings. Every limit in the engine is a named value here.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// How long a new hold lives before its seats return to sale.

@@ -6,7 +6,7 @@ use crate::venue::{CategoryIndex, Venue};
 
 mod load;
 
-pub use load::EventError;
+pub use load::{format_instant, parse_instant, EventError, EVENT_TICKET_TYPES_MAX};
 
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -53,5 +53,49 @@ impl Event {
     /// Price per category index, `None` where the category has no ticket type.
     pub fn price_table(&self, venue: &Venue) -> Vec<Option<u64>> {
         (0..venue.categories.len()).map(|index| self.price_minor(CategoryIndex(index as u8))).collect()
+    }
+}
+
+impl Event {
+    /// The checks an event file gets, for events built elsewhere (the admin API):
+    /// a usable id, a three-letter currency, a window that closes after it opens,
+    /// ticket types with unique ids, known categories and a sane count.
+    pub fn check(&self, venue: &Venue) -> Result<(), String> {
+        let id_ok = |id: &str| {
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !id_ok(&self.id) {
+            return Err(format!("event id {:?} must be 1-64 letters, digits, `-`, `_` or `.`", self.id));
+        }
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return Err("event name must be 1-200 bytes".into());
+        }
+        if self.venue_id != venue.id {
+            return Err(format!("venue {:?} is not {:?}", self.venue_id, venue.id));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
+            return Err(format!("currency {:?} is not three uppercase letters", self.currency));
+        }
+        if self.on_sale.closes_at <= self.on_sale.opens_at {
+            return Err("the on-sale must close after it opens".into());
+        }
+        if self.ticket_types.is_empty() || self.ticket_types.len() > EVENT_TICKET_TYPES_MAX {
+            return Err(format!("an event needs 1-{EVENT_TICKET_TYPES_MAX} ticket types"));
+        }
+        for (index, ticket_type) in self.ticket_types.iter().enumerate() {
+            if !id_ok(&ticket_type.id) {
+                return Err(format!(
+                    "ticket type id {:?} must be 1-64 letters, digits, `-`, `_` or `.`",
+                    ticket_type.id
+                ));
+            }
+            if self.ticket_types[..index].iter().any(|earlier| earlier.id == ticket_type.id) {
+                return Err(format!("ticket type id {:?} is used twice", ticket_type.id));
+            }
+            if usize::from(ticket_type.category.0) >= venue.categories.len() {
+                return Err(format!("ticket type {:?}: unknown category", ticket_type.id));
+            }
+        }
+        Ok(())
     }
 }

@@ -27,7 +27,7 @@ use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::ledger::{CustomerLedger, LimitReached};
 use crate::lockfree::{self, GaStock, HoldNumber, OrderNumber, Reclaimed, SeatState, SeatStates, HOLD_NUMBER_MAX};
 use crate::venue::{CategoryIndex, SeatIndex, SeatMap, Section, SectionKind, Venue};
-use crate::wal::{HoldRecord, OrderRecord, Record, SectionSnapshot, UnitsRecord};
+use crate::wal::{BuyerRecord, HoldRecord, OrderRecord, Record, SectionSnapshot, UnitsRecord};
 
 /// Expired holds one sweep retires at most; the rest wait for the next tick, so a
 /// section with a mass expiry cannot starve the other actors on its thread.
@@ -223,6 +223,35 @@ pub struct Order {
     pub total_minor: u64,
     pub confirmed_at: Millis,
     pub state: OrderState,
+    /// Shared: every reply about the order carries it.
+    pub buyer: Arc<Buyer>,
+}
+
+/// Who paid for an order: the payment reference and the buyer's name and email, as
+/// the caller's payment step reported them. Stored with the order, never validated here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Buyer {
+    pub payment_reference: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl Buyer {
+    fn to_record(&self) -> BuyerRecord {
+        BuyerRecord {
+            payment_reference: self.payment_reference.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+        }
+    }
+
+    fn from_record(record: &BuyerRecord) -> Buyer {
+        Buyer {
+            payment_reference: record.payment_reference.clone(),
+            name: record.name.clone(),
+            email: record.email.clone(),
+        }
+    }
 }
 
 /// A granted hold, with the reason for a best-available choice.
@@ -376,6 +405,14 @@ impl Inventory {
         self.orders.iter()
     }
 
+    /// Takes the on-sale window and prices of an event whose definition changed (open or
+    /// close the sale, set prices). Existing holds and orders keep the prices they got.
+    /// Not a WAL record: the stored event definition is the source of terms on recovery.
+    pub fn set_terms(&mut self, event: &Event) {
+        self.on_sale = event.on_sale;
+        self.prices = event.price_table(&self.state.venue);
+    }
+
     /// Takes the records of the changes made since the last call, oldest first.
     pub fn take_journal(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.journal)
@@ -473,10 +510,11 @@ impl Inventory {
         let hold = self.owned_live_hold(id, customer, now)?;
         let cap = hold.created_at.saturating_add(lifetime_max_ms);
         let wanted = now.saturating_add(ttl_ms).min(cap);
-        // Round down so the cap is never passed; an extension must gain at least a second.
+        // Round down so the cap is never passed. Within the same second as the last
+        // extension there is nothing to gain: the hold is answered as it is.
         let expires_at_s = secs_u32(wanted.0 / 1000);
         if expires_at_s <= hold.expires_at_s {
-            return Err(HoldError::LifetimeReached);
+            return if wanted >= cap { Err(HoldError::LifetimeReached) } else { Ok(hold.clone()) };
         }
         let record = Record::HoldExtended { hold: id.number, expires_at_s, at_ms: now.0 };
         self.commit(record);
@@ -484,10 +522,21 @@ impl Inventory {
     }
 
     /// Sells the hold's seats: the hold becomes an order.
-    pub fn confirm(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Order, HoldError> {
+    pub fn confirm(
+        &mut self,
+        id: HoldId,
+        customer: &CustomerId,
+        buyer: &Buyer,
+        now: Millis,
+    ) -> Result<Order, HoldError> {
         self.owned_live_hold(id, customer, now)?;
         let order = u32::try_from(self.orders.len()).expect("order numbers exhausted");
-        self.commit(Record::OrderConfirmed { order, hold: id.number, confirmed_at_ms: now.0 });
+        self.commit(Record::OrderConfirmed {
+            order,
+            hold: id.number,
+            confirmed_at_ms: now.0,
+            buyer: buyer.to_record(),
+        });
         Ok(self.orders[order as usize].clone())
     }
 
@@ -639,8 +688,8 @@ impl Inventory {
                 self.free_units(&hold);
                 Ok(())
             }
-            Record::OrderConfirmed { order, hold, confirmed_at_ms } => {
-                self.apply_confirmed(*order, *hold, *confirmed_at_ms)
+            Record::OrderConfirmed { order, hold, confirmed_at_ms, buyer } => {
+                self.apply_confirmed(*order, *hold, *confirmed_at_ms, buyer)
             }
             Record::OrderCancelled { order, .. } => self.apply_cancelled(*order),
         }
@@ -719,7 +768,13 @@ impl Inventory {
         Ok(())
     }
 
-    fn apply_confirmed(&mut self, order: OrderNumber, number: HoldNumber, at_ms: u64) -> Result<(), ApplyError> {
+    fn apply_confirmed(
+        &mut self,
+        order: OrderNumber,
+        number: HoldNumber,
+        at_ms: u64,
+        buyer: &BuyerRecord,
+    ) -> Result<(), ApplyError> {
         let what = || format!("order {order} confirmed from hold {number}");
         if order as usize != self.orders.len() {
             return Err(self.apply_error(&what(), "order numbers out of sequence"));
@@ -750,6 +805,7 @@ impl Inventory {
             total_minor: hold.total_minor,
             confirmed_at: Millis(at_ms),
             state: OrderState::Confirmed,
+            buyer: Arc::new(Buyer::from_record(buyer)),
         });
         Ok(())
     }
@@ -824,6 +880,7 @@ impl Inventory {
             total_minor: record.total_minor,
             confirmed_at: Millis(record.confirmed_at_ms),
             state: if record.cancelled { OrderState::Cancelled } else { OrderState::Confirmed },
+            buyer: Arc::new(Buyer::from_record(&record.buyer)),
         });
         Ok(())
     }
@@ -974,6 +1031,7 @@ impl Order {
             total_minor: self.total_minor,
             confirmed_at_ms: self.confirmed_at.0,
             cancelled: self.state == OrderState::Cancelled,
+            buyer: self.buyer.to_record(),
         }
     }
 }

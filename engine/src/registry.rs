@@ -93,6 +93,10 @@ pub enum RegistryError {
     DuplicateEvent(String),
     #[error("venue {0:?} already exists")]
     DuplicateVenue(String),
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    #[error("event {0:?} cannot move to another venue")]
+    VenueChange(String),
     #[error("storing the event failed: {0}")]
     Storage(String),
 }
@@ -115,23 +119,31 @@ impl EventEntry {
 
     /// Resolves public seat ids (`S101-C-12`) to their section and seat indexes.
     pub fn resolve_seats<S: AsRef<str>>(&self, ids: &[S]) -> Result<(&SectionHandle, Vec<SeatIndex>), SeatLookupError> {
-        let first = ids.first().ok_or(SeatLookupError::Empty)?.as_ref();
-        let section_id = SeatId::parse(first).ok_or_else(|| SeatLookupError::UnknownSeat(first.to_string()))?.section;
-        let handle = self.section(section_id).ok_or_else(|| SeatLookupError::UnknownSeat(first.to_string()))?;
-        let map = handle.state.seat_map().ok_or_else(|| SeatLookupError::UnknownSeat(first.to_string()))?;
-        let seats = ids
-            .iter()
-            .map(|id| {
-                let id = id.as_ref();
-                let parts = SeatId::parse(id).ok_or_else(|| SeatLookupError::UnknownSeat(id.to_string()))?;
-                if parts.section != section_id {
-                    return Err(SeatLookupError::MixedSections(first.to_string(), id.to_string()));
-                }
-                map.seat_index(parts.row, parts.number).ok_or_else(|| SeatLookupError::UnknownSeat(id.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok((handle, seats))
+        let (section_index, seats) = resolve_seats(&self.venue, ids)?;
+        Ok((&self.sections[section_index], seats))
     }
+}
+
+/// Resolves public seat ids (`S101-C-12`) to one reserved section's index in the venue
+/// and the seats' indexes in its seat map.
+pub fn resolve_seats<S: AsRef<str>>(venue: &Venue, ids: &[S]) -> Result<(usize, Vec<SeatIndex>), SeatLookupError> {
+    let first = ids.first().ok_or(SeatLookupError::Empty)?.as_ref();
+    let unknown = |id: &str| SeatLookupError::UnknownSeat(id.to_string());
+    let section_id = SeatId::parse(first).ok_or_else(|| unknown(first))?.section;
+    let section_index = venue.section_index(section_id).ok_or_else(|| unknown(first))?;
+    let map = venue.sections[section_index].seat_map().ok_or_else(|| unknown(first))?;
+    let seats = ids
+        .iter()
+        .map(|id| {
+            let id = id.as_ref();
+            let parts = SeatId::parse(id).ok_or_else(|| unknown(id))?;
+            if parts.section != section_id {
+                return Err(SeatLookupError::MixedSections(first.to_string(), id.to_string()));
+            }
+            map.seat_index(parts.row, parts.number).ok_or_else(|| unknown(id))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((section_index, seats))
 }
 
 /// All venues and events of this engine and the actors that sell them.
@@ -350,8 +362,30 @@ impl Registry {
         self.events.entry(id).or_insert(entry)
     }
 
+    /// Replaces an event's definition (name, on-sale window, prices; never its venue),
+    /// storing it first. Returns the new event and the sections to tell with
+    /// [`SetTerms`](crate::actor::SetTerms): holds made until they hear of it get the old terms.
+    pub fn update_event(&mut self, event: Event) -> Result<(Arc<Event>, Vec<SectionHandle>), RegistryError> {
+        let entry = self.events.get_mut(&event.id).ok_or_else(|| RegistryError::UnknownEvent(event.id.clone()))?;
+        if event.venue_id != entry.venue.id {
+            return Err(RegistryError::VenueChange(event.id));
+        }
+        if let Some(store) = &self.store {
+            let first_key = entry.sections.first().map_or(0, |section| section.key.0);
+            store
+                .put_event(&to_definition(first_key, &event, &entry.venue))
+                .map_err(|error| RegistryError::Storage(error.to_string()))?;
+        }
+        entry.event = Arc::new(event);
+        Ok((entry.event.clone(), entry.sections.clone()))
+    }
+
     pub fn venue(&self, id: &str) -> Option<&Arc<Venue>> {
         self.venues.get(id)
+    }
+
+    pub fn venues(&self) -> impl Iterator<Item = &Arc<Venue>> {
+        self.venues.values()
     }
 
     pub fn event(&self, id: &str) -> Option<&EventEntry> {
@@ -367,8 +401,23 @@ impl Registry {
         self.sections.get(key.0 as usize)
     }
 
+    /// The event a section key belongs to, and the section's index in its venue.
+    pub fn locate(&self, key: SectionKey) -> Option<(&EventEntry, usize)> {
+        self.events.values().find_map(|entry| {
+            let first = entry.sections.first()?.key.0;
+            let index = key.0.checked_sub(first)? as usize;
+            (index < entry.sections.len()).then_some((entry, index))
+        })
+    }
+
     /// Stops all actors, then writes and syncs whatever they queued and closes the store.
     pub fn shutdown(mut self) {
+        self.close();
+    }
+
+    /// [`Registry::shutdown`] for a registry that is shared: afterwards every call gets
+    /// [`Unavailable::Stopped`](crate::actor::Unavailable::Stopped). Idempotent.
+    pub fn close(&mut self) {
         self.sections.clear();
         self.events.clear();
         self.runtime.stop();

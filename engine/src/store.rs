@@ -2,7 +2,9 @@
 //!
 //! Layout: column family `wal` holds records keyed `(section key, seq)` big-endian, so
 //! each section's log replays in order; `snapshots` holds one snapshot per section;
-//! `meta` holds the format version and the event definitions (with their venues).
+//! `meta` holds the format version and the event definitions (with their venues);
+//! `idempotency` holds the API's stored responses to retried requests, each with its
+//! expiry, written through the same group commit as the records they answer for.
 //!
 //! Durability: a section actor applies a change in memory, hands the records to the
 //! writer thread and answers its caller only when the writer says they are on disk.
@@ -32,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rocksdb::{ColumnFamily, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions, DB};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::observe;
 use crate::wal::{self, EventDefinition, FrameError, Record, SectionSnapshot};
@@ -40,10 +42,12 @@ use crate::wal::{self, EventDefinition, FrameError, Record, SectionSnapshot};
 const CF_WAL: &str = "wal";
 const CF_SNAPSHOTS: &str = "snapshots";
 const CF_META: &str = "meta";
+const CF_IDEMPOTENCY: &str = "idempotency";
+const COLUMN_FAMILIES: [&str; 4] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY];
 const META_FORMAT: &[u8] = b"format";
 const META_EVENT_PREFIX: &[u8] = b"event/";
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Acknowledge after the group's fsync.
@@ -53,7 +57,7 @@ pub enum Durability {
     Async,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub durability: Durability,
@@ -112,6 +116,8 @@ enum Command {
     Append { section: u32, first_seq: u64, records: Vec<Vec<u8>>, done: Completion },
     /// A section's snapshot after `last_seq`; its older records are deleted with it.
     Snapshot { section: u32, last_seq: u64, snapshot: Vec<u8> },
+    /// An idempotency entry: `[expires_at_ms: u64 BE][value]` under `key`.
+    Idempotent { key: Vec<u8>, entry: Vec<u8>, done: Completion },
     /// Ends the writer after everything queued before it.
     Stop,
 }
@@ -138,6 +144,14 @@ impl WalHandle {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// Queues an idempotency entry for the next group; `done` runs when it is durable.
+    pub fn put_idempotent(&self, key: &[u8], expires_at_ms: u64, value: &[u8], done: Completion) {
+        let mut entry = Vec::with_capacity(8 + value.len());
+        entry.extend_from_slice(&expires_at_ms.to_be_bytes());
+        entry.extend_from_slice(value);
+        self.send(Command::Idempotent { key: key.to_vec(), entry, done });
+    }
+
     fn send(&self, command: Command) {
         let command = match self.commands.try_send(command) {
             Ok(()) => return,
@@ -152,7 +166,7 @@ impl WalHandle {
 
 fn complete(command: Command, result: Result<(), StorageError>) {
     match command {
-        Command::Append { done, .. } => done(result),
+        Command::Append { done, .. } | Command::Idempotent { done, .. } => done(result),
         Command::Snapshot { .. } | Command::Stop => {}
     }
 }
@@ -195,7 +209,7 @@ impl Store {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
-        let db = DB::open_cf(&options, path, [CF_WAL, CF_SNAPSHOTS, CF_META]).map_err(rocks)?;
+        let db = DB::open_cf(&options, path, COLUMN_FAMILIES).map_err(rocks)?;
         let meta = db.cf_handle(CF_META).expect("column family created at open");
         match db.get_cf(meta, META_FORMAT).map_err(rocks)? {
             None => db.put_cf(meta, META_FORMAT, [wal::FORMAT_VERSION]).map_err(rocks)?,
@@ -354,6 +368,36 @@ impl Store {
         self.db.write_opt(batch, &sync_write()).map_err(|source| StoreError::Rocks { path: self.path.clone(), source })
     }
 
+    /// The value stored under an idempotency `key`, unless it expired by `now_ms`.
+    pub fn get_idempotent(&self, key: &[u8], now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let entry = self
+            .db
+            .get_cf(self.cf(CF_IDEMPOTENCY), key)
+            .map_err(|source| StoreError::Rocks { path: self.path.clone(), source })?;
+        Ok(entry.and_then(|entry| {
+            let (expires_at, value) = split_idempotent(&entry)?;
+            (expires_at > now_ms).then(|| value.to_vec())
+        }))
+    }
+
+    /// Deletes idempotency entries that expired by `now_ms`; returns how many.
+    pub fn prune_idempotent(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        let cf = self.cf(CF_IDEMPOTENCY);
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, entry) = item.map_err(rocks)?;
+            if split_idempotent(&entry).is_none_or(|(expires_at, _)| expires_at <= now_ms) {
+                batch.delete_cf(cf, key);
+            }
+        }
+        let pruned = batch.len();
+        if pruned > 0 {
+            self.db.write(batch).map_err(rocks)?;
+        }
+        Ok(pruned)
+    }
+
     /// A consistent copy of the store in `dir` (which must not exist), taken while
     /// sales go on: a RocksDB checkpoint (hard links where it can, plus the live log).
     pub fn backup(&self, dir: &Path) -> Result<(), StoreError> {
@@ -365,7 +409,7 @@ impl Store {
     /// Compacts every column family now, reclaiming space of deleted records and old
     /// snapshots (RocksDB also does this by itself over time).
     pub fn compact(&self) {
-        for name in [CF_WAL, CF_SNAPSHOTS, CF_META] {
+        for name in COLUMN_FAMILIES {
             self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
     }
@@ -407,6 +451,11 @@ pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StoreError> 
         std::fs::copy(entry.path(), data_dir.join(entry.file_name())).map_err(|e| io("copying the backup", e))?;
     }
     Ok(())
+}
+
+fn split_idempotent(entry: &[u8]) -> Option<(u64, &[u8])> {
+    let (expires_at, value) = entry.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*expires_at), value))
 }
 
 /// Bytes of the files under `path` (a store's footprint on disk).
@@ -494,6 +543,7 @@ impl Writer {
         let mut batch = WriteBatch::default();
         let wal = self.db.cf_handle(CF_WAL).expect("column family created at open");
         let snapshots = self.db.cf_handle(CF_SNAPSHOTS).expect("column family created at open");
+        let idempotency = self.db.cf_handle(CF_IDEMPOTENCY).expect("column family created at open");
         for command in &group {
             match command {
                 Command::Append { section, first_seq, records, .. } => {
@@ -505,6 +555,7 @@ impl Writer {
                     batch.put_cf(snapshots, wal::snapshot_key(*section), snapshot);
                     batch.delete_range_cf(wal, wal::record_key(*section, 0), wal::record_key(*section, last_seq + 1));
                 }
+                Command::Idempotent { key, entry, .. } => batch.put_cf(idempotency, key, entry),
                 Command::Stop => {}
             }
         }

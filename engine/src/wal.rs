@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -40,6 +40,7 @@ pub enum Record {
         order: u32,
         hold: u32,
         confirmed_at_ms: u64,
+        buyer: BuyerRecord,
     },
     OrderCancelled {
         order: u32,
@@ -72,6 +73,15 @@ pub struct OrderRecord {
     pub total_minor: u64,
     pub confirmed_at_ms: u64,
     pub cancelled: bool,
+    pub buyer: BuyerRecord,
+}
+
+/// Who paid for an order and how (as the payment step reported it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct BuyerRecord {
+    pub payment_reference: String,
+    pub name: String,
+    pub email: String,
 }
 
 /// A section inventory's whole state after record `last_seq`.

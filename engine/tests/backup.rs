@@ -11,6 +11,7 @@ use hakken_engine::actor::{Confirm, Export, HoldSeats};
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::{CustomerId, OrderId};
+use hakken_engine::inventory::Buyer;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{restore_backup, StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -67,7 +68,9 @@ fn backup_taken_mid_load_is_a_consistent_point_in_time() {
                 let customer = CustomerId::new(&format!("b{buyer}-{seat}"));
                 let call = HoldSeats { customer: customer.clone(), seats: vec![seat / 4] };
                 if let Ok(Ok(granted)) = section.call(call).await {
-                    if let Ok(Ok(order)) = section.call(Confirm { hold: granted.hold.id, customer }).await {
+                    if let Ok(Ok(order)) =
+                        section.call(Confirm { hold: granted.hold.id, customer, buyer: Buyer::default() }).await
+                    {
                         acked.lock().unwrap().push((section_index, order.id));
                     }
                 }

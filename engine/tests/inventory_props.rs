@@ -16,6 +16,7 @@ use hakken_engine::clock::Millis;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::SectionKey;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
+use hakken_engine::inventory::Buyer;
 use hakken_engine::inventory::{HoldRefused, Inventory, InventoryParams, OrderState, Stock, Units};
 use hakken_engine::ledger::CustomerLedger;
 use hakken_engine::lockfree::SeatState;
@@ -223,7 +224,7 @@ impl World {
             Op::Confirm { customer: c, pick } => {
                 let (ga, id) = self.pick_hold(&customer(*c), *pick);
                 let inventory = if ga { &mut self.ga } else { &mut self.reserved };
-                if let Ok(order) = inventory.confirm(id, &customer(*c), now) {
+                if let Ok(order) = inventory.confirm(id, &customer(*c), &Buyer::default(), now) {
                     assert_eq!(order.hold, id);
                 }
             }

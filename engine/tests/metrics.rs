@@ -9,6 +9,7 @@ use hakken_engine::actor::{Cancel, Confirm, HoldSeats, Release, Sweep};
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::observe;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{StorageConfig, Store};
@@ -37,7 +38,11 @@ fn engine_reports_operations_seats_latency_and_wal() {
         let alice = CustomerId::new("alice");
         let first = section.call(HoldSeats { customer: alice.clone(), seats: vec![0, 1] }).await.unwrap().unwrap();
         let second = section.call(HoldSeats { customer: alice.clone(), seats: vec![2] }).await.unwrap().unwrap();
-        let order = section.call(Confirm { hold: first.hold.id, customer: alice.clone() }).await.unwrap().unwrap();
+        let order = section
+            .call(Confirm { hold: first.hold.id, customer: alice.clone(), buyer: Buyer::default() })
+            .await
+            .unwrap()
+            .unwrap();
         section.call(Release { hold: second.hold.id, customer: alice }).await.unwrap().unwrap();
         section.call(Cancel { order: order.id }).await.unwrap().unwrap();
         section.call(Sweep {}).await.unwrap();

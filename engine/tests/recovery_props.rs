@@ -16,6 +16,7 @@ use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
 use hakken_engine::inventory::Availability;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -140,7 +141,9 @@ impl World {
                         self.holds.remove(*pick);
                     }
                     Op::Confirm { .. } => {
-                        if let Ok(order) = self.call(section, Confirm { hold, customer: owner }) {
+                        if let Ok(order) =
+                            self.call(section, Confirm { hold, customer: owner, buyer: Buyer::default() })
+                        {
                             self.orders.push((order.id, section));
                         }
                         self.holds.remove(*pick);
@@ -237,9 +240,11 @@ fn expired_holds_are_free_after_recovery_live_ones_keep_their_owner() {
     assert_eq!((counts.held, counts.sold), (1, 0), "only bob's seat is held");
     let ledger = Arc::clone(&world.registry.as_ref().unwrap().event("open").unwrap().ledger);
     assert_eq!((ledger.seats(&alice), ledger.seats(&bob)), (0, 1));
-    assert!(world.call(0, Confirm { hold: early.id, customer: alice.clone() }).is_err());
+    assert!(world.call(0, Confirm { hold: early.id, customer: alice.clone(), buyer: Buyer::default() }).is_err());
     let taken = world.call(0, HoldSeats { customer: alice, seats: vec![0, 1, 2] }).unwrap_err();
     assert_eq!(taken, hakken_engine::inventory::HoldRefused::SeatsUnavailable { seats: vec![2] });
-    let order = world.call(0, Confirm { hold: late.id, customer: bob }).expect("bob's hold survived the restart");
+    let order = world
+        .call(0, Confirm { hold: late.id, customer: bob, buyer: Buyer::default() })
+        .expect("bob's hold survived the restart");
     assert_eq!(order.hold, late.id);
 }

@@ -11,6 +11,7 @@ use hakken_engine::best::BestRequest;
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::inventory::{seat_code, Inventory, Stock, Units};
 use hakken_engine::lockfree::SeatState;
 use hakken_engine::registry::Registry;
@@ -107,7 +108,9 @@ fn concurrent_buyers_never_oversell() {
                     let hold = granted.hold.id;
                     match rng.gen_range(0..10) {
                         0..=5 => {
-                            if let Ok(order) = call(handle, Confirm { hold, customer }, &busy).await {
+                            if let Ok(order) =
+                                call(handle, Confirm { hold, customer, buyer: Buyer::default() }, &busy).await
+                            {
                                 confirmed.lock().unwrap().push((section, order.units, order.id));
                             }
                         }

@@ -196,6 +196,37 @@ impl Source<'_> {
     }
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 instant with an offset
+/// (`2027-07-10T19:30:00+02:00`, `2027-07-10T17:30:00.250Z`), as the API takes them.
+pub fn parse_instant(text: &str) -> Result<Millis, String> {
+    let datetime: Datetime = text.parse().map_err(|_| format!("`{text}` is not an RFC 3339 date and time"))?;
+    unix_millis(&datetime)
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2027-07-10T17:30:00.000Z`.
+pub fn format_instant(at: Millis) -> String {
+    let days = (at.0 / 86_400_000) as i64;
+    let ms_of_day = at.0 % 86_400_000;
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
+    let (second, milli) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+}
+
+/// The inverse of [`days_from_civil`] (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Milliseconds since the Unix epoch of a TOML offset datetime. Local datetimes, dates and
 /// times are refused: without an offset the instant is unknown.
 fn unix_millis(datetime: &Datetime) -> Result<Millis, String> {
@@ -348,6 +379,16 @@ price_minor = 12900
         assert_eq!(event.ticket_types.len(), 2);
         assert_eq!(event.price_minor(CategoryIndex(0)), Some(12_900));
         assert_eq!(event.price_minor(CategoryIndex(1)), Some(0));
+    }
+
+    #[test]
+    fn instants_round_trip_through_rfc3339() {
+        for text in ["1970-01-01T00:00:00.000Z", "2000-02-29T23:59:59.999Z", "2027-07-10T17:30:00.250Z"] {
+            assert_eq!(format_instant(parse_instant(text).unwrap()), text);
+        }
+        assert_eq!(parse_instant("2027-07-10T19:30:00+02:00"), parse_instant("2027-07-10T17:30:00Z"));
+        assert!(parse_instant("2027-07-10T19:30:00").is_err(), "no offset");
+        assert!(parse_instant("tomorrow").is_err());
     }
 
     #[test]

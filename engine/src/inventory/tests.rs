@@ -118,7 +118,9 @@ impl Harness {
                     "extend" => inventory
                         .extend(id, &customer, now)
                         .map(|hold| format!("exp +{}s", u64::from(hold.expires_at_s) - T0.0 / 1000)),
-                    _ => inventory.confirm(id, &customer, now).map(|order| format!("o{}", order.id.number)),
+                    _ => inventory
+                        .confirm(id, &customer, &Buyer::default(), now)
+                        .map(|order| format!("o{}", order.id.number)),
                 }
                 .unwrap_or_else(|error| format!("error: {error}"))
             }

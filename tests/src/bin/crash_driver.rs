@@ -24,6 +24,7 @@ use hakken_engine::actor::{Cancel, Confirm, HoldQuantity, HoldSeats, Release, Se
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::Buyer;
 use hakken_engine::inventory::{Granted, Units};
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{Durability, StorageConfig, Store};
@@ -104,7 +105,7 @@ async fn one_buyer(sections: &[SectionHandle], customer: CustomerId, rng: &mut S
     match rng.gen_range(0..20) {
         0..=13 => {
             say(out, format!("confirming {}", hold.id));
-            if let Ok(Ok(order)) = section.call(Confirm { hold: hold.id, customer }).await {
+            if let Ok(Ok(order)) = section.call(Confirm { hold: hold.id, customer, buyer: Buyer::default() }).await {
                 say(out, format!("O {} {} {index}", order.id, hold.id));
                 // Refunds keep seats coming back, so later cycles still sell.
                 if rng.gen_bool(0.7) {

@@ -1,0 +1,249 @@
+//! Admin endpoints (`Authorization: Bearer <admin token>`): create an event on a
+//! venue, change its name, on-sale window and prices, open or close its sale, back up
+//! the store. Each change is stored (synced) before it is answered; public endpoints
+//! never change an event.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hakken_engine::actor::SetTerms;
+use hakken_engine::clock::Millis;
+use hakken_engine::event::{parse_instant, Event, OnSaleWindow, TicketType};
+use hakken_engine::registry::RegistryError;
+
+use crate::http::app::{call, App, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use crate::http::guard::require_admin;
+use crate::http::views::{
+    event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,
+};
+
+fn instant(field: &str, text: &str) -> ApiResult<Millis> {
+    parse_instant(text).map_err(|problem| ApiError::invalid("invalid_time", format!("`{field}`: {problem}")))
+}
+
+fn window(on_sale: &OnSaleRequest) -> ApiResult<OnSaleWindow> {
+    Ok(OnSaleWindow {
+        opens_at: instant("on_sale.opens_at", &on_sale.opens_at)?,
+        closes_at: instant("on_sale.closes_at", &on_sale.closes_at)?,
+    })
+}
+
+fn registry_error(error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::UnknownVenue(_) => ApiError::not_found("venue_not_found", error.to_string()),
+        RegistryError::UnknownEvent(_) => ApiError::not_found("event_not_found", error.to_string()),
+        RegistryError::DuplicateEvent(_) => ApiError::conflict("event_exists", error.to_string()),
+        RegistryError::DuplicateVenue(_) | RegistryError::VenueChange(_) => {
+            ApiError::invalid("invalid_event", error.to_string())
+        }
+        RegistryError::Storage(_) => {
+            tracing::error!(%error, "storing an event failed");
+            ApiError::unavailable("storage_unavailable", "the event could not be stored; nothing changed", 5)
+        }
+    }
+}
+
+/// Runs a blocking registry change (it syncs the store) off the async workers.
+async fn change<T: Send + 'static>(
+    app: &Arc<App>,
+    change: impl FnOnce(&mut hakken_engine::registry::Registry) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || app.change_registry(change))
+        .await
+        .map_err(|_| ApiError::unavailable("internal", "the change failed", 1))?
+}
+
+/// Create an event on a configured venue; it is stored before it goes on sale.
+#[utoipa::path(post, path = "/v1/events", tag = "admin",
+    request_body = CreateEventRequest,
+    security(("admin_token" = [])),
+    responses((status = 201, body = EventResponse), (status = 401, body = ErrorBody), (status = 404, description = "Unknown venue", body = ErrorBody),
+        (status = 409, description = "Event id taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_event(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(request): Json<CreateEventRequest>,
+) -> ApiResult<(StatusCode, axum::Json<EventResponse>)> {
+    require_admin(&shared, &headers)?;
+    let app = shared.app()?;
+    let venue_id = request.venue.clone();
+    let venue = change(app, move |registry| {
+        registry.venue(&venue_id).cloned().ok_or_else(|| registry_error(RegistryError::UnknownVenue(venue_id)))
+    })
+    .await?;
+    let ticket_types = request
+        .ticket_types
+        .iter()
+        .map(|ticket_type| {
+            let category = venue.category_index(&ticket_type.category).ok_or_else(|| {
+                ApiError::invalid("unknown_category", format!("venue has no category {:?}", ticket_type.category))
+            })?;
+            Ok(TicketType {
+                id: ticket_type.id.clone(),
+                name: ticket_type.name.clone(),
+                category,
+                price_minor: ticket_type.price_minor,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let event = Event {
+        id: request.id,
+        name: request.name,
+        venue_id: request.venue,
+        starts_at: instant("starts_at", &request.starts_at)?,
+        on_sale: window(&request.on_sale)?,
+        currency: request.currency,
+        ticket_types,
+    };
+    event.check(&venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+    let id = event.id.clone();
+    change(app, move |registry| registry.add_event(event).map(|_| ()).map_err(registry_error)).await?;
+    tracing::info!(event = %id, "event created");
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&id)?;
+    Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(view, app.now().0) })))
+}
+
+/// Change an event's name, on-sale window or prices.
+#[utoipa::path(patch, path = "/v1/events/{event}", tag = "admin",
+    params(("event" = String, Path, description = "Event id")),
+    request_body = UpdateEventRequest,
+    security(("admin_token" = [])),
+    responses((status = 200, body = EventResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_event(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(request): Json<UpdateEventRequest>,
+) -> ApiResult<axum::Json<EventResponse>> {
+    require_admin(&shared, &headers)?;
+    let app = shared.app()?;
+    let on_sale = request.on_sale.as_ref().map(window).transpose()?;
+    apply(&shared, app, &id, move |event| {
+        if let Some(name) = request.name {
+            event.name = name;
+        }
+        if let Some(on_sale) = on_sale {
+            event.on_sale = on_sale;
+        }
+        for (ticket_type, price) in request.prices.unwrap_or_default() {
+            let found = event.ticket_types.iter_mut().find(|known| known.id == ticket_type);
+            let found = found.ok_or_else(|| {
+                ApiError::invalid("unknown_ticket_type", format!("the event has no ticket type {ticket_type:?}"))
+            })?;
+            found.price_minor = price;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Open the on-sale now (until its closing time, or a year from now if that has passed).
+#[utoipa::path(post, path = "/v1/events/{event}/open", tag = "admin",
+    params(("event" = String, Path, description = "Event id")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = EventResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn open_sale(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<EventResponse>> {
+    require_admin(&shared, &headers)?;
+    let app = shared.app()?;
+    let now = app.now();
+    apply(&shared, app, &id, move |event| {
+        event.on_sale.opens_at = now;
+        if event.on_sale.closes_at <= now {
+            event.on_sale.closes_at = now.saturating_add(365 * 24 * 3600 * 1000);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Close the on-sale now: new holds are refused; live holds may still be confirmed.
+#[utoipa::path(post, path = "/v1/events/{event}/close", tag = "admin",
+    params(("event" = String, Path, description = "Event id")),
+    security(("admin_token" = [])),
+    responses((status = 200, body = EventResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn close_sale(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<EventResponse>> {
+    require_admin(&shared, &headers)?;
+    let app = shared.app()?;
+    let now = app.now();
+    apply(&shared, app, &id, move |event| {
+        event.on_sale.closes_at = now;
+        if event.on_sale.opens_at >= now {
+            event.on_sale.opens_at = Millis(now.0.saturating_sub(1));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Edits the event, checks it, stores it, then tells its sections.
+async fn apply(
+    shared: &Shared,
+    app: &Arc<App>,
+    id: &str,
+    edit: impl FnOnce(&mut Event) -> ApiResult<()> + Send + 'static,
+) -> ApiResult<axum::Json<EventResponse>> {
+    let id = id.to_string();
+    let (event, sections) = change(app, move |registry| {
+        let entry =
+            registry.event(&id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))?;
+        let mut event = Event::clone(&entry.event);
+        edit(&mut event)?;
+        event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+        registry.update_event(event).map_err(registry_error)
+    })
+    .await?;
+    for section in &sections {
+        call(section, SetTerms { event: event.clone() }, shared.http.retry_after_s).await?;
+    }
+    tracing::info!(event = %event.id, "event changed");
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&event.id)?;
+    Ok(axum::Json(EventResponse { event: event_detail(view, app.now().0) }))
+}
+
+/// A consistent copy of the whole store, taken while sales go on (`hakken restore`
+/// puts it back).
+#[utoipa::path(post, path = "/v1/admin/backup", tag = "admin",
+    request_body = BackupRequest,
+    security(("admin_token" = [])),
+    responses((status = 201, body = BackupResponse), (status = 401, body = ErrorBody), (status = 409, description = "Path exists", body = ErrorBody)))]
+pub async fn backup(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(request): Json<BackupRequest>,
+) -> ApiResult<(StatusCode, axum::Json<BackupResponse>)> {
+    require_admin(&shared, &headers)?;
+    let app = shared.app()?;
+    let path = PathBuf::from(&request.path);
+    if request.path.is_empty() {
+        return Err(ApiError::invalid("invalid_path", "`path` is empty"));
+    }
+    if path.exists() {
+        return Err(ApiError::conflict(
+            "path_exists",
+            format!("{} exists; back up into a new directory", path.display()),
+        ));
+    }
+    let store = app.store.clone();
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || store.backup(&target))
+        .await
+        .map_err(|_| ApiError::unavailable("internal", "the backup failed", 1))?
+        .map_err(|error| ApiError::invalid("backup_failed", error.to_string()))?;
+    let bytes = hakken_engine::store::directory_bytes(&path);
+    tracing::info!(path = %path.display(), bytes, "backup taken");
+    Ok((StatusCode::CREATED, axum::Json(BackupResponse { path: request.path, bytes })))
+}

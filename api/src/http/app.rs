@@ -1,0 +1,189 @@
+//! The server's state: the engine registry, the read-mostly catalogue handlers route
+//! by, and the API's own bounds.
+//!
+//! Handlers never lock the registry on the hot path: they clone the current
+//! [`Catalogue`] (one `Arc`) and call section actors through its handles. The registry
+//! is locked only by admin changes, which then publish a new catalogue.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use hakken_engine::actor::{SectionActor, SectionCall, SectionHandle, Unavailable};
+use hakken_engine::clock::Millis;
+use hakken_engine::event::Event;
+use hakken_engine::ids::SectionKey;
+use hakken_engine::registry::Registry;
+use hakken_engine::store::Store;
+use hakken_engine::venue::Venue;
+
+use crate::config::HttpConfig;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::guard::CustomerLimiter;
+use crate::http::idempotency::Idempotency;
+
+/// One event as handlers see it.
+pub struct EventView {
+    pub event: Arc<Event>,
+    pub venue: Arc<Venue>,
+    /// By section index in the venue.
+    pub sections: Vec<SectionHandle>,
+}
+
+impl EventView {
+    pub fn section(&self, section_id: &str) -> Option<(usize, &SectionHandle)> {
+        let index = self.venue.section_index(section_id)?;
+        Some((index, &self.sections[index]))
+    }
+}
+
+/// Every event, by id and by section key (hold and order ids carry the key).
+#[derive(Default)]
+pub struct Catalogue {
+    pub events: HashMap<String, Arc<EventView>>,
+    /// By section key: the event and the section's index in its venue.
+    by_key: Vec<(Arc<EventView>, usize)>,
+}
+
+impl Catalogue {
+    fn of(registry: &Registry) -> Catalogue {
+        let mut catalogue = Catalogue::default();
+        let mut keyed = Vec::new();
+        for entry in registry.events() {
+            let view = Arc::new(EventView {
+                event: entry.event.clone(),
+                venue: entry.venue.clone(),
+                sections: entry.sections.clone(),
+            });
+            for (index, section) in entry.sections.iter().enumerate() {
+                keyed.push((section.key, view.clone(), index));
+            }
+            catalogue.events.insert(entry.event.id.clone(), view);
+        }
+        keyed.sort_by_key(|(key, _, _)| *key);
+        debug_assert!(keyed.iter().enumerate().all(|(position, (key, _, _))| key.0 as usize == position));
+        catalogue.by_key = keyed.into_iter().map(|(_, view, index)| (view, index)).collect();
+        catalogue
+    }
+
+    pub fn event(&self, id: &str) -> ApiResult<&Arc<EventView>> {
+        self.events.get(id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))
+    }
+
+    /// The event and section index of a section key, if the key exists.
+    pub fn locate(&self, key: SectionKey) -> Option<(&Arc<EventView>, usize)> {
+        self.by_key.get(key.0 as usize).map(|(view, index)| (view, *index))
+    }
+}
+
+/// Everything a ready server has.
+pub struct App {
+    /// `None` once shut down.
+    registry: Mutex<Option<Registry>>,
+    catalogue: RwLock<Arc<Catalogue>>,
+    pub store: Arc<Store>,
+    pub limiter: CustomerLimiter,
+    pub idempotency: Arc<Idempotency>,
+}
+
+impl App {
+    pub fn new(registry: Registry, http: &HttpConfig) -> App {
+        let store = registry.store().expect("the server's registry is durable").clone();
+        let catalogue = Arc::new(Catalogue::of(&registry));
+        App {
+            registry: Mutex::new(Some(registry)),
+            catalogue: RwLock::new(catalogue),
+            idempotency: Arc::new(Idempotency::new(store.clone(), http.idempotency_ttl_s)),
+            store,
+            limiter: CustomerLimiter::new(http.customer_requests_per_s, http.customer_requests_burst),
+        }
+    }
+
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.read().expect("catalogue lock").clone()
+    }
+
+    pub fn now(&self) -> Millis {
+        hakken_engine::clock::Clock::System.now()
+    }
+
+    /// Runs `change` on the registry (admin changes: blocking, they sync the store)
+    /// and publishes the catalogue it leaves.
+    pub fn change_registry<T>(&self, change: impl FnOnce(&mut Registry) -> ApiResult<T>) -> ApiResult<T> {
+        let mut guard = self.registry.lock().expect("registry lock");
+        let registry = guard.as_mut().ok_or_else(shutting_down)?;
+        let result = change(registry);
+        *self.catalogue.write().expect("catalogue lock") = Arc::new(Catalogue::of(registry));
+        result
+    }
+
+    /// Stops the section actors and flushes the store (after the last request).
+    pub fn shut_down(&self) {
+        let registry = self.registry.lock().expect("registry lock").take();
+        *self.catalogue.write().expect("catalogue lock") = Arc::new(Catalogue::default());
+        if let Some(registry) = registry {
+            registry.shutdown();
+        }
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::unavailable("shutting_down", "the server is shutting down", 1)
+}
+
+/// Calls a section actor, turning "could not" into 503s with Retry-After.
+pub async fn call<C>(section: &SectionHandle, call: C, retry_after_s: u64) -> ApiResult<C::Reply>
+where
+    C: SectionCall,
+    SectionActor: actix::Handler<hakken_engine::actor::Call<C>>,
+{
+    section.call(call).await.map_err(|unavailable| match unavailable {
+        Unavailable::Busy => {
+            metrics::counter!(crate::http::guard::REJECTIONS_TOTAL, "reason" => "section_busy").increment(1);
+            ApiError::unavailable("section_busy", "this section is busy; retry after the given seconds", retry_after_s)
+        }
+        Unavailable::Stopped => shutting_down(),
+        Unavailable::Storage(error) => {
+            tracing::error!(%error, "a change could not be made durable");
+            ApiError::unavailable("storage_unavailable", "the change could not be stored; it was not made", 5)
+        }
+    })
+}
+
+/// What every request can reach: the app once recovery has finished, and the bounds.
+pub struct Shared {
+    app: OnceLock<Arc<App>>,
+    pub http: HttpConfig,
+    pub admin_token: String,
+    pub in_flight: AtomicUsize,
+    pub shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(http: HttpConfig, admin_token: String) -> Shared {
+        Shared {
+            app: OnceLock::new(),
+            http,
+            admin_token,
+            in_flight: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_ready(&self, app: Arc<App>) {
+        let _ = self.app.set(app);
+    }
+
+    /// The app, or 503 while recovery is still running.
+    pub fn app(&self) -> ApiResult<&Arc<App>> {
+        self.app.get().ok_or_else(|| ApiError::unavailable("starting", "the server is recovering its state", 1))
+    }
+
+    pub fn ready_app(&self) -> Option<&Arc<App>> {
+        self.app.get()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,140 @@
+//! Reading events: the list, one event, availability and seat maps. All lock-free
+//! reads of the sections' counters and seat words: cheap enough for every waiting
+//! buyer to poll.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use hakken_engine::event::format_instant;
+use hakken_engine::inventory::seat_code;
+use hakken_engine::venue::{SeatFlags, SectionKind};
+
+use crate::http::app::Shared;
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Path};
+use crate::http::views::{
+    category_id, event_detail, event_summary, kind_name, AvailabilityResponse, CategoryAvailability, CountsView,
+    EventResponse, EventsResponse, SeatMapResponse, SeatView, SectionAvailability,
+};
+
+/// Clients may reuse a read for this long: counts move constantly during an on-sale.
+const READ_CACHE: HeaderValue = HeaderValue::from_static("max-age=1");
+
+fn cached(json: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(json).into_response();
+    response.headers_mut().insert(CACHE_CONTROL, READ_CACHE);
+    response
+}
+
+/// Every event on sale here.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    responses((status = 200, body = EventsResponse), (status = 503, body = ErrorBody)))]
+pub async fn list_events(State(shared): State<Arc<Shared>>) -> ApiResult<axum::Json<EventsResponse>> {
+    let app = shared.app()?;
+    let now = app.now().0;
+    let catalogue = app.catalogue();
+    let mut events: Vec<_> =
+        catalogue.events.values().map(|view| event_summary(&view.event, &view.venue, now)).collect();
+    events.sort_by(|left, right| left.id.cmp(&right.id));
+    Ok(axum::Json(EventsResponse { events }))
+}
+
+/// One event with its sections, categories and ticket types (prices).
+#[utoipa::path(get, path = "/v1/events/{event}", tag = "events",
+    params(("event" = String, Path, description = "Event id")),
+    responses((status = 200, body = EventResponse), (status = 404, body = ErrorBody)))]
+pub async fn get_event(
+    State(shared): State<Arc<Shared>>,
+    Path(event): Path<String>,
+) -> ApiResult<axum::Json<EventResponse>> {
+    let app = shared.app()?;
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&event)?;
+    Ok(axum::Json(EventResponse { event: event_detail(view, app.now().0) }))
+}
+
+/// Capacity, available, held and sold per section and per price category.
+#[utoipa::path(get, path = "/v1/events/{event}/availability", tag = "events",
+    params(("event" = String, Path, description = "Event id")),
+    responses((status = 200, body = AvailabilityResponse), (status = 404, body = ErrorBody)))]
+pub async fn availability(State(shared): State<Arc<Shared>>, Path(event): Path<String>) -> ApiResult<Response> {
+    let app = shared.app()?;
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&event)?;
+    let mut total = CountsView::default();
+    let sections = view
+        .sections
+        .iter()
+        .map(|handle| {
+            let section = handle.state.section();
+            let availability = handle.state.availability();
+            total.add(availability.total.into());
+            SectionAvailability {
+                id: section.id.clone(),
+                kind: kind_name(section),
+                counts: availability.total.into(),
+                categories: availability
+                    .categories
+                    .iter()
+                    .map(|(category, counts)| CategoryAvailability {
+                        category: category_id(&view.venue, *category),
+                        counts: (*counts).into(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(cached(AvailabilityResponse { event, at: format_instant(app.now()), total, sections }))
+}
+
+/// Every seat of a reserved section with its state, for drawing a seat map. A hold
+/// that has expired shows as free. General admission has no seats (an empty list).
+#[utoipa::path(get, path = "/v1/events/{event}/sections/{section}/seats", tag = "events",
+    params(("event" = String, Path, description = "Event id"), ("section" = String, Path, description = "Section id")),
+    responses((status = 200, body = SeatMapResponse), (status = 404, body = ErrorBody)))]
+pub async fn seats(
+    State(shared): State<Arc<Shared>>,
+    Path((event, section)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let app = shared.app()?;
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&event)?;
+    let (_, handle) = view.section(&section).ok_or_else(|| {
+        ApiError::not_found("section_not_found", format!("event {event:?} has no section {section:?}"))
+    })?;
+    let venue_section = handle.state.section();
+    let seats = match &venue_section.kind {
+        SectionKind::GeneralAdmission { .. } => Vec::new(),
+        SectionKind::Reserved(map) => {
+            let codes = handle.state.seat_codes(app.now());
+            map.seats
+                .iter()
+                .zip(codes)
+                .enumerate()
+                .map(|(index, (seat, code))| SeatView {
+                    id: map.seat_id(&venue_section.id, index as u32).0,
+                    row: map.rows[usize::from(seat.row)].label.to_string(),
+                    number: seat.number,
+                    category: category_id(&view.venue, seat.category),
+                    state: match code {
+                        seat_code::FREE => "free",
+                        seat_code::HELD => "held",
+                        _ => "sold",
+                    },
+                    accessible: seat.flags.contains(SeatFlags::ACCESSIBLE),
+                    aisle: seat.flags.contains(SeatFlags::AISLE),
+                    obstructed: seat.flags.contains(SeatFlags::OBSTRUCTED),
+                })
+                .collect()
+        }
+    };
+    Ok(cached(SeatMapResponse {
+        event,
+        section: venue_section.id.clone(),
+        kind: kind_name(venue_section),
+        capacity: venue_section.capacity(),
+        seats,
+    }))
+}

@@ -1,0 +1,376 @@
+//! The on-sale path: hold, look up, extend, release, confirm; orders and refunds.
+//!
+//! A handler checks the request's shape, routes to the one section actor concerned
+//! (hold and order ids carry its key) and turns the engine's answer into a view or
+//! an [`ApiError`]. Nothing here waits on a lock; the actor call is the only await.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hakken_engine::actor::{
+    Cancel, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, LookupOrder, Release,
+};
+use hakken_engine::best::BestRequest;
+use hakken_engine::ids::{CustomerId, HoldId, OrderId};
+use hakken_engine::inventory::{Buyer, HoldError, HoldRefused, OrderError, OrderState};
+use hakken_engine::registry::{resolve_seats, SeatLookupError};
+use hakken_engine::venue::SectionKind;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::http::app::{call, Catalogue, EventView, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::http::guard::{is_admin, rate_limited};
+use crate::http::views::{
+    hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
+    OrderResponse,
+};
+
+const CUSTOMER_BYTES_MAX: usize = 128;
+const PAYMENT_REFERENCE_BYTES_MAX: usize = 128;
+const NAME_BYTES_MAX: usize = 200;
+const EMAIL_BYTES_MAX: usize = 254;
+
+/// Hold seats: specific ones, the best of a section, or a general-admission quantity.
+#[utoipa::path(post, path = "/v1/events/{event}/holds", tag = "holds",
+    params(("event" = String, Path, description = "Event id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
+    request_body = HoldRequest,
+    responses((status = 201, body = HoldResponse),
+        (status = 404, description = "Unknown event, section or seat", body = ErrorBody),
+        (status = 409, description = "Seats taken (named in `details.seats`), sold out, not on sale, customer limit", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody),
+        (status = 429, description = "Customer over its request rate", body = ErrorBody),
+        (status = 503, description = "Busy: retry after `Retry-After` seconds", body = ErrorBody)))]
+pub async fn create_hold(
+    State(shared): State<Arc<Shared>>,
+    Path(event): Path<String>,
+    Json(request): Json<HoldRequest>,
+) -> ApiResult<(StatusCode, axum::Json<HoldResponse>)> {
+    let app = shared.app()?;
+    let customer = customer_id(&request.customer)?;
+    app.limiter.check(&request.customer).map_err(rate_limited)?;
+    let catalogue = app.catalogue();
+    let view = catalogue.event(&event)?;
+    let retry = shared.http.retry_after_s;
+    let (index, granted) = match (&request.seats, &request.section) {
+        (Some(seat_ids), None) => {
+            if request.quantity.is_some() || request.adjacent.is_some() || request.category.is_some() {
+                let message = "`seats` names the seats; `quantity`, `adjacent` and `category` go with `section`";
+                return Err(ApiError::invalid("invalid_request", message));
+            }
+            let (index, seats) = seats_of(view, seat_ids)?;
+            (index, call(&view.sections[index], HoldSeats { customer, seats }, retry).await?)
+        }
+        (None, Some(section_id)) => {
+            let (index, handle) = view.section(section_id).ok_or_else(|| {
+                ApiError::not_found("section_not_found", format!("event {event:?} has no section {section_id:?}"))
+            })?;
+            let quantity = match request.quantity {
+                None => return Err(ApiError::invalid("missing_quantity", "`section` needs a `quantity`")),
+                Some(0) => return Err(ApiError::invalid("invalid_quantity", "`quantity` must be at least 1")),
+                Some(quantity) => quantity,
+            };
+            match &handle.state.section().kind {
+                SectionKind::Reserved(_) => {
+                    let category = match &request.category {
+                        None => None,
+                        Some(id) => Some(view.venue.category_index(id).ok_or_else(|| {
+                            ApiError::invalid("unknown_category", format!("the venue has no category {id:?}"))
+                        })?),
+                    };
+                    let best = BestRequest {
+                        quantity,
+                        category,
+                        accessible: request.accessible.unwrap_or(false),
+                        adjacent: request.adjacent.unwrap_or(true),
+                    };
+                    (index, call(handle, HoldBest { customer, request: best }, retry).await?)
+                }
+                SectionKind::GeneralAdmission { category, .. } => {
+                    if let Some(id) = &request.category {
+                        if view.venue.category_index(id) != Some(*category) {
+                            let message = format!(
+                                "section {section_id:?} sells only category {:?}",
+                                view.venue.categories[usize::from(category.0)].id
+                            );
+                            return Err(ApiError::invalid("unknown_category", message));
+                        }
+                    }
+                    if request.accessible == Some(true) {
+                        let message = "general admission has no accessible seats to pick; ask the venue";
+                        return Err(ApiError::invalid("invalid_request", message));
+                    }
+                    (index, call(handle, HoldQuantity { customer, quantity }, retry).await?)
+                }
+            }
+        }
+        _ => {
+            let message = "give either `seats` (specific seats) or `section` with `quantity` (best available or general admission)";
+            return Err(ApiError::invalid("invalid_request", message));
+        }
+    };
+    let granted = granted.map_err(|refused| hold_refused(view, index, refused))?;
+    let mut hold = hold_view(view, index, &granted.hold);
+    hold.choice = granted.choice.map(|choice| ChoiceView {
+        adjacent: choice.adjacent,
+        rows: choice.rows,
+        score: choice.score,
+        leaves_orphan: choice.leaves_orphan,
+    });
+    Ok((StatusCode::CREATED, axum::Json(HoldResponse { hold })))
+}
+
+fn seats_of(view: &EventView, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>)> {
+    let mut seen = HashSet::with_capacity(seat_ids.len());
+    if let Some(repeated) = seat_ids.iter().find(|id| !seen.insert(id.as_str())) {
+        return Err(ApiError::invalid("duplicate_seats", format!("seat {repeated:?} is named twice"))
+            .with_details(json!({ "seats": [repeated] })));
+    }
+    resolve_seats(&view.venue, seat_ids).map_err(|error| match error {
+        SeatLookupError::Empty => ApiError::invalid("invalid_request", "`seats` is empty"),
+        SeatLookupError::UnknownSeat(id) => {
+            ApiError::not_found("seat_not_found", format!("no seat {id:?} at this event"))
+                .with_details(json!({ "seats": [id] }))
+        }
+        SeatLookupError::MixedSections(..) => ApiError::invalid("mixed_sections", error.to_string()),
+    })
+}
+
+fn hold_refused(view: &EventView, index: usize, refused: HoldRefused) -> ApiError {
+    let message = refused.to_string();
+    match refused {
+        HoldRefused::SeatsUnavailable { seats } => {
+            let section = &view.venue.sections[index];
+            let map = section.seat_map().expect("seats are refused only in reserved sections");
+            let ids: Vec<String> = seats.iter().map(|&seat| map.seat_id(&section.id, seat).0).collect();
+            ApiError::conflict("seats_unavailable", format!("seats not available: {}", ids.join(", ")))
+                .with_details(json!({ "seats": ids }))
+        }
+        HoldRefused::NoSeatsMatch => ApiError::conflict("no_seats_match", message),
+        HoldRefused::SoldOut { available } => {
+            ApiError::conflict("sold_out", message).with_details(json!({ "available": available }))
+        }
+        HoldRefused::CustomerLimit(limit) => ApiError::conflict("customer_limit", message)
+            .with_details(json!({ "limit": limit.limit, "current": limit.current })),
+        HoldRefused::NotOnSale => ApiError::conflict("not_on_sale", message),
+        HoldRefused::Invalid(_) => ApiError::invalid("invalid_request", message),
+        HoldRefused::TooManySeats { max } => {
+            ApiError::invalid("too_many_seats", message).with_details(json!({ "max": max }))
+        }
+        HoldRefused::CategoryNotOnSale => ApiError::invalid("category_not_on_sale", message),
+        HoldRefused::HoldNumbersExhausted => ApiError::conflict("holds_exhausted", message),
+    }
+}
+
+fn hold_error(error: HoldError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        HoldError::NotFound => ApiError::not_found("hold_not_found", message),
+        HoldError::Ended => ApiError::conflict("hold_ended", message),
+        HoldError::NotYours => ApiError::new(StatusCode::FORBIDDEN, "hold_not_yours", message),
+        HoldError::Expired => ApiError::conflict("hold_expired", message),
+        HoldError::LifetimeReached => ApiError::conflict("hold_lifetime_reached", message),
+    }
+}
+
+fn customer_id(customer: &str) -> ApiResult<CustomerId> {
+    if customer.is_empty() || customer.len() > CUSTOMER_BYTES_MAX || customer.chars().any(char::is_control) {
+        let message = format!("`customer` must be 1-{CUSTOMER_BYTES_MAX} bytes without control characters");
+        return Err(ApiError::invalid("invalid_customer", message));
+    }
+    Ok(CustomerId::new(customer))
+}
+
+fn required_customer(query: &CustomerQuery) -> ApiResult<CustomerId> {
+    match &query.customer {
+        Some(customer) => customer_id(customer),
+        None => Err(ApiError::invalid("missing_customer", "name the customer: `?customer=...`")),
+    }
+}
+
+/// The hold with this id, with its event and section.
+fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<EventView>, usize)> {
+    let not_found = || ApiError::not_found("hold_not_found", format!("no hold {id:?}"));
+    let hold: HoldId = id.parse().map_err(|_| not_found())?;
+    let (view, index) = catalogue.locate(hold.section).ok_or_else(not_found)?;
+    Ok((hold, view.clone(), index))
+}
+
+fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<EventView>, usize)> {
+    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
+    let order: OrderId = id.parse().map_err(|_| not_found())?;
+    let (view, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
+    Ok((order, view.clone(), index))
+}
+
+/// A live hold: its seats, expiry and price.
+#[utoipa::path(get, path = "/v1/holds/{hold}", tag = "holds",
+    params(("hold" = String, Path, description = "Hold id")),
+    responses((status = 200, body = HoldResponse), (status = 404, body = ErrorBody), (status = 409, description = "Ended or expired", body = ErrorBody)))]
+pub async fn get_hold(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<HoldResponse>> {
+    let app = shared.app()?;
+    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
+    let found =
+        call(&view.sections[index], LookupHold { hold }, shared.http.retry_after_s).await?.map_err(hold_error)?;
+    if found.expires_at() <= app.now() {
+        return Err(hold_error(HoldError::Expired));
+    }
+    Ok(axum::Json(HoldResponse { hold: hold_view(&view, index, &found) }))
+}
+
+/// Release a hold: its seats go back on sale at once.
+#[utoipa::path(delete, path = "/v1/holds/{hold}", tag = "holds",
+    params(("hold" = String, Path, description = "Hold id"), CustomerQuery),
+    responses((status = 204, description = "Released"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn release_hold(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(query): Query<CustomerQuery>,
+) -> ApiResult<StatusCode> {
+    let app = shared.app()?;
+    let customer = required_customer(&query)?;
+    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
+    call(&view.sections[index], Release { hold, customer }, shared.http.retry_after_s).await?.map_err(hold_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give a hold another TTL from now, up to its maximum lifetime.
+#[utoipa::path(post, path = "/v1/holds/{hold}/extend", tag = "holds",
+    params(("hold" = String, Path, description = "Hold id")),
+    request_body = CustomerRequest,
+    responses((status = 200, body = HoldResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn extend_hold(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(request): Json<CustomerRequest>,
+) -> ApiResult<axum::Json<HoldResponse>> {
+    let app = shared.app()?;
+    let customer = customer_id(&request.customer)?;
+    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
+    let extended =
+        call(&view.sections[index], Extend { hold, customer }, shared.http.retry_after_s).await?.map_err(hold_error)?;
+    Ok(axum::Json(HoldResponse { hold: hold_view(&view, index, &extended) }))
+}
+
+/// Sell a held hold after payment: it becomes an order with one ticket per seat.
+/// An expired, released or unknown hold is never sold.
+#[utoipa::path(post, path = "/v1/holds/{hold}/confirm", tag = "orders",
+    params(("hold" = String, Path, description = "Hold id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
+    request_body = ConfirmRequest,
+    responses((status = 201, body = OrderResponse), (status = 403, description = "Another customer's hold", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Expired or ended", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn confirm_hold(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(request): Json<ConfirmRequest>,
+) -> ApiResult<(StatusCode, axum::Json<OrderResponse>)> {
+    let app = shared.app()?;
+    let customer = customer_id(&request.customer)?;
+    let buyer = buyer(&request)?;
+    app.limiter.check(&request.customer).map_err(rate_limited)?;
+    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
+    let order = call(&view.sections[index], Confirm { hold, customer, buyer }, shared.http.retry_after_s)
+        .await?
+        .map_err(hold_error)?;
+    Ok((StatusCode::CREATED, axum::Json(OrderResponse { order: order_view(&view, index, &order) })))
+}
+
+fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
+    let reference = request.payment_reference.trim();
+    if reference.is_empty() || reference.len() > PAYMENT_REFERENCE_BYTES_MAX {
+        let message = format!("`payment_reference` must be 1-{PAYMENT_REFERENCE_BYTES_MAX} bytes");
+        return Err(ApiError::invalid("invalid_payment_reference", message));
+    }
+    let name = request.buyer.name.trim();
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        let message = format!("`buyer.name` must be 1-{NAME_BYTES_MAX} bytes without control characters");
+        return Err(ApiError::invalid("invalid_buyer", message));
+    }
+    let email = request.buyer.email.trim();
+    let plausible = email.len() <= EMAIL_BYTES_MAX
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if !plausible {
+        return Err(ApiError::invalid("invalid_buyer", format!("`buyer.email` {email:?} is not an email address")));
+    }
+    Ok(Buyer { payment_reference: reference.into(), name: name.into(), email: email.into() })
+}
+
+/// An order with its tickets. Only its customer (`?customer=`) or an admin sees it.
+#[utoipa::path(get, path = "/v1/orders/{order}", tag = "orders",
+    params(("order" = String, Path, description = "Order id"), CustomerQuery),
+    responses((status = 200, body = OrderResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_order(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(query): Query<CustomerQuery>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<OrderResponse>> {
+    let app = shared.app()?;
+    let admin = is_admin(&shared, &headers);
+    let customer = if admin { None } else { Some(required_customer(&query)?) };
+    let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
+    let order = call(&view.sections[index], LookupOrder { order: order_id }, shared.http.retry_after_s).await?;
+    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
+    let order = order.ok_or_else(not_found)?;
+    // Someone else's order is "not found": ids are guessable, orders are private.
+    if customer.is_some_and(|customer| customer != order.customer) {
+        return Err(not_found());
+    }
+    Ok(axum::Json(OrderResponse { order: order_view(&view, index, &order) }))
+}
+
+/// Who cancels: the order's customer, or an admin (with the admin token) naming none.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub customer: Option<String>,
+}
+
+/// Cancel (refund) an order: its seats go back on sale; its tickets stop being valid.
+#[utoipa::path(post, path = "/v1/orders/{order}/cancel", tag = "orders",
+    params(("order" = String, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
+    request_body = CancelRequest,
+    responses((status = 200, body = OrderResponse), (status = 404, body = ErrorBody), (status = 409, description = "Already cancelled", body = ErrorBody)))]
+pub async fn cancel_order(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<CancelRequest>,
+) -> ApiResult<axum::Json<OrderResponse>> {
+    let app = shared.app()?;
+    let customer = match (&request.customer, is_admin(&shared, &headers)) {
+        (_, true) => None,
+        (Some(customer), false) => Some(customer_id(customer)?),
+        (None, false) => return Err(ApiError::invalid("missing_customer", "name the order's `customer`")),
+    };
+    let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
+    let section = &view.sections[index];
+    let retry = shared.http.retry_after_s;
+    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
+    let order = call(section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found)?;
+    if customer.is_some_and(|customer| customer != order.customer) {
+        return Err(not_found());
+    }
+    if order.state == OrderState::Cancelled {
+        return Err(ApiError::conflict("order_cancelled", "the order is already cancelled"));
+    }
+    let cancelled = call(section, Cancel { order: order_id }, retry).await?.map_err(|error| match error {
+        OrderError::NotFound => not_found(),
+        OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
+    })?;
+    Ok(axum::Json(OrderResponse { order: order_view(&view, index, &cancelled) }))
+}

@@ -1,0 +1,466 @@
+//! Request and response bodies of the API, as the OpenAPI document describes them.
+//!
+//! Responses are built from engine values here and only here; handlers stay short.
+//! Times are RFC 3339 strings in UTC (`expires_at`), with the same instant in
+//! milliseconds since the epoch beside them (`expires_at_ms`) for programs.
+
+use hakken_engine::event::{format_instant, Event};
+use hakken_engine::ids::{HoldId, OrderId};
+use hakken_engine::inventory::{Counts, Hold, Order, OrderState, Units};
+use hakken_engine::venue::{CategoryIndex, Section, SectionKind, Venue};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::app::EventView;
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsResponse {
+    pub events: Vec<EventSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventSummary {
+    pub id: String,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: String,
+    pub on_sale: OnSale,
+    /// ISO 4217.
+    pub currency: String,
+    pub capacity: u64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct OnSale {
+    /// Holds are accepted from this instant (inclusive) ...
+    pub opens_at: String,
+    /// ... to this one (exclusive).
+    pub closes_at: String,
+    /// Whether the sale is open at the time of the answer (ignored in requests).
+    #[serde(default)]
+    pub open_now: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventResponse {
+    pub event: EventDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    pub sections: Vec<SectionSummary>,
+    pub categories: Vec<CategoryView>,
+    pub ticket_types: Vec<TicketTypeView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SectionSummary {
+    pub id: String,
+    pub name: String,
+    /// `reserved` (rows and numbered seats) or `general_admission` (a capacity).
+    pub kind: &'static str,
+    pub capacity: u32,
+    /// General admission only: the one price category of the area.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryView {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TicketTypeView {
+    pub id: String,
+    pub name: String,
+    /// Category id of the venue.
+    pub category: String,
+    /// Minor units of the event's currency (cents), taxes and fees included.
+    pub price_minor: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AvailabilityResponse {
+    pub event: String,
+    /// When the counts were read.
+    pub at: String,
+    pub total: CountsView,
+    pub sections: Vec<SectionAvailability>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SectionAvailability {
+    pub id: String,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub counts: CountsView,
+    pub categories: Vec<CategoryAvailability>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryAvailability {
+    pub category: String,
+    #[serde(flatten)]
+    pub counts: CountsView,
+}
+
+#[derive(Clone, Copy, Default, Serialize, ToSchema)]
+pub struct CountsView {
+    pub capacity: u32,
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
+impl From<Counts> for CountsView {
+    fn from(counts: Counts) -> CountsView {
+        CountsView { capacity: counts.capacity, available: counts.available, held: counts.held, sold: counts.sold }
+    }
+}
+
+impl CountsView {
+    pub fn add(&mut self, other: CountsView) {
+        self.capacity += other.capacity;
+        self.available += other.available;
+        self.held += other.held;
+        self.sold += other.sold;
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatMapResponse {
+    pub event: String,
+    pub section: String,
+    pub kind: &'static str,
+    pub capacity: u32,
+    /// Every seat in row order; empty for general admission.
+    pub seats: Vec<SeatView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatView {
+    /// `{section}-{row}-{number}`, e.g. `S101-C-12`.
+    pub id: String,
+    pub row: String,
+    pub number: u16,
+    pub category: String,
+    /// `free`, `held` or `sold`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accessible: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub aisle: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub obstructed: bool,
+}
+
+/// Hold specific seats (`seats`), the best seats of a reserved section (`section` +
+/// `quantity`, optionally `adjacent`, `category`, `accessible`), or a quantity of a
+/// general-admission section (`section` + `quantity`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Who holds: the caller's account or session id (1-128 printable characters).
+    pub customer: String,
+    #[serde(default)]
+    pub seats: Option<Vec<String>>,
+    #[serde(default)]
+    pub section: Option<String>,
+    #[serde(default)]
+    pub quantity: Option<u32>,
+    /// Best-available: seats must sit together in one row (default true). With
+    /// false, together is still preferred and a split party is the fallback.
+    #[serde(default)]
+    pub adjacent: Option<bool>,
+    /// Best-available: only seats of this category id.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Best-available: only seats flagged accessible.
+    #[serde(default)]
+    pub accessible: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HoldResponse {
+    pub hold: HoldView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    pub event: String,
+    pub section: String,
+    /// Seat ids; empty for general admission.
+    pub seats: Vec<String>,
+    pub quantity: u32,
+    pub expires_at: String,
+    pub expires_at_ms: u64,
+    pub total_minor: u64,
+    pub currency: String,
+    /// Best-available only: why these seats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice: Option<ChoiceView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChoiceView {
+    /// All in one row at consecutive numbers.
+    pub adjacent: bool,
+    pub rows: u32,
+    /// Sum of the seats' quality scores.
+    pub score: u32,
+    /// The choice leaves one lone free seat beside the party (only when nothing better fits).
+    pub leaves_orphan: bool,
+}
+
+/// Who is asking, for calls on an existing hold or order.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRequest {
+    pub customer: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct CustomerQuery {
+    /// The customer the hold or order belongs to.
+    pub customer: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The customer who made the hold.
+    pub customer: String,
+    /// The payment provider's reference of the captured payment (1-128 characters).
+    pub payment_reference: String,
+    pub buyer: BuyerView,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerView {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub order: OrderView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub event: String,
+    pub section: String,
+    /// `confirmed` or `cancelled` (refunded; the seats went back on sale).
+    pub state: &'static str,
+    pub hold: String,
+    pub tickets: Vec<TicketView>,
+    pub quantity: u32,
+    pub total_minor: u64,
+    pub currency: String,
+    pub confirmed_at: String,
+    pub payment_reference: String,
+    pub buyer: BuyerView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketView {
+    /// Unique: `t{section key}-{order number}-{n}`.
+    pub id: String,
+    /// Seat id; null for general admission.
+    pub seat: Option<String>,
+    pub section: String,
+    pub category: String,
+}
+
+/// A new event on a configured venue (admin).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventRequest {
+    pub id: String,
+    pub name: String,
+    pub venue: String,
+    /// RFC 3339 with an offset, e.g. `2027-07-10T19:30:00+02:00`.
+    pub starts_at: String,
+    pub on_sale: OnSaleRequest,
+    pub currency: String,
+    pub ticket_types: Vec<TicketTypeView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnSaleRequest {
+    pub opens_at: String,
+    pub closes_at: String,
+}
+
+/// Changes to an event (admin); absent fields stay as they are. Prices apply to holds
+/// made after the change; existing holds and orders keep theirs.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub on_sale: Option<OnSaleRequest>,
+    /// New price per ticket type id.
+    #[serde(default)]
+    pub prices: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// Directory to create on the server's machine; must not exist.
+    pub path: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BackupResponse {
+    pub path: String,
+    pub bytes: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`, `starting`, `shutting_down` or `storage_failed`.
+    pub status: &'static str,
+}
+
+pub fn kind_name(section: &Section) -> &'static str {
+    match section.kind {
+        SectionKind::Reserved(_) => "reserved",
+        SectionKind::GeneralAdmission { .. } => "general_admission",
+    }
+}
+
+pub fn category_id(venue: &Venue, category: CategoryIndex) -> String {
+    venue.categories.get(usize::from(category.0)).map_or_else(String::new, |category| category.id.clone())
+}
+
+pub fn event_summary(event: &Event, venue: &Venue, now_ms: u64) -> EventSummary {
+    EventSummary {
+        id: event.id.clone(),
+        name: event.name.clone(),
+        venue: event.venue_id.clone(),
+        starts_at: format_instant(event.starts_at),
+        on_sale: OnSale {
+            opens_at: format_instant(event.on_sale.opens_at),
+            closes_at: format_instant(event.on_sale.closes_at),
+            open_now: event.on_sale.contains(hakken_engine::clock::Millis(now_ms)),
+        },
+        currency: event.currency.clone(),
+        capacity: venue.capacity(),
+    }
+}
+
+pub fn event_detail(view: &EventView, now_ms: u64) -> EventDetail {
+    let (event, venue) = (&view.event, &view.venue);
+    EventDetail {
+        summary: event_summary(event, venue, now_ms),
+        sections: venue
+            .sections
+            .iter()
+            .map(|section| SectionSummary {
+                id: section.id.clone(),
+                name: section.name.clone(),
+                kind: kind_name(section),
+                capacity: section.capacity(),
+                category: match section.kind {
+                    SectionKind::GeneralAdmission { category, .. } => Some(category_id(venue, category)),
+                    SectionKind::Reserved(_) => None,
+                },
+            })
+            .collect(),
+        categories: venue
+            .categories
+            .iter()
+            .map(|category| CategoryView { id: category.id.clone(), name: category.name.clone() })
+            .collect(),
+        ticket_types: event
+            .ticket_types
+            .iter()
+            .map(|ticket_type| TicketTypeView {
+                id: ticket_type.id.clone(),
+                name: ticket_type.name.clone(),
+                category: category_id(venue, ticket_type.category),
+                price_minor: ticket_type.price_minor,
+            })
+            .collect(),
+    }
+}
+
+fn seat_ids(view: &EventView, section_index: usize, units: &Units) -> Vec<String> {
+    let section = &view.venue.sections[section_index];
+    match (units, section.seat_map()) {
+        (Units::Seats(seats), Some(map)) => seats.iter().map(|&seat| map.seat_id(&section.id, seat).0).collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn hold_view(view: &EventView, section_index: usize, hold: &Hold) -> HoldView {
+    HoldView {
+        id: hold.id.to_string(),
+        event: view.event.id.clone(),
+        section: view.venue.sections[section_index].id.clone(),
+        seats: seat_ids(view, section_index, &hold.units),
+        quantity: hold.units.count(),
+        expires_at: format_instant(hold.expires_at()),
+        expires_at_ms: hold.expires_at().0,
+        total_minor: hold.total_minor,
+        currency: view.event.currency.clone(),
+        choice: None,
+    }
+}
+
+pub fn ticket_id(order: OrderId, n: usize) -> String {
+    format!("t{:x}-{:x}-{n}", order.section.0, order.number)
+}
+
+pub fn order_view(view: &EventView, section_index: usize, order: &Order) -> OrderView {
+    let section = &view.venue.sections[section_index];
+    let tickets = match (&order.units, &section.kind) {
+        (Units::Seats(seats), SectionKind::Reserved(map)) => seats
+            .iter()
+            .enumerate()
+            .map(|(n, &seat)| TicketView {
+                id: ticket_id(order.id, n),
+                seat: Some(map.seat_id(&section.id, seat).0),
+                section: section.id.clone(),
+                category: category_id(&view.venue, map.seats[seat as usize].category),
+            })
+            .collect(),
+        (units, SectionKind::GeneralAdmission { category, .. }) => (0..units.count() as usize)
+            .map(|n| TicketView {
+                id: ticket_id(order.id, n),
+                seat: None,
+                section: section.id.clone(),
+                category: category_id(&view.venue, *category),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    OrderView {
+        id: order.id.to_string(),
+        event: view.event.id.clone(),
+        section: section.id.clone(),
+        state: match order.state {
+            OrderState::Confirmed => "confirmed",
+            OrderState::Cancelled => "cancelled",
+        },
+        hold: HoldId::to_string(&order.hold),
+        tickets,
+        quantity: order.units.count(),
+        total_minor: order.total_minor,
+        currency: view.event.currency.clone(),
+        confirmed_at: format_instant(order.confirmed_at),
+        payment_reference: order.buyer.payment_reference.clone(),
+        buyer: BuyerView { name: order.buyer.name.clone(), email: order.buyer.email.clone() },
+    }
+}

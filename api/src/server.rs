@@ -1,0 +1,181 @@
+//! `hakken serve`: the HTTP API over a durable registry.
+//!
+//! Start-up order: load and check the configured venues and events (a bad file stops
+//! the server before it listens), bind both listeners, then recover the store in the
+//! background. Until recovery finishes `/healthz` answers and `/readyz` and the API
+//! say 503 `starting`. On SIGTERM/SIGINT: stop accepting, let requests in flight
+//! finish (up to `shutdown_grace_ms`), then stop the section actors and flush the WAL.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::routing::get;
+use hakken_engine::clock::Clock;
+use hakken_engine::observe;
+use hakken_engine::registry::Registry;
+use hakken_engine::store::Store;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::config::{Catalogue, Config};
+use crate::http::app::{App, Shared};
+
+const LATENCY_BUCKETS_S: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const GROUP_BUCKETS: [f64; 13] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0];
+/// Histograms of the Prometheus recorder are folded this often.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+pub fn serve(config: Config) -> Result<()> {
+    let metrics = install_metrics()?;
+    let catalogue = config.load_catalogue()?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    runtime.block_on(run(config, catalogue, metrics))
+}
+
+fn install_metrics() -> Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS_S)?
+        .set_buckets_for_metric(Matcher::Full(observe::WAL_GROUP_RECORDS.into()), &GROUP_BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) -> Result<()> {
+    let listener =
+        TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let metrics_listener = TcpListener::bind(&config.metrics_listen)
+        .await
+        .with_context(|| format!("listening for metrics on {}", config.metrics_listen))?;
+    let (address, metrics_address) = (listener.local_addr()?, metrics_listener.local_addr()?);
+    tokio::spawn(serve_metrics(metrics_listener, metrics));
+    // Tests and scripts read the addresses from this line (ports may be 0 in the config).
+    println!("hakken listening on http://{address} (metrics on http://{metrics_address}/metrics)");
+    tracing::info!(%address, %metrics_address, "listening");
+
+    let shared = Arc::new(Shared::new(config.http.clone(), config.admin_token.clone()));
+    if shared.admin_token.is_empty() {
+        tracing::warn!("no admin token configured (HAKKEN_ADMIN_TOKEN): admin endpoints are off");
+    }
+    let recovery = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let started = Instant::now();
+            let registry = recover(&config, catalogue)?;
+            let app = Arc::new(App::new(registry, &config.http));
+            tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever());
+            shared.set_ready(app);
+            println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");
+            Ok(())
+        })
+    };
+    let recovery = tokio::spawn(async move {
+        match recovery.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!("recovery failed: {error:#}");
+                eprintln!("hakken: recovery failed: {error:#}");
+                std::process::exit(1);
+            }
+            Err(panic) => {
+                eprintln!("hakken: recovery panicked: {panic}");
+                std::process::exit(1);
+            }
+        }
+    });
+
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let router = crate::http::router(shared.clone());
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown({
+            let (shared, stop) = (shared.clone(), stop.clone());
+            async move {
+                shutdown_signal().await;
+                shared.shutting_down.store(true, Ordering::Release);
+                tracing::info!("shutting down: draining requests in flight");
+                stop.notify_one();
+            }
+        });
+    let grace = Duration::from_millis(shared.http.shutdown_grace_ms);
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        () = async { stop.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(in_flight = shared.in_flight.load(Ordering::Acquire), "grace period over; stopping with requests in flight");
+        }
+    }
+    recovery.abort();
+    if let Some(app) = shared.ready_app().cloned() {
+        tokio::task::spawn_blocking(move || app.shut_down()).await.context("stopping the engine")?;
+    }
+    println!("hakken stopped");
+    tracing::info!("stopped; WAL flushed");
+    Ok(())
+}
+
+/// Opens the store, recovers what it holds, then adds configured venues and events it
+/// does not have yet. A stored event wins over the file of the same id (it may have
+/// been changed through the admin API since).
+fn recover(config: &Config, catalogue: Catalogue) -> Result<Registry> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir, config.storage.clone())?;
+    let mut registry = Registry::recover(config.engine.clone(), Clock::System, store)?;
+    for venue in catalogue.venues {
+        if registry.venue(&venue.id).is_none() {
+            registry.add_venue(venue)?;
+        }
+    }
+    for event in catalogue.events {
+        if registry.event(&event.id).is_none() {
+            tracing::info!(event = %event.id, "storing the configured event");
+            registry.add_event(event)?;
+        }
+    }
+    Ok(registry)
+}
+
+async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            ticks.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let router = axum::Router::new().route("/metrics", get(move || async move { handle.render() }));
+    if let Err(error) = axum::serve(listener, router).await {
+        tracing::error!(%error, "the metrics listener failed");
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

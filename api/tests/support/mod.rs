@@ -1,0 +1,289 @@
+//! The real `hakken` binary on loopback, and a small blocking HTTP/1.1 client.
+//!
+//! The client writes requests byte for byte (so tests can send malformed JSON, wrong
+//! content types and oversized bodies) and closes the connection after each answer.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const EVENT: &str = "demo-2027";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("api/ is in the workspace").to_path_buf()
+}
+
+/// A `hakken serve` process with its own data dir, listening on ephemeral ports.
+pub struct Server {
+    child: Option<Child>,
+    pub address: String,
+    pub metrics_address: String,
+    pub data_dir: PathBuf,
+    /// Extra environment of the process; changes apply at the next [`Server::spawn`].
+    pub env: Vec<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        let mut server = Server {
+            child: None,
+            address: String::new(),
+            metrics_address: String::new(),
+            data_dir,
+            env,
+            _dir: Some(dir),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts the process (again) on the same data dir and waits until it is ready.
+    pub fn spawn(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hakken"));
+        command
+            .current_dir(repo_root())
+            .arg("serve")
+            .env("HAKKEN_DATA_DIR", &self.data_dir)
+            .env("HAKKEN_LISTEN", "127.0.0.1:0")
+            .env("HAKKEN_METRICS_LISTEN", "127.0.0.1:0")
+            .env("HAKKEN_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HAKKEN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start hakken");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = received
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("hakken printed its addresses and became ready within 60 s");
+            if let Some(rest) = line.strip_prefix("hakken listening on http://") {
+                let (address, metrics) = rest.split_once(" (metrics on http://").expect("address line");
+                self.address = address.to_string();
+                self.metrics_address = metrics.trim_end_matches("/metrics)").to_string();
+            }
+            if line.starts_with("hakken ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while received.recv().is_ok() {});
+    }
+
+    /// SIGKILL: nothing gets flushed, as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful shutdown path. Returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "hakken did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, &[], Some(&body.to_string()))
+    }
+
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
+        self.request("POST", path, headers, Some(&body.to_string()))
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.request(method, path, &[("Authorization", &auth)], body.map(|body| body.to_string()).as_deref())
+    }
+
+    /// A JSON request (`Content-Type: application/json` when there is a body).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if body.is_some() && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+            all.push(("Content-Type", "application/json"));
+        }
+        raw_request(&self.address, method, path, &all, body.unwrap_or("").as_bytes())
+    }
+
+    pub fn metrics(&self) -> String {
+        let reply = raw_request(&self.metrics_address, "GET", "/metrics", &[], b"");
+        assert_eq!(reply.status, 200);
+        reply.text
+    }
+
+    // ---- the purchase flow, asserting success ----
+
+    pub fn hold(&self, body: Value) -> Value {
+        let reply = self.post(&format!("/v1/events/{EVENT}/holds"), body);
+        assert_eq!(reply.status, 201, "hold: {}", reply.text);
+        reply.json["hold"].clone()
+    }
+
+    pub fn confirm(&self, hold: &str, customer: &str) -> Value {
+        let reply = self.post(&format!("/v1/holds/{hold}/confirm"), confirm_body(customer));
+        assert_eq!(reply.status, 201, "confirm: {}", reply.text);
+        reply.json["order"].clone()
+    }
+
+    /// Seat id → state of one section's seat map.
+    pub fn seat_states(&self, section: &str) -> std::collections::HashMap<String, String> {
+        let reply = self.get(&format!("/v1/events/{EVENT}/sections/{section}/seats"));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json["seats"]
+            .as_array()
+            .expect("seats")
+            .iter()
+            .map(|seat| (seat["id"].as_str().unwrap().to_string(), seat["state"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    /// (available, held, sold) of one section.
+    pub fn counts(&self, section: &str) -> (u64, u64, u64) {
+        let reply = self.get(&format!("/v1/events/{EVENT}/availability"));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let sections = reply.json["sections"].as_array().expect("sections");
+        let found = sections.iter().find(|s| s["id"] == section).expect("section in availability");
+        let count = |key: &str| found[key].as_u64().unwrap();
+        (count("available"), count("held"), count("sold"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn confirm_body(customer: &str) -> Value {
+    serde_json::json!({
+        "customer": customer,
+        "payment_reference": format!("pay-{customer}"),
+        "buyer": {"name": format!("Buyer {customer}"), "email": format!("{customer}@example.com")}
+    })
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    /// `Null` when the body is not JSON.
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub fn raw_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    try_raw_request(address, method, path, headers, body).expect("a complete answer from hakken")
+}
+
+/// As [`raw_request`], but a dead server is an error rather than a panic (crash tests).
+pub fn try_raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PATCH" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    // The server may answer (413) and close before it read a large body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_reply(&raw).ok_or_else(|| std::io::Error::other("incomplete HTTP answer"))
+}
+
+fn parse_reply(raw: &[u8]) -> Option<Reply> {
+    let split = raw.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    let text = String::from_utf8_lossy(&body).to_string();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Some(Reply { status, headers, text, json })
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..line_end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
+}
