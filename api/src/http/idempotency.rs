@@ -105,11 +105,17 @@ impl Idempotency {
         }
     }
 
-    fn stored(&self, key: &[u8], now_ms: u64) -> Result<Option<Stored>, ApiError> {
-        let found = self.store.get_idempotent(key, now_ms).map_err(|error| {
-            tracing::error!(%error, "reading an idempotency key failed");
-            ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5)
-        })?;
+    /// The stored answer for `key`, read on a blocking thread (it may touch the disk).
+    async fn stored(&self, key: &[u8], now_ms: u64) -> Result<Option<Stored>, ApiError> {
+        let (store, key) = (self.store.clone(), key.to_vec());
+        let unavailable = || ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5);
+        let found = tokio::task::spawn_blocking(move || store.get_idempotent(&key, now_ms))
+            .await
+            .map_err(|_| unavailable())?
+            .map_err(|error| {
+                tracing::error!(%error, "reading an idempotency key failed");
+                unavailable()
+            })?;
         Ok(found.and_then(|bytes| Stored::decode(&bytes)))
     }
 
@@ -203,7 +209,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
             return ApiError::conflict("idempotency_key_in_use", message).retry_after(1).into_response();
         };
         let now_ms = task_app.now().0;
-        match idempotency.stored(&key, now_ms) {
+        match idempotency.stored(&key, now_ms).await {
             Err(error) => return error.into_response(),
             Ok(Some(stored)) if stored.fingerprint != fingerprint => {
                 let message = "this `Idempotency-Key` was used with another request; use a new key";
