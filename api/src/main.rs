@@ -15,6 +15,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// See the workspace manifest: measured faster than glibc's on the request path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hakken", version, about = "Seat allocation and ticketing engine for flash on-sales")]
 struct Cli {

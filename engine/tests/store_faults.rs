@@ -57,7 +57,8 @@ fn store_with_three_holds() -> tempfile::TempDir {
 
 /// Edits the store's raw RocksDB as a failing disk would.
 fn with_raw_db(dir: &Path, edit: impl FnOnce(&rocksdb::DB)) {
-    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, ["wal", "snapshots", "meta"]).unwrap();
+    let families = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).unwrap();
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, families).unwrap();
     edit(&db);
 }
 
@@ -112,7 +113,7 @@ fn damaged_event_definition_refuses_to_start() {
     let dir = store_with_three_holds();
     with_raw_db(dir.path(), |db| {
         let cf = db.cf_handle("meta").unwrap();
-        db.put_cf(cf, b"event/open", b"\x01junk").unwrap();
+        db.put_cf(cf, b"event/open", [&[wal::FORMAT_VERSION][..], b"junk"].concat()).unwrap();
     });
     let error = recover(dir.path()).err().expect("refused").to_string();
     assert!(error.contains("corrupt event definition open: checksum mismatch"), "{error}");

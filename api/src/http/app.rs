@@ -19,7 +19,7 @@ use hakken_engine::venue::Venue;
 
 use crate::config::HttpConfig;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::guard::CustomerLimiter;
+use crate::http::guard::{CustomerLimiter, RouteMetrics};
 use crate::http::idempotency::Idempotency;
 
 /// One event as handlers see it.
@@ -157,6 +157,7 @@ pub struct Shared {
     pub admin_token: String,
     pub in_flight: AtomicUsize,
     pub shutting_down: AtomicBool,
+    pub route_metrics: RouteMetrics,
 }
 
 impl Shared {
@@ -167,6 +168,7 @@ impl Shared {
             admin_token,
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
+            route_metrics: RouteMetrics::default(),
         }
     }
 

@@ -82,7 +82,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency::idempotent))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::admit))
-        .layer(axum::middleware::from_fn(guard::observe))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::observe))
         .with_state(shared)
 }
 
