@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 
 use crate::http::app::Shared;
 use crate::http::error::{ApiError, ErrorCode};
@@ -29,9 +29,15 @@ pub const REJECTIONS_TOTAL: &str = "hakken_http_rejections_total";
 /// Metric handles per (route template, method, status), registered once: looking a
 /// labelled metric up in the recorder on every request cost more CPU than the rest of
 /// the request's metrics and logging together (measured at 10,000 orders/s).
-#[derive(Default)]
 pub struct RouteMetrics {
     handles: DashMap<(Box<str>, Method, u16), (Counter, Histogram)>,
+    in_flight: Gauge,
+}
+
+impl Default for RouteMetrics {
+    fn default() -> Self {
+        RouteMetrics { handles: DashMap::new(), in_flight: metrics::gauge!(IN_FLIGHT) }
+    }
 }
 
 impl RouteMetrics {
@@ -81,7 +87,7 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     let retry_after = shared.http.retry_after_s;
     let admitted = shared.in_flight.fetch_add(1, Ordering::AcqRel);
     let _slot = InFlightSlot(&shared);
-    metrics::gauge!(IN_FLIGHT).set(admitted as f64 + 1.0);
+    shared.route_metrics.in_flight.set(admitted as f64 + 1.0);
     let new_hold = request.method() == Method::POST && request.uri().path().ends_with("/holds");
     let limit = if new_hold {
         shared.http.in_flight_max * NEW_HOLDS_SHARE.0 / NEW_HOLDS_SHARE.1
