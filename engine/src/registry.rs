@@ -116,12 +116,6 @@ impl EventEntry {
     pub fn section(&self, section_id: &str) -> Option<&SectionHandle> {
         self.sections.get(self.venue.section_index(section_id)?)
     }
-
-    /// Resolves public seat ids (`S101-C-12`) to their section and seat indexes.
-    pub fn resolve_seats<S: AsRef<str>>(&self, ids: &[S]) -> Result<(&SectionHandle, Vec<SeatIndex>), SeatLookupError> {
-        let (section_index, seats) = resolve_seats(&self.venue, ids)?;
-        Ok((&self.sections[section_index], seats))
-    }
 }
 
 /// Resolves public seat ids (`S101-C-12`) to one reserved section's index in the venue
@@ -384,10 +378,6 @@ impl Registry {
         self.venues.get(id)
     }
 
-    pub fn venues(&self) -> impl Iterator<Item = &Arc<Venue>> {
-        self.venues.values()
-    }
-
     pub fn event(&self, id: &str) -> Option<&EventEntry> {
         self.events.get(id)
     }
@@ -401,23 +391,8 @@ impl Registry {
         self.sections.get(key.0 as usize)
     }
 
-    /// The event a section key belongs to, and the section's index in its venue.
-    pub fn locate(&self, key: SectionKey) -> Option<(&EventEntry, usize)> {
-        self.events.values().find_map(|entry| {
-            let first = entry.sections.first()?.key.0;
-            let index = key.0.checked_sub(first)? as usize;
-            (index < entry.sections.len()).then_some((entry, index))
-        })
-    }
-
     /// Stops all actors, then writes and syncs whatever they queued and closes the store.
     pub fn shutdown(mut self) {
-        self.close();
-    }
-
-    /// [`Registry::shutdown`] for a registry that is shared: afterwards every call gets
-    /// [`Unavailable::Stopped`](crate::actor::Unavailable::Stopped). Idempotent.
-    pub fn close(&mut self) {
         self.sections.clear();
         self.events.clear();
         self.runtime.stop();
