@@ -19,6 +19,11 @@
 pub mod client;
 pub mod cpu;
 pub mod driver;
+pub mod generate;
+pub mod layout;
+pub mod plot;
+pub mod queue;
 pub mod schedule;
 pub mod stats;
+pub mod timeline;
 pub mod trivial;

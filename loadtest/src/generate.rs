@@ -1,0 +1,1 @@
+//! `generate`: on-sale arrival queues (to be written by a helper).

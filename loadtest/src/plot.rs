@@ -1,0 +1,1 @@
+//! `--plot`: the timeline as an SVG chart (to be written by a helper).

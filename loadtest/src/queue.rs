@@ -1,0 +1,346 @@
+//! Queue files: an on-sale's arrivals, one buyer per line (JSON Lines), written by
+//! `generate` and played by `replay`.
+//!
+//! Line 1 is a [`Header`]: `{"hakken_queue": 1, ...}`, the format version first, so a
+//! reader can refuse a file it does not understand before reading further. Every
+//! following line is one [`Buyer`], in order of arrival time. The format is documented
+//! for people in `loadtest/README.md` ("Queue files"); a change that an older reader
+//! would misread bumps [`FORMAT_VERSION`].
+//!
+//! Example:
+//! ```text
+//! {"hakken_queue":1,"event":"demo-2027","shape":"spike","seed":7,"buyers":2,...}
+//! {"at_us":0,"phase":0,"intent":"best","section":"S101","quantity":2,"category":"CAT1","poll":true,"then":"confirm","think_ms":5200}
+//! {"at_us":1250,"phase":0,"intent":"seats","seats":["S102-C-12","S102-C-13"],"then":"abandon","think_ms":800}
+//! ```
+
+use std::io::{BufRead, Write};
+
+use anyhow::{bail, ensure, Context};
+use serde::{Deserialize, Serialize};
+
+/// The version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Seats one buyer asks for at most (the server's own limit is usually lower).
+pub const QUANTITY_MAX: u32 = 64;
+/// A line longer than this is refused rather than read into memory.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// The first line of a queue file: what it is and how it was made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// The format version, [`FORMAT_VERSION`]; always the first key.
+    pub hakken_queue: u32,
+    /// The event every buyer of the file buys for.
+    pub event: String,
+    /// `spike`, `steady` or `ramp`; informational.
+    pub shape: String,
+    pub seed: u64,
+    /// Buyer lines that follow.
+    pub buyers: u64,
+    /// Free-form: the generator's version and every parameter it used, so a file says
+    /// how to make it again.
+    #[serde(default)]
+    pub generated_by: String,
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Names of the phases that buyers' `phase` numbers index (e.g. ramp steps), so the
+    /// report can show each phase apart.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+}
+
+/// A stretch of the on-sale reported apart, e.g. the spike and its tail, or one rate
+/// step of a ramp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub name: String,
+    /// Arrivals a second the generator aimed for in this phase, if it had one rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<f64>,
+}
+
+/// One buyer: when they arrive and what they try to do. Unknown keys are ignored (serde
+/// cannot refuse them beside a flattened enum), so a later version may add optional ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    /// Arrival time after the start of the on-sale, in microseconds; never decreasing
+    /// from line to line.
+    pub at_us: u64,
+    /// Index into the header's `phases`.
+    #[serde(default)]
+    pub phase: u32,
+    #[serde(flatten)]
+    pub intent: Intent,
+    /// Reads `GET /v1/events/{event}/availability` first, and gives up without holding
+    /// if what they want is no longer available.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub poll: bool,
+    /// What they do once they hold seats.
+    pub then: Then,
+    /// Time between the hold's reply and the confirm or release ("paying"), in
+    /// milliseconds. Unused by `expire`.
+    #[serde(default)]
+    pub think_ms: u64,
+}
+
+/// What a buyer asks to hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "intent", rename_all = "snake_case")]
+pub enum Intent {
+    /// Best available seats in a reserved section, optionally in one price category.
+    Best {
+        section: String,
+        quantity: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
+    },
+    /// These seats, picked from the seat map (all in one section).
+    Seats { seats: Vec<String> },
+    /// A quantity of places in a general-admission section.
+    Ga { section: String, quantity: u32 },
+}
+
+impl Intent {
+    /// Seats asked for.
+    pub fn quantity(&self) -> u32 {
+        match self {
+            Intent::Best { quantity, .. } | Intent::Ga { quantity, .. } => *quantity,
+            Intent::Seats { seats } => seats.len() as u32,
+        }
+    }
+
+    /// The section, when the intent names one (specific seats carry theirs in the ids).
+    pub fn section(&self) -> Option<&str> {
+        match self {
+            Intent::Best { section, .. } | Intent::Ga { section, .. } => Some(section),
+            Intent::Seats { .. } => None,
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let quantity = self.quantity();
+        ensure!((1..=QUANTITY_MAX).contains(&quantity), "quantity {quantity} is not in 1..={QUANTITY_MAX}");
+        match self {
+            Intent::Best { section, category, .. } => {
+                ensure!(!section.is_empty(), "empty section");
+                ensure!(category.as_ref().is_none_or(|category| !category.is_empty()), "empty category");
+            }
+            Intent::Ga { section, .. } => ensure!(!section.is_empty(), "empty section"),
+            Intent::Seats { seats } => ensure!(seats.iter().all(|seat| !seat.is_empty()), "empty seat id"),
+        }
+        Ok(())
+    }
+}
+
+/// What a buyer does with a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Then {
+    /// Pays after `think_ms`: `POST /v1/holds/{hold}/confirm`.
+    Confirm,
+    /// Changes their mind after `think_ms`: `DELETE /v1/holds/{hold}`.
+    Abandon,
+    /// Walks away; the hold expires on the server.
+    Expire,
+}
+
+/// A whole queue file in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Queue {
+    pub header: Header,
+    pub buyers: Vec<Buyer>,
+}
+
+impl Queue {
+    /// Writes the header and every buyer, one JSON object a line.
+    pub fn write(&self, out: impl Write) -> anyhow::Result<()> {
+        let mut out = std::io::BufWriter::new(out);
+        serde_json::to_writer(&mut out, &self.header)?;
+        out.write_all(b"\n")?;
+        for buyer in &self.buyers {
+            serde_json::to_writer(&mut out, buyer)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Reads a queue file, refusing an unknown version, a malformed line (named by its
+    /// number), arrival times that go backwards, or a buyer count that disagrees with
+    /// the header. `limit` stops after that many buyers (the header's count is then not
+    /// checked).
+    pub fn read(input: impl BufRead, limit: Option<u64>) -> anyhow::Result<Queue> {
+        let mut lines = Lines { input, number: 0, line: String::new() };
+        let Some((_, first)) = lines.next()? else { bail!("empty file: expected a queue header on line 1") };
+        let version: VersionProbe = serde_json::from_str(first)
+            .context("line 1: not a hakken queue header (expected {\"hakken_queue\": <version>, ...})")?;
+        if version.hakken_queue != FORMAT_VERSION {
+            bail!(
+                "line 1: queue format version {} is not supported by this build (it reads version {FORMAT_VERSION})",
+                version.hakken_queue
+            );
+        }
+        let header: Header = serde_json::from_str(first).context("line 1: bad queue header")?;
+        ensure!(!header.event.is_empty(), "line 1: empty event");
+        let mut buyers = Vec::with_capacity(header.buyers.min(limit.unwrap_or(u64::MAX)).min(1 << 24) as usize);
+        let mut previous_at = 0;
+        while limit.is_none_or(|limit| (buyers.len() as u64) < limit) {
+            let Some((number, line)) = lines.next()? else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let buyer: Buyer = serde_json::from_str(line).with_context(|| format!("line {number}: bad buyer"))?;
+            buyer.intent.check().with_context(|| format!("line {number}"))?;
+            ensure!(
+                buyer.at_us >= previous_at,
+                "line {number}: at_us {} is before the previous buyer's {previous_at} (lines must be in arrival order)",
+                buyer.at_us
+            );
+            ensure!(
+                header.phases.is_empty() || (buyer.phase as usize) < header.phases.len(),
+                "line {number}: phase {} is not one of the header's {} phases",
+                buyer.phase,
+                header.phases.len()
+            );
+            previous_at = buyer.at_us;
+            buyers.push(buyer);
+        }
+        if limit.is_none() {
+            ensure!(
+                buyers.len() as u64 == header.buyers,
+                "the header announces {} buyers but the file has {} (truncated?)",
+                header.buyers,
+                buyers.len()
+            );
+        }
+        Ok(Queue { header, buyers })
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    hakken_queue: u32,
+}
+
+/// Lines of a file, bounded in length, numbered from 1.
+struct Lines<R> {
+    input: R,
+    number: u64,
+    line: String,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line and its number, without its line ending.
+    fn next(&mut self) -> anyhow::Result<Option<(u64, &str)>> {
+        self.line.clear();
+        self.number += 1;
+        let read = std::io::Read::take(&mut self.input, LINE_BYTES_MAX as u64 + 1)
+            .read_line(&mut self.line)
+            .with_context(|| format!("line {}: cannot read", self.number))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        ensure!(
+            self.line.len() <= LINE_BYTES_MAX || self.line.ends_with('\n'),
+            "line {}: longer than {LINE_BYTES_MAX} bytes",
+            self.number
+        );
+        Ok(Some((self.number, self.line.trim_end_matches(['\n', '\r']))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(buyers: u64) -> Header {
+        Header {
+            hakken_queue: FORMAT_VERSION,
+            event: "demo-2027".into(),
+            shape: "steady".into(),
+            seed: 7,
+            buyers,
+            generated_by: "test".into(),
+            parameters: serde_json::Map::new(),
+            phases: vec![Phase { name: "steady".into(), rate_per_second: Some(10.0) }],
+        }
+    }
+
+    fn sample() -> Queue {
+        let buyers = vec![
+            Buyer {
+                at_us: 0,
+                phase: 0,
+                intent: Intent::Best { section: "S101".into(), quantity: 2, category: Some("CAT1".into()) },
+                poll: true,
+                then: Then::Confirm,
+                think_ms: 5200,
+            },
+            Buyer {
+                at_us: 1250,
+                phase: 0,
+                intent: Intent::Seats { seats: vec!["S102-C-12".into(), "S102-C-13".into()] },
+                poll: false,
+                then: Then::Abandon,
+                think_ms: 800,
+            },
+            Buyer {
+                at_us: 1250,
+                phase: 0,
+                intent: Intent::Ga { section: "FLOOR-A".into(), quantity: 4 },
+                poll: false,
+                then: Then::Expire,
+                think_ms: 0,
+            },
+        ];
+        Queue { header: header(buyers.len() as u64), buyers }
+    }
+
+    fn text(queue: &Queue) -> String {
+        let mut bytes = Vec::new();
+        queue.write(&mut bytes).expect("writes");
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn round_trips_and_reads_as_documented() {
+        let queue = sample();
+        let written = text(&queue);
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with(r#"{"hakken_queue":1,"event":"demo-2027""#), "{}", lines[0]);
+        assert_eq!(
+            lines[1],
+            r#"{"at_us":0,"phase":0,"intent":"best","section":"S101","quantity":2,"category":"CAT1","poll":true,"then":"confirm","think_ms":5200}"#
+        );
+        assert_eq!(
+            lines[3],
+            r#"{"at_us":1250,"phase":0,"intent":"ga","section":"FLOOR-A","quantity":4,"then":"expire","think_ms":0}"#
+        );
+        assert_eq!(Queue::read(written.as_bytes(), None).expect("reads"), queue);
+        let first_two = Queue::read(written.as_bytes(), Some(2)).expect("reads");
+        assert_eq!(first_two.buyers, queue.buyers[..2]);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_line() {
+        let good = text(&sample());
+        let check = |input: String, expected: &str| {
+            let error = format!("{:#}", Queue::read(input.as_bytes(), None).expect_err(&input));
+            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+        };
+        check(String::new(), "empty file");
+        check("hello\n".into(), "line 1: not a hakken queue header");
+        check(good.replacen(r#""hakken_queue":1"#, r#""hakken_queue":2"#, 1), "version 2 is not supported");
+        check(good.replacen(r#""at_us":1250"#, r#""at_us":"soon""#, 1), "line 3: bad buyer");
+        check(good.replacen(r#""at_us":0"#, r#""at_us":5000"#, 1), "line 3: at_us 1250 is before");
+        check(good.replacen(r#""quantity":4"#, r#""quantity":0"#, 1), "line 4: quantity 0");
+        check(good.replacen(r#""then":"expire""#, r#""then":"dither""#, 1), "line 4: bad buyer");
+        check(good.replacen(r#""phase":0,"intent":"ga""#, r#""phase":3,"intent":"ga""#, 1), "line 4: phase 3");
+        check(good.replacen(r#""buyers":3"#, r#""buyers":4"#, 1), "announces 4 buyers but the file has 3");
+        check(format!("{good}{{\"at_us\": {}\n", "9".repeat(LINE_BYTES_MAX)), "longer than");
+    }
+}
