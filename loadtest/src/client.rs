@@ -197,3 +197,64 @@ impl Pool {
         Ok(sender)
     }
 }
+
+/// Attempts [`send_retrying`] makes at most.
+pub const PATIENT_ATTEMPTS_MAX: u32 = 10;
+/// The longest it waits between attempts, whatever `Retry-After` says.
+pub const PATIENT_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Sends the request `make` builds until the server gives a definite answer, for
+/// reading state back after a run (not for measuring): a 503 or 429, a 409 with
+/// `Retry-After` (an idempotent request still running), a timeout or a broken
+/// connection are retried after `Retry-After` (or a second), up to
+/// [`PATIENT_ATTEMPTS_MAX`] attempts. `make` must build the same request each time;
+/// a POST should carry an `Idempotency-Key`, so that a retry cannot act twice.
+pub async fn send_retrying(
+    pool: &Pool,
+    make: impl Fn() -> Request<Full<Bytes>>,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
+    let mut attempt = 1;
+    loop {
+        let wait = match tokio::time::timeout(timeout, pool.send(make())).await {
+            Ok(Ok(reply)) => {
+                let status = reply.status.as_u16();
+                let retryable = matches!(status, 503 | 429) || (status == 409 && reply.retry_after_seconds.is_some());
+                if !retryable || attempt >= PATIENT_ATTEMPTS_MAX {
+                    return Ok(reply);
+                }
+                Duration::from_secs(reply.retry_after_seconds.unwrap_or(1))
+            }
+            Ok(Err(error)) if attempt >= PATIENT_ATTEMPTS_MAX => return Err(error.into()),
+            Err(_) if attempt >= PATIENT_ATTEMPTS_MAX => bail!("no reply in {timeout:?}, {attempt} times"),
+            Ok(Err(_)) | Err(_) => Duration::from_secs(1),
+        };
+        tokio::time::sleep(wait.min(PATIENT_WAIT_MAX)).await;
+        attempt += 1;
+    }
+}
+
+/// `text` made safe for a URL query value: unreserved characters as they are, every
+/// other byte percent-encoded.
+pub fn query_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            escaped.push(byte as char);
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(query_escape("c-run1-b17"), "c-run1-b17");
+        assert_eq!(query_escape("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}

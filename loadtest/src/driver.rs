@@ -8,7 +8,6 @@
 //! when that many are in flight is dropped and counted, never queued: an unbounded
 //! queue in the driver would hide that the server (or the driver) cannot keep up.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,8 +17,9 @@ use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, Uri};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+
+use crate::wire::{self, json, BuyerDetails, ConfirmRequest};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -199,7 +199,7 @@ fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced: Paced) ->
         PaceEnd::Completed => config.duration,
         PaceEnd::Stopped { launched } => {
             let warmup_arrivals = schedule.arrivals() - schedule.measured_arrivals();
-            Duration::from_secs_f64(launched.saturating_sub(warmup_arrivals) as f64 / schedule.rate_per_second())
+            Duration::from_secs_f64(launched.saturating_sub(warmup_arrivals) as f64 / config.rate_per_second)
         }
     };
     // If the pacer fell behind, the arrivals took longer than the window to launch.
@@ -238,19 +238,7 @@ fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced: Paced) ->
         steps: steps.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
         completed_per_second: per_second(completed, window),
         seats_sold: totals.seats_sold,
-        driver: DriverReport {
-            requests_total,
-            elapsed_seconds: elapsed.as_secs_f64(),
-            cpu_user_seconds: cpu.user.as_secs_f64(),
-            cpu_system_seconds: cpu.system.as_secs_f64(),
-            cpu_us_per_request: if requests_total == 0 {
-                0.0
-            } else {
-                cpu.total().as_secs_f64() * 1e6 / requests_total as f64
-            },
-            cores_busy: cpu.total().as_secs_f64() / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
-            cpu_source: CpuTime::SOURCE,
-        },
+        driver: DriverReport::new(cpu, elapsed, requests_total),
     }
 }
 
@@ -405,41 +393,6 @@ struct HoldRequest<'a> {
     adjacent: bool,
 }
 
-#[derive(Serialize)]
-struct ConfirmRequest<'a> {
-    customer: &'a str,
-    payment_reference: &'a str,
-    buyer: Buyer<'a>,
-}
-
-#[derive(Serialize)]
-struct Buyer<'a> {
-    name: &'a str,
-    email: &'a str,
-}
-
-#[derive(Deserialize)]
-struct HoldReply<'a> {
-    #[serde(borrow)]
-    hold: HoldInfo<'a>,
-}
-
-#[derive(Deserialize)]
-struct HoldInfo<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct OrderReply {
-    order: OrderInfo,
-}
-
-#[derive(Deserialize)]
-struct OrderInfo {
-    tickets: Vec<IgnoredAny>,
-}
-
 /// One buyer: hold, then confirm what was held.
 async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     if arrival.measured {
@@ -479,7 +432,7 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     let body = json(&ConfirmRequest {
         customer: &customer,
         payment_reference: &payment_reference,
-        buyer: Buyer { name: &name, email: &email },
+        buyer: BuyerDetails { name: &name, email: &email },
     });
     let mut request = plan.pool.request(Method::POST, confirm_uri, Some(body));
     if order.idempotency {
@@ -488,9 +441,9 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     let result = exchange(plan, arrival, Step::Confirm, request).await;
     let confirmed = Instant::now();
     let (outcome, error_code, tickets) = match result {
-        Ok(reply) if reply.status.is_success() => match serde_json::from_slice::<OrderReply>(&reply.body) {
-            Ok(order) => (Outcome::Success, None, order.order.tickets.len() as u64),
-            Err(_) => (Outcome::BadReply, None, 0),
+        Ok(reply) if reply.status.is_success() => match wire::order(&reply.body) {
+            Some(order) => (Outcome::Success, None, order.tickets.len() as u64),
+            None => (Outcome::BadReply, None, 0),
         },
         Ok(reply) => {
             let (outcome, error_code) = refusal(&reply);
@@ -506,18 +459,6 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrorReply<'a> {
-    #[serde(borrow)]
-    error: ErrorInfo<'a>,
-}
-
-#[derive(Deserialize)]
-struct ErrorInfo<'a> {
-    #[serde(borrow)]
-    code: Cow<'a, str>,
-}
-
 /// How a reply that is not a success ended, with `"{status} {code}"` when its body is
 /// the API's error (`{"error": {"code": ...}}`). A 2xx is a plain success here.
 fn refusal(reply: &Reply) -> (Outcome, Option<String>) {
@@ -526,16 +467,13 @@ fn refusal(reply: &Reply) -> (Outcome, Option<String>) {
     if outcome == Outcome::Success {
         return (outcome, None);
     }
-    let code =
-        serde_json::from_slice::<ErrorReply>(&reply.body).ok().map(|reply| format!("{status} {}", reply.error.code));
-    (outcome, code)
+    (outcome, wire::error_code(reply))
 }
 
 /// `/v1/holds/{id}/confirm` for the hold in a 2xx reply, or `None` if the reply has no
 /// usable hold id.
 fn confirm_uri(hold_reply: &[u8]) -> Option<Uri> {
-    let reply: HoldReply = serde_json::from_slice(hold_reply).ok()?;
-    format!("/v1/holds/{}/confirm", reply.hold.id).parse().ok()
+    format!("/v1/holds/{}/confirm", wire::hold_id(hold_reply)?).parse().ok()
 }
 
 fn pick_section(order: &OrderPlan, salt: u64, arrival: u64) -> &str {
@@ -557,10 +495,6 @@ fn splitmix64(value: u64) -> u64 {
 
 fn idempotency_key(plan: &Plan, arrival: Arrival, step: &str) -> HeaderValue {
     HeaderValue::try_from(format!("{}-{}-{step}", plan.run_id, arrival.index)).expect("run ids are header-safe")
-}
-
-fn json(value: &impl Serialize) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).expect("request bodies serialize"))
 }
 
 /// Sends one request of `step`, bounded by the request timeout; a missing reply comes

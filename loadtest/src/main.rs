@@ -1,18 +1,35 @@
-//! `hakken-loadtest`: the load tool's command line. `run` drives a server open-loop and
-//! reports; `serve-trivial` is a do-nothing target for measuring the driver itself.
+//! `hakken-loadtest`: the load tool's command line. `generate` writes an on-sale queue
+//! file, `replay` plays one against a server and checks the outcome (`verify` checks a
+//! ledger again later), `run` drives a fixed-rate order workload for benchmarks, and
+//! `serve-trivial` is a do-nothing target for measuring the driver itself.
+//!
+//! Exit codes: 0 success, 1 the verdict found a violation (FAIL), 2 the tool could not
+//! do its job (bad flags, unreachable server, unreadable file).
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use hakken_loadtest::client::{Pool, PoolConfig, Target};
 use hakken_loadtest::driver::{self, OrderConfig, RunConfig, SectionPick, Sections, Workload};
-use hakken_loadtest::trivial;
+use hakken_loadtest::generate::{self, GenerateConfig, Mix, Shape};
+use hakken_loadtest::layout::Layout;
+use hakken_loadtest::queue::Queue;
+use hakken_loadtest::replay::{self, ReplayConfig};
+use hakken_loadtest::verdict::Ledger;
+use hakken_loadtest::{plot, trivial};
 
 #[derive(Parser)]
-#[command(name = "hakken-loadtest", version, about = "Open-loop HTTP load driver for hakken")]
+#[command(
+    name = "hakken-loadtest",
+    version,
+    about = "Rehearse a hakken on-sale: generate an arrival queue, replay it open-loop, check the outcome",
+    after_help = "Exit codes: 0 success, 1 the verdict found a violation (FAIL), 2 the tool could not run."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,6 +37,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write an on-sale arrival queue (JSON Lines) for `replay`, from the event's layout.
+    ///
+    /// Reads the event's sections and seat maps from a running server (--target), then
+    /// draws `--buyers` arrivals in the chosen `--shape`, each with an intent (best
+    /// available, specific seats, general admission), a quantity, whether they poll
+    /// availability first, what they do with the hold and how long they think. The same
+    /// seed and layout always give the same file.
+    Generate(Box<GenerateArgs>),
+    /// Play a queue file against a server, open-loop, and report; then check the
+    /// server's final state (the verdict) and exit 1 if it is inconsistent.
+    ///
+    /// Each buyer starts at its scheduled time whether or not earlier ones finished;
+    /// latencies run from when each step was due, so a stalled server cannot hide
+    /// behind a slowed load. 503/429 replies are retried after Retry-After, as a real
+    /// client would, and counted apart.
+    Replay(Box<ReplayArgs>),
+    /// Check a server against a ledger written by `replay --ledger` (e.g. after
+    /// restarting it): every acknowledged order still there, counts and seat maps
+    /// consistent. Exit 1 on FAIL.
+    Verify(VerifyArgs),
     /// Drive a server at a fixed arrival rate and report counts, throughput and latency.
     ///
     /// Each arrival is one buyer: POST /v1/events/{event}/holds (best available,
@@ -114,6 +151,194 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct GenerateArgs {
+    /// Seed of the generator: the same seed and event layout give the same file.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Buyers (lines) in the queue.
+    #[arg(long, default_value_t = 200_000)]
+    buyers: u64,
+    /// Arrival pattern: `spike` (a flash sale: most arrive right after the on-sale
+    /// opens, then a decaying tail), `steady` (Poisson arrivals at --rate) or `ramp`
+    /// (rate steps of --ramp-step every --ramp-every, to find the knee).
+    #[arg(long, value_enum, default_value = "spike")]
+    shape: ShapeName,
+    /// Queue file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Server to read the event's sections and seat maps from.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Event the buyers buy for.
+    #[arg(long, default_value = "demo-2027")]
+    event: String,
+    /// spike: the window after the opening in which --spike-share of buyers arrive,
+    /// front-loaded (most in its first seconds).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    spike_window: Duration,
+    /// spike: share of buyers arriving within --spike-window; the rest arrive in the tail.
+    #[arg(long, default_value_t = 0.8)]
+    spike_share: f64,
+    /// spike: length of the decaying tail after the opening.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    spike_tail: Duration,
+    /// steady: arrivals per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// ramp: arrivals per second of the first step.
+    #[arg(long, default_value_t = 1000.0)]
+    ramp_from: f64,
+    /// ramp: rate added at each step.
+    #[arg(long, default_value_t = 1000.0)]
+    ramp_step: f64,
+    /// ramp: length of each step.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ramp_every: Duration,
+    /// Relative weight of best-available buyers (a quantity in a reserved section,
+    /// sometimes in one price category).
+    #[arg(long, default_value_t = 70)]
+    best: u32,
+    /// Relative weight of buyers picking specific adjacent seats from the seat map.
+    #[arg(long, default_value_t = 20)]
+    seats: u32,
+    /// Relative weight of general-admission buyers.
+    #[arg(long, default_value_t = 10)]
+    ga: u32,
+    /// Seats per buyer as QUANTITY:WEIGHT pairs.
+    #[arg(long, default_value = "1:15,2:50,3:10,4:25", value_parser = parse_quantities)]
+    quantities: Quantities,
+    /// Share of best-available buyers who ask for one price category.
+    #[arg(long, default_value_t = 0.5)]
+    category_share: f64,
+    /// Share of buyers who poll availability before holding (and give up if too few
+    /// seats are left).
+    #[arg(long, default_value_t = 0.3)]
+    poll_share: f64,
+    /// Share of holders who change their mind and release the hold after thinking.
+    #[arg(long, default_value_t = 0.05)]
+    abandon_share: f64,
+    /// Share of holders who walk away and let the hold expire.
+    #[arg(long, default_value_t = 0.02)]
+    expire_share: f64,
+    /// Median payment think time between the hold and the confirm (lognormal per buyer).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    think: Duration,
+    /// Per request, while reading the layout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ShapeName {
+    Spike,
+    Steady,
+    Ramp,
+}
+
+/// `--quantities`, parsed.
+#[derive(Clone, Debug)]
+struct Quantities(Vec<(u32, u32)>);
+
+fn parse_quantities(text: &str) -> Result<Quantities, String> {
+    let pair = |item: &str| -> Option<(u32, u32)> {
+        let (quantity, weight) = item.trim().split_once(':')?;
+        Some((quantity.trim().parse().ok()?, weight.trim().parse().ok()?))
+    };
+    let pairs: Option<Vec<(u32, u32)>> = text.split(',').map(pair).collect();
+    match pairs {
+        Some(pairs) if !pairs.is_empty() => Ok(Quantities(pairs)),
+        _ => Err(format!("{text:?}: give QUANTITY:WEIGHT pairs, e.g. 1:15,2:50,4:25")),
+    }
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Queue file written by `generate` (JSON Lines; see loadtest/README.md).
+    queue: PathBuf,
+    /// Base URL of the server (http only, no path).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Buy for this event instead of the one named in the file.
+    #[arg(long)]
+    event: Option<String>,
+    /// Multiply every time in the file (arrivals and think times) by this: 0.5 replays
+    /// the on-sale in half the time (twice the rate), 2 at half the rate.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Replay only the first N buyers of the file.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Replay only the buyers due within this long (after --time-scale), e.g. 30s.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// HTTP/1.1 keep-alive connections, all opened before the start; requests beyond
+    /// wait (FIFO) for a free one, and that wait counts in their latency. Real buyers
+    /// each have their own: use more than the server's in-flight limit, so that the
+    /// server, not this pool, decides who waits (needs `ulimit -n` above this).
+    #[arg(long, default_value_t = 4096)]
+    connections: usize,
+    /// Buyers in flight at most (thinking and waiting out Retry-After included); a
+    /// buyer due when this many are running is dropped and reported, never queued.
+    /// Default: as many as the file has.
+    #[arg(long)]
+    in_flight_max: Option<u64>,
+    /// A request without a reply this long after it was sent (waiting for a connection
+    /// included) counts as a timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Time allowed to open each connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// After the last arrival, wait at most this long for buyers still running
+    /// (default: the longest scaled think time plus 30 s); the rest are stopped.
+    #[arg(long, value_parser = parse_duration)]
+    drain_timeout: Option<Duration>,
+    /// Times a request answered 503 or 429 is retried after its Retry-After.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Longest Retry-After honoured; longer ones are cut to this.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    retry_after_max: Duration,
+    /// Prefix of customer ids, payment references and idempotency keys (default:
+    /// random), so replays against one server do not collide.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Also write the report (with the timeline and the verdict) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw latency percentiles and throughput over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Write the ledger (the event's counts before the run and every order acknowledged)
+    /// to this file, for `verify` to check the server again later.
+    #[arg(long, value_name = "FILE")]
+    ledger: Option<PathBuf>,
+    /// Do not read the final state back nor judge it.
+    #[arg(long)]
+    no_verdict: bool,
+    /// Runtime threads. 1 runs everything on the calling thread (pin the process with
+    /// `taskset -c N`); more uses a multi-threaded runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// No progress bar on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Base URL of the server (http only, no path).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Ledger written by `replay --ledger`.
+    #[arg(long)]
+    ledger: PathBuf,
+    /// Per request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (printed).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -123,11 +348,143 @@ struct ServeArgs {
     threads: usize,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Run(args) => run(*args),
-        Command::ServeTrivial(args) => serve_trivial(args),
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The verdict found a violation.
+const EXIT_FAIL: u8 = 1;
+/// The tool could not do its job.
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Generate(args) => generate(*args).map(|()| true),
+        Command::Replay(args) => replay(*args),
+        Command::Verify(args) => verify(args),
+        Command::Run(args) => run(*args).map(|()| true),
+        Command::ServeTrivial(args) => serve_trivial(args).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAIL),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
     }
+}
+
+fn check_run_id(run_id: Option<&str>) -> anyhow::Result<()> {
+    if let Some(run_id) = run_id {
+        if run_id.is_empty() || !run_id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-') {
+            bail!("--run-id must be letters, digits and '-'");
+        }
+    }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path`.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut writer, value).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(writer)?;
+    writer.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let shape = match args.shape {
+        ShapeName::Spike => Shape::Spike { window: args.spike_window, share: args.spike_share, tail: args.spike_tail },
+        ShapeName::Steady => Shape::Steady { rate: args.rate },
+        ShapeName::Ramp => Shape::Ramp { from: args.ramp_from, step: args.ramp_step, every: args.ramp_every },
+    };
+    let config = GenerateConfig {
+        seed: args.seed,
+        buyers: args.buyers,
+        shape,
+        mix: Mix {
+            best: args.best,
+            seats: args.seats,
+            ga: args.ga,
+            quantities: args.quantities.0,
+            category_share: args.category_share,
+            poll_share: args.poll_share,
+            abandon_share: args.abandon_share,
+            expire_share: args.expire_share,
+            think_median: args.think,
+        },
+    };
+    // Seat maps are needed for specific seats and for the categories of each section.
+    let with_seats = config.mix.seats > 0 || config.mix.best > 0;
+    let layout = runtime(1)?.block_on(async {
+        let target = Target::resolve(&args.target).await?;
+        let pool = Pool::new(target, PoolConfig { connections_max: 1, connect_timeout: args.timeout });
+        Layout::fetch(&pool, &args.event, with_seats, args.timeout).await
+    })?;
+    let queue = generate::generate(&layout, &config)?;
+    let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    queue.write(file).with_context(|| format!("writing {}", args.out.display()))?;
+    let span = queue.buyers.last().map_or(0.0, |buyer| buyer.at_us as f64 / 1e6);
+    eprintln!(
+        "wrote {} buyers over {span:.1} s for event {} ({} seats in {} sections) to {}",
+        queue.buyers.len(),
+        layout.event,
+        layout.capacity(),
+        layout.sections.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Returns whether the verdict passed (true without one).
+fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
+    check_run_id(args.run_id.as_deref())?;
+    let file = std::fs::File::open(&args.queue).with_context(|| format!("opening {}", args.queue.display()))?;
+    let queue = Queue::read(std::io::BufReader::new(file), args.limit)
+        .with_context(|| format!("reading {}", args.queue.display()))?;
+    let config = ReplayConfig {
+        target: args.target,
+        event: args.event,
+        time_scale: args.time_scale,
+        duration: args.duration,
+        connections: args.connections,
+        in_flight_max: args.in_flight_max,
+        request_timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+        drain_timeout: args.drain_timeout,
+        retries: args.retries,
+        retry_after_max: args.retry_after_max,
+        run_id: args.run_id,
+        progress: !args.quiet,
+        verdict: !args.no_verdict,
+        threads: args.threads,
+    };
+    let source = args.queue.display().to_string();
+    let outcome = runtime(args.threads)?.block_on(replay::replay(queue, source, config, interrupted()))?;
+    let report = &outcome.report;
+    print!("{report}");
+    if let Some(path) = &args.json {
+        write_json(path, report)?;
+    }
+    if let Some(path) = &args.plot {
+        let title =
+            format!("{} against {} (run {})", report.settings.queue, report.settings.target, report.settings.run_id);
+        std::fs::write(path, plot::render(&report.timeline, &title))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.ledger {
+        write_json(path, &outcome.ledger)?;
+    }
+    Ok(report.passed())
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
+    let file = std::fs::File::open(&args.ledger).with_context(|| format!("opening {}", args.ledger.display()))?;
+    let ledger: Ledger = serde_json::from_reader(std::io::BufReader::new(file))
+        .with_context(|| format!("reading the ledger {}", args.ledger.display()))?;
+    let verdict = runtime(1)?.block_on(replay::verify(&args.target, &ledger, args.timeout))?;
+    print!("{verdict}");
+    Ok(verdict.passed())
 }
 
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -155,11 +512,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             idempotency: args.idempotency,
         }),
     };
-    if let Some(run_id) = &args.run_id {
-        if run_id.is_empty() || !run_id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-') {
-            bail!("--run-id must be letters, digits and '-'");
-        }
-    }
+    check_run_id(args.run_id.as_deref())?;
     let config = RunConfig {
         target: args.target,
         workload,
@@ -178,11 +531,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let report = runtime(args.threads)?.block_on(driver::run(config, interrupted()))?;
     print!("{report}");
     if let Some(path) = args.json {
-        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut writer = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut writer, &report).context("writing the JSON report")?;
-        writeln!(writer)?;
-        writer.flush().with_context(|| format!("writing {}", path.display()))?;
+        write_json(&path, &report)?;
     }
     Ok(())
 }
@@ -254,6 +603,14 @@ mod tests {
         assert_eq!(parse_sections("auto").ok(), Some(Sections::Auto));
         assert_eq!(parse_sections("S101, S102").ok(), Some(Sections::List(vec!["S101".into(), "S102".into()])));
         assert!(parse_sections(",").is_err());
+    }
+
+    #[test]
+    fn quantities_parse() {
+        assert_eq!(parse_quantities("1:15, 2:50").ok().map(|q| q.0), Some(vec![(1, 15), (2, 50)]));
+        assert!(parse_quantities("1").is_err());
+        assert!(parse_quantities("").is_err());
+        assert!(parse_quantities("a:1").is_err());
     }
 
     #[test]

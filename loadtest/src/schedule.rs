@@ -40,13 +40,22 @@ const CLOCK_SLEEP_MAX: Duration = Duration::from_millis(1);
 /// (plus timer slack) late, and the clock wakes at most ~1/this a second.
 const CLOCK_BACK_OFF_MAX: Duration = Duration::from_micros(200);
 
-/// When each arrival is due, relative to the start, and which arrivals are measured.
-#[derive(Clone, Copy, Debug)]
+/// When each arrival is due, relative to the start, and which arrivals are measured:
+/// either evenly spaced at a fixed rate (`run`) or at given offsets (`replay` of a
+/// queue file).
+#[derive(Clone, Debug)]
 pub struct Schedule {
-    rate_per_second: f64,
+    timing: Timing,
     /// Arrivals due before the warmup ends; they run but are not measured.
     warmup_arrivals: u64,
     arrivals: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Timing {
+    Rate(f64),
+    /// Non-decreasing; shared with the clock thread.
+    Offsets(Arc<[Duration]>),
 }
 
 impl Schedule {
@@ -56,11 +65,14 @@ impl Schedule {
         assert!(rate_per_second > 0.0 && rate_per_second.is_finite(), "the rate must be positive");
         let warmup_arrivals = (warmup.as_secs_f64() * rate_per_second).ceil() as u64;
         let arrivals = ((warmup + duration).as_secs_f64() * rate_per_second).ceil() as u64;
-        Schedule { rate_per_second, warmup_arrivals, arrivals }
+        Schedule { timing: Timing::Rate(rate_per_second), warmup_arrivals, arrivals }
     }
 
-    pub fn rate_per_second(&self) -> f64 {
-        self.rate_per_second
+    /// Arrival `i` due at `offsets[i]` (non-decreasing), all measured.
+    pub fn at_offsets(offsets: Vec<Duration>) -> Schedule {
+        assert!(offsets.is_sorted(), "arrival offsets must not decrease");
+        let arrivals = offsets.len() as u64;
+        Schedule { timing: Timing::Offsets(offsets.into()), warmup_arrivals: 0, arrivals }
     }
 
     /// All arrivals, warmup included.
@@ -73,9 +85,15 @@ impl Schedule {
         self.arrivals - self.warmup_arrivals
     }
 
-    /// When arrival `index` is due, after the start.
+    /// When arrival `index` is due, after the start. Past the last arrival of an offset
+    /// schedule: the last one's offset.
     pub fn offset(&self, index: u64) -> Duration {
-        Duration::from_secs_f64(index as f64 / self.rate_per_second)
+        match &self.timing {
+            Timing::Rate(rate) => Duration::from_secs_f64(index as f64 / rate),
+            Timing::Offsets(offsets) => {
+                offsets.get(index as usize).or(offsets.last()).copied().unwrap_or(Duration::ZERO)
+            }
+        }
     }
 
     /// When the measured window starts, after the start (the first measured arrival).
@@ -89,8 +107,11 @@ impl Schedule {
 
     /// How many arrivals are due `elapsed` after the start (indexes `0..due`).
     pub fn due(&self, elapsed: Duration) -> u64 {
-        let mut due =
-            ((elapsed.as_secs_f64() * self.rate_per_second).floor() as u64).saturating_add(1).min(self.arrivals);
+        let rate = match &self.timing {
+            Timing::Rate(rate) => *rate,
+            Timing::Offsets(offsets) => return offsets.partition_point(|offset| *offset <= elapsed) as u64,
+        };
+        let mut due = ((elapsed.as_secs_f64() * rate).floor() as u64).saturating_add(1).min(self.arrivals);
         // Agree exactly with `offset` despite round-off: arrival i is due iff offset(i) <= elapsed.
         // (Otherwise the pacer could sleep until an offset, wake, and find nothing due.)
         while due > 0 && self.offset(due - 1) > elapsed {
@@ -136,7 +157,7 @@ pub async fn pace(
 ) -> PaceEnd {
     let progress = Arc::new(Progress { launched: AtomicU64::new(0), stopping: AtomicBool::new(false) });
     {
-        let (schedule, start, progress, nudge) = (*schedule, start.into_std(), progress.clone(), nudge.clone());
+        let (schedule, start, progress, nudge) = (schedule.clone(), start.into_std(), progress.clone(), nudge.clone());
         // Detached: it ends by itself within CLOCK_SLEEP_MAX of the pacer, and joining
         // it would block the runtime thread.
         std::thread::Builder::new()
@@ -278,6 +299,19 @@ mod tests {
         lags.sort();
         // Generous, for a loaded machine; typically tens of microseconds.
         assert!(lags[lags.len() / 2] < Duration::from_millis(20), "median start lag {:?}", lags[lags.len() / 2]);
+    }
+
+    #[test]
+    fn offset_schedules_follow_their_offsets() {
+        let ms = Duration::from_millis;
+        let schedule = Schedule::at_offsets(vec![ms(0), ms(5), ms(5), ms(20)]);
+        assert_eq!((schedule.arrivals(), schedule.measured_arrivals()), (4, 4));
+        assert!(schedule.is_measured(0));
+        assert_eq!(schedule.offset(2), ms(5));
+        assert_eq!(schedule.offset(9), ms(20));
+        let due: Vec<u64> = [0, 4, 5, 19, 20, 99].iter().map(|at| schedule.due(ms(*at))).collect();
+        assert_eq!(due, [1, 1, 3, 3, 4, 4]);
+        assert_eq!(Schedule::at_offsets(Vec::new()).due(ms(1)), 0);
     }
 
     #[tokio::test]

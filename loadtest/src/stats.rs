@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+
+use crate::cpu::CpuTime;
 use serde::Serialize;
 
 /// Shards of the recorder; arrivals are spread over them by index.
@@ -39,12 +41,17 @@ pub enum Step {
     Order,
     /// `--plain-get`: one GET per arrival, timed from the scheduled time.
     Get,
+    /// `GET /v1/events/{event}/availability`, polled by a buyer before holding.
+    Availability,
+    /// `DELETE /v1/holds/{hold}`: a buyer abandoning the hold.
+    Release,
 }
 
-pub const STEP_COUNT: usize = 4;
+pub const STEP_COUNT: usize = 6;
 
 impl Step {
-    pub const ALL: [Step; STEP_COUNT] = [Step::Hold, Step::Confirm, Step::Order, Step::Get];
+    pub const ALL: [Step; STEP_COUNT] =
+        [Step::Hold, Step::Confirm, Step::Order, Step::Get, Step::Availability, Step::Release];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,6 +59,8 @@ impl Step {
             Step::Confirm => "confirm",
             Step::Order => "order",
             Step::Get => "get",
+            Step::Availability => "availability",
+            Step::Release => "release",
         }
     }
 
@@ -102,9 +111,14 @@ impl Outcome {
 }
 
 /// Counters of one step. `sent - (every outcome)` is what was still unfinished at the end.
+/// A step retried after a 503/429 (honouring `Retry-After`, in `replay`) is sent once and
+/// ends with one outcome: that of its last attempt; the retried replies are counted in
+/// `retried_*`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub sent: u64,
+    pub retried_after_503: u64,
+    pub retried_after_429: u64,
     pub success: u64,
     pub conflict: u64,
     pub rejected_busy_503: u64,
@@ -137,6 +151,8 @@ impl Counts {
 
     fn add(&mut self, other: &Counts) {
         self.sent += other.sent;
+        self.retried_after_503 += other.retried_after_503;
+        self.retried_after_429 += other.retried_after_429;
         self.success += other.success;
         self.conflict += other.conflict;
         self.rejected_busy_503 += other.rejected_busy_503;
@@ -318,6 +334,17 @@ impl Recorder {
         });
     }
 
+    /// A 503 (`Busy`) or 429 (`RateLimited`) reply that the client will retry.
+    pub fn retried(&self, arrival: u64, step: Step, outcome: Outcome) {
+        self.with(arrival, |totals| {
+            let counts = &mut totals.steps[step.index()].counts;
+            match outcome {
+                Outcome::RateLimited => counts.retried_after_429 += 1,
+                _ => counts.retried_after_503 += 1,
+            }
+        });
+    }
+
     pub fn sold(&self, arrival: u64, seats: u64) {
         self.with(arrival, |totals| totals.seats_sold += seats);
     }
@@ -392,7 +419,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    pub fn of(histogram: &Histogram<u64>) -> Latency {
+    pub fn of<T: hdrhistogram::Counter>(histogram: &Histogram<T>) -> Latency {
         if histogram.is_empty() {
             return Latency::default();
         }
@@ -481,6 +508,22 @@ pub struct DriverReport {
     pub cores_busy: f64,
     /// Where the CPU times come from.
     pub cpu_source: &'static str,
+}
+
+impl DriverReport {
+    /// The process used `cpu` over `elapsed` to send `requests_total` requests.
+    pub fn new(cpu: CpuTime, elapsed: Duration, requests_total: u64) -> DriverReport {
+        let cpu_seconds = cpu.total().as_secs_f64();
+        DriverReport {
+            requests_total,
+            elapsed_seconds: elapsed.as_secs_f64(),
+            cpu_user_seconds: cpu.user.as_secs_f64(),
+            cpu_system_seconds: cpu.system.as_secs_f64(),
+            cpu_us_per_request: if requests_total == 0 { 0.0 } else { cpu_seconds * 1e6 / requests_total as f64 },
+            cores_busy: cpu_seconds / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            cpu_source: CpuTime::SOURCE,
+        }
+    }
 }
 
 /// What the run was asked to do.
@@ -688,6 +731,8 @@ mod tests {
         let hold = totals.step(Step::Hold);
         let expected = Counts {
             sent: 11,
+            retried_after_503: 0,
+            retried_after_429: 0,
             success: 1,
             conflict: 1,
             rejected_busy_503: 1,

@@ -114,7 +114,7 @@ fn fake_hakken() -> Handler {
                 } else {
                     json(
                         StatusCode::CREATED,
-                        r#"{"order": {"id": "o-1", "tickets": [{"id": "t1"}, {"id": "t2"}]}}"#.into(),
+                        r#"{"order": {"id": "o-1", "section": "S1", "tickets": [{"id": "t1"}, {"id": "t2"}]}}"#.into(),
                     )
                 }
             }

@@ -1,0 +1,614 @@
+//! The verdict: after a run, read the event's final state back from the server and
+//! check it against what the run was told.
+//!
+//! The [`Ledger`] is the run's side: the event's counts before the first buyer
+//! arrived, and every order the server acknowledged (a 2xx confirm, or an in-doubt
+//! confirm resolved by retrying it with its `Idempotency-Key`). [`Observed`] is the
+//! server's side, read after the run: availability, each ledger order, and the seat
+//! maps of the sections that sold. [`check`] compares them, as a pure function so that
+//! its rules are tested on hand-made inconsistencies:
+//!
+//! - no seat and no ticket id is in two acknowledged orders, and no order id twice;
+//! - every acknowledged order exists on the server, is confirmed, and has the tickets
+//!   the buyer was given (an acknowledged sale is never lost or changed);
+//! - per section, the server's sold count rose by exactly the seats of the run's
+//!   orders (nothing sold that no buyer was told about, nothing missing);
+//! - per section, available + held + sold = capacity, and sold <= capacity;
+//! - per reserved section, the seat map agrees: as many `sold` seats as the count says,
+//!   each seat of the run's orders `sold`, no seat id twice, capacity seats in all;
+//! - the event's totals are the sum of its sections.
+//!
+//! The counts compare before and after, so the run must be the only buyer of the event
+//! while it runs (what a rehearsal is); earlier sales are in the baseline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Pool;
+use crate::layout::get_json;
+
+/// Violations printed at most; the rest are counted.
+pub const VIOLATIONS_SHOWN_MAX: usize = 20;
+/// Order read-backs in flight at once.
+const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
+
+/// Counts of a section, or of the whole event, as `GET /v1/events/{event}/availability`
+/// gives them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatCounts {
+    pub capacity: u32,
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
+/// The event's availability at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Availability {
+    pub total: SeatCounts,
+    /// By section id.
+    pub sections: BTreeMap<String, SectionCounts>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionCounts {
+    /// `reserved` or `general_admission`.
+    pub kind: String,
+    #[serde(flatten)]
+    pub counts: SeatCounts,
+    /// By price category.
+    #[serde(default)]
+    pub categories: BTreeMap<String, SeatCounts>,
+}
+
+impl Availability {
+    /// `GET /v1/events/{event}/availability`.
+    pub async fn fetch(pool: &Pool, event: &str, timeout: Duration) -> anyhow::Result<Availability> {
+        let reply: AvailabilityReply = get_json(pool, &format!("/v1/events/{event}/availability"), timeout).await?;
+        Ok(reply.into())
+    }
+
+    /// Parses an availability reply body.
+    pub fn parse(body: &[u8]) -> anyhow::Result<Availability> {
+        let reply: AvailabilityReply = serde_json::from_slice(body).context("not an availability reply")?;
+        Ok(reply.into())
+    }
+}
+
+#[derive(Deserialize)]
+struct AvailabilityReply {
+    total: SeatCounts,
+    sections: Vec<SectionReply>,
+}
+
+#[derive(Deserialize)]
+struct SectionReply {
+    id: String,
+    kind: String,
+    #[serde(flatten)]
+    counts: SeatCounts,
+    #[serde(default)]
+    categories: Vec<CategoryReply>,
+}
+
+#[derive(Deserialize)]
+struct CategoryReply {
+    category: String,
+    #[serde(flatten)]
+    counts: SeatCounts,
+}
+
+impl From<AvailabilityReply> for Availability {
+    fn from(reply: AvailabilityReply) -> Availability {
+        let sections = reply
+            .sections
+            .into_iter()
+            .map(|section| {
+                let categories =
+                    section.categories.into_iter().map(|category| (category.category, category.counts)).collect();
+                (section.id, SectionCounts { kind: section.kind, counts: section.counts, categories })
+            })
+            .collect();
+        Availability { total: reply.total, sections }
+    }
+}
+
+/// What the run was told: the ledger of a run, written by `replay --ledger` and read
+/// by `verify`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub event: String,
+    pub run_id: String,
+    /// The event's counts before the run.
+    pub baseline: Availability,
+    /// Every order acknowledged to a buyer of the run.
+    pub orders: Vec<LedgerOrder>,
+    /// Confirms whose outcome stayed unknown (no reply, even to the retries with the
+    /// same `Idempotency-Key`): each is a violation, since the run cannot tell whether
+    /// it sold.
+    #[serde(default)]
+    pub unresolved_confirms: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerOrder {
+    pub id: String,
+    /// Who bought it (orders are readable by their customer).
+    pub customer: String,
+    pub section: String,
+    pub tickets: Vec<Ticket>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: String,
+    /// `None` for general admission.
+    pub seat: Option<String>,
+}
+
+/// An order as the server shows it now.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ServerOrder {
+    pub id: String,
+    pub section: String,
+    /// `confirmed` or `cancelled`.
+    pub state: String,
+    pub tickets: Vec<Ticket>,
+}
+
+#[derive(Deserialize)]
+struct OrderReply {
+    order: ServerOrder,
+}
+
+/// The state of a seat on the seat map.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SeatState {
+    pub id: String,
+    /// `free`, `held` or `sold`.
+    pub state: String,
+}
+
+#[derive(Deserialize)]
+struct SeatMapReply {
+    seats: Vec<SeatState>,
+}
+
+/// What the server shows after the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub availability: Availability,
+    /// Each ledger order by id: `None` when the server does not know it (404).
+    pub orders: HashMap<String, Option<ServerOrder>>,
+    /// Seat maps of the reserved sections whose counts changed or that the ledger sold in.
+    pub seat_maps: BTreeMap<String, Vec<SeatState>>,
+}
+
+impl Observed {
+    /// Reads everything [`check`] needs from the server.
+    pub async fn fetch(pool: &Pool, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Observed> {
+        let availability = Availability::fetch(pool, &ledger.event, timeout).await?;
+        let read_backs: Vec<_> = stream::iter(ledger.orders.iter().map(|order| read_order(pool, order, timeout)))
+            .buffered(READ_BACKS_IN_FLIGHT_MAX)
+            .collect()
+            .await;
+        let mut orders = HashMap::with_capacity(ledger.orders.len());
+        for (order, read) in ledger.orders.iter().zip(read_backs) {
+            orders.insert(order.id.clone(), read?);
+        }
+        let mut sold_in: BTreeSet<&str> = ledger.orders.iter().map(|order| order.section.as_str()).collect();
+        for (id, section) in &availability.sections {
+            if ledger.baseline.sections.get(id).is_none_or(|before| before.counts != section.counts) {
+                sold_in.insert(id);
+            }
+        }
+        let mut seat_maps = BTreeMap::new();
+        for section in sold_in {
+            if availability.sections.get(section).is_some_and(|counts| counts.kind == "reserved") {
+                let path = format!("/v1/events/{}/sections/{section}/seats", ledger.event);
+                let map: SeatMapReply = get_json(pool, &path, timeout).await?;
+                seat_maps.insert(section.to_string(), map.seats);
+            }
+        }
+        Ok(Observed { availability, orders, seat_maps })
+    }
+}
+
+/// `GET /v1/orders/{id}?customer=...`: `None` on 404.
+async fn read_order(pool: &Pool, order: &LedgerOrder, timeout: Duration) -> anyhow::Result<Option<ServerOrder>> {
+    let path = format!("/v1/orders/{}?customer={}", order.id, crate::client::query_escape(&order.customer));
+    let uri: hyper::Uri = path.parse().with_context(|| format!("order id {:?} does not fit in a path", order.id))?;
+    let reply = crate::client::send_retrying(pool, || pool.request(hyper::Method::GET, uri.clone(), None), timeout)
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    match reply.status.as_u16() {
+        404 => Ok(None),
+        200 => {
+            let reply: OrderReply =
+                serde_json::from_slice(&reply.body).with_context(|| format!("GET {path}: not an order"))?;
+            Ok(Some(reply.order))
+        }
+        status => anyhow::bail!("GET {path}: {status} {}", String::from_utf8_lossy(&reply.body)),
+    }
+}
+
+/// The outcome of [`check`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub orders_checked: u64,
+    pub seats_checked: u64,
+    pub sections_checked: u64,
+    pub seat_maps_checked: u64,
+    /// Every inconsistency found, one sentence each; empty is a pass.
+    pub violations: Vec<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let checked = format!(
+            "{} acknowledged orders ({} seats) read back, {} sections and {} seat maps checked",
+            self.orders_checked, self.seats_checked, self.sections_checked, self.seat_maps_checked
+        );
+        if self.passed() {
+            return writeln!(
+                f,
+                "verdict: PASS: {checked}; every sold seat is in exactly one confirmed order, the sold counts \
+                 equal the confirmed orders, nothing sold twice or beyond capacity"
+            );
+        }
+        writeln!(f, "verdict: FAIL: {} violation(s); {checked}", self.violations.len())?;
+        for violation in self.violations.iter().take(VIOLATIONS_SHOWN_MAX) {
+            writeln!(f, "  FAIL {violation}")?;
+        }
+        if self.violations.len() > VIOLATIONS_SHOWN_MAX {
+            writeln!(f, "  ... and {} more", self.violations.len() - VIOLATIONS_SHOWN_MAX)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compares the ledger with what the server shows; see the module comment for the rules.
+pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
+    let mut verdict = Verdict::default();
+    let violations = &mut verdict.violations;
+    for hold in &ledger.unresolved_confirms {
+        violations.push(format!("the confirm of hold {hold} never got a definite answer, even when retried"));
+    }
+
+    // The ledger on its own: each seat, ticket and order once.
+    let mut seat_orders: HashMap<&str, &str> = HashMap::new();
+    let mut ticket_orders: HashMap<&str, &str> = HashMap::new();
+    let mut order_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut sold_by_run: BTreeMap<&str, u64> = BTreeMap::new();
+    for order in &ledger.orders {
+        if !order_ids.insert(&order.id) {
+            violations.push(format!("order {} was acknowledged twice", order.id));
+        }
+        *sold_by_run.entry(&order.section).or_default() += order.tickets.len() as u64;
+        for ticket in &order.tickets {
+            if let Some(other) = ticket_orders.insert(&ticket.id, &order.id) {
+                violations.push(format!("ticket {} is in two orders: {other} and {}", ticket.id, order.id));
+            }
+            if let Some(seat) = &ticket.seat {
+                if let Some(other) = seat_orders.insert(seat, &order.id) {
+                    violations.push(format!("seat {seat} was sold twice: orders {other} and {}", order.id));
+                }
+            }
+        }
+    }
+
+    // Every acknowledged order, as the buyer was told.
+    for order in &ledger.orders {
+        verdict.orders_checked += 1;
+        verdict.seats_checked += order.tickets.len() as u64;
+        match observed.orders.get(&order.id) {
+            None => violations.push(format!("order {} was not read back", order.id)),
+            Some(None) => {
+                violations.push(format!("order {} was acknowledged but the server does not know it", order.id))
+            }
+            Some(Some(server)) => {
+                if server.state != "confirmed" {
+                    violations.push(format!("order {} was acknowledged but is now {}", order.id, server.state));
+                }
+                let mut told = order.tickets.clone();
+                let mut shown = server.tickets.clone();
+                told.sort();
+                shown.sort();
+                if told != shown || server.section != order.section {
+                    violations.push(format!(
+                        "order {}: the buyer was given {} ticket(s) in {} but the server shows {} in {}",
+                        order.id,
+                        told.len(),
+                        order.section,
+                        shown.len(),
+                        server.section
+                    ));
+                }
+            }
+        }
+    }
+
+    // Counts, section by section.
+    let after = &observed.availability;
+    let mut total = SeatCounts::default();
+    for (id, section) in &after.sections {
+        verdict.sections_checked += 1;
+        let counts = section.counts;
+        total.capacity += counts.capacity;
+        total.available += counts.available;
+        total.held += counts.held;
+        total.sold += counts.sold;
+        let accounted = u64::from(counts.available) + u64::from(counts.held) + u64::from(counts.sold);
+        if accounted != u64::from(counts.capacity) {
+            violations.push(format!(
+                "section {id}: available {} + held {} + sold {} = {accounted}, not its capacity {}",
+                counts.available, counts.held, counts.sold, counts.capacity
+            ));
+        }
+        if counts.sold > counts.capacity {
+            violations.push(format!("section {id}: {} sold beyond its capacity {}", counts.sold, counts.capacity));
+        }
+        let before = ledger.baseline.sections.get(id).map_or(0, |before| before.counts.sold);
+        let rose = i64::from(counts.sold) - i64::from(before);
+        let by_run = sold_by_run.get(id.as_str()).copied().unwrap_or(0);
+        if rose != by_run as i64 {
+            violations.push(format!(
+                "section {id}: the server's sold count went from {before} to {} (+{rose}) but the run's confirmed \
+                 orders hold {by_run} seats there",
+                counts.sold
+            ));
+        }
+    }
+    for id in sold_by_run.keys().filter(|id| !after.sections.contains_key(**id)) {
+        violations.push(format!("section {id} of the run's orders is not in the event's availability"));
+    }
+    if total != after.total {
+        violations.push(format!("the event's totals {:?} are not the sum of its sections {total:?}", after.total));
+    }
+
+    // Seat maps.
+    for (section, seats) in &observed.seat_maps {
+        verdict.seat_maps_checked += 1;
+        let mut states: HashMap<&str, &str> = HashMap::with_capacity(seats.len());
+        for seat in seats {
+            if states.insert(&seat.id, &seat.state).is_some() {
+                violations.push(format!("section {section}: seat {} is twice on the seat map", seat.id));
+            }
+        }
+        let sold = seats.iter().filter(|seat| seat.state == "sold").count() as u64;
+        if let Some(counts) = after.sections.get(section).map(|section| section.counts) {
+            if sold != u64::from(counts.sold) {
+                violations.push(format!(
+                    "section {section}: the seat map shows {sold} sold seats but the availability says {}",
+                    counts.sold
+                ));
+            }
+            if seats.len() as u64 != u64::from(counts.capacity) {
+                violations.push(format!(
+                    "section {section}: the seat map has {} seats for a capacity of {}",
+                    seats.len(),
+                    counts.capacity
+                ));
+            }
+        }
+        for order in ledger.orders.iter().filter(|order| order.section == *section) {
+            for seat in order.tickets.iter().filter_map(|ticket| ticket.seat.as_deref()) {
+                match states.get(seat) {
+                    Some(&"sold") => {}
+                    Some(state) => violations.push(format!("seat {seat} of order {} is {state}, not sold", order.id)),
+                    None => violations.push(format!("seat {seat} of order {} is not on the seat map", order.id)),
+                }
+            }
+        }
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(capacity: u32, available: u32, held: u32, sold: u32) -> SeatCounts {
+        SeatCounts { capacity, available, held, sold }
+    }
+
+    fn availability(sections: &[(&str, &str, SeatCounts)]) -> Availability {
+        let mut total = SeatCounts::default();
+        for (_, _, counts) in sections {
+            total.capacity += counts.capacity;
+            total.available += counts.available;
+            total.held += counts.held;
+            total.sold += counts.sold;
+        }
+        let sections = sections
+            .iter()
+            .map(|(id, kind, counts)| {
+                (id.to_string(), SectionCounts { kind: kind.to_string(), counts: *counts, categories: BTreeMap::new() })
+            })
+            .collect();
+        Availability { total, sections }
+    }
+
+    fn ticket(id: &str, seat: Option<&str>) -> Ticket {
+        Ticket { id: id.into(), seat: seat.map(String::from) }
+    }
+
+    fn order(id: &str, section: &str, tickets: Vec<Ticket>) -> LedgerOrder {
+        LedgerOrder { id: id.into(), customer: format!("c-{id}"), section: section.into(), tickets }
+    }
+
+    /// A consistent world: section A (reserved, 4 seats) had A-1 sold before the run,
+    /// which sold A-2 and A-3 (order o1) and 2 GA places (order o2); A-4 is held.
+    fn consistent() -> (Ledger, Observed) {
+        let ledger = Ledger {
+            event: "e".into(),
+            run_id: "r".into(),
+            baseline: availability(&[
+                ("A", "reserved", counts(4, 3, 0, 1)),
+                ("GA", "general_admission", counts(10, 10, 0, 0)),
+            ]),
+            orders: vec![
+                order("o1", "A", vec![ticket("t1", Some("A-2")), ticket("t2", Some("A-3"))]),
+                order("o2", "GA", vec![ticket("t3", None), ticket("t4", None)]),
+            ],
+            unresolved_confirms: Vec::new(),
+        };
+        let server_order = |order: &LedgerOrder| ServerOrder {
+            id: order.id.clone(),
+            section: order.section.clone(),
+            state: "confirmed".into(),
+            tickets: order.tickets.iter().rev().cloned().collect(),
+        };
+        let seat = |id: &str, state: &str| SeatState { id: id.into(), state: state.into() };
+        let observed = Observed {
+            availability: availability(&[
+                ("A", "reserved", counts(4, 0, 1, 3)),
+                ("GA", "general_admission", counts(10, 8, 0, 2)),
+            ]),
+            orders: ledger.orders.iter().map(|order| (order.id.clone(), Some(server_order(order)))).collect(),
+            seat_maps: BTreeMap::from([(
+                "A".to_string(),
+                vec![seat("A-1", "sold"), seat("A-2", "sold"), seat("A-3", "sold"), seat("A-4", "held")],
+            )]),
+        };
+        (ledger, observed)
+    }
+
+    fn violations(ledger: &Ledger, observed: &Observed) -> Vec<String> {
+        check(ledger, observed).violations
+    }
+
+    fn assert_fails(ledger: &Ledger, observed: &Observed, expected: &str) {
+        let found = violations(ledger, observed);
+        assert!(found.iter().any(|violation| violation.contains(expected)), "{found:#?} should contain {expected:?}");
+    }
+
+    #[test]
+    fn a_consistent_run_passes() {
+        let (ledger, observed) = consistent();
+        let verdict = check(&ledger, &observed);
+        assert_eq!(verdict.violations, Vec::<String>::new());
+        assert_eq!(
+            (verdict.orders_checked, verdict.seats_checked, verdict.sections_checked, verdict.seat_maps_checked),
+            (2, 4, 2, 1)
+        );
+        assert!(verdict.to_string().starts_with("verdict: PASS"));
+    }
+
+    #[test]
+    fn a_seat_sold_twice_fails() {
+        let (mut ledger, observed) = consistent();
+        ledger.orders.push(order("o3", "A", vec![ticket("t9", Some("A-3"))]));
+        assert_fails(&ledger, &observed, "seat A-3 was sold twice: orders o1 and o3");
+        let (mut ledger, observed) = consistent();
+        ledger.orders[1].tickets[1].id = "t1".into();
+        assert_fails(&ledger, &observed, "ticket t1 is in two orders");
+    }
+
+    #[test]
+    fn a_lost_or_changed_order_fails() {
+        let (ledger, mut observed) = consistent();
+        observed.orders.insert("o1".into(), None);
+        assert_fails(&ledger, &observed, "order o1 was acknowledged but the server does not know it");
+        let (ledger, mut observed) = consistent();
+        observed.orders.remove("o2");
+        assert_fails(&ledger, &observed, "order o2 was not read back");
+        let (ledger, mut observed) = consistent();
+        observed.orders.get_mut("o2").and_then(Option::as_mut).expect("o2").state = "cancelled".into();
+        assert_fails(&ledger, &observed, "order o2 was acknowledged but is now cancelled");
+        let (ledger, mut observed) = consistent();
+        observed.orders.get_mut("o1").and_then(Option::as_mut).expect("o1").tickets[0].seat = Some("A-4".into());
+        assert_fails(&ledger, &observed, "order o1: the buyer was given 2 ticket(s) in A");
+    }
+
+    #[test]
+    fn sold_counts_must_equal_the_confirmed_orders() {
+        // The server sold a seat no buyer was told about.
+        let (ledger, mut observed) = consistent();
+        observed.availability =
+            availability(&[("A", "reserved", counts(4, 0, 0, 4)), ("GA", "general_admission", counts(10, 8, 0, 2))]);
+        observed.seat_maps.get_mut("A").expect("A")[3].state = "sold".into();
+        assert_eq!(
+            violations(&ledger, &observed),
+            ["section A: the server's sold count went from 1 to 4 (+3) but the run's confirmed orders hold 2 seats there"]
+        );
+        // An order the ledger has is missing from the counts.
+        let (ledger, mut observed) = consistent();
+        observed.availability =
+            availability(&[("A", "reserved", counts(4, 0, 1, 3)), ("GA", "general_admission", counts(10, 9, 0, 1))]);
+        assert_fails(&ledger, &observed, "section GA: the server's sold count went from 0 to 1 (+1)");
+    }
+
+    #[test]
+    fn nothing_beyond_capacity() {
+        let (mut ledger, mut observed) = consistent();
+        ledger.orders.push(order("o3", "GA", (0..10).map(|n| ticket(&format!("g{n}"), None)).collect()));
+        observed.orders.insert(
+            "o3".into(),
+            Some(ServerOrder {
+                id: "o3".into(),
+                section: "GA".into(),
+                state: "confirmed".into(),
+                tickets: ledger.orders[2].tickets.clone(),
+            }),
+        );
+        observed.availability =
+            availability(&[("A", "reserved", counts(4, 0, 1, 3)), ("GA", "general_admission", counts(10, 0, 0, 12))]);
+        let found = violations(&ledger, &observed);
+        assert!(found.iter().any(|v| v.contains("section GA: 12 sold beyond its capacity 10")), "{found:#?}");
+        assert!(found.iter().any(|v| v.contains("section GA: available 0 + held 0 + sold 12 = 12")), "{found:#?}");
+    }
+
+    #[test]
+    fn the_seat_map_must_agree() {
+        let (ledger, mut observed) = consistent();
+        observed.seat_maps.get_mut("A").expect("A")[2].state = "free".into();
+        let found = violations(&ledger, &observed);
+        assert!(found.iter().any(|v| v == "seat A-3 of order o1 is free, not sold"), "{found:#?}");
+        assert!(found.iter().any(|v| v.contains("the seat map shows 2 sold seats but the availability says 3")));
+        let (ledger, mut observed) = consistent();
+        observed.seat_maps.get_mut("A").expect("A")[3].id = "A-3".into();
+        assert_fails(&ledger, &observed, "seat A-3 is twice on the seat map");
+        let (ledger, mut observed) = consistent();
+        observed.seat_maps.get_mut("A").expect("A").pop();
+        assert_fails(&ledger, &observed, "the seat map has 3 seats for a capacity of 4");
+    }
+
+    #[test]
+    fn totals_and_unresolved_confirms_are_checked() {
+        let (ledger, mut observed) = consistent();
+        observed.availability.total.sold += 1;
+        assert_fails(&ledger, &observed, "the event's totals");
+        let (mut ledger, observed) = consistent();
+        ledger.unresolved_confirms.push("h7".into());
+        assert_fails(&ledger, &observed, "the confirm of hold h7 never got a definite answer");
+        let verdict = check(&ledger, &observed);
+        assert!(verdict.to_string().starts_with("verdict: FAIL: 1 violation(s)"), "{verdict}");
+    }
+
+    #[test]
+    fn the_availability_reply_parses() {
+        let body = br#"{"event": "e", "at": "2026-01-01T00:00:00Z",
+            "total": {"capacity": 14, "available": 8, "held": 1, "sold": 5},
+            "sections": [
+                {"id": "A", "kind": "reserved", "capacity": 4, "available": 0, "held": 1, "sold": 3,
+                 "categories": [{"category": "CAT1", "capacity": 4, "available": 0, "held": 1, "sold": 3}]},
+                {"id": "GA", "kind": "general_admission", "capacity": 10, "available": 8, "held": 0, "sold": 2,
+                 "categories": []}]}"#;
+        let parsed = Availability::parse(body).expect("parses");
+        assert_eq!(parsed.total, counts(14, 8, 1, 5));
+        assert_eq!(parsed.sections["A"].categories["CAT1"], counts(4, 0, 1, 3));
+        assert_eq!(parsed.sections["GA"].kind, "general_admission");
+    }
+}
