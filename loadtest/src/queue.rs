@@ -23,6 +23,11 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT_VERSION: u32 = 1;
 /// Seats one buyer asks for at most (the server's own limit is usually lower).
 pub const QUANTITY_MAX: u32 = 64;
+/// Latest arrival a file may have: a week after the opening, far beyond any rehearsal,
+/// so that scaled times stay far from overflowing.
+pub const AT_US_MAX: u64 = 7 * 24 * 3600 * 1_000_000;
+/// Longest think time: a day.
+pub const THINK_MS_MAX: u64 = 24 * 3600 * 1000;
 /// A line longer than this is refused rather than read into memory.
 pub const LINE_BYTES_MAX: usize = 64 * 1024;
 
@@ -195,6 +200,16 @@ impl Queue {
             let buyer: Buyer = serde_json::from_str(line).with_context(|| format!("line {number}: bad buyer"))?;
             buyer.intent.check().with_context(|| format!("line {number}"))?;
             ensure!(
+                buyer.at_us <= AT_US_MAX,
+                "line {number}: at_us {} is more than a week (max {AT_US_MAX})",
+                buyer.at_us
+            );
+            ensure!(
+                buyer.think_ms <= THINK_MS_MAX,
+                "line {number}: think_ms {} is more than a day (max {THINK_MS_MAX})",
+                buyer.think_ms
+            );
+            ensure!(
                 buyer.at_us >= previous_at,
                 "line {number}: at_us {} is before the previous buyer's {previous_at} (lines must be in arrival order)",
                 buyer.at_us
@@ -338,6 +353,11 @@ mod tests {
         check(good.replacen(r#""at_us":1250"#, r#""at_us":"soon""#, 1), "line 3: bad buyer");
         check(good.replacen(r#""at_us":0"#, r#""at_us":5000"#, 1), "line 3: at_us 1250 is before");
         check(good.replacen(r#""quantity":4"#, r#""quantity":0"#, 1), "line 4: quantity 0");
+        check(
+            good.replacen(r#""at_us":1250"#, r#""at_us":99999999999999999"#, 2),
+            "line 3: at_us 99999999999999999 is more",
+        );
+        check(good.replacen(r#""think_ms":800"#, r#""think_ms":86400001"#, 1), "line 3: think_ms 86400001 is more");
         check(good.replacen(r#""then":"expire""#, r#""then":"dither""#, 1), "line 4: bad buyer");
         check(good.replacen(r#""phase":0,"intent":"ga""#, r#""phase":3,"intent":"ga""#, 1), "line 4: phase 3");
         check(good.replacen(r#""buyers":3"#, r#""buyers":4"#, 1), "announces 4 buyers but the file has 3");

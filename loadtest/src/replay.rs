@@ -52,6 +52,9 @@ use crate::wire::{self, json, BuyerDetails, ConfirmRequest};
 
 /// The steps of a buyer, in the report's order.
 pub const STEPS: [Step; 5] = [Step::Availability, Step::Hold, Step::Confirm, Step::Release, Step::Order];
+/// Largest `--time-scale`: a week-long file played a thousand times slower is already
+/// two decades.
+const TIME_SCALE_MAX: f64 = 1000.0;
 /// The timeline has at most about this many intervals; longer runs get longer ones.
 const TIMELINE_INTERVALS: f64 = 600.0;
 /// Intervals kept at most (a drain far longer than the schedule ends in the last one).
@@ -69,6 +72,8 @@ const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
 const PROGRESS_BAR_WIDTH: usize = 24;
 /// How often the drain checks whether buyers are still running.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// The drain never waits longer than this, whatever `--drain-timeout` says.
+const DRAIN_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
 /// The drain waits at least this long past the longest think time.
 const DRAIN_MARGIN: Duration = Duration::from_secs(30);
 
@@ -291,7 +296,10 @@ pub async fn replay(
     config: ReplayConfig,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<ReplayOutcome> {
-    ensure!(config.time_scale > 0.0 && config.time_scale.is_finite(), "--time-scale must be a positive number");
+    ensure!(
+        config.time_scale > 0.0 && config.time_scale <= TIME_SCALE_MAX,
+        "--time-scale must be more than 0 and at most {TIME_SCALE_MAX}"
+    );
     ensure!(config.connections > 0, "--connections must be at least 1");
     ensure!(config.in_flight_max != Some(0), "--in-flight-max must be at least 1");
     let event = config.event.clone().unwrap_or_else(|| queue.header.event.clone());
@@ -373,7 +381,7 @@ pub async fn replay(
     })
     .await;
     let schedule_elapsed = start.elapsed();
-    let deadline = Instant::now() + drain_timeout;
+    let deadline = Instant::now() + drain_timeout.min(DRAIN_TIMEOUT_MAX);
     while run.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
     }
