@@ -34,7 +34,10 @@ pub struct Config {
     pub metrics_listen: String,
     /// Bearer token of the admin endpoints; empty disables them.
     pub admin_token: String,
+    /// Bearer token of the gate endpoints (scans, gate bundles); empty disables them.
+    pub gate_token: String,
     pub http: HttpConfig,
+    pub gates: GatesConfig,
     pub engine: EngineConfig,
     pub storage: StorageConfig,
 }
@@ -48,7 +51,9 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             metrics_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
+            gate_token: String::new(),
             http: HttpConfig::default(),
+            gates: GatesConfig::default(),
             engine: EngineConfig::default(),
             storage: StorageConfig::default(),
         }
@@ -89,6 +94,20 @@ impl Default for HttpConfig {
             idempotency_ttl_s: 24 * 3600,
             shutdown_grace_ms: 10_000,
         }
+    }
+}
+
+/// Entry control.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatesConfig {
+    /// Doors open this long before an event starts; a scan before is `not_yet_valid`.
+    pub doors_open_before_start_s: u64,
+}
+
+impl Default for GatesConfig {
+    fn default() -> Self {
+        GatesConfig { doors_open_before_start_s: 6 * 3600 }
     }
 }
 

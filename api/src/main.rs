@@ -11,7 +11,7 @@ mod simulate;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -51,6 +51,17 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// The audit log of the store in `data_dir` (the server must be stopped).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain: every entry intact and linked to the one before.
+    /// Prints the entry count and the head hash (keep it elsewhere to compare later);
+    /// exits 1 at the first broken link.
+    Verify,
 }
 
 fn main() -> Result<()> {
@@ -68,6 +79,28 @@ fn main() -> Result<()> {
             hakken_engine::store::restore_backup(&from, &to)?;
             println!("restored {} into {}", from.display(), to.display());
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => verify_audit(&config),
+    }
+}
+
+fn verify_audit(config: &config::Config) -> Result<()> {
+    let store = hakken_engine::store::Store::open(&config.data_dir, config.storage.clone())
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let verdict = store.verify_audit()?;
+    store.close();
+    match verdict {
+        Ok(verified) => {
+            println!(
+                "audit log intact: {} entries, head {}",
+                verified.entries,
+                hakken_engine::audit::hex(&verified.head.last_hash)
+            );
+            Ok(())
+        }
+        Err(broken) => {
+            println!("audit log BROKEN: {broken}");
+            std::process::exit(1);
         }
     }
 }

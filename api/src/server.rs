@@ -62,16 +62,24 @@ async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) ->
     println!("hakken listening on http://{address} (metrics on http://{metrics_address}/metrics)");
     tracing::info!(%address, %metrics_address, "listening");
 
-    let shared = Arc::new(Shared::new(config.http.clone(), config.admin_token.clone()));
+    let shared = Arc::new(Shared::new(
+        config.http.clone(),
+        config.gates.clone(),
+        config.admin_token.clone(),
+        config.gate_token.clone(),
+    ));
     if shared.admin_token.is_empty() {
         tracing::warn!("no admin token configured (HAKKEN_ADMIN_TOKEN): admin endpoints are off");
+    }
+    if shared.gate_token.is_empty() {
+        tracing::warn!("no gate token configured (HAKKEN_GATE_TOKEN): scanning endpoints are off");
     }
     let recovery = {
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let started = Instant::now();
             let registry = recover(&config, catalogue)?;
-            let app = Arc::new(App::new(registry, &config.http));
+            let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
             tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever());
             shared.set_ready(app);
             println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());

@@ -302,6 +302,16 @@ fn every_route_is_in_the_openapi_document_and_served() {
         ("get", "/v1/orders/{order}"),
         ("post", "/v1/orders/{order}/cancel"),
         ("post", "/v1/admin/backup"),
+        ("get", "/v1/tickets/{ticket}"),
+        ("get", "/v1/tickets/{ticket}/qr.svg"),
+        ("get", "/v1/tickets/{ticket}/qr.png"),
+        ("get", "/v1/tickets/{ticket}/barcode.svg"),
+        ("get", "/v1/tickets/{ticket}/ticket.html"),
+        ("post", "/v1/tickets/{ticket}/reissue"),
+        ("post", "/v1/scan"),
+        ("post", "/v1/scan/batch"),
+        ("get", "/v1/events/{event}/gate-bundle"),
+        ("get", "/v1/events/{event}/audit"),
     ];
     let documented: HashSet<(String, String)> = paths
         .iter()
@@ -317,7 +327,8 @@ fn every_route_is_in_the_openapi_document_and_served() {
             .replace("{event}", EVENT)
             .replace("{section}", "S101")
             .replace("{hold}", "h0-ffff")
-            .replace("{order}", "o0-ffff");
+            .replace("{order}", "o0-ffff")
+            .replace("{ticket}", "t0-ffff-0");
         let reply = server.request(&method.to_uppercase(), &concrete, &[], Some("{}").filter(|_| *method != "get"));
         assert_ne!(reply.code(), "route_not_found", "{method} {path}");
         assert_ne!(reply.status, 405, "{method} {path}");

@@ -96,7 +96,11 @@ async fn actor_cycles(sections: &[SectionHandle], cycles: u64, in_flight: u64) {
                     .await
                     .unwrap()
                     .unwrap();
-                section.call(Cancel { order: order.id }).await.unwrap().unwrap();
+                section
+                    .call(Cancel { order: order.id, by: hakken_engine::wal::ActorRecord::Admin })
+                    .await
+                    .unwrap()
+                    .unwrap();
                 cycle += in_flight;
             }
         });
@@ -131,7 +135,10 @@ async fn actor_batched_cycles(sections: &[SectionHandle], cycles: u64) {
                     })
                     .collect::<Vec<_>>();
                 let orders = section.call(confirms).await.unwrap();
-                let cancels = orders.into_iter().map(|order| Cancel { order: order.unwrap().id }).collect::<Vec<_>>();
+                let cancels = orders
+                    .into_iter()
+                    .map(|order| Cancel { order: order.unwrap().id, by: hakken_engine::wal::ActorRecord::Admin })
+                    .collect::<Vec<_>>();
                 section.call(cancels).await.unwrap();
             });
         }

@@ -20,17 +20,19 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
+use crate::audit;
 use crate::best::BestRequest;
 use crate::clock::{Clock, Millis};
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
+    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, ScanOutcome,
+    SectionState, TicketError,
 };
 use crate::observe::SectionMetrics;
 use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
 use crate::venue::SeatIndex;
-use crate::wal;
+use crate::wal::{self, ActorRecord};
 
 pub struct SectionActor {
     inventory: Inventory,
@@ -77,23 +79,33 @@ impl SectionActor {
         SectionActor { inventory, clock, sweep_interval, wal, metrics }
     }
 
-    /// Sends the journal to the WAL; `done` runs when it is durable (at once if there
-    /// is nothing to write).
-    fn persist(&mut self, done: Completion) {
+    /// Sends the journal to the WAL, with the audit entries describing it as done by
+    /// `actor`; `done` runs when both are durable (at once if there is nothing to write).
+    fn persist(&mut self, actor: &ActorRecord, done: Completion) {
         let records = self.inventory.take_journal();
+        let refused_scans = self.inventory.take_refused_scans();
         for record in &records {
             self.metrics.record(record);
         }
         let Some(wal) = &mut self.wal else { return done(Ok(())) };
+        let section = self.inventory.key().0;
+        let mut entries = Vec::with_capacity(records.len() + refused_scans.len());
+        for record in &records {
+            audit::describe(section, record, actor, &mut entries);
+        }
+        entries.extend(refused_scans.iter().map(|scan| audit::refused_scan(section, scan)));
         if records.is_empty() {
-            return done(Ok(()));
+            if entries.is_empty() {
+                return done(Ok(()));
+            }
+            return wal.handle.audit(entries, done);
         }
         let first_seq = wal.next_seq;
         wal.next_seq += records.len() as u64;
         wal.records_since_snapshot += records.len() as u64;
         wal.first_unsnapshotted_at.get_or_insert_with(Instant::now);
         let framed = records.iter().map(wal::encode).collect();
-        wal.handle.append(self.inventory.key().0, first_seq, framed, done);
+        wal.handle.append(section, first_seq, framed, entries, done);
         if wal.records_since_snapshot >= wal.snapshot_every_records {
             self.snapshot();
         }
@@ -116,11 +128,14 @@ impl SectionActor {
         self.metrics.seats(&self.inventory.state().availability().total);
         self.metrics.mailbox();
         let section = self.inventory.key().0;
-        self.persist(Box::new(move |durable| {
-            if let Err(error) = durable {
-                tracing::warn!(section, %error, "expired holds not recorded");
-            }
-        }));
+        self.persist(
+            &ActorRecord::System,
+            Box::new(move |durable| {
+                if let Err(error) = durable {
+                    tracing::warn!(section, %error, "expired holds not recorded");
+                }
+            }),
+        );
         let due = self
             .wal
             .as_ref()
@@ -145,6 +160,11 @@ impl Actor for SectionActor {
 pub trait SectionCall: Send + 'static {
     type Reply: Send + 'static;
     fn run(self, inventory: &mut Inventory, now: Millis) -> Self::Reply;
+
+    /// Who the audit log names for the changes this call makes.
+    fn actor(&self) -> ActorRecord {
+        ActorRecord::System
+    }
 }
 
 /// Envelope carrying a call and where to send its reply.
@@ -163,28 +183,38 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
         self.metrics.dequeued();
         let started = Instant::now();
+        let actor = message.call.actor();
         let reply = message.call.run(&mut self.inventory, self.clock.now());
         self.metrics.call(started.elapsed());
         let sender = message.reply;
-        self.persist(Box::new(move |durable| {
-            // The caller may have given up (timeout, disconnect); the outcome stands regardless.
-            let _ = sender.send(durable.map(|()| reply).map_err(Unavailable::Storage));
-        }));
+        self.persist(
+            &actor,
+            Box::new(move |durable| {
+                // The caller may have given up (timeout, disconnect); the outcome stands regardless.
+                let _ = sender.send(durable.map(|()| reply).map_err(Unavailable::Storage));
+            }),
+        );
     }
 }
 
-/// A batch of calls runs in one turn, in order.
+/// A batch of calls runs in one turn, in order. Its changes are audited as made by
+/// the first call's actor (batches come from one caller: benches, simulations).
 impl<C: SectionCall> SectionCall for Vec<C> {
     type Reply = Vec<C::Reply>;
 
     fn run(self, inventory: &mut Inventory, now: Millis) -> Self::Reply {
         self.into_iter().map(|call| call.run(inventory, now)).collect()
     }
+
+    fn actor(&self) -> ActorRecord {
+        self.first().map_or(ActorRecord::System, SectionCall::actor)
+    }
 }
 
 macro_rules! section_call {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* $(,)? } -> $reply:ty,
-     |$self_:ident, $inventory:ident, $now:ident| $body:expr) => {
+     |$self_:ident, $inventory:ident, $now:ident| $body:expr
+     $(, actor: |$actor_self:ident| $actor:expr)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name { $(pub $field: $type),* }
@@ -194,6 +224,9 @@ macro_rules! section_call {
             fn run($self_, $inventory: &mut Inventory, $now: Millis) -> $reply {
                 $body
             }
+            $(fn actor(&$actor_self) -> ActorRecord {
+                $actor
+            })?
         }
     };
 }
@@ -201,35 +234,68 @@ macro_rules! section_call {
 section_call!(
     /// Hold exactly these seats.
     HoldSeats { customer: CustomerId, seats: Vec<SeatIndex> } -> Result<Granted, HoldRefused>,
-    |self, inventory, now| inventory.hold_seats(&self.customer, &self.seats, now)
+    |self, inventory, now| inventory.hold_seats(&self.customer, &self.seats, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold the best seats for a request.
     HoldBest { customer: CustomerId, request: BestRequest } -> Result<Granted, HoldRefused>,
-    |self, inventory, now| inventory.hold_best(&self.customer, &self.request, now)
+    |self, inventory, now| inventory.hold_best(&self.customer, &self.request, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold a general-admission quantity.
     HoldQuantity { customer: CustomerId, quantity: u32 } -> Result<Granted, HoldRefused>,
-    |self, inventory, now| inventory.hold_quantity(&self.customer, self.quantity, now)
+    |self, inventory, now| inventory.hold_quantity(&self.customer, self.quantity, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     Release { hold: HoldId, customer: CustomerId } -> Result<Hold, HoldError>,
-    |self, inventory, now| inventory.release(self.hold, &self.customer, now)
+    |self, inventory, now| inventory.release(self.hold, &self.customer, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     Extend { hold: HoldId, customer: CustomerId } -> Result<Hold, HoldError>,
-    |self, inventory, now| inventory.extend(self.hold, &self.customer, now)
+    |self, inventory, now| inventory.extend(self.hold, &self.customer, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold → sold; the order lists the seats to issue tickets for.
     Confirm { hold: HoldId, customer: CustomerId, buyer: Buyer } -> Result<Order, HoldError>,
-    |self, inventory, now| inventory.confirm(self.hold, &self.customer, &self.buyer, now)
+    |self, inventory, now| inventory.confirm(self.hold, &self.customer, &self.buyer, now),
+    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Cancel (refund) an order; its seats return to sale.
-    Cancel { order: OrderId } -> Result<Order, OrderError>,
-    |self, inventory, now| inventory.cancel(self.order, now)
+    Cancel { order: OrderId, by: ActorRecord } -> Result<Order, OrderError>,
+    |self, inventory, now| inventory.cancel(self.order, now),
+    actor: |self| self.by.clone()
+);
+section_call!(
+    /// A new code version for one ticket; its older codes die.
+    Reissue { order: OrderId, index: u16, by: ActorRecord } -> Result<(Order, u16), TicketError>,
+    |self, inventory, now| inventory.reissue(self.order, self.index, now),
+    actor: |self| self.by.clone()
+);
+section_call!(
+    /// A gate scanned a ticket whose code's signature the caller checked: admit it
+    /// once, or say why not. The order comes back for the gate's display.
+    /// `scanned_at_ms`: when an offline gate scanned it (default: now).
+    Scan {
+        order: u32,
+        index: u16,
+        version: u16,
+        gate: String,
+        scan_id: String,
+        scanned_at_ms: Option<u64>,
+    } -> (ScanOutcome, Option<Order>),
+    |self, inventory, now| {
+        let at = self.scanned_at_ms.map_or(now, Millis);
+        let outcome = inventory.scan(self.order, self.index, self.version, &self.gate, &self.scan_id, at);
+        let order = inventory.orders().nth(self.order as usize).cloned();
+        (outcome, order)
+    },
+    actor: |self| ActorRecord::Gate(self.gate.clone())
 );
 section_call!(
     /// New on-sale window and prices from an updated event definition.

@@ -64,6 +64,32 @@ macro_rules! section_scoped_id {
 section_scoped_id!(HoldId, HoldNumber, "h", "A hold, e.g. `h3-1f`: section key 3, hold number 0x1f.");
 section_scoped_id!(OrderId, OrderNumber, "o", "An order, e.g. `o3-7`: section key 3, order number 7.");
 
+/// A ticket: ticket `index` (0-based, decimal) of an order, e.g. `t3-7-1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketId {
+    pub order: OrderId,
+    pub index: u16,
+}
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{:x}-{:x}-{}", self.order.section.0, self.order.number, self.index)
+    }
+}
+
+impl FromStr for TicketId {
+    type Err = InvalidId;
+
+    fn from_str(text: &str) -> Result<TicketId, InvalidId> {
+        let rest = text.strip_prefix('t').ok_or(InvalidId)?;
+        let (order, index) = rest.rsplit_once('-').ok_or(InvalidId)?;
+        let valid = !index.is_empty() && index.len() <= 5 && index.bytes().all(|b| b.is_ascii_digit());
+        let index = valid.then(|| index.parse().ok()).flatten().ok_or(InvalidId)?;
+        let order: OrderId = format!("o{order}").parse()?;
+        Ok(TicketId { order, index })
+    }
+}
+
 /// The text is not an id of this kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidId;
@@ -75,6 +101,21 @@ impl fmt::Display for InvalidId {
 }
 
 impl std::error::Error for InvalidId {}
+
+#[cfg(test)]
+mod ticket_tests {
+    use super::*;
+
+    #[test]
+    fn ticket_ids_round_trip_and_refuse_junk() {
+        let id = TicketId { order: OrderId { section: SectionKey(3), number: 0x1f }, index: 2 };
+        assert_eq!(id.to_string(), "t3-1f-2");
+        assert_eq!("t3-1f-2".parse(), Ok(id));
+        for bad in ["", "t", "t3-1f", "t3-1f-", "t3-1f-x", "t3-1f-65536", "o3-1f-2", "t3--2", "tg-1-1", "t3-1f-+1"] {
+            assert_eq!(bad.parse::<TicketId>(), Err(InvalidId), "{bad:?}");
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,9 @@ use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::ledger::{CustomerLedger, LimitReached};
 use crate::lockfree::{self, GaStock, HoldNumber, OrderNumber, Reclaimed, SeatState, SeatStates, HOLD_NUMBER_MAX};
 use crate::venue::{CategoryIndex, SeatIndex, SeatMap, Section, SectionKind, Venue};
-use crate::wal::{BuyerRecord, HoldRecord, OrderRecord, Record, SectionSnapshot, UnitsRecord};
+use crate::wal::{
+    AdmissionRecord, BuyerRecord, HoldRecord, OrderRecord, Record, SectionSnapshot, TicketRecord, UnitsRecord,
+};
 
 /// Expired holds one sweep retires at most; the rest wait for the next tick, so a
 /// section with a mass expiry cannot starve the other actors on its thread.
@@ -225,6 +227,58 @@ pub struct Order {
     pub state: OrderState,
     /// Shared: every reply about the order carries it.
     pub buyer: Arc<Buyer>,
+    /// Tickets reissued or admitted, sorted by index; the others are at version 0 and
+    /// unused (most orders, until the doors open).
+    pub tickets: Vec<TicketRecord>,
+}
+
+impl Order {
+    /// Ticket `index`'s state (version 0, not admitted, unless changed).
+    pub fn ticket(&self, index: u16) -> TicketRecord {
+        match self.tickets.binary_search_by_key(&index, |ticket| ticket.index) {
+            Ok(found) => self.tickets[found].clone(),
+            Err(_) => TicketRecord { index, version: 0, admitted: None },
+        }
+    }
+
+    fn ticket_mut(&mut self, index: u16) -> &mut TicketRecord {
+        let found = match self.tickets.binary_search_by_key(&index, |ticket| ticket.index) {
+            Ok(found) => found,
+            Err(at) => {
+                self.tickets.insert(at, TicketRecord { index, version: 0, admitted: None });
+                at
+            }
+        };
+        &mut self.tickets[found]
+    }
+}
+
+/// What a gate's scan of a ticket found, at the section that owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// Let in now, or earlier by this same scan (a retry with the same scan id).
+    Admitted(AdmissionRecord),
+    /// Let in before, by another scan: the ticket is being used twice.
+    AlreadyAdmitted(AdmissionRecord),
+    /// An older code of a reissued ticket.
+    Revoked { current_version: u16 },
+    /// The order was cancelled (refunded).
+    Cancelled,
+    /// No such ticket here (or a version that was never issued).
+    Invalid,
+}
+
+/// Why a ticket could not be reissued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    #[error("no such ticket")]
+    NotFound,
+    #[error("the order is cancelled")]
+    Cancelled,
+    #[error("the ticket has already been used to enter")]
+    AlreadyAdmitted,
+    #[error("the ticket has been reissued too many times")]
+    VersionsExhausted,
 }
 
 /// Who paid for an order: the payment reference and the buyer's name and email, as
@@ -341,6 +395,21 @@ pub struct Inventory {
     reclaimed: Vec<Reclaimed>,
     /// Records of live changes not yet taken by the actor (the WAL outbox).
     journal: Vec<Record>,
+    /// Scans refused since the last call, for the audit log (they change nothing).
+    refused_scans: Vec<RefusedScan>,
+}
+
+/// A refused scan, as the audit log records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedScan {
+    pub order: u32,
+    pub index: u16,
+    pub version: u16,
+    pub gate: String,
+    pub scan_id: String,
+    /// `already_admitted`, `revoked`, `cancelled` or `invalid`.
+    pub result: &'static str,
+    pub at_ms: u64,
 }
 
 pub struct InventoryParams<'a> {
@@ -376,6 +445,7 @@ impl Inventory {
             next_hold: 0,
             reclaimed: Vec::new(),
             journal: Vec::new(),
+            refused_scans: Vec::new(),
         }
     }
 
@@ -416,6 +486,102 @@ impl Inventory {
     /// Takes the records of the changes made since the last call, oldest first.
     pub fn take_journal(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.journal)
+    }
+
+    /// Takes the scans refused since the last call.
+    pub fn take_refused_scans(&mut self) -> Vec<RefusedScan> {
+        std::mem::take(&mut self.refused_scans)
+    }
+
+    /// A gate scanned ticket `index` of order `order` at code version `version` (the
+    /// caller checked the code's signature). The first scan of the current version of
+    /// a ticket of a live order admits; every later one is refused, except a retry of
+    /// the admitting scan (same `scan_id`), which gets the same answer.
+    pub fn scan(
+        &mut self,
+        order: u32,
+        index: u16,
+        version: u16,
+        gate: &str,
+        scan_id: &str,
+        now: Millis,
+    ) -> ScanOutcome {
+        match self.check_scan(order, index, version, scan_id) {
+            Ok(Some(earlier)) => ScanOutcome::Admitted(earlier),
+            Ok(None) => {
+                let admission = AdmissionRecord { at_ms: now.0, gate: gate.to_string(), scan_id: scan_id.to_string() };
+                self.commit(Record::TicketAdmitted { order, index, version, admission: admission.clone() });
+                ScanOutcome::Admitted(admission)
+            }
+            Err(refused) => {
+                let result = match &refused {
+                    ScanOutcome::AlreadyAdmitted(_) => "already_admitted",
+                    ScanOutcome::Revoked { .. } => "revoked",
+                    ScanOutcome::Cancelled => "cancelled",
+                    ScanOutcome::Invalid | ScanOutcome::Admitted(_) => "invalid",
+                };
+                self.refused_scans.push(RefusedScan {
+                    order,
+                    index,
+                    version,
+                    gate: gate.to_string(),
+                    scan_id: scan_id.to_string(),
+                    result,
+                    at_ms: now.0,
+                });
+                refused
+            }
+        }
+    }
+
+    /// `Ok(None)`: admit now; `Ok(Some(admission))`: this scan admitted it before;
+    /// `Err(outcome)`: refused.
+    fn check_scan(
+        &self,
+        order: u32,
+        index: u16,
+        version: u16,
+        scan_id: &str,
+    ) -> Result<Option<AdmissionRecord>, ScanOutcome> {
+        let found = self.orders.get(order as usize).ok_or(ScanOutcome::Invalid)?;
+        if u32::from(index) >= found.units.count() {
+            return Err(ScanOutcome::Invalid);
+        }
+        let ticket = found.ticket(index);
+        if version > ticket.version {
+            return Err(ScanOutcome::Invalid);
+        }
+        if found.state == OrderState::Cancelled {
+            return Err(ScanOutcome::Cancelled);
+        }
+        if version < ticket.version {
+            return Err(ScanOutcome::Revoked { current_version: ticket.version });
+        }
+        match ticket.admitted {
+            Some(admission) if admission.scan_id == scan_id => Ok(Some(admission)),
+            Some(admission) => Err(ScanOutcome::AlreadyAdmitted(admission)),
+            None => Ok(None),
+        }
+    }
+
+    /// Gives ticket `index` of order `id` a new code version: its older codes are dead.
+    /// Returns the order and the new version.
+    pub fn reissue(&mut self, id: OrderId, index: u16, now: Millis) -> Result<(Order, u16), TicketError> {
+        self.check_key(id.section).map_err(|_| TicketError::NotFound)?;
+        let order = self.orders.get(id.number as usize).ok_or(TicketError::NotFound)?;
+        if u32::from(index) >= order.units.count() {
+            return Err(TicketError::NotFound);
+        }
+        if order.state == OrderState::Cancelled {
+            return Err(TicketError::Cancelled);
+        }
+        let ticket = order.ticket(index);
+        if ticket.admitted.is_some() {
+            return Err(TicketError::AlreadyAdmitted);
+        }
+        let version = ticket.version.checked_add(1).ok_or(TicketError::VersionsExhausted)?;
+        self.commit(Record::TicketReissued { order: id.number, index, version, at_ms: now.0 });
+        Ok((self.orders[id.number as usize].clone(), version))
     }
 
     /// Holds exactly these seats, or none of them.
@@ -692,7 +858,45 @@ impl Inventory {
                 self.apply_confirmed(*order, *hold, *confirmed_at_ms, buyer)
             }
             Record::OrderCancelled { order, .. } => self.apply_cancelled(*order),
+            Record::TicketReissued { order, index, version, .. } => self.apply_reissued(*order, *index, *version),
+            Record::TicketAdmitted { order, index, version, admission } => {
+                self.apply_admitted(*order, *index, *version, admission)
+            }
         }
+    }
+
+    fn apply_reissued(&mut self, number: OrderNumber, index: u16, version: u16) -> Result<(), ApplyError> {
+        let what = || format!("order {number} ticket {index} reissued as version {version}");
+        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        if u32::from(index) >= order.units.count() || order.state == OrderState::Cancelled {
+            return Err(self.apply_error(&what(), "no such live ticket"));
+        }
+        let ticket = order.ticket(index);
+        if ticket.admitted.is_some() || ticket.version.checked_add(1) != Some(version) {
+            return Err(self.apply_error(&what(), "ticket admitted or versions out of sequence"));
+        }
+        self.orders[number as usize].ticket_mut(index).version = version;
+        Ok(())
+    }
+
+    fn apply_admitted(
+        &mut self,
+        number: OrderNumber,
+        index: u16,
+        version: u16,
+        admission: &AdmissionRecord,
+    ) -> Result<(), ApplyError> {
+        let what = || format!("order {number} ticket {index} admitted");
+        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        if u32::from(index) >= order.units.count() || order.state == OrderState::Cancelled {
+            return Err(self.apply_error(&what(), "no such live ticket"));
+        }
+        let ticket = order.ticket(index);
+        if ticket.admitted.is_some() || ticket.version != version {
+            return Err(self.apply_error(&what(), "admitted twice or at a dead version"));
+        }
+        self.orders[number as usize].ticket_mut(index).admitted = Some(admission.clone());
+        Ok(())
     }
 
     /// Takes the hold's units; seats held by holds expired at its creation time are
@@ -806,6 +1010,7 @@ impl Inventory {
             confirmed_at: Millis(at_ms),
             state: OrderState::Confirmed,
             buyer: Arc::new(Buyer::from_record(buyer)),
+            tickets: Vec::new(),
         });
         Ok(())
     }
@@ -868,6 +1073,11 @@ impl Inventory {
                 _ => return Err(self.apply_error(&what(), "units do not match the section kind")),
             }
         }
+        let tickets_valid = record.tickets.windows(2).all(|pair| pair[0].index < pair[1].index)
+            && record.tickets.iter().all(|ticket| u32::from(ticket.index) < units.count());
+        if !tickets_valid {
+            return Err(self.apply_error(&what(), "tickets unsorted or out of range"));
+        }
         let customer = CustomerId::new(&record.customer);
         if !record.cancelled {
             self.ledger.force_reserve(&customer, units.count());
@@ -881,6 +1091,7 @@ impl Inventory {
             confirmed_at: Millis(record.confirmed_at_ms),
             state: if record.cancelled { OrderState::Cancelled } else { OrderState::Confirmed },
             buyer: Arc::new(Buyer::from_record(&record.buyer)),
+            tickets: record.tickets.clone(),
         });
         Ok(())
     }
@@ -1032,6 +1243,7 @@ impl Order {
             confirmed_at_ms: self.confirmed_at.0,
             cancelled: self.state == OrderState::Cancelled,
             buyer: self.buyer.to_record(),
+            tickets: self.tickets.clone(),
         }
     }
 }

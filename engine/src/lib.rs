@@ -13,6 +13,8 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod actor;
 #[cfg(not(loom))]
+pub mod audit;
+#[cfg(not(loom))]
 pub mod best;
 #[cfg(not(loom))]
 pub mod clock;
@@ -36,6 +38,8 @@ pub mod registry;
 pub mod store;
 #[cfg(not(loom))]
 pub mod synthetic;
+#[cfg(not(loom))]
+pub mod ticket_code;
 #[cfg(not(loom))]
 pub mod venue;
 #[cfg(not(loom))]

@@ -31,12 +31,12 @@ pub const WAL_WRITE_FAILURES_TOTAL: &str = "hakken_wal_write_failures_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 
-const OPERATIONS: [&str; 6] = ["hold", "extend", "release", "expire", "confirm", "cancel"];
+const OPERATIONS: [&str; 8] = ["hold", "extend", "release", "expire", "confirm", "cancel", "reissue", "admit"];
 const STATES: [&str; 3] = ["available", "held", "sold"];
 
 /// One section's metric handles, registered once when its actor starts.
 pub struct SectionMetrics {
-    operations: [Counter; 6],
+    operations: [Counter; 8],
     seats: [Gauge; 3],
     call_seconds: Histogram,
     mailbox_depth: Gauge,
@@ -83,6 +83,8 @@ impl SectionMetrics {
             Record::HoldExpired { .. } => 3,
             Record::OrderConfirmed { .. } => 4,
             Record::OrderCancelled { .. } => 5,
+            Record::TicketReissued { .. } => 6,
+            Record::TicketAdmitted { .. } => 7,
         };
         self.operations[operation].increment(1);
     }

@@ -36,16 +36,21 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rocksdb::{ColumnFamily, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
+use crate::audit;
 use crate::observe;
-use crate::wal::{self, EventDefinition, FrameError, Record, SectionSnapshot};
+use crate::wal::{self, AuditRecord, AuditStored, EventDefinition, FrameError, Record, SectionSnapshot};
 
 const CF_WAL: &str = "wal";
 const CF_SNAPSHOTS: &str = "snapshots";
 const CF_META: &str = "meta";
 const CF_IDEMPOTENCY: &str = "idempotency";
-const COLUMN_FAMILIES: [&str; 4] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY];
+/// The audit log: `seq` (u64 BE) → framed [`wal::AuditStored`]; see `audit.rs`.
+const CF_AUDIT: &str = "audit";
+const COLUMN_FAMILIES: [&str; 5] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY, CF_AUDIT];
 const META_FORMAT: &[u8] = b"format";
 const META_EVENT_PREFIX: &[u8] = b"event/";
+/// `key/{event}` → the 32-byte seed of the event's ticket-signing key.
+const META_KEY_PREFIX: &[u8] = b"key/";
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -112,8 +117,11 @@ pub enum StoreError {
 pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
 enum Command {
-    /// Records `first_seq..` of one section, already framed.
-    Append { section: u32, first_seq: u64, records: Vec<Vec<u8>>, done: Completion },
+    /// Records `first_seq..` of one section, already framed, and the audit entries
+    /// describing them (numbered and chained by the writer).
+    Append { section: u32, first_seq: u64, records: Vec<Vec<u8>>, audit: Vec<AuditRecord>, done: Completion },
+    /// Audit entries of changes outside the WAL (admin changes, refused scans).
+    Audit { entries: Vec<AuditRecord>, done: Completion },
     /// A section's snapshot after `last_seq`; its older records are deleted with it.
     Snapshot { section: u32, last_seq: u64, snapshot: Vec<u8> },
     /// An idempotency entry: `[expires_at_ms: u64 BE][value]` under `key`.
@@ -132,8 +140,20 @@ pub struct WalHandle {
 impl WalHandle {
     /// Queues records for the next group; `done` runs when they are durable. Blocks
     /// while the queue is full (backpressure on the calling actor).
-    pub fn append(&self, section: u32, first_seq: u64, records: Vec<Vec<u8>>, done: Completion) {
-        self.send(Command::Append { section, first_seq, records, done });
+    pub fn append(
+        &self,
+        section: u32,
+        first_seq: u64,
+        records: Vec<Vec<u8>>,
+        audit: Vec<AuditRecord>,
+        done: Completion,
+    ) {
+        self.send(Command::Append { section, first_seq, records, audit, done });
+    }
+
+    /// Queues audit entries for the next group; `done` runs when they are durable.
+    pub fn audit(&self, entries: Vec<AuditRecord>, done: Completion) {
+        self.send(Command::Audit { entries, done });
     }
 
     pub fn snapshot(&self, section: u32, last_seq: u64, snapshot: Vec<u8>) {
@@ -166,7 +186,7 @@ impl WalHandle {
 
 fn complete(command: Command, result: Result<(), StorageError>) {
     match command {
-        Command::Append { done, .. } | Command::Idempotent { done, .. } => done(result),
+        Command::Append { done, .. } | Command::Idempotent { done, .. } | Command::Audit { done, .. } => done(result),
         Command::Snapshot { .. } | Command::Stop => {}
     }
 }
@@ -194,6 +214,7 @@ pub struct RecoveredSection {
 
 pub struct Store {
     path: PathBuf,
+    key_lock: Mutex<()>,
     db: Arc<DB>,
     config: StorageConfig,
     wal: WalHandle,
@@ -222,6 +243,11 @@ impl Store {
                 })
             }
         }
+        let audit_head = read_audit_head(&db).map_err(|problem| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: "audit log".into(),
+            problem,
+        })?;
         let db = Arc::new(db);
         let (commands, queue) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
@@ -231,6 +257,7 @@ impl Store {
             config: config.clone(),
             failed: failed.clone(),
             inject_failure: inject_failure.clone(),
+            audit_head,
         };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
@@ -238,6 +265,7 @@ impl Store {
             .map_err(|error| StoreError::Other(format!("starting the WAL writer: {error}")))?;
         Ok(Store {
             path: path.to_path_buf(),
+            key_lock: Mutex::new(()),
             db,
             config,
             wal: WalHandle { commands, failed },
@@ -267,6 +295,94 @@ impl Store {
     /// write would, with everything that follows from it.
     pub fn fail_next_write(&self) {
         self.inject_failure.store(true, Ordering::Release);
+    }
+
+    /// The seed of `event`'s ticket-signing key, made (from `fresh`, the caller's
+    /// randomness) and stored synced the first time it is asked for. Never served.
+    pub fn event_key_seed(&self, event: &str, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        let key = [META_KEY_PREFIX, event.as_bytes()].concat();
+        // One caller at a time: two could otherwise store two different keys.
+        let _guard = self.key_lock.lock().expect("key lock poisoned");
+        if let Some(stored) = self.db.get_cf(self.cf(CF_META), &key).map_err(rocks)? {
+            let framed: [u8; 32] = wal::decode(&stored).map_err(|error| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("signing key of {event}"),
+                problem: error.to_string(),
+            })?;
+            return Ok(framed);
+        }
+        self.db.put_cf_opt(self.cf(CF_META), &key, wal::encode(&fresh), &sync_write()).map_err(rocks)?;
+        Ok(fresh)
+    }
+
+    /// Audit entries from `from_seq` on that `keep` accepts, at most `limit` of them,
+    /// looking at no more than `scan_max` entries; returns them and the sequence number
+    /// to continue from (`None` at the end of the log).
+    pub fn audit_page(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        scan_max: usize,
+        mut keep: impl FnMut(&AuditRecord) -> bool,
+    ) -> Result<(Vec<AuditStored>, Option<u64>), StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        let start = wal::audit_key(from_seq.max(1));
+        let mut found = Vec::new();
+        let mut next = None;
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for (scanned, item) in self.db.iterator_cf(self.cf(CF_AUDIT), mode).enumerate() {
+            let (_, value) = item.map_err(rocks)?;
+            let stored: AuditStored = wal::decode(&value).map_err(|error| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "audit entry".into(),
+                problem: error.to_string(),
+            })?;
+            if found.len() >= limit || scanned >= scan_max {
+                next = Some(stored.entry.seq);
+                break;
+            }
+            if keep(&stored.entry) {
+                found.push(stored);
+            }
+        }
+        Ok((found, next))
+    }
+
+    /// The sequence number of the last audit entry written (0 for none).
+    pub fn audit_head_seq(&self) -> Result<u64, StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        match self.db.iterator_cf(self.cf(CF_AUDIT), IteratorMode::End).next() {
+            None => Ok(0),
+            Some(item) => {
+                let (key, _) = item.map_err(rocks)?;
+                Ok(key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0))
+            }
+        }
+    }
+
+    /// Checks the whole audit chain (see `audit::verify`).
+    pub fn verify_audit(&self) -> Result<Result<audit::Verified, audit::ChainBreak>, StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_AUDIT), IteratorMode::Start) {
+            let (key, value) = item.map_err(rocks)?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(audit::verify(entries.into_iter()))
+    }
+
+    /// Overwrites one stored audit entry (tests of tamper detection only).
+    #[doc(hidden)]
+    pub fn tamper_audit(&self, seq: u64, value: &[u8]) -> Result<(), StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        self.db.put_cf_opt(self.cf(CF_AUDIT), wal::audit_key(seq), value, &sync_write()).map_err(rocks)
+    }
+
+    /// The stored value of audit entry `seq`, if any.
+    pub fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let rocks = |source| StoreError::Rocks { path: self.path.clone(), source };
+        self.db.get_cf(self.cf(CF_AUDIT), wal::audit_key(seq)).map_err(rocks)
     }
 
     /// Reads every event definition, snapshot and record (see the torn-tail policy above).
@@ -478,16 +594,27 @@ fn sync_write() -> WriteOptions {
     options
 }
 
+/// The end of the audit chain on disk: the last entry's number and hash.
+fn read_audit_head(db: &DB) -> Result<audit::ChainHead, String> {
+    let cf = db.cf_handle(CF_AUDIT).expect("column family created at open");
+    let Some(item) = db.iterator_cf(cf, IteratorMode::End).next() else { return Ok(audit::ChainHead::EMPTY) };
+    let (_, value) = item.map_err(|error| error.to_string())?;
+    let stored: AuditStored = wal::decode(&value).map_err(|error| format!("last entry: {error}"))?;
+    Ok(audit::ChainHead { next_seq: stored.entry.seq + 1, last_hash: stored.hash })
+}
+
 struct Writer {
     db: Arc<DB>,
     config: StorageConfig,
     failed: Arc<AtomicBool>,
     /// Failpoint: the next group fails as if the disk had refused it.
     inject_failure: Arc<AtomicBool>,
+    /// Where the next audit entry goes; only this thread appends.
+    audit_head: audit::ChainHead,
 }
 
 impl Writer {
-    fn run(self, queue: Receiver<Command>) {
+    fn run(mut self, queue: Receiver<Command>) {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(self.config.durability == Durability::Sync);
         let flush_interval = Duration::from_millis(self.config.async_flush_interval_ms.max(1));
@@ -535,7 +662,7 @@ impl Writer {
         self.sync_wal(&mut unsynced_since);
     }
 
-    fn write_group(&self, group: Vec<Command>, write_options: &WriteOptions, unsynced_since: &mut Option<Instant>) {
+    fn write_group(&mut self, group: Vec<Command>, write_options: &WriteOptions, unsynced_since: &mut Option<Instant>) {
         if self.failed.load(Ordering::Acquire) {
             let error = StorageError::Failed("an earlier write failed".into());
             return group.into_iter().for_each(|command| complete(command, Err(error.clone())));
@@ -544,11 +671,24 @@ impl Writer {
         let wal = self.db.cf_handle(CF_WAL).expect("column family created at open");
         let snapshots = self.db.cf_handle(CF_SNAPSHOTS).expect("column family created at open");
         let idempotency = self.db.cf_handle(CF_IDEMPOTENCY).expect("column family created at open");
+        let audit_cf = self.db.cf_handle(CF_AUDIT).expect("column family created at open");
+        // Chained on a copy: the head moves only if the batch is written.
+        let mut audit_head = self.audit_head;
         for command in &group {
             match command {
-                Command::Append { section, first_seq, records, .. } => {
+                Command::Append { section, first_seq, records, audit, .. } => {
                     for (offset, record) in records.iter().enumerate() {
                         batch.put_cf(wal, wal::record_key(*section, first_seq + offset as u64), record);
+                    }
+                    for entry in audit {
+                        let (key, value) = audit_head.append(entry.clone());
+                        batch.put_cf(audit_cf, key, value);
+                    }
+                }
+                Command::Audit { entries, .. } => {
+                    for entry in entries {
+                        let (key, value) = audit_head.append(entry.clone());
+                        batch.put_cf(audit_cf, key, value);
                     }
                 }
                 Command::Snapshot { section, last_seq, snapshot } => {
@@ -566,6 +706,9 @@ impl Writer {
         } else {
             self.db.write_opt(batch, write_options).map_err(|error| error.to_string())
         };
+        if result.is_ok() {
+            self.audit_head = audit_head;
+        }
         if result.is_ok() && self.config.durability == Durability::Async && unsynced_since.is_none() {
             *unsynced_since = Some(Instant::now());
         }

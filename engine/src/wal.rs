@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -46,6 +46,38 @@ pub enum Record {
         order: u32,
         at_ms: u64,
     },
+    /// Ticket `index` of `order` got code version `version`; codes of older versions
+    /// are dead from here on.
+    TicketReissued {
+        order: u32,
+        index: u16,
+        version: u16,
+        at_ms: u64,
+    },
+    /// Ticket `index` of `order`, at code version `version`, let its holder in.
+    TicketAdmitted {
+        order: u32,
+        index: u16,
+        version: u16,
+        admission: AdmissionRecord,
+    },
+}
+
+/// The first (only) admission of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AdmissionRecord {
+    pub at_ms: u64,
+    pub gate: String,
+    /// The gate's id for the scan: a retry with the same id is the same scan.
+    pub scan_id: String,
+}
+
+/// A ticket whose state is not the default (version 0, not admitted).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TicketRecord {
+    pub index: u16,
+    pub version: u16,
+    pub admitted: Option<AdmissionRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -74,6 +106,8 @@ pub struct OrderRecord {
     pub confirmed_at_ms: u64,
     pub cancelled: bool,
     pub buyer: BuyerRecord,
+    /// Tickets reissued or admitted, by index; the others are at version 0, unused.
+    pub tickets: Vec<TicketRecord>,
 }
 
 /// Who paid for an order and how (as the payment step reported it).
@@ -158,6 +192,59 @@ pub struct SeatRecord {
     pub category: u8,
     pub flags: u8,
     pub quality: u16,
+}
+
+/// Who made a change, as the audit log names them.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ActorRecord {
+    /// hakken itself: hold expiry, recovery.
+    System,
+    Customer(String),
+    Admin,
+    Gate(String),
+}
+
+/// One entry of the audit log: append-only, hash-chained. `seq` numbers entries from 1
+/// without gaps; `prev_hash` is the previous entry's hash (zeros for the first); an
+/// entry's hash is SHA-256 over its bincode encoding (see `store.rs`), so changing,
+/// inserting or removing an entry breaks every link after it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at_ms: u64,
+    /// For event-level entries (admin changes, refused scans not tied to a section);
+    /// empty when `section` says where.
+    pub event: String,
+    pub section: Option<u32>,
+    pub actor: ActorRecord,
+    /// A fixed vocabulary: `hold`, `extend`, `release`, `expire`, `confirm`, `cancel`,
+    /// `reissue`, `scan`, and admin actions (`event_create`, `event_update`, ...).
+    pub action: String,
+    pub hold: Option<u32>,
+    pub order: Option<u32>,
+    pub ticket: Option<u16>,
+    /// `ok`, or the refusal (a scan's result).
+    pub outcome: String,
+    /// Free text: seats, gate, versions.
+    pub detail: String,
+    pub prev_hash: [u8; 32],
+}
+
+/// An audit entry as stored: the entry and its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AuditStored {
+    pub entry: AuditRecord,
+    pub hash: [u8; 32],
+}
+
+/// Key of an audit entry: its sequence number, big-endian (RocksDB order is log order).
+pub fn audit_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The bytes an audit entry's hash covers: its bincode encoding, unframed.
+pub fn audit_hash_input(entry: &AuditRecord) -> Vec<u8> {
+    bincode::encode_to_vec(entry, bincode_config()).expect("encoding into a Vec cannot fail")
 }
 
 /// A stored value that cannot be trusted.

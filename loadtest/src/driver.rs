@@ -44,6 +44,9 @@ pub enum Workload {
     Orders(OrderConfig),
     /// One `GET path` per arrival (measures the driver against `serve-trivial`).
     PlainGet { path: String },
+    /// One `POST /v1/scan` per arrival, of the next code of the list, at one of
+    /// `gates` gates, with `Authorization: Bearer <gate_token>`.
+    Scans { codes: Arc<Vec<String>>, gate_token: String, gates: u32 },
 }
 
 /// Which sections holds ask for.
@@ -117,6 +120,7 @@ struct OrderPlan {
 enum PlanKind {
     Orders(OrderPlan),
     PlainGet { uri: Uri },
+    Scans { codes: Arc<Vec<String>>, authorization: HeaderValue, gates: u32 },
 }
 
 /// Shared by every arrival of a run.
@@ -258,6 +262,7 @@ impl PlanKind {
                 )
             }
             PlanKind::PlainGet { uri } => format!("plain GET {uri}"),
+            PlanKind::Scans { codes, gates, .. } => format!("scans of {} codes at {gates} gates", codes.len()),
         }
     }
 
@@ -266,6 +271,7 @@ impl PlanKind {
         match self {
             PlanKind::Orders(_) => &[Step::Hold, Step::Confirm, Step::Order],
             PlanKind::PlainGet { .. } => &[Step::Get],
+            PlanKind::Scans { .. } => &[Step::Scan],
         }
     }
 }
@@ -274,6 +280,13 @@ impl PlanKind {
 /// auto`, the event's reserved sections.
 async fn prepare(pool: &Pool, workload: &Workload, timeout: Duration) -> anyhow::Result<PlanKind> {
     match workload {
+        Workload::Scans { codes, gate_token, gates } => {
+            ensure!(!codes.is_empty(), "the codes file has no codes");
+            ensure!(*gates > 0, "--gates must be at least 1");
+            let authorization = HeaderValue::try_from(format!("Bearer {gate_token}"))
+                .context("the gate token does not fit in a header")?;
+            Ok(PlanKind::Scans { codes: codes.clone(), authorization, gates: *gates })
+        }
         Workload::PlainGet { path } => {
             let uri = path.parse().with_context(|| format!("--plain-get {path:?} is not a path"))?;
             Ok(PlanKind::PlainGet { uri })
@@ -382,7 +395,35 @@ async fn run_arrival(plan: Arc<Plan>, arrival: Arrival) {
             };
             finish(plan, arrival, Step::Get, outcome, arrival.scheduled.elapsed(), error_code.as_deref());
         }
+        PlanKind::Scans { codes, authorization, gates } => {
+            let code = &codes[(arrival.index % codes.len() as u64) as usize];
+            let body = json(&ScanRequest {
+                code,
+                gate: &format!("bench-{}", arrival.index % u64::from(*gates)),
+                scan_id: &format!("{}-{}", plan.run_id, arrival.index),
+            });
+            let mut request = plan.pool.request(Method::POST, Uri::from_static("/v1/scan"), Some(body));
+            request.headers_mut().insert(hyper::header::AUTHORIZATION, authorization.clone());
+            let result = exchange(plan, arrival, Step::Scan, request).await;
+            // A 200 is a decision; its result is counted by name (`200 admitted`).
+            let (outcome, code) = match result {
+                Ok(reply) if reply.status.is_success() => match wire::scan_result(&reply.body) {
+                    Some(result) => (Outcome::Success, Some(format!("200 {result}"))),
+                    None => (Outcome::BadReply, None),
+                },
+                Ok(reply) => refusal(&reply),
+                Err(outcome) => (outcome, None),
+            };
+            finish(plan, arrival, Step::Scan, outcome, arrival.scheduled.elapsed(), code.as_deref());
+        }
     }
+}
+
+#[derive(Serialize)]
+struct ScanRequest<'a> {
+    code: &'a str,
+    gate: &'a str,
+    scan_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -525,7 +566,7 @@ fn finish(plan: &Plan, arrival: Arrival, step: Step, outcome: Outcome, latency: 
     if arrival.measured {
         plan.recorder.finished(arrival.index, step, outcome, latency, error_code);
     }
-    if matches!(step, Step::Order | Step::Get) {
+    if matches!(step, Step::Order | Step::Get | Step::Scan) {
         if outcome == Outcome::Success {
             Live::count(&plan.live.completed);
         }

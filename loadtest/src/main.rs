@@ -53,6 +53,9 @@ enum Command {
     /// behind a slowed load. 503/429 replies are retried after Retry-After, as a real
     /// client would, and counted apart.
     Replay(Box<ReplayArgs>),
+    /// Fetch the signed code of every ticket in a ledger (`replay --ledger`), one per
+    /// line, for `run --scan-codes` (gate throughput benchmarks).
+    Codes(CodesArgs),
     /// Check a server against a ledger written by `replay --ledger` (e.g. after
     /// restarting it): every acknowledged order still there, counts and seat maps
     /// consistent. Exit 1 on FAIL.
@@ -122,6 +125,16 @@ struct RunArgs {
     /// against serve-trivial; --event and --sections are then unused).
     #[arg(long, value_name = "PATH")]
     plain_get: Option<String>,
+    /// Instead of orders, scan tickets: POST /v1/scan once per arrival with the next
+    /// code of this file (one per line, as written by `codes`), round robin.
+    #[arg(long, value_name = "FILE", conflicts_with = "plain_get")]
+    scan_codes: Option<PathBuf>,
+    /// Gate token for --scan-codes.
+    #[arg(long, default_value = "")]
+    gate_token: String,
+    /// Gates the scans are spread over (gate names bench-0..N).
+    #[arg(long, default_value_t = 16)]
+    gates: u32,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -326,6 +339,22 @@ struct ReplayArgs {
 }
 
 #[derive(Args)]
+struct CodesArgs {
+    /// Base URL of the server (http only, no path).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// Ledger written by `replay --ledger`.
+    #[arg(long)]
+    ledger: PathBuf,
+    /// File to write, one code per line.
+    #[arg(long)]
+    out: PathBuf,
+    /// Per request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
 struct VerifyArgs {
     /// Base URL of the server (http only, no path).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -361,6 +390,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(*args).map(|()| true),
         Command::Replay(args) => replay(*args),
         Command::Verify(args) => verify(args),
+        Command::Codes(args) => codes(args).map(|()| true),
         Command::Run(args) => run(*args).map(|()| true),
         Command::ServeTrivial(args) => serve_trivial(args).map(|()| true),
     };
@@ -478,6 +508,22 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     Ok(report.passed())
 }
 
+fn codes(args: CodesArgs) -> anyhow::Result<()> {
+    let file = std::fs::File::open(&args.ledger).with_context(|| format!("opening {}", args.ledger.display()))?;
+    let ledger: Ledger = serde_json::from_reader(std::io::BufReader::new(file))
+        .with_context(|| format!("reading the ledger {}", args.ledger.display()))?;
+    let codes = runtime(1)?.block_on(replay::ticket_codes(&args.target, &ledger, args.timeout))?;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?,
+    );
+    for code in &codes {
+        writeln!(out, "{code}")?;
+    }
+    out.flush().with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {} codes to {}", codes.len(), args.out.display());
+    Ok(())
+}
+
 fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let file = std::fs::File::open(&args.ledger).with_context(|| format!("opening {}", args.ledger.display()))?;
     let ledger: Ledger = serde_json::from_reader(std::io::BufReader::new(file))
@@ -501,9 +547,15 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let workload = match args.plain_get {
-        Some(path) => Workload::PlainGet { path },
-        None => Workload::Orders(OrderConfig {
+    let workload = match (args.plain_get, args.scan_codes) {
+        (Some(path), _) => Workload::PlainGet { path },
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let codes: Vec<String> =
+                text.lines().map(str::trim).filter(|line| !line.is_empty()).map(String::from).collect();
+            Workload::Scans { codes: std::sync::Arc::new(codes), gate_token: args.gate_token, gates: args.gates }
+        }
+        (None, None) => Workload::Orders(OrderConfig {
             event: args.event,
             sections: parse_sections(&args.sections)?,
             section_pick: args.section_pick,

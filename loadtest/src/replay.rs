@@ -1174,6 +1174,32 @@ impl std::fmt::Display for ReplayReport {
     }
 }
 
+/// The signed code of every ticket of the ledger's orders (`GET /v1/tickets/{id}`).
+pub async fn ticket_codes(target: &str, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Vec<String>> {
+    use futures_util::stream::{self, StreamExt};
+
+    #[derive(serde::Deserialize)]
+    struct TicketReply {
+        ticket: TicketCode,
+    }
+    #[derive(serde::Deserialize)]
+    struct TicketCode {
+        code: String,
+    }
+    let pool = Pool::new(Target::resolve(target).await?, PoolConfig { connections_max: 32, connect_timeout: timeout });
+    let pool = &pool;
+    let requests = ledger.orders.iter().flat_map(|order| {
+        order.tickets.iter().map(move |ticket| {
+            let path = format!("/v1/tickets/{}?customer={}", ticket.id, crate::client::query_escape(&order.customer));
+            async move {
+                let reply: TicketReply = crate::layout::get_json(pool, &path, timeout).await?;
+                anyhow::Ok(reply.ticket.code)
+            }
+        })
+    });
+    stream::iter(requests).buffered(32).collect::<Vec<_>>().await.into_iter().collect()
+}
+
 /// Runs the verdict alone against a ledger written earlier (`verify`).
 pub async fn verify(target: &str, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Verdict> {
     let target = Target::resolve(target).await?;

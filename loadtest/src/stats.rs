@@ -45,13 +45,15 @@ pub enum Step {
     Availability,
     /// `DELETE /v1/holds/{hold}`: a buyer abandoning the hold.
     Release,
+    /// `POST /v1/scan`: a gate scanning a ticket.
+    Scan,
 }
 
-pub const STEP_COUNT: usize = 6;
+pub const STEP_COUNT: usize = 7;
 
 impl Step {
     pub const ALL: [Step; STEP_COUNT] =
-        [Step::Hold, Step::Confirm, Step::Order, Step::Get, Step::Availability, Step::Release];
+        [Step::Hold, Step::Confirm, Step::Order, Step::Get, Step::Availability, Step::Release, Step::Scan];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +63,7 @@ impl Step {
             Step::Get => "get",
             Step::Availability => "availability",
             Step::Release => "release",
+            Step::Scan => "scan",
         }
     }
 

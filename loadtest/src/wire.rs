@@ -77,6 +77,17 @@ pub fn order(body: &[u8]) -> Option<OrderInfo> {
     serde_json::from_slice::<OrderReply>(body).ok().map(|reply| reply.order)
 }
 
+#[derive(Deserialize)]
+struct ScanReply<'a> {
+    #[serde(borrow)]
+    result: Cow<'a, str>,
+}
+
+/// The `result` of a scan reply (`admitted`, `already_admitted`, ...).
+pub fn scan_result(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ScanReply>(body).ok().map(|reply| reply.result.into_owned())
+}
+
 pub fn json(value: &impl Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("request bodies serialize"))
 }

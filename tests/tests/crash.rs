@@ -184,7 +184,12 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
     for (order_id, (order, index)) in &orders {
         if !order.cancelled {
             let order_number = OrderId { section: sections[*index].key, number: order.order };
-            runtime.block_on(sections[*index].call(Cancel { order: order_number })).unwrap().expect("refund");
+            runtime
+                .block_on(
+                    sections[*index].call(Cancel { order: order_number, by: hakken_engine::wal::ActorRecord::Admin }),
+                )
+                .unwrap()
+                .expect("refund");
             acks.cancelling.insert(order_id.clone());
             acks.cancelled.insert(order_id.clone());
         }

@@ -9,13 +9,16 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hakken_engine::actor::SetTerms;
+use hakken_engine::audit;
 use hakken_engine::clock::Millis;
-use hakken_engine::event::{parse_instant, Event, OnSaleWindow, TicketType};
+use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType};
 use hakken_engine::registry::RegistryError;
+use hakken_engine::wal::ActorRecord;
 
 use crate::http::app::{call, App, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::http::guard::require_admin;
+use crate::http::tickets::append_audit;
 use crate::http::views::{
     event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,
 };
@@ -101,7 +104,9 @@ pub async fn create_event(
     };
     event.check(&venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
     let id = event.id.clone();
+    let detail = format!("venue {}, starts {}", event.venue_id, format_instant(event.starts_at));
     change(app, move |registry| registry.add_event(event).map(|_| ()).map_err(registry_error)).await?;
+    admin_audit(app, &id, "event_create", detail).await?;
     tracing::info!(event = %id, "event created");
     let catalogue = app.catalogue();
     let view = catalogue.event(&id)?;
@@ -123,7 +128,7 @@ pub async fn update_event(
     require_admin(&shared, &headers)?;
     let app = shared.app()?;
     let on_sale = request.on_sale.as_ref().map(window).transpose()?;
-    apply(&shared, app, &id, move |event| {
+    apply(&shared, app, &id, "event_update", move |event| {
         if let Some(name) = request.name {
             event.name = name;
         }
@@ -155,7 +160,7 @@ pub async fn open_sale(
     require_admin(&shared, &headers)?;
     let app = shared.app()?;
     let now = app.now();
-    apply(&shared, app, &id, move |event| {
+    apply(&shared, app, &id, "sale_open", move |event| {
         event.on_sale.opens_at = now;
         if event.on_sale.closes_at <= now {
             event.on_sale.closes_at = now.saturating_add(365 * 24 * 3600 * 1000);
@@ -178,7 +183,7 @@ pub async fn close_sale(
     require_admin(&shared, &headers)?;
     let app = shared.app()?;
     let now = app.now();
-    apply(&shared, app, &id, move |event| {
+    apply(&shared, app, &id, "sale_close", move |event| {
         event.on_sale.closes_at = now;
         if event.on_sale.opens_at >= now {
             event.on_sale.opens_at = Millis(now.0.saturating_sub(1));
@@ -188,11 +193,19 @@ pub async fn close_sale(
     .await
 }
 
-/// Edits the event, checks it, stores it, then tells its sections.
+/// An admin change in the audit log, durable before the answer.
+async fn admin_audit(app: &App, event: &str, action: &str, detail: String) -> ApiResult<()> {
+    let entry = audit::event_entry(event, app.now().0, &ActorRecord::Admin, action, "ok", detail);
+    append_audit(app, vec![entry]).await
+}
+
+/// Edits the event, checks it, stores it, then tells its sections; `action` names
+/// the change in the audit log.
 async fn apply(
     shared: &Shared,
     app: &Arc<App>,
     id: &str,
+    action: &'static str,
     edit: impl FnOnce(&mut Event) -> ApiResult<()> + Send + 'static,
 ) -> ApiResult<axum::Json<EventResponse>> {
     let id = id.to_string();
@@ -208,6 +221,14 @@ async fn apply(
     for section in &sections {
         call(section, SetTerms { event: event.clone() }, shared.http.retry_after_s).await?;
     }
+    let detail = format!(
+        "name {:?}, on sale {} to {}, prices {:?}",
+        event.name,
+        format_instant(event.on_sale.opens_at),
+        format_instant(event.on_sale.closes_at),
+        event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>()
+    );
+    admin_audit(app, &event.id, action, detail).await?;
     tracing::info!(event = %event.id, "event changed");
     let catalogue = app.catalogue();
     let view = catalogue.event(&event.id)?;
@@ -244,6 +265,7 @@ pub async fn backup(
         .map_err(|_| ApiError::unavailable("internal", "the backup failed", 1))?
         .map_err(|error| ApiError::invalid("backup_failed", error.to_string()))?;
     let bytes = hakken_engine::store::directory_bytes(&path);
+    admin_audit(app, "", "backup", format!("{} bytes into {}", bytes, path.display())).await?;
     tracing::info!(path = %path.display(), bytes, "backup taken");
     Ok((StatusCode::CREATED, axum::Json(BackupResponse { path: request.path, bytes })))
 }

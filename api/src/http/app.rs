@@ -14,10 +14,11 @@ use hakken_engine::clock::Millis;
 use hakken_engine::event::Event;
 use hakken_engine::ids::SectionKey;
 use hakken_engine::registry::Registry;
-use hakken_engine::store::Store;
+use hakken_engine::store::{Store, StoreError};
+use hakken_engine::ticket_code::{EventKey, PublicKey};
 use hakken_engine::venue::Venue;
 
-use crate::config::HttpConfig;
+use crate::config::{GatesConfig, HttpConfig};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::guard::{CustomerLimiter, RouteMetrics};
 use crate::http::idempotency::Idempotency;
@@ -28,6 +29,9 @@ pub struct EventView {
     pub venue: Arc<Venue>,
     /// By section index in the venue.
     pub sections: Vec<SectionHandle>,
+    /// Signs the event's ticket codes; its seed lives in the store, never served.
+    pub signing: Arc<EventKey>,
+    pub public_key: PublicKey,
 }
 
 impl EventView {
@@ -46,14 +50,20 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    fn of(registry: &Registry) -> Catalogue {
+    /// Every event of the registry, with its signing key (made and stored the first
+    /// time an event is seen).
+    fn of(registry: &Registry, store: &Store) -> Result<Catalogue, StoreError> {
         let mut catalogue = Catalogue::default();
         let mut keyed = Vec::new();
         for entry in registry.events() {
+            let seed = store.event_key_seed(&entry.event.id, rand::random())?;
+            let signing = Arc::new(EventKey::from_seed(seed));
             let view = Arc::new(EventView {
                 event: entry.event.clone(),
                 venue: entry.venue.clone(),
                 sections: entry.sections.clone(),
+                public_key: signing.public(),
+                signing,
             });
             for (index, section) in entry.sections.iter().enumerate() {
                 keyed.push((section.key, view.clone(), index));
@@ -63,7 +73,7 @@ impl Catalogue {
         keyed.sort_by_key(|(key, _, _)| *key);
         debug_assert!(keyed.iter().enumerate().all(|(position, (key, _, _))| key.0 as usize == position));
         catalogue.by_key = keyed.into_iter().map(|(_, view, index)| (view, index)).collect();
-        catalogue
+        Ok(catalogue)
     }
 
     pub fn event(&self, id: &str) -> ApiResult<&Arc<EventView>> {
@@ -87,16 +97,16 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(registry: Registry, http: &HttpConfig) -> App {
+    pub fn new(registry: Registry, http: &HttpConfig) -> Result<App, StoreError> {
         let store = registry.store().expect("the server's registry is durable").clone();
-        let catalogue = Arc::new(Catalogue::of(&registry));
-        App {
+        let catalogue = Arc::new(Catalogue::of(&registry, &store)?);
+        Ok(App {
             registry: Mutex::new(Some(registry)),
             catalogue: RwLock::new(catalogue),
             idempotency: Arc::new(Idempotency::new(store.clone(), http.idempotency_ttl_s)),
             store,
             limiter: CustomerLimiter::new(http.customer_requests_per_s, http.customer_requests_burst),
-        }
+        })
     }
 
     pub fn catalogue(&self) -> Arc<Catalogue> {
@@ -113,7 +123,11 @@ impl App {
         let mut guard = self.registry.lock().expect("registry lock");
         let registry = guard.as_mut().ok_or_else(shutting_down)?;
         let result = change(registry);
-        *self.catalogue.write().expect("catalogue lock") = Arc::new(Catalogue::of(registry));
+        let catalogue = Catalogue::of(registry, &self.store).map_err(|error| {
+            tracing::error!(%error, "storing an event's signing key failed");
+            ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)
+        })?;
+        *self.catalogue.write().expect("catalogue lock") = Arc::new(catalogue);
         result
     }
 
@@ -154,18 +168,22 @@ where
 pub struct Shared {
     app: OnceLock<Arc<App>>,
     pub http: HttpConfig,
+    pub gates: GatesConfig,
     pub admin_token: String,
+    pub gate_token: String,
     pub in_flight: AtomicUsize,
     pub shutting_down: AtomicBool,
     pub route_metrics: RouteMetrics,
 }
 
 impl Shared {
-    pub fn new(http: HttpConfig, admin_token: String) -> Shared {
+    pub fn new(http: HttpConfig, gates: GatesConfig, admin_token: String, gate_token: String) -> Shared {
         Shared {
             app: OnceLock::new(),
             http,
+            gates,
             admin_token,
+            gate_token,
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),

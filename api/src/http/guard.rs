@@ -127,19 +127,32 @@ impl Drop for InFlightSlot<'_> {
 
 /// Checks `Authorization: Bearer <admin token>` (in constant time).
 pub fn require_admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    if shared.admin_token.is_empty() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "admin_disabled",
-            "admin endpoints are off: no admin token is configured (HAKKEN_ADMIN_TOKEN)",
-        ));
+    require_bearer(&shared.admin_token, headers, "admin", "admin_disabled", "HAKKEN_ADMIN_TOKEN")
+}
+
+/// Checks `Authorization: Bearer <gate token>` (in constant time).
+pub fn require_gate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_bearer(&shared.gate_token, headers, "gate", "gates_disabled", "HAKKEN_GATE_TOKEN")
+}
+
+/// Checks a bearer token; an empty configured token turns the endpoints off (403).
+fn require_bearer(
+    token: &str,
+    headers: &HeaderMap,
+    role: &str,
+    disabled_code: &'static str,
+    variable: &str,
+) -> Result<(), ApiError> {
+    if token.is_empty() {
+        let message = format!("{role} endpoints are off: no {role} token is configured ({variable})");
+        return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, disabled_code, message));
     }
     let given =
         headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        None => Err(ApiError::unauthorized("this endpoint needs `Authorization: Bearer <admin token>`")),
-        Some(token) if constant_time_eq(token.as_bytes(), shared.admin_token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("the admin token is wrong")),
+        None => Err(ApiError::unauthorized(format!("this endpoint needs `Authorization: Bearer <{role} token>`"))),
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized(format!("the {role} token is wrong"))),
     }
 }
 

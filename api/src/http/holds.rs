@@ -17,6 +17,7 @@ use hakken_engine::ids::{CustomerId, HoldId, OrderId};
 use hakken_engine::inventory::{Buyer, HoldError, HoldRefused, OrderError, OrderState};
 use hakken_engine::registry::{resolve_seats, SeatLookupError};
 use hakken_engine::venue::SectionKind;
+use hakken_engine::wal::ActorRecord;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -362,13 +363,17 @@ pub async fn cancel_order(
     let retry = shared.http.retry_after_s;
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order = call(section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found)?;
-    if customer.is_some_and(|customer| customer != order.customer) {
+    if customer.as_ref().is_some_and(|customer| *customer != order.customer) {
         return Err(not_found());
     }
     if order.state == OrderState::Cancelled {
         return Err(ApiError::conflict("order_cancelled", "the order is already cancelled"));
     }
-    let cancelled = call(section, Cancel { order: order_id }, retry).await?.map_err(|error| match error {
+    let by = match &customer {
+        Some(customer) => ActorRecord::Customer(customer.0.to_string()),
+        None => ActorRecord::Admin,
+    };
+    let cancelled = call(section, Cancel { order: order_id, by }, retry).await?.map_err(|error| match error {
         OrderError::NotFound => not_found(),
         OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
     })?;

@@ -9,6 +9,8 @@ pub mod events;
 pub mod guard;
 pub mod holds;
 pub mod idempotency;
+pub mod render;
+pub mod tickets;
 pub mod views;
 
 use std::sync::{Arc, OnceLock};
@@ -36,7 +38,9 @@ use crate::http::views::HealthResponse;
     tags((name = "events", description = "Events, availability, seat maps"),
         (name = "holds", description = "Timed holds on seats"),
         (name = "orders", description = "Confirmed orders and refunds"),
-        (name = "admin", description = "Event setup and operations (admin token)"),
+        (name = "tickets", description = "Tickets: signed codes, QR and barcode images, printable pages, reissue"),
+        (name = "gates", description = "Entry scans, offline batches and gate bundles (gate token)"),
+        (name = "admin", description = "Event setup, operations and the audit log (admin token)"),
         (name = "health", description = "Liveness and readiness"))
 )]
 struct ApiDoc;
@@ -46,10 +50,12 @@ struct AdminToken;
 impl Modify for AdminToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        for scheme in ["admin_token", "gate_token"] {
+            components.add_security_scheme(
+                scheme,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
     }
 }
 
@@ -71,6 +77,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(admin::open_sale))
         .routes(routes!(admin::close_sale))
         .routes(routes!(admin::backup))
+        .routes(routes!(tickets::get_ticket))
+        .routes(routes!(tickets::ticket_qr_svg))
+        .routes(routes!(tickets::ticket_qr_png))
+        .routes(routes!(tickets::ticket_barcode_svg))
+        .routes(routes!(tickets::ticket_page))
+        .routes(routes!(tickets::reissue_ticket))
+        .routes(routes!(tickets::scan))
+        .routes(routes!(tickets::scan_batch))
+        .routes(routes!(tickets::gate_bundle))
+        .routes(routes!(tickets::audit_log))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let document = serde_json::to_vec(&openapi).expect("the OpenAPI document serializes");

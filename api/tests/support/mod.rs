@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const GATE_TOKEN: &str = "test-gate-token";
 pub const EVENT: &str = "demo-2027";
 
 pub fn repo_root() -> PathBuf {
@@ -59,6 +60,9 @@ impl Server {
             .env("HAKKEN_LISTEN", "127.0.0.1:0")
             .env("HAKKEN_METRICS_LISTEN", "127.0.0.1:0")
             .env("HAKKEN_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HAKKEN_GATE_TOKEN", GATE_TOKEN)
+            // The demo event is in 2027: let its doors be open for the tests.
+            .env("HAKKEN_GATES_DOORS_OPEN_BEFORE_START_S", "315360000")
             .env("HAKKEN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -132,6 +136,12 @@ impl Server {
 
     pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
         self.request("POST", path, headers, Some(&body.to_string()))
+    }
+
+    /// A request with the gate token.
+    pub fn gate(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {GATE_TOKEN}");
+        self.request(method, path, &[("Authorization", &auth)], body.map(|body| body.to_string()).as_deref())
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
@@ -212,6 +222,8 @@ pub struct Reply {
     pub text: String,
     /// `Null` when the body is not JSON.
     pub json: Value,
+    /// The body as received (images).
+    pub body: Vec<u8>,
 }
 
 impl Reply {
@@ -270,7 +282,7 @@ fn parse_reply(raw: &[u8]) -> Option<Reply> {
     }
     let text = String::from_utf8_lossy(&body).to_string();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Some(Reply { status, headers, text, json })
+    Some(Reply { status, headers, text, json, body })
 }
 
 fn dechunk(mut body: &[u8]) -> Vec<u8> {

@@ -110,7 +110,9 @@ async fn one_buyer(sections: &[SectionHandle], customer: CustomerId, rng: &mut S
                 // Refunds keep seats coming back, so later cycles still sell.
                 if rng.gen_bool(0.7) {
                     say(out, format!("cancelling {}", order.id));
-                    if let Ok(Ok(cancelled)) = section.call(Cancel { order: order.id }).await {
+                    if let Ok(Ok(cancelled)) =
+                        section.call(Cancel { order: order.id, by: hakken_engine::wal::ActorRecord::Admin }).await
+                    {
                         say(out, format!("C {}", cancelled.id));
                     }
                 }
