@@ -186,6 +186,14 @@ fn reissue_kills_the_old_code_and_cancel_kills_every_code() {
     let new = reissued.json["ticket"]["code"].as_str().unwrap().to_string();
     assert_eq!(reissued.json["ticket"]["version"], 1);
     assert_ne!(new, old);
+    // An offline gate checks codes with the bundle's public key alone.
+    let key = hakken_engine::ticket_code::PublicKey::from_text(bundle.json["public_keys"][0].as_str().unwrap())
+        .expect("a public key");
+    let claim = hakken_engine::ticket_code::verify(&new, &key).expect("the new code verifies offline");
+    assert_eq!((claim.ticket_id(), claim.version), (id.clone(), 1));
+    for forged in altered_codes(&new) {
+        assert!(hakken_engine::ticket_code::verify(&forged, &key).is_err(), "{forged}");
+    }
     assert_eq!(scan(&server, &old, "west-1", "s1")["result"], "revoked");
     assert_eq!(scan(&server, &new, "west-1", "s2")["result"], "admitted");
     // A used ticket is not reissued.

@@ -161,7 +161,7 @@ pub fn is_admin(shared: &Shared, headers: &HeaderMap) -> bool {
     !shared.admin_token.is_empty() && require_admin(shared, headers).is_ok()
 }
 
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
