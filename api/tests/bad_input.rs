@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Server, ADMIN_TOKEN, EVENT};
+use support::{Server, ADMIN_TOKEN, EVENT, GATE_TOKEN};
 
 struct Case {
     name: &'static str,
@@ -262,6 +262,68 @@ fn each_bad_input_gets_its_documented_error_and_changes_nothing() {
                 Some(&event_body.replace("2027-01-01T00:00:00Z", "soon")),
                 422,
                 "invalid_time",
+            ),
+            "Authorization",
+            &format!("Bearer {ADMIN_TOKEN}"),
+        ),
+        case("ticket without customer", "GET", "/v1/tickets/t0-0-0", None, 422, "missing_customer"),
+        case("unknown ticket", "GET", "/v1/tickets/t0-ffff-0?customer=a", None, 404, "ticket_not_found"),
+        case("garbage ticket id", "GET", "/v1/tickets/t0-0-x/qr.png?customer=a", None, 404, "ticket_not_found"),
+        case("reissue without proof", "POST", "/v1/tickets/t0-0-0/reissue", Some("{}"), 404, "ticket_not_found"),
+        case("scan without gate token", "POST", "/v1/scan", Some(r#"{"code": "x", "gate": "g"}"#), 401, "unauthorized"),
+        with_header(
+            case(
+                "scan with the admin token",
+                "POST",
+                "/v1/scan",
+                Some(r#"{"code": "x", "gate": "g"}"#),
+                401,
+                "unauthorized",
+            ),
+            "Authorization",
+            &format!("Bearer {ADMIN_TOKEN}"),
+        ),
+        with_header(
+            case("scan without gate", "POST", "/v1/scan", Some(r#"{"code": "x"}"#), 422, "invalid_body"),
+            "Authorization",
+            &format!("Bearer {GATE_TOKEN}"),
+        ),
+        with_header(
+            case(
+                "scan at a blank gate",
+                "POST",
+                "/v1/scan",
+                Some(r#"{"code": "x", "gate": " "}"#),
+                422,
+                "invalid_scan",
+            ),
+            "Authorization",
+            &format!("Bearer {GATE_TOKEN}"),
+        ),
+        with_header(
+            case("empty offline batch", "POST", "/v1/scan/batch", Some(r#"{"scans": []}"#), 422, "invalid_batch"),
+            "Authorization",
+            &format!("Bearer {GATE_TOKEN}"),
+        ),
+        with_header(
+            case("bundle of no event", "GET", "/v1/events/nope/gate-bundle", None, 404, "event_not_found"),
+            "Authorization",
+            &format!("Bearer {GATE_TOKEN}"),
+        ),
+        case("audit without token", "GET", &format!("/v1/events/{EVENT}/audit"), None, 401, "unauthorized"),
+        with_header(
+            case("audit page of 0", "GET", &format!("/v1/events/{EVENT}/audit?limit=0"), None, 422, "invalid_limit"),
+            "Authorization",
+            &format!("Bearer {ADMIN_TOKEN}"),
+        ),
+        with_header(
+            case(
+                "audit of a bad ticket id",
+                "GET",
+                &format!("/v1/events/{EVENT}/audit?ticket=x"),
+                None,
+                422,
+                "invalid_ticket",
             ),
             "Authorization",
             &format!("Bearer {ADMIN_TOKEN}"),

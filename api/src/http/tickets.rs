@@ -355,8 +355,10 @@ fn image(content_type: &'static str, body: Vec<u8>) -> Response {
     ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-fn render_error(error: render::RenderError) -> ApiError {
-    ApiError::invalid("unrenderable", error.to_string())
+/// A rendered image, or why it could not be made.
+fn render_image(content_type: &'static str, rendered: Result<Vec<u8>, render::RenderError>) -> ApiResult<Response> {
+    let body = rendered.map_err(|error| ApiError::invalid("unrenderable", error.to_string()))?;
+    Ok(image(content_type, body))
 }
 
 /// The ticket's QR code (its signed code) as SVG.
@@ -370,7 +372,7 @@ pub async fn ticket_qr_svg(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
-    Ok(image("image/svg+xml", render::qr_svg(&ticket.code).map_err(render_error)?.into_bytes()))
+    render_image("image/svg+xml", render::qr_svg(&ticket.code).map(String::into_bytes))
 }
 
 /// The ticket's QR code as PNG.
@@ -384,7 +386,7 @@ pub async fn ticket_qr_png(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
-    Ok(image("image/png", render::qr_png(&ticket.code, QR_PNG_MODULE_PX).map_err(render_error)?))
+    render_image("image/png", render::qr_png(&ticket.code, QR_PNG_MODULE_PX))
 }
 
 /// The ticket's Code 128 barcode (its short reference) as SVG, for printed tickets.
@@ -398,7 +400,7 @@ pub async fn ticket_barcode_svg(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
-    Ok(image("image/svg+xml", render::code128_svg(&ticket.barcode).map_err(render_error)?.into_bytes()))
+    render_image("image/svg+xml", render::code128_svg(&ticket.barcode).map(String::into_bytes))
 }
 
 /// A printable ticket page (HTML, no external resources).
