@@ -188,3 +188,26 @@ async fn a_stalled_server_makes_timeouts_and_drops() {
     assert!(get.latency_all_us.p50 >= 100_000, "timeouts are measured: {:?}", get.latency_all_us);
     drop(listener);
 }
+
+/// Scans: every arrival posts the next code; a 200 counts as a success, by its result.
+#[tokio::test]
+async fn scans_post_each_code_and_count_results() {
+    let scans = Arc::new(AtomicU64::new(0));
+    let seen = scans.clone();
+    let handler: Handler = Arc::new(move |method: &Method, path: &str| {
+        assert_eq!((method, path), (&Method::POST, "/v1/scan"));
+        let n = seen.fetch_add(1, Ordering::Relaxed);
+        let result = if n % 3 == 2 { "already_admitted" } else { "admitted" };
+        (StatusCode::OK, Bytes::from(format!(r#"{{"result": "{result}"}}"#)))
+    });
+    let target = start(handler).await;
+    let codes = Arc::new(vec!["HK1.a".to_string(), "HK1.b".to_string()]);
+    let workload = Workload::Scans { codes, gate_token: "t".into(), gates: 4 };
+    let report = driver::run(config(target, workload), std::future::pending()).await.expect("run");
+    let scan = step(&report, "scan");
+    assert_eq!((scan.counts.sent, scan.counts.success, scan.unfinished), (MEASURED, MEASURED, 0));
+    let results: u64 = scan.error_codes.iter().filter(|(code, _)| code.starts_with("200 ")).map(|(_, n)| n).sum();
+    assert_eq!(results, MEASURED);
+    assert!(scan.error_codes.contains_key("200 already_admitted"), "{:?}", scan.error_codes);
+    assert_eq!(scans.load(Ordering::Relaxed), ALL);
+}
