@@ -292,7 +292,7 @@ section_call!(
     |self, inventory, now| {
         let at = self.scanned_at_ms.map_or(now, Millis);
         let outcome = inventory.scan(self.order, self.index, self.version, &self.gate, &self.scan_id, at);
-        let order = inventory.orders().nth(self.order as usize).cloned();
+        let order = inventory.order(OrderId { section: inventory.key(), number: self.order }).cloned();
         (outcome, order)
     },
     actor: |self| ActorRecord::Gate(self.gate.clone())
