@@ -351,3 +351,31 @@ fn tamper_with_an_entry(data_dir: &std::path::Path) {
     store.tamper_audit(2, &wal::encode(&stored)).expect("write");
     store.close();
 }
+
+#[test]
+fn printed_barcodes_and_general_admission_tickets_scan_too() {
+    let server = Server::start(&[]);
+    let hold = server.hold(json!({"customer": "hal", "section": "FLOOR-A", "quantity": 2}));
+    let order = server.confirm(hold["id"].as_str().unwrap(), "hal");
+    let id = first_ticket_id(&order);
+    let ticket = ticket(&server, &id, "hal");
+    assert_eq!((ticket["seat"].clone(), ticket["section"].as_str()), (Value::Null, Some("FLOOR-A")));
+    let page = server.get(&format!("/v1/tickets/{id}/ticket.html?customer=hal"));
+    assert!(page.text.contains("General admission"), "{}", page.text);
+
+    // The printed barcode admits once, like the QR code; a made-up tag never does.
+    let barcode = ticket["barcode"].as_str().unwrap().to_string();
+    assert!(barcode.starts_with(&format!("{id}.0.")), "{barcode}");
+    let mut forged = barcode.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(scan(&server, &String::from_utf8(forged).unwrap(), "door-1", "p-0")["result"], "invalid");
+    let other = order["tickets"][1]["id"].as_str().unwrap();
+    let guessed = format!("{other}.0.AAAAAAAAAAAA");
+    assert_eq!(scan(&server, &guessed, "door-1", "p-1")["result"], "invalid");
+    let admitted = scan(&server, &barcode, "door-1", "p-2");
+    assert_eq!(admitted["result"], "admitted", "{admitted}");
+    assert_eq!(admitted["ticket"]["section"], "FLOOR-A");
+    // The QR code of the same ticket is now a second entry.
+    assert_eq!(scan(&server, ticket["code"].as_str().unwrap(), "door-2", "p-3")["result"], "already_admitted");
+}
