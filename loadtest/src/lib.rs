@@ -1,15 +1,20 @@
-//! hakken-loadtest: drives a hakken server over HTTP, open-loop, and reports what
-//! buyers saw.
+//! hakken-loadtest: rehearses on-sales against a hakken server over HTTP, open-loop,
+//! and reports what buyers saw.
 //!
-//! Today it has the driver (`hakken-loadtest run`): arrivals at a fixed rate, each a
-//! buyer who holds seats and confirms them, latencies measured from each arrival's
-//! scheduled time (no coordinated omission), and a table or JSON report. A generator
-//! of on-sale arrival queues and their replay build on these modules (issue 5).
+//! `generate` writes an on-sale's arrival queue from the event's layout; `replay` plays
+//! it (every buyer at their scheduled time, latencies from when each step was due, so
+//! no coordinated omission) and judges the server's final state; `run` is a fixed-rate
+//! workload (orders, plain GETs, gate scans) for benchmarks.
 //!
+//! - [`queue`]: the queue file format; [`layout`]: an event's sections and seats;
+//!   [`generate`]: seeded spike, steady and ramp queues.
 //! - [`schedule`]: when arrivals are due, and the pacer that launches them.
-//! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections.
-//! - [`stats`]: per-step counters and latency histograms; the report.
-//! - [`driver`]: one run: pacing, the order and plain-GET workloads, draining, the report.
+//! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections; [`wire`]: the API's JSON.
+//! - [`replay`]: buyers of a queue file, the replay report; [`verdict`]: the ledger and
+//!   the consistency rules.
+//! - [`stats`]: per-step counters and latency histograms; [`timeline`] and [`plot`]:
+//!   what happened over time, as JSON and SVG.
+//! - [`driver`]: `run`: pacing, the order, plain-GET and scan workloads, the report.
 //! - [`trivial`]: a minimal server to measure the driver against (`serve-trivial`).
 //! - [`cpu`]: the process's CPU time, for the driver's cost per request.
 //!
