@@ -13,11 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, Uri};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::wire::{self, json, BuyerDetails, ConfirmRequest};
 use tokio::sync::Notify;
@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::client::{Pool, PoolConfig, Reply, Target, IDEMPOTENCY_KEY};
 use crate::cpu::CpuTime;
+use crate::layout::{Layout, SectionKind};
 use crate::schedule::{pace, Arrival, PaceEnd, Schedule};
 use crate::stats::{
     per_second, ArrivalReport, DriverReport, Latency, Live, Outcome, Recorder, Report, RunSettings, Step, StepReport,
@@ -315,40 +316,13 @@ async fn prepare(pool: &Pool, workload: &Workload, timeout: Duration) -> anyhow:
     }
 }
 
-#[derive(Deserialize)]
-struct EventReply {
-    event: EventInfo,
-}
-
-#[derive(Deserialize)]
-struct EventInfo {
-    sections: Vec<SectionInfo>,
-}
-
-#[derive(Deserialize)]
-struct SectionInfo {
-    id: String,
-    kind: String,
-}
-
 /// The ids of the event's reserved sections, from `GET /v1/events/{event}`.
 async fn reserved_sections(pool: &Pool, event: &str, timeout: Duration) -> anyhow::Result<Vec<String>> {
-    let path = format!("/v1/events/{event}");
-    let uri = path.parse().with_context(|| format!("event id {event:?} does not fit in a path"))?;
-    let reply = tokio::time::timeout(timeout, pool.send(pool.request(Method::GET, uri, None)))
-        .await
-        .with_context(|| format!("GET {path}: no reply in {timeout:?}"))?
-        .with_context(|| format!("GET {path}"))?;
-    if !reply.status.is_success() {
-        bail!("GET {path}: {} {}", reply.status, String::from_utf8_lossy(&reply.body));
-    }
-    let reply: EventReply =
-        serde_json::from_slice(&reply.body).with_context(|| format!("GET {path}: not an event with sections"))?;
-    Ok(reply
-        .event
+    let layout = Layout::fetch(pool, event, false, timeout).await?;
+    Ok(layout
         .sections
         .into_iter()
-        .filter(|section| section.kind == "reserved")
+        .filter(|section| section.kind == SectionKind::Reserved)
         .map(|section| section.id)
         .collect())
 }
