@@ -45,8 +45,10 @@ pub const SCAN_BATCH_MAX: usize = 64;
 /// log holds every event's entries; a filter may skip many).
 const AUDIT_PAGE_MAX: usize = 500;
 const AUDIT_SCAN_MAX: usize = 100_000;
-/// Revocations one gate bundle carries at most; a gate asks again from its cursor.
+/// Revocations one gate bundle carries at most, and audit entries it looks at at most
+/// (only reissues and refunds of the event count); a gate asks again from its cursor.
 const BUNDLE_REVOCATIONS_MAX: usize = 50_000;
+const BUNDLE_SCAN_MAX: usize = 1_000_000;
 /// Pixels per QR module of `qr.png`.
 const QR_PNG_MODULE_PX: u32 = 8;
 
@@ -804,7 +806,7 @@ pub async fn gate_bundle(
     // from `since` gives exactly what changed (from 0: everything).
     let reader = app.clone();
     let (entries, next) = tokio::task::spawn_blocking(move || {
-        reader.store.audit_page(since.saturating_add(1), BUNDLE_REVOCATIONS_MAX, AUDIT_SCAN_MAX * 10, |entry| {
+        reader.store.audit_page(since.saturating_add(1), BUNDLE_REVOCATIONS_MAX, BUNDLE_SCAN_MAX, |entry| {
             (entry.action == "reissue" || entry.action == "cancel")
                 && entry.section.is_some_and(|key| keys.contains(&key))
         })
