@@ -63,53 +63,41 @@ fn section_record(section: &Section) -> SectionRecord {
 
 /// Rebuilds the event and venue, refusing a definition that does not hold together.
 pub fn from_definition(definition: &EventDefinition) -> Result<(Event, Venue), String> {
-    let record = &definition.venue;
-    let categories = record.categories.len();
-    let category = |index: u8| {
-        if usize::from(index) < categories {
-            Ok(CategoryIndex(index))
-        } else {
-            Err(format!("category index {index} out of range"))
-        }
-    };
-    let mut sections = Vec::with_capacity(record.sections.len());
-    for section in &record.sections {
-        let kind = match &section.kind {
-            SectionKindRecord::Reserved { rows, seats } => {
-                let mut map = SeatMap { rows: Vec::with_capacity(rows.len()), seats: Vec::with_capacity(seats.len()) };
-                for (row_index, (label, seat_count)) in rows.iter().enumerate() {
-                    let first_seat = map.seats.len() as u32;
-                    let row_seats = seats
-                        .get(first_seat as usize..(first_seat + seat_count) as usize)
-                        .ok_or_else(|| format!("section {}: row {label} runs past the seats", section.id))?;
-                    let mut previous = 0u16;
-                    for seat in row_seats {
-                        if seat.number <= previous {
-                            return Err(format!("section {}: row {label}: seat numbers not ascending", section.id));
-                        }
-                        previous = seat.number;
-                        map.seats.push(Seat {
-                            row: row_index as u16,
-                            number: seat.number,
-                            category: category(seat.category)?,
-                            flags: SeatFlags(seat.flags),
-                            quality: seat.quality,
-                        });
-                    }
-                    map.rows.push(Row { label: label.clone().into_boxed_str(), first_seat, seat_count: *seat_count });
-                }
-                if map.seats.len() != seats.len() {
-                    return Err(format!("section {}: seats not covered by rows", section.id));
-                }
-                SectionKind::Reserved(map)
-            }
-            SectionKindRecord::GeneralAdmission { capacity, category: index } => {
-                SectionKind::GeneralAdmission { capacity: *capacity, category: category(*index)? }
-            }
-        };
-        sections.push(Section { id: section.id.clone(), name: section.name.clone(), kind });
+    let venue = venue_from_record(&definition.venue)?;
+    let event = event_from_record(&definition.event, &venue)?;
+    if event.venue_id != venue.id {
+        return Err(format!("event {} names venue {}, stored with {}", event.id, event.venue_id, venue.id));
     }
-    let venue = Venue {
+    Ok((event, venue))
+}
+
+/// A category index, checked against the venue's categories.
+fn category_of(index: u8, categories: usize) -> Result<CategoryIndex, String> {
+    if usize::from(index) < categories {
+        Ok(CategoryIndex(index))
+    } else {
+        Err(format!("category index {index} out of range"))
+    }
+}
+
+fn venue_from_record(record: &VenueRecord) -> Result<Venue, String> {
+    let categories = record.categories.len();
+    let sections = record
+        .sections
+        .iter()
+        .map(|section| {
+            let kind = match &section.kind {
+                SectionKindRecord::Reserved { rows, seats } => {
+                    SectionKind::Reserved(seat_map_from_record(&section.id, rows, seats, categories)?)
+                }
+                SectionKindRecord::GeneralAdmission { capacity, category } => {
+                    SectionKind::GeneralAdmission { capacity: *capacity, category: category_of(*category, categories)? }
+                }
+            };
+            Ok(Section { id: section.id.clone(), name: section.name.clone(), kind })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Venue {
         id: record.id.clone(),
         name: record.name.clone(),
         categories: record
@@ -118,36 +106,70 @@ pub fn from_definition(definition: &EventDefinition) -> Result<(Event, Venue), S
             .map(|(id, name)| Category { id: id.clone(), name: name.clone() })
             .collect(),
         sections,
-    };
-    let event = &definition.event;
-    let ticket_types = event
+    })
+}
+
+/// A reserved section's rows and seats: each row covers the next `seat_count` seats,
+/// numbered in ascending order, and the rows cover every seat.
+fn seat_map_from_record(
+    section: &str,
+    rows: &[(String, u32)],
+    seats: &[SeatRecord],
+    categories: usize,
+) -> Result<SeatMap, String> {
+    let mut map = SeatMap { rows: Vec::with_capacity(rows.len()), seats: Vec::with_capacity(seats.len()) };
+    for (row_index, (label, seat_count)) in rows.iter().enumerate() {
+        let first_seat = map.seats.len() as u32;
+        let row_seats = seats
+            .get(first_seat as usize..(first_seat + seat_count) as usize)
+            .ok_or_else(|| format!("section {section}: row {label} runs past the seats"))?;
+        let mut previous = 0u16;
+        for seat in row_seats {
+            if seat.number <= previous {
+                return Err(format!("section {section}: row {label}: seat numbers not ascending"));
+            }
+            previous = seat.number;
+            map.seats.push(Seat {
+                row: row_index as u16,
+                number: seat.number,
+                category: category_of(seat.category, categories)?,
+                flags: SeatFlags(seat.flags),
+                quality: seat.quality,
+            });
+        }
+        map.rows.push(Row { label: label.clone().into_boxed_str(), first_seat, seat_count: *seat_count });
+    }
+    if map.seats.len() != seats.len() {
+        return Err(format!("section {section}: seats not covered by rows"));
+    }
+    Ok(map)
+}
+
+fn event_from_record(record: &EventRecord, venue: &Venue) -> Result<Event, String> {
+    let ticket_types = record
         .ticket_types
         .iter()
         .map(|ticket_type| {
             Ok(TicketType {
                 id: ticket_type.id.clone(),
                 name: ticket_type.name.clone(),
-                category: category(ticket_type.category)?,
+                category: category_of(ticket_type.category, venue.categories.len())?,
                 price_minor: ticket_type.price_minor,
             })
         })
         .collect::<Result<_, String>>()?;
-    let event = Event {
-        id: event.id.clone(),
-        name: event.name.clone(),
-        venue_id: event.venue_id.clone(),
-        starts_at: Millis(event.starts_at_ms),
+    Ok(Event {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        venue_id: record.venue_id.clone(),
+        starts_at: Millis(record.starts_at_ms),
         on_sale: OnSaleWindow {
-            opens_at: Millis(event.on_sale_opens_at_ms),
-            closes_at: Millis(event.on_sale_closes_at_ms),
+            opens_at: Millis(record.on_sale_opens_at_ms),
+            closes_at: Millis(record.on_sale_closes_at_ms),
         },
-        currency: event.currency.clone(),
+        currency: record.currency.clone(),
         ticket_types,
-    };
-    if event.venue_id != venue.id {
-        return Err(format!("event {} names venue {}, stored with {}", event.id, event.venue_id, venue.id));
-    }
-    Ok((event, venue))
+    })
 }
 
 #[cfg(test)]
