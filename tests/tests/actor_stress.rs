@@ -2,17 +2,18 @@
 //! `HAKKEN_STRESS_OPS` sets operations per buyer (default keeps CI short).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use hakken_engine::actor::{
-    Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, Snapshot, Sweep, Unavailable,
+    Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, SectionHandle, Snapshot, Sweep, Unavailable,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
-use hakken_engine::ids::CustomerId;
+use hakken_engine::ids::{CustomerId, OrderId};
 use hakken_engine::inventory::Buyer;
-use hakken_engine::inventory::{seat_code, Inventory, Stock, Units};
+use hakken_engine::inventory::{seat_code, Availability, Granted, HoldRefused, Inventory, Stock, Units};
 use hakken_engine::lockfree::SeatState;
 use hakken_engine::registry::Registry;
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -32,11 +33,7 @@ fn registry(config: EngineConfig, clock: Clock) -> Registry {
 }
 
 /// Retries while the section is busy, as a well-behaved client would.
-async fn call<C: SectionCall + Clone>(
-    handle: &hakken_engine::actor::SectionHandle,
-    call: C,
-    busy: &std::sync::atomic::AtomicU64,
-) -> C::Reply
+async fn call<C: SectionCall + Clone>(handle: &SectionHandle, call: C, busy: &AtomicU64) -> C::Reply
 where
     hakken_engine::actor::SectionActor: actix::Handler<hakken_engine::actor::Call<C>>,
 {
@@ -44,13 +41,16 @@ where
         match handle.call(call.clone()).await {
             Ok(reply) => return reply,
             Err(Unavailable::Busy) => {
-                busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                busy.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
             Err(error @ (Unavailable::Stopped | Unavailable::Storage(_))) => panic!("{error}"),
         }
     }
 }
+
+/// What the buyers were told: (section index, units, order) per confirmed order.
+type Confirmed = Arc<Mutex<Vec<(usize, Units, OrderId)>>>;
 
 #[test]
 fn concurrent_buyers_never_oversell() {
@@ -66,122 +66,125 @@ fn concurrent_buyers_never_oversell() {
     };
     let registry = Arc::new(registry(config, clock.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let confirmed: Arc<Mutex<Vec<(usize, Units, hakken_engine::ids::OrderId)>>> = Arc::default();
-    let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let confirmed: Confirmed = Arc::default();
+    let busy = Arc::new(AtomicU64::new(0));
 
     runtime.block_on(async {
-        let mut buyers = Vec::new();
-        for buyer in 0..BUYERS {
-            let (registry, clock, confirmed, busy) = (registry.clone(), clock.clone(), confirmed.clone(), busy.clone());
-            buyers.push(tokio::spawn(async move {
-                let mut rng = SmallRng::seed_from_u64(buyer as u64);
-                let event = registry.event("open").unwrap();
-                for op in 0..ops_per_buyer {
-                    let customer = CustomerId::new(&format!("b{buyer}-{op}"));
-                    let section = rng.gen_range(0..event.sections.len());
-                    let handle = &event.sections[section];
-                    let granted = match section {
-                        4 => {
-                            call(
-                                handle,
-                                HoldQuantity { customer: customer.clone(), quantity: rng.gen_range(1..5) },
-                                &busy,
-                            )
-                            .await
-                        }
-                        _ if rng.gen_bool(0.5) => {
-                            let first = rng.gen_range(0..(SHAPE.rows * SHAPE.seats_per_row) as u32 - 1);
-                            let seats = vec![first, first + 1];
-                            call(handle, HoldSeats { customer: customer.clone(), seats }, &busy).await
-                        }
-                        _ => {
-                            let request = BestRequest {
-                                quantity: rng.gen_range(1..5),
-                                category: None,
-                                accessible: false,
-                                adjacent: rng.gen_bool(0.7),
-                            };
-                            call(handle, HoldBest { customer: customer.clone(), request }, &busy).await
-                        }
-                    };
-                    let Ok(granted) = granted else { continue };
-                    let hold = granted.hold.id;
-                    match rng.gen_range(0..10) {
-                        0..=5 => {
-                            if let Ok(order) =
-                                call(handle, Confirm { hold, customer, buyer: Buyer::default() }, &busy).await
-                            {
-                                confirmed.lock().unwrap().push((section, order.units, order.id));
-                            }
-                        }
-                        6..=7 => {
-                            let _ = call(handle, Release { hold, customer }, &busy).await;
-                        }
-                        // Abandoned: the hold expires as time moves on.
-                        _ => clock.advance(rng.gen_range(0..3_000)),
-                    }
-                }
-            }));
-        }
+        let buyers: Vec<_> = (0..BUYERS)
+            .map(|buyer| {
+                let (registry, clock, confirmed, busy) =
+                    (registry.clone(), clock.clone(), confirmed.clone(), busy.clone());
+                tokio::spawn(async move { buy(buyer, ops_per_buyer, &registry, &clock, &confirmed, &busy).await })
+            })
+            .collect();
         for buyer in buyers {
             buyer.await.unwrap();
         }
         // Let every hold expire and be swept, then check the final state.
         clock.advance(60_000);
         let event = registry.event("open").unwrap();
+        let mut snapshots = Vec::new();
         for handle in &event.sections {
             call(handle, Sweep {}, &busy).await;
+            snapshots.push(call(handle, Snapshot {}, &busy).await);
         }
-        let snapshots: Vec<_> = {
-            let mut snapshots = Vec::new();
-            for handle in &event.sections {
-                snapshots.push(call(handle, Snapshot {}, &busy).await);
-            }
-            snapshots
-        };
-
         let confirmed = confirmed.lock().unwrap();
-        let mut owner: HashMap<(usize, u32), hakken_engine::ids::OrderId> = HashMap::new();
-        let mut ga_sold = 0;
-        for (section, units, order) in confirmed.iter() {
-            match units {
-                Units::Seats(seats) => {
-                    for &seat in seats {
-                        assert!(
-                            owner.insert((*section, seat), *order).is_none(),
-                            "seat {seat} of section {section} sold twice"
-                        );
-                    }
-                }
-                Units::Quantity(quantity) => ga_sold += quantity,
-            }
-        }
-        for (section, handle) in event.sections.iter().enumerate() {
-            let (availability, codes) = &snapshots[section];
-            assert_eq!(availability.total.held, 0, "all holds expired");
-            match &handle.state.stock {
-                Stock::Seats(states) => {
-                    for seat in 0..states.len() as u32 {
-                        let expected = owner.get(&(section, seat)).map(|order| SeatState::Sold { order: order.number });
-                        assert_eq!(states.load(seat), expected.unwrap_or(SeatState::Free));
-                        let code = if expected.is_some() { seat_code::SOLD } else { seat_code::FREE };
-                        assert_eq!(codes[seat as usize], code);
-                    }
-                    let sold = owner.keys().filter(|(s, _)| *s == section).count() as u32;
-                    assert_eq!(availability.total.sold, sold);
-                }
-                Stock::GeneralAdmission(stock) => {
-                    assert_eq!(stock.counts().sold, ga_sold);
-                    assert!(ga_sold <= SHAPE.ga_capacity);
-                    assert_eq!(availability.total.sold, ga_sold);
-                }
-            }
-        }
+        check_final_state(&event.sections, &snapshots, &confirmed);
         assert!(!confirmed.is_empty());
-        eprintln!("{} orders, {} busy retries", confirmed.len(), busy.load(std::sync::atomic::Ordering::Relaxed));
+        eprintln!("{} orders, {} busy retries", confirmed.len(), busy.load(Ordering::Relaxed));
     });
     drop(runtime);
     Arc::try_unwrap(registry).ok().expect("registry still shared").shutdown();
+}
+
+/// One buyer's random operations: a hold of some kind, then confirm, release or abandon.
+async fn buy(buyer: usize, ops: usize, registry: &Registry, clock: &Clock, confirmed: &Confirmed, busy: &AtomicU64) {
+    let mut rng = SmallRng::seed_from_u64(buyer as u64);
+    let event = registry.event("open").unwrap();
+    for op in 0..ops {
+        let customer = CustomerId::new(&format!("b{buyer}-{op}"));
+        let section = rng.gen_range(0..event.sections.len());
+        let handle = &event.sections[section];
+        let Ok(granted) = hold_something(handle, section, customer.clone(), &mut rng, busy).await else { continue };
+        let hold = granted.hold.id;
+        match rng.gen_range(0..10) {
+            0..=5 => {
+                if let Ok(order) = call(handle, Confirm { hold, customer, buyer: Buyer::default() }, busy).await {
+                    confirmed.lock().unwrap().push((section, order.units, order.id));
+                }
+            }
+            6..=7 => {
+                let _ = call(handle, Release { hold, customer }, busy).await;
+            }
+            // Abandoned: the hold expires as time moves on.
+            _ => clock.advance(rng.gen_range(0..3_000)),
+        }
+    }
+}
+
+/// A GA quantity in the standing section, else two given seats or a best-available choice.
+async fn hold_something(
+    handle: &SectionHandle,
+    section: usize,
+    customer: CustomerId,
+    rng: &mut SmallRng,
+    busy: &AtomicU64,
+) -> Result<Granted, HoldRefused> {
+    if section == 4 {
+        return call(handle, HoldQuantity { customer, quantity: rng.gen_range(1..5) }, busy).await;
+    }
+    if rng.gen_bool(0.5) {
+        let first = rng.gen_range(0..(SHAPE.rows * SHAPE.seats_per_row) as u32 - 1);
+        return call(handle, HoldSeats { customer, seats: vec![first, first + 1] }, busy).await;
+    }
+    let request =
+        BestRequest { quantity: rng.gen_range(1..5), category: None, accessible: false, adjacent: rng.gen_bool(0.7) };
+    call(handle, HoldBest { customer, request }, busy).await
+}
+
+/// Every confirmed seat is sold to its one order, every other seat is free, and the
+/// counts agree, in the seat words and in the snapshot's seat codes.
+fn check_final_state(
+    sections: &[SectionHandle],
+    snapshots: &[(Availability, Vec<u8>)],
+    confirmed: &[(usize, Units, OrderId)],
+) {
+    let mut owner: HashMap<(usize, u32), OrderId> = HashMap::new();
+    let mut ga_sold = 0;
+    for (section, units, order) in confirmed {
+        match units {
+            Units::Seats(seats) => {
+                for &seat in seats {
+                    assert!(
+                        owner.insert((*section, seat), *order).is_none(),
+                        "seat {seat} of section {section} sold twice"
+                    );
+                }
+            }
+            Units::Quantity(quantity) => ga_sold += quantity,
+        }
+    }
+    for (section, handle) in sections.iter().enumerate() {
+        let (availability, codes) = &snapshots[section];
+        assert_eq!(availability.total.held, 0, "all holds expired");
+        match &handle.state.stock {
+            Stock::Seats(states) => {
+                for seat in 0..states.len() as u32 {
+                    let expected = owner.get(&(section, seat)).map(|order| SeatState::Sold { order: order.number });
+                    assert_eq!(states.load(seat), expected.unwrap_or(SeatState::Free));
+                    let code = if expected.is_some() { seat_code::SOLD } else { seat_code::FREE };
+                    assert_eq!(codes[seat as usize], code);
+                }
+                let sold = owner.keys().filter(|(s, _)| *s == section).count() as u32;
+                assert_eq!(availability.total.sold, sold);
+            }
+            Stock::GeneralAdmission(stock) => {
+                assert_eq!(stock.counts().sold, ga_sold);
+                assert!(ga_sold <= SHAPE.ga_capacity);
+                assert_eq!(availability.total.sold, ga_sold);
+            }
+        }
+    }
 }
 
 /// A call that parks the actor until the test lets it go.
