@@ -26,7 +26,7 @@ use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::OrderId;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{StorageConfig, Store};
-use hakken_engine::wal::{SectionSnapshot, UnitsRecord};
+use hakken_engine::wal::{HoldRecord, OrderRecord, SectionSnapshot, UnitsRecord};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -97,6 +97,12 @@ fn units_text(units: &UnitsRecord) -> String {
     }
 }
 
+/// Orders and holds of the recovered store, by their API ids, with their section index.
+struct Recovered<'a> {
+    orders: HashMap<String, (&'a OrderRecord, usize)>,
+    holds: HashMap<String, (&'a HoldRecord, usize)>,
+}
+
 /// Recovers the directory in this process and checks it against the acknowledgements;
 /// then refunds every order (as an operator would), so the next cycle still sells.
 fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
@@ -109,8 +115,30 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
     let exported: Vec<SectionSnapshot> =
         sections.iter().map(|section| runtime.block_on(section.call(Export {})).unwrap()).collect();
 
-    let mut orders = HashMap::new();
-    let mut holds = HashMap::new();
+    let recovered = recovered(&sections, &exported);
+    check_orders(&sections, &recovered, acks);
+    let live = check_holds(&sections, &recovered, acks, now_s);
+    for (order_id, (order, index)) in &recovered.orders {
+        if !order.cancelled {
+            let order_number = OrderId { section: sections[*index].key, number: order.order };
+            runtime
+                .block_on(
+                    sections[*index].call(Cancel { order: order_number, by: hakken_engine::wal::ActorRecord::Admin }),
+                )
+                .unwrap()
+                .expect("refund");
+            acks.cancelling.insert(order_id.clone());
+            acks.cancelled.insert(order_id.clone());
+        }
+    }
+    registry.shutdown();
+    (acks.orders.len(), live)
+}
+
+/// Indexes the recovered sections, checking on the way that no seat is sold or held
+/// twice and general admission is within its capacity.
+fn recovered<'a>(sections: &[SectionHandle], exported: &'a [SectionSnapshot]) -> Recovered<'a> {
+    let mut recovered = Recovered { orders: HashMap::new(), holds: HashMap::new() };
     for (index, snapshot) in exported.iter().enumerate() {
         let key = sections[index].key.0;
         let mut owned: HashSet<u32> = HashSet::new();
@@ -126,7 +154,7 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
             }
         }
         for order in &snapshot.orders {
-            orders.insert(format!("o{key:x}-{:x}", order.order), (order, index));
+            recovered.orders.insert(format!("o{key:x}-{:x}", order.order), (order, index));
         }
         for hold in &snapshot.holds {
             match &hold.units {
@@ -137,16 +165,21 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
                 }
                 UnitsRecord::Quantity(quantity) => ga_units += quantity,
             }
-            holds.insert(format!("h{key:x}-{:x}", hold.hold), (hold, index));
+            recovered.holds.insert(format!("h{key:x}-{:x}", hold.hold), (hold, index));
         }
         if index == GA_SECTION {
             assert!(ga_units <= GA_CAPACITY, "GA over capacity: {ga_units}");
         }
     }
+    recovered
+}
 
+/// Every acknowledged order is there with its hold's seats and customer; every
+/// acknowledged refund stuck, and nothing was refunded that nobody asked to refund.
+fn check_orders(sections: &[SectionHandle], recovered: &Recovered<'_>, acks: &Acks) {
     for (order_id, (hold_id, section)) in &acks.orders {
         let (order, found_section) =
-            orders.get(order_id).unwrap_or_else(|| panic!("acknowledged order {order_id} lost"));
+            recovered.orders.get(order_id).unwrap_or_else(|| panic!("acknowledged order {order_id} lost"));
         assert_eq!(found_section, section);
         assert_eq!(&format!("h{:x}-{:x}", sections[*section].key.0, order.hold), hold_id, "order {order_id}");
         let acked_hold = &acks.holds[hold_id];
@@ -159,8 +192,16 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
             assert!(acks.cancelling.contains(order_id), "order {order_id} cancelled though nobody asked");
         }
     }
-    let confirmed_holds: HashSet<String> =
-        orders.values().map(|(order, index)| format!("h{:x}-{:x}", sections[*index].key.0, order.hold)).collect();
+}
+
+/// Every acknowledged hold that should still be live is, unchanged, unless its release
+/// was asked for; no hold was confirmed that nobody confirmed. Returns the live holds.
+fn check_holds(sections: &[SectionHandle], recovered: &Recovered<'_>, acks: &Acks, now_s: u64) -> usize {
+    let confirmed_holds: HashSet<String> = recovered
+        .orders
+        .values()
+        .map(|(order, index)| format!("h{:x}-{:x}", sections[*index].key.0, order.hold))
+        .collect();
     let mut live = 0;
     for (hold_id, acked) in &acks.holds {
         if confirmed_holds.contains(hold_id) {
@@ -171,7 +212,7 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
         if acked.expires_at_s <= now_s + 1 {
             continue;
         }
-        match holds.get(hold_id) {
+        match recovered.holds.get(hold_id) {
             Some((hold, index)) => {
                 live += 1;
                 assert_eq!(*index, acked.section);
@@ -181,21 +222,7 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
             None => assert!(acks.releasing.contains(hold_id), "acknowledged live hold {hold_id} {acked:?} lost"),
         }
     }
-    for (order_id, (order, index)) in &orders {
-        if !order.cancelled {
-            let order_number = OrderId { section: sections[*index].key, number: order.order };
-            runtime
-                .block_on(
-                    sections[*index].call(Cancel { order: order_number, by: hakken_engine::wal::ActorRecord::Admin }),
-                )
-                .unwrap()
-                .expect("refund");
-            acks.cancelling.insert(order_id.clone());
-            acks.cancelled.insert(order_id.clone());
-        }
-    }
-    registry.shutdown();
-    (acks.orders.len(), live)
+    live
 }
 
 #[test]
