@@ -151,57 +151,8 @@ impl World {
     fn apply(&mut self, op: &Op) {
         let now = self.now;
         match op {
-            Op::HoldSeats { customer: c, seats } => {
-                let takeable_before: Vec<bool> = seats.iter().map(|&s| self.seat_state(s).is_takeable(now.0)).collect();
-                let result = self.reserved.hold_seats(&customer(*c), seats, now);
-                match result {
-                    Ok(granted) => {
-                        assert!(takeable_before.iter().all(|&t| t), "granted a seat that was not takeable");
-                        assert_eq!(granted.hold.units, Units::Seats(seats.clone()));
-                    }
-                    Err(HoldRefused::SeatsUnavailable { seats: unavailable }) => {
-                        let expected: Vec<u32> =
-                            seats.iter().zip(&takeable_before).filter(|(_, &t)| !t).map(|(&s, _)| s).collect();
-                        assert_eq!(unavailable, expected);
-                    }
-                    Err(HoldRefused::CustomerLimit(limit)) => {
-                        assert!(limit.current + seats.len() as u32 > limit.limit);
-                    }
-                    Err(other) => panic!("unexpected refusal {other:?}"),
-                }
-            }
-            Op::HoldBest { customer: c, quantity, adjacent } => {
-                let request =
-                    BestRequest { quantity: *quantity, category: None, accessible: false, adjacent: *adjacent };
-                let free: Vec<bool> = (0..SEATS).map(|s| self.seat_state(s).is_takeable(now.0)).collect();
-                match self.reserved.hold_best(&customer(*c), &request, now) {
-                    Ok(granted) => {
-                        let choice = granted.choice.expect("best-available says why");
-                        assert_eq!(choice.seats.len() as u32, *quantity);
-                        assert!(choice.seats.iter().all(|&s| free[s as usize]));
-                        if *adjacent {
-                            assert!(choice.adjacent);
-                        }
-                        if choice.adjacent {
-                            let row = choice.seats[0] / u32::from(SEATS_PER_ROW);
-                            assert!(choice.seats.iter().all(|&s| s / u32::from(SEATS_PER_ROW) == row));
-                            assert!(choice.seats.windows(2).all(|w| w[1] == w[0] + 1));
-                        }
-                    }
-                    Err(HoldRefused::NoSeatsMatch) => {
-                        let n = *quantity as usize;
-                        let fits_together = free
-                            .chunks(usize::from(SEATS_PER_ROW))
-                            .any(|row| row.windows(n).any(|w| w.iter().all(|&f| f)));
-                        assert!(!fits_together, "refused although {n} adjacent seats were free");
-                        if !*adjacent {
-                            assert!(free.iter().filter(|&&f| f).count() < n);
-                        }
-                    }
-                    Err(HoldRefused::CustomerLimit(_)) => {}
-                    Err(other) => panic!("unexpected refusal {other:?}"),
-                }
-            }
+            Op::HoldSeats { customer: c, seats } => self.hold_seats(*c, seats),
+            Op::HoldBest { customer: c, quantity, adjacent } => self.hold_best(*c, *quantity, *adjacent),
             Op::HoldGa { customer: c, quantity } => match self.ga.hold_quantity(&customer(*c), *quantity, now) {
                 Ok(_) | Err(HoldRefused::SoldOut { .. }) | Err(HoldRefused::CustomerLimit(_)) => {}
                 Err(other) => panic!("unexpected refusal {other:?}"),
@@ -228,21 +179,7 @@ impl World {
                     assert_eq!(order.hold, id);
                 }
             }
-            Op::Cancel { pick } => {
-                let mut orders: Vec<(bool, OrderId)> = self
-                    .reserved
-                    .orders()
-                    .map(|o| (false, o.id))
-                    .chain(self.ga.orders().map(|o| (true, o.id)))
-                    .collect();
-                orders.sort_by_key(|(ga, id)| (*ga, id.number));
-                if let Some(&(ga, id)) = orders.get(*pick) {
-                    let inventory = if ga { &mut self.ga } else { &mut self.reserved };
-                    if let Ok(order) = inventory.cancel(id, now) {
-                        self.check_sellable_again(&order.units, ga);
-                    }
-                }
-            }
+            Op::Cancel { pick } => self.cancel(*pick),
             Op::Sweep => {
                 for hold in self.reserved.sweep(now) {
                     self.check_sellable_again(&hold.units, false);
@@ -252,6 +189,76 @@ impl World {
             Op::Wait { secs } => self.now = self.now.saturating_add(secs * 1000),
         }
         self.check_invariants();
+    }
+
+    /// Holds the given seats: granted iff every one was takeable, else refused naming
+    /// exactly the ones that were not (or for the customer's limit).
+    fn hold_seats(&mut self, c: u8, seats: &[u32]) {
+        let now = self.now;
+        let takeable_before: Vec<bool> = seats.iter().map(|&s| self.seat_state(s).is_takeable(now.0)).collect();
+        match self.reserved.hold_seats(&customer(c), seats, now) {
+            Ok(granted) => {
+                assert!(takeable_before.iter().all(|&t| t), "granted a seat that was not takeable");
+                assert_eq!(granted.hold.units, Units::Seats(seats.to_vec()));
+            }
+            Err(HoldRefused::SeatsUnavailable { seats: unavailable }) => {
+                let expected: Vec<u32> =
+                    seats.iter().zip(&takeable_before).filter(|(_, &t)| !t).map(|(&s, _)| s).collect();
+                assert_eq!(unavailable, expected);
+            }
+            Err(HoldRefused::CustomerLimit(limit)) => {
+                assert!(limit.current + seats.len() as u32 > limit.limit);
+            }
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    /// Best available: what it grants was free (and adjacent when asked or claimed);
+    /// it refuses only when no choice of that shape was free.
+    fn hold_best(&mut self, c: u8, quantity: u32, adjacent: bool) {
+        let now = self.now;
+        let request = BestRequest { quantity, category: None, accessible: false, adjacent };
+        let free: Vec<bool> = (0..SEATS).map(|s| self.seat_state(s).is_takeable(now.0)).collect();
+        match self.reserved.hold_best(&customer(c), &request, now) {
+            Ok(granted) => {
+                let choice = granted.choice.expect("best-available says why");
+                assert_eq!(choice.seats.len() as u32, quantity);
+                assert!(choice.seats.iter().all(|&s| free[s as usize]));
+                if adjacent {
+                    assert!(choice.adjacent);
+                }
+                if choice.adjacent {
+                    let row = choice.seats[0] / u32::from(SEATS_PER_ROW);
+                    assert!(choice.seats.iter().all(|&s| s / u32::from(SEATS_PER_ROW) == row));
+                    assert!(choice.seats.windows(2).all(|w| w[1] == w[0] + 1));
+                }
+            }
+            Err(HoldRefused::NoSeatsMatch) => {
+                let n = quantity as usize;
+                let fits_together =
+                    free.chunks(usize::from(SEATS_PER_ROW)).any(|row| row.windows(n).any(|w| w.iter().all(|&f| f)));
+                assert!(!fits_together, "refused although {n} adjacent seats were free");
+                if !adjacent {
+                    assert!(free.iter().filter(|&&f| f).count() < n);
+                }
+            }
+            Err(HoldRefused::CustomerLimit(_)) => {}
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    /// Refunds the `pick`th order of either section; its seats are sellable again.
+    fn cancel(&mut self, pick: usize) {
+        let now = self.now;
+        let mut orders: Vec<(bool, OrderId)> =
+            self.reserved.orders().map(|o| (false, o.id)).chain(self.ga.orders().map(|o| (true, o.id))).collect();
+        orders.sort_by_key(|(ga, id)| (*ga, id.number));
+        if let Some(&(ga, id)) = orders.get(pick) {
+            let inventory = if ga { &mut self.ga } else { &mut self.reserved };
+            if let Ok(order) = inventory.cancel(id, now) {
+                self.check_sellable_again(&order.units, ga);
+            }
+        }
     }
 
     /// Seats just returned to sale can be held at once by someone new (then let go again).
