@@ -1,4 +1,7 @@
-//! Engine limits and timings. Every limit in the engine is a named value here.
+//! Engine limits and timings that a deployment sets (`[engine]` in `hakken.toml`).
+//! Limits that are not a deployment's choice are named constants beside the code they
+//! bound: `SWEEP_HOLDS_MAX` (holds freed per sweep turn), `VENUE_SEATS_MAX` and the
+//! other loader bounds, `CODE_TEXT_BYTES_MAX` for ticket codes.
 
 use serde::{Deserialize, Serialize};
 
