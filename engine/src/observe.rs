@@ -12,7 +12,7 @@ use crate::inventory::Counts;
 use crate::wal::Record;
 
 /// Changes made by a section, labels `event`, `section`, `operation` (hold, extend,
-/// release, expire, confirm, cancel).
+/// release, expire, confirm, cancel, reissue, admit).
 pub const SECTION_OPERATIONS_TOTAL: &str = "hakken_section_operations_total";
 /// Seats (or GA units) of a section by `state`: available, held, sold.
 pub const SECTION_SEATS: &str = "hakken_section_seats";
