@@ -204,9 +204,12 @@ pub struct AnswerSlot<R> {
     /// Of the request, stored with the answer (a retry with another one is refused).
     pub fingerprint: u64,
     pub expires_at_ms: u64,
-    /// The answer for a reply, or `None` for one not to be stored (a "try again").
-    pub render: Box<dyn FnOnce(&R) -> Option<(u16, Vec<u8>)> + Send>,
+    pub render: RenderAnswer<R>,
 }
+
+/// The answer for a reply as (status, body), or `None` for one not to be stored (a
+/// "try again").
+pub type RenderAnswer<R> = Box<dyn FnOnce(&R) -> Option<(u16, Vec<u8>)> + Send>;
 
 impl<R> AnswerSlot<R> {
     fn frame(self, reply: &R) -> Option<FramedAnswer> {
