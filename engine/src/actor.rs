@@ -9,9 +9,11 @@
 //!
 //! With a store, a call that changed anything is answered only when its WAL records
 //! are durable (the store's writer completes the reply); a call that changed nothing
-//! (a refusal, a lookup) is answered at once. Every `snapshot_every_records` records,
-//! or `snapshot_interval_ms` after the first unsnapshotted one, the actor snapshots
-//! its inventory, which lets the store delete the older records.
+//! (a refusal, a lookup) is answered at once. A call may carry an [`AnswerSlot`]: the
+//! answer to the request it serves is then written in the same batch as its records.
+//! Every `snapshot_every_records` records, or `snapshot_interval_ms` after the first
+//! unsnapshotted one, the actor snapshots its inventory, which lets the store delete
+//! the older records.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use crate::inventory::{
     SectionState, TicketError,
 };
 use crate::observe::SectionMetrics;
-use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
+use crate::store::{Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
 use crate::venue::SeatIndex;
 use crate::wal::{self, ActorRecord};
 
@@ -79,33 +81,50 @@ impl SectionActor {
         SectionActor { inventory, clock, sweep_interval, wal, metrics }
     }
 
-    /// Sends the journal to the WAL, with the audit entries describing it as done by
-    /// `actor`; `done` runs when both are durable (at once if there is nothing to write).
-    fn persist(&mut self, actor: &ActorRecord, done: Completion) {
+    /// Takes what the last call changed: its records and the audit entries describing
+    /// them as done by `actor` (and the scans it refused).
+    fn take_changes(&mut self, actor: &ActorRecord) -> Changes {
         let records = self.inventory.take_journal();
         let refused_scans = self.inventory.take_refused_scans();
         for record in &records {
             self.metrics.record(record);
         }
-        let Some(wal) = &mut self.wal else { return done(Ok(())) };
         let section = self.inventory.key().0;
-        let mut entries = Vec::with_capacity(records.len() + refused_scans.len());
-        for record in &records {
-            audit::describe(section, record, actor, &mut entries);
+        let mut audit = Vec::with_capacity(records.len() + refused_scans.len());
+        if self.wal.is_some() {
+            for record in &records {
+                audit::describe(section, record, actor, &mut audit);
+            }
+            audit.extend(refused_scans.iter().map(|scan| audit::refused_scan(section, scan)));
         }
-        entries.extend(refused_scans.iter().map(|scan| audit::refused_scan(section, scan)));
+        Changes { records, audit }
+    }
+
+    /// Sends `changes` to the WAL with the stored answer of the request that made them;
+    /// `done` runs when all of it is durable (at once if there is nothing to write).
+    fn persist(&mut self, changes: Changes, answer: Option<FramedAnswer>, done: Completion) {
+        let Changes { records, audit } = changes;
+        let Some(wal) = &mut self.wal else { return done(Ok(())) };
         if records.is_empty() {
-            if entries.is_empty() {
+            assert!(answer.is_none(), "an answer goes with the records of the change it answers");
+            if audit.is_empty() {
                 return done(Ok(()));
             }
-            return wal.handle.audit(entries, done);
+            return wal.handle.audit_blocking(audit, done);
         }
+        let section = self.inventory.key().0;
         let first_seq = wal.next_seq;
         wal.next_seq += records.len() as u64;
+        // Precondition of the log: this section's records are numbered 1, 2, 3... with
+        // no gap, in the order they were made (recovery refuses a gap).
+        assert!(first_seq >= 1 && wal.next_seq == first_seq + records.len() as u64);
         wal.records_since_snapshot += records.len() as u64;
         wal.first_unsnapshotted_at.get_or_insert_with(Instant::now);
-        let framed = records.iter().map(wal::encode).collect();
-        wal.handle.append(section, first_seq, framed, entries, done);
+        let framed: Vec<Vec<u8>> = records.iter().map(wal::encode).collect();
+        for (record, framed) in records.iter().zip(&framed) {
+            wal::debug_assert_round_trip(record, framed);
+        }
+        wal.handle.append(section, first_seq, framed, audit, answer, done);
         if wal.records_since_snapshot >= wal.snapshot_every_records {
             self.snapshot();
         }
@@ -128,8 +147,10 @@ impl SectionActor {
         self.metrics.seats(&self.inventory.state().availability().total);
         self.metrics.mailbox();
         let section = self.inventory.key().0;
+        let changes = self.take_changes(&ActorRecord::System);
         self.persist(
-            &ActorRecord::System,
+            changes,
+            None,
             Box::new(move |durable| {
                 if let Err(error) = durable {
                     tracing::warn!(section, %error, "expired holds not recorded");
@@ -167,10 +188,50 @@ pub trait SectionCall: Send + 'static {
     }
 }
 
+/// What one call changed, on its way to the WAL.
+struct Changes {
+    records: Vec<wal::Record>,
+    audit: Vec<wal::AuditRecord>,
+}
+
+/// The idempotency key of the request a call serves, for its answer to be stored in
+/// the same batch as the records the call makes: a crash then loses both or neither,
+/// so a retry never makes the change twice. The engine never reads the answer: the
+/// caller's `render` makes it (status and body, opaque bytes here) from the reply,
+/// and the caller sends the client the same rendering.
+pub struct AnswerSlot<R> {
+    pub key: Vec<u8>,
+    /// Of the request, stored with the answer (a retry with another one is refused).
+    pub fingerprint: u64,
+    pub expires_at_ms: u64,
+    pub render: RenderAnswer<R>,
+}
+
+/// The answer for a reply as (status, body), or `None` for one not to be stored (a
+/// "try again").
+pub type RenderAnswer<R> = Box<dyn FnOnce(&R) -> Option<(u16, Vec<u8>)> + Send>;
+
+impl<R> AnswerSlot<R> {
+    fn frame(self, reply: &R) -> Option<FramedAnswer> {
+        let (status, body) = (self.render)(reply)?;
+        let answer =
+            wal::IdempotentAnswer { expires_at_ms: self.expires_at_ms, fingerprint: self.fingerprint, status, body };
+        Some(FramedAnswer::new(self.key, &answer))
+    }
+}
+
+/// A reply, and whether the call's answer went to disk with its records (through its
+/// [`AnswerSlot`]); when not, the caller stores it if it wants to.
+pub struct Answered<R> {
+    pub reply: R,
+    pub answer_stored: bool,
+}
+
 /// Envelope carrying a call and where to send its reply.
 pub struct Call<C: SectionCall> {
     call: C,
-    reply: oneshot::Sender<Result<C::Reply, Unavailable>>,
+    answer: Option<AnswerSlot<C::Reply>>,
+    reply: oneshot::Sender<Result<Answered<C::Reply>, Unavailable>>,
 }
 
 impl<C: SectionCall> Message for Call<C> {
@@ -182,16 +243,27 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
 
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
         self.metrics.dequeued();
+        // Precondition: every earlier call's changes went to the WAL with that call,
+        // so what this one journals is its own.
+        assert!(self.inventory.take_journal().is_empty(), "the journal is empty before a call");
         let started = Instant::now();
         let actor = message.call.actor();
         let reply = message.call.run(&mut self.inventory, self.clock.now());
         self.metrics.call(started.elapsed());
+        let changes = self.take_changes(&actor);
+        let answer = match message.answer {
+            Some(slot) if self.wal.is_some() && !changes.records.is_empty() => slot.frame(&reply),
+            _ => None,
+        };
+        let answer_stored = answer.is_some();
         let sender = message.reply;
         self.persist(
-            &actor,
+            changes,
+            answer,
             Box::new(move |durable| {
                 // The caller may have given up (timeout, disconnect); the outcome stands regardless.
-                let _ = sender.send(durable.map(|()| reply).map_err(Unavailable::Storage));
+                let answered = durable.map(|()| Answered { reply, answer_stored });
+                let _ = sender.send(answered.map_err(Unavailable::Storage));
             }),
         );
     }
@@ -370,10 +442,24 @@ impl SectionHandle {
         C: SectionCall,
         SectionActor: Handler<Call<C>>,
     {
+        Ok(self.call_answering(call, None).await?.reply)
+    }
+
+    /// [`call`](Self::call), storing the answer in `slot` with the call's records if it
+    /// makes any.
+    pub async fn call_answering<C>(
+        &self,
+        call: C,
+        answer: Option<AnswerSlot<C::Reply>>,
+    ) -> Result<Answered<C::Reply>, Unavailable>
+    where
+        C: SectionCall,
+        SectionActor: Handler<Call<C>>,
+    {
         let (reply, receiver) = oneshot::channel();
         // Counted before the send so the actor never takes a call it was not told of.
         self.queued.fetch_add(1, Ordering::Relaxed);
-        self.addr.try_send(Call { call, reply }).map_err(|error| {
+        self.addr.try_send(Call { call, answer, reply }).map_err(|error| {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             match error {
                 actix::prelude::SendError::Full(_) => Unavailable::Busy,

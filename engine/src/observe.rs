@@ -28,6 +28,9 @@ pub const WAL_WRITE_SECONDS: &str = "hakken_wal_write_seconds";
 pub const WAL_BYTES_TOTAL: &str = "hakken_wal_bytes_total";
 /// Failed group writes (after one, nothing more is acknowledged until restart).
 pub const WAL_WRITE_FAILURES_TOTAL: &str = "hakken_wal_write_failures_total";
+/// Writes refused at once because the writer's queue was full (async callers: audit
+/// entries, stored answers), answered 503 + Retry-After.
+pub const WAL_QUEUE_FULL_TOTAL: &str = "hakken_wal_queue_full_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 

@@ -29,6 +29,7 @@ use crate::ledger::CustomerLedger;
 use crate::observe::{self, SectionMetrics};
 use crate::store::{RecoveredSection, Store, StoreError};
 use crate::venue::{SeatId, SeatIndex, Venue};
+use crate::wal::AuditRecord;
 
 /// The actix system thread and its arbiter threads.
 pub struct ActorRuntime {
@@ -294,6 +295,12 @@ impl Registry {
     /// Starts one section actor per section of the event's venue; with a store, the
     /// event's definition is stored (synced) first.
     pub fn add_event(&mut self, event: Event) -> Result<&EventEntry, RegistryError> {
+        self.add_event_audited(event, Vec::new())
+    }
+
+    /// [`add_event`](Self::add_event), with the audit entries of the admin change that
+    /// makes it written in the same batch as the definition.
+    pub fn add_event_audited(&mut self, event: Event, audit: Vec<AuditRecord>) -> Result<&EventEntry, RegistryError> {
         if self.events.contains_key(&event.id) {
             return Err(RegistryError::DuplicateEvent(event.id));
         }
@@ -303,7 +310,7 @@ impl Registry {
         let first_key = u32::try_from(self.sections.len()).expect("fewer than 2^32 sections");
         if let Some(store) = &self.store {
             store
-                .put_event(&to_definition(first_key, &event, &venue))
+                .put_event(&to_definition(first_key, &event, &venue), audit)
                 .map_err(|error| RegistryError::Storage(error.to_string()))?;
         }
         let ledger = Arc::new(CustomerLedger::new(self.config.customer_seats_max));
@@ -360,6 +367,16 @@ impl Registry {
     /// storing it first. Returns the new event and the sections to tell with
     /// [`SetTerms`](crate::actor::SetTerms): holds made until they hear of it get the old terms.
     pub fn update_event(&mut self, event: Event) -> Result<(Arc<Event>, Vec<SectionHandle>), RegistryError> {
+        self.update_event_audited(event, Vec::new())
+    }
+
+    /// [`update_event`](Self::update_event), with the audit entries of the admin change
+    /// written in the same batch as the new definition.
+    pub fn update_event_audited(
+        &mut self,
+        event: Event,
+        audit: Vec<AuditRecord>,
+    ) -> Result<(Arc<Event>, Vec<SectionHandle>), RegistryError> {
         let entry = self.events.get_mut(&event.id).ok_or_else(|| RegistryError::UnknownEvent(event.id.clone()))?;
         if event.venue_id != entry.venue.id {
             return Err(RegistryError::VenueChange(event.id));
@@ -367,7 +384,7 @@ impl Registry {
         if let Some(store) = &self.store {
             let first_key = entry.sections.first().map_or(0, |section| section.key.0);
             store
-                .put_event(&to_definition(first_key, &event, &entry.venue))
+                .put_event(&to_definition(first_key, &event, &entry.venue), audit)
                 .map_err(|error| RegistryError::Storage(error.to_string()))?;
         }
         entry.event = Arc::new(event);

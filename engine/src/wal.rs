@@ -1,5 +1,5 @@
-//! The on-disk format: write-ahead-log records, section snapshots and event
-//! definitions, and how they are framed.
+//! The on-disk format: write-ahead-log records, section snapshots, event
+//! definitions, audit entries and stored idempotent answers, and how they are framed.
 //!
 //! These are dedicated record types, never the in-memory domain structs, so the
 //! format changes only on purpose. Every value on disk is framed as
@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -237,6 +237,19 @@ pub struct AuditStored {
     pub hash: [u8; 32],
 }
 
+/// The answer stored under an idempotency key, replayed to retries until `expires_at_ms`.
+/// The engine frames it and writes it, in the same batch as the records of the change it
+/// answers when there is one; what `status` and `body` mean is the API's business (the
+/// engine never reads them).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct IdempotentAnswer {
+    pub expires_at_ms: u64,
+    /// Of the request that got this answer: a retry with another fingerprint is refused.
+    pub fingerprint: u64,
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
 /// Key of an audit entry: its sequence number, big-endian (RocksDB order is log order).
 pub fn audit_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -295,6 +308,12 @@ pub fn decode<T: Decode<()>>(framed: &[u8]) -> Result<T, FrameError> {
         return Err(FrameError::Trailing(payload.len() - used));
     }
     Ok(value)
+}
+
+/// Pair assertion before a value goes to disk: what was framed decodes to the same
+/// value. Debug builds only (it doubles the encoding work); a failure is a bug.
+pub fn debug_assert_round_trip<T: Encode + Decode<()> + PartialEq + std::fmt::Debug>(value: &T, framed: &[u8]) {
+    debug_assert_eq!(decode::<T>(framed).as_ref(), Ok(value), "a framed value must decode to itself");
 }
 
 /// Key of a WAL record: section key then sequence, big-endian.
@@ -358,6 +377,16 @@ mod tests {
         let mut torn = framed.clone();
         torn.truncate(framed.len() - 2);
         check(torn, FrameError::Checksum);
+    }
+
+    #[test]
+    fn idempotent_answers_are_framed_and_damage_is_an_error() {
+        let answer = IdempotentAnswer { expires_at_ms: 9, fingerprint: 42, status: 201, body: b"{}".to_vec() };
+        let framed = encode(&answer);
+        assert_eq!(decode::<IdempotentAnswer>(&framed), Ok(answer));
+        let mut flipped = framed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(decode::<IdempotentAnswer>(&flipped), Err(FrameError::Checksum));
     }
 
     #[test]

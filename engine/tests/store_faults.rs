@@ -1,15 +1,18 @@
 //! How the store behaves when the disk lies or fails: a damaged record at the tail of
 //! a section's log is dropped, anywhere else recovery refuses naming where; another
 //! format version is refused; a failed write is never acknowledged and stops
-//! acknowledgements until a restart.
+//! acknowledgements until a restart. A stored idempotent answer goes to disk with
+//! the change it answers or not at all, and a damaged one is an error, never a miss;
+//! an event's definition goes with its audit entry.
 #![cfg(not(loom))] // Under loom the engine is only its lock-free core.
 
 use std::path::Path;
 
-use hakken_engine::actor::{HoldSeats, SectionHandle, Unavailable};
+use hakken_engine::actor::{AnswerSlot, HoldSeats, SectionHandle, Unavailable};
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
+use hakken_engine::inventory::{Granted, HoldRefused};
 use hakken_engine::registry::{RecoveryError, Registry};
 use hakken_engine::store::{StorageConfig, StorageError, Store, StoreError};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
@@ -147,5 +150,87 @@ fn failed_write_is_never_acknowledged_and_stops_acknowledgements() {
     let registry = recover(dir.path()).unwrap();
     assert_eq!(held_seats(&registry), 3);
     hold(&registry, 5).unwrap();
+    registry.shutdown();
+}
+
+/// Holds `seat` with an idempotency slot for `key`; whether the answer went with the change.
+fn hold_answering(registry: &Registry, seat: u32, key: &[u8]) -> Result<bool, Unavailable> {
+    let call = HoldSeats { customer: CustomerId::new(&format!("c{seat}")), seats: vec![seat] };
+    let slot = AnswerSlot {
+        key: key.to_vec(),
+        fingerprint: 7,
+        expires_at_ms: u64::MAX,
+        render: Box::new(|granted: &Result<Granted, HoldRefused>| {
+            Some((if granted.is_ok() { 201 } else { 409 }, b"body".to_vec()))
+        }),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(section(registry).call_answering(call, Some(slot))).map(|answered| answered.answer_stored)
+}
+
+#[test]
+fn an_answer_is_stored_with_the_change_it_answers_or_not_at_all() {
+    let dir = store_with_three_holds();
+    let registry = recover(dir.path()).unwrap();
+    let store = registry.store().unwrap().clone();
+    assert_eq!(hold_answering(&registry, 5, b"k-granted"), Ok(true));
+    // A refusal changes nothing: its answer is the caller's to store.
+    assert_eq!(hold_answering(&registry, 5, b"k-refused"), Ok(false));
+    let stored = store.get_idempotent(b"k-granted", 0).unwrap().expect("stored with the hold");
+    assert_eq!((stored.status, stored.fingerprint, stored.body.as_slice()), (201, 7, &b"body"[..]));
+    assert_eq!(store.get_idempotent(b"k-refused", 0).unwrap(), None);
+    assert_eq!(store.get_idempotent(b"k-granted", u64::MAX).unwrap(), None, "expired answers are gone");
+    store.fail_next_write();
+    assert!(hold_answering(&registry, 6, b"k-failed").is_err());
+    drop(store);
+    registry.shutdown();
+    let registry = recover(dir.path()).unwrap();
+    assert_eq!(held_seats(&registry), 4, "the answered hold survived, the failed one did not");
+    let store = registry.store().unwrap().clone();
+    assert!(store.get_idempotent(b"k-granted", 0).unwrap().is_some());
+    assert_eq!(store.get_idempotent(b"k-failed", 0).unwrap(), None, "no answer without its change");
+    drop(store);
+    registry.shutdown();
+}
+
+#[test]
+fn a_damaged_stored_answer_is_an_error_not_a_miss() {
+    let dir = store_with_three_holds();
+    let registry = recover(dir.path()).unwrap();
+    let store = registry.store().unwrap().clone();
+    assert_eq!(hold_answering(&registry, 5, b"k"), Ok(true));
+    let mut framed = wal::encode(&store.get_idempotent(b"k", 0).unwrap().unwrap());
+    *framed.last_mut().unwrap() ^= 1;
+    store.tamper_idempotent(b"k", &framed).unwrap();
+    assert!(matches!(store.get_idempotent(b"k", 0), Err(StoreError::Corrupt { .. })));
+    assert_eq!(store.prune_idempotent(u64::MAX).unwrap(), 0, "a damaged answer is kept, not pruned");
+    assert!(matches!(store.get_idempotent(b"k", 0), Err(StoreError::Corrupt { .. })));
+    drop(store);
+    registry.shutdown();
+}
+
+#[test]
+fn an_event_definition_goes_to_disk_with_its_audit_entry_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = recover(dir.path()).unwrap();
+    let venue = grid_venue(SHAPE);
+    let event = open_event(&venue);
+    registry.add_venue(venue).unwrap();
+    let store = registry.store().unwrap().clone();
+    let entry = |action: &str| {
+        hakken_engine::audit::event_entry("open", 1, &wal::ActorRecord::Admin, action, "ok", String::new())
+    };
+    store.fail_next_write();
+    assert!(registry.add_event_audited(event.clone(), vec![entry("event_create")]).is_err());
+    assert_eq!(store.audit_head_seq().unwrap(), 0, "no audit entry without its definition");
+    drop(store);
+    registry.shutdown();
+    let mut registry = recover(dir.path()).unwrap();
+    assert!(registry.event("open").is_none(), "no definition without its audit entry");
+    registry.add_venue(grid_venue(SHAPE)).unwrap();
+    registry.add_event_audited(event, vec![entry("event_create")]).unwrap();
+    let store = registry.store().unwrap().clone();
+    assert_eq!(store.audit_head_seq().unwrap(), 1);
+    drop(store);
     registry.shutdown();
 }

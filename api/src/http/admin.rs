@@ -1,7 +1,8 @@
 //! Admin endpoints (`Authorization: Bearer <admin token>`): create an event on a
 //! venue, change its name, on-sale window and prices, open or close its sale, back up
-//! the store. Each change is stored (synced) before it is answered; public endpoints
-//! never change an event.
+//! the store. Each change is stored (synced) before it is answered, the event's
+//! definition and the change's audit entry in one batch; public endpoints never
+//! change an event. Everything that touches the disk runs off the async workers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,12 +14,11 @@ use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType};
 use hakken_engine::registry::RegistryError;
-use hakken_engine::wal::ActorRecord;
+use hakken_engine::wal::{ActorRecord, AuditRecord};
 
 use crate::http::app::{call, App, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::http::guard::require_admin;
-use crate::http::tickets::append_audit;
 use crate::http::views::{
     event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,
 };
@@ -105,8 +105,9 @@ pub async fn create_event(
     event.check(&venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
     let id = event.id.clone();
     let detail = format!("venue {}, starts {}", event.venue_id, format_instant(event.starts_at));
-    change(app, move |registry| registry.add_event(event).map(|_| ()).map_err(registry_error)).await?;
-    admin_audit(app, &id, "event_create", detail).await?;
+    let entry = admin_entry(app, &id, "event_create", detail);
+    change(app, move |registry| registry.add_event_audited(event, vec![entry]).map(|_| ()).map_err(registry_error))
+        .await?;
     tracing::info!(event = %id, "event created");
     let catalogue = app.catalogue();
     let view = catalogue.event(&id)?;
@@ -193,14 +194,24 @@ pub async fn close_sale(
     .await
 }
 
-/// An admin change in the audit log, durable before the answer.
-async fn admin_audit(app: &App, event: &str, action: &str, detail: String) -> ApiResult<()> {
-    let entry = audit::event_entry(event, app.now().0, &ActorRecord::Admin, action, "ok", detail);
-    append_audit(app, vec![entry]).await
+/// The audit entry of an admin change.
+fn admin_entry(app: &App, event: &str, action: &str, detail: String) -> AuditRecord {
+    audit::event_entry(event, app.now().0, &ActorRecord::Admin, action, "ok", detail)
 }
 
-/// Edits the event, checks it, stores it, then tells its sections; `action` names
-/// the change in the audit log.
+/// What the audit log says of an event's terms after a change.
+fn terms_detail(event: &Event) -> String {
+    format!(
+        "name {:?}, on sale {} to {}, prices {:?}",
+        event.name,
+        format_instant(event.on_sale.opens_at),
+        format_instant(event.on_sale.closes_at),
+        event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>()
+    )
+}
+
+/// Edits the event, checks it, stores it with its audit entry (`action` names the
+/// change), then tells its sections.
 async fn apply(
     shared: &Shared,
     app: &Arc<App>,
@@ -209,26 +220,20 @@ async fn apply(
     edit: impl FnOnce(&mut Event) -> ApiResult<()> + Send + 'static,
 ) -> ApiResult<axum::Json<EventResponse>> {
     let id = id.to_string();
+    let at_ms = app.now().0;
     let (event, sections) = change(app, move |registry| {
         let entry =
             registry.event(&id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))?;
         let mut event = Event::clone(&entry.event);
         edit(&mut event)?;
         event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
-        registry.update_event(event).map_err(registry_error)
+        let audit = audit::event_entry(&event.id, at_ms, &ActorRecord::Admin, action, "ok", terms_detail(&event));
+        registry.update_event_audited(event, vec![audit]).map_err(registry_error)
     })
     .await?;
     for section in &sections {
         call(section, SetTerms { event: event.clone() }, shared.http.retry_after_s).await?;
     }
-    let detail = format!(
-        "name {:?}, on sale {} to {}, prices {:?}",
-        event.name,
-        format_instant(event.on_sale.opens_at),
-        format_instant(event.on_sale.closes_at),
-        event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>()
-    );
-    admin_audit(app, &event.id, action, detail).await?;
     tracing::info!(event = %event.id, "event changed");
     let catalogue = app.catalogue();
     let view = catalogue.event(&event.id)?;
@@ -252,20 +257,24 @@ pub async fn backup(
     if request.path.is_empty() {
         return Err(ApiError::invalid("invalid_path", "`path` is empty"));
     }
-    if path.exists() {
-        return Err(ApiError::conflict(
-            "path_exists",
-            format!("{} exists; back up into a new directory", path.display()),
-        ));
-    }
     let store = app.store.clone();
     let target = path.clone();
-    tokio::task::spawn_blocking(move || store.backup(&target))
-        .await
-        .map_err(|_| ApiError::unavailable("internal", "the backup failed", 1))?
-        .map_err(|error| ApiError::invalid("backup_failed", error.to_string()))?;
-    let bytes = hakken_engine::store::directory_bytes(&path);
-    admin_audit(app, "", "backup", format!("{} bytes into {}", bytes, path.display())).await?;
+    // Every step touches the disk (even `exists`): all of it on a blocking thread.
+    let bytes = tokio::task::spawn_blocking(move || {
+        if target.exists() {
+            let message = format!("{} exists; back up into a new directory", target.display());
+            return Err(ApiError::conflict("path_exists", message));
+        }
+        store.backup(&target).map_err(|error| ApiError::invalid("backup_failed", error.to_string()))?;
+        Ok(hakken_engine::store::directory_bytes(&target))
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("internal", "the backup failed", 1))??;
+    let entry = admin_entry(app, "", "backup", format!("{} bytes into {}", bytes, path.display()));
+    app.store.wal().audit_durable(vec![entry]).await.map_err(|error| {
+        tracing::error!(%error, "the backup's audit entry was not written");
+        ApiError::unavailable("storage_unavailable", "the audit log could not be written", 5)
+    })?;
     tracing::info!(path = %path.display(), bytes, "backup taken");
     Ok((StatusCode::CREATED, axum::Json(BackupResponse { path: request.path, bytes })))
 }

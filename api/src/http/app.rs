@@ -117,8 +117,9 @@ impl App {
         hakken_engine::clock::Clock::System.now()
     }
 
-    /// Runs `change` on the registry (admin changes: blocking, they sync the store)
-    /// and publishes the catalogue it leaves.
+    /// Runs `change` on the registry (admin changes: blocking, they wait for the
+    /// store's writer, so callers run it off the async workers) and publishes the
+    /// catalogue it leaves (storing new events' signing-key seeds through the writer).
     pub fn change_registry<T>(&self, change: impl FnOnce(&mut Registry) -> ApiResult<T>) -> ApiResult<T> {
         let mut guard = self.registry.lock().expect("registry lock");
         let registry = guard.as_mut().ok_or_else(shutting_down)?;
@@ -151,7 +152,12 @@ where
     C: SectionCall,
     SectionActor: actix::Handler<hakken_engine::actor::Call<C>>,
 {
-    section.call(call).await.map_err(|unavailable| match unavailable {
+    section.call(call).await.map_err(|error| unavailable(error, retry_after_s))
+}
+
+/// Why a section call could not be made, as a 503 with Retry-After.
+pub fn unavailable(unavailable: Unavailable, retry_after_s: u64) -> ApiError {
+    match unavailable {
         Unavailable::Busy => {
             metrics::counter!(crate::http::guard::REJECTIONS_TOTAL, "reason" => "section_busy").increment(1);
             ApiError::unavailable("section_busy", "this section is busy; retry after the given seconds", retry_after_s)
@@ -161,7 +167,7 @@ where
             tracing::error!(%error, "a change could not be made durable");
             ApiError::unavailable("storage_unavailable", "the change could not be stored; it was not made", 5)
         }
-    })
+    }
 }
 
 /// What every request can reach: the app once recovery has finished, and the bounds.

@@ -3,18 +3,21 @@
 //! A handler checks the request's shape, routes to the one section actor concerned
 //! (hold and order ids carry its key) and turns the engine's answer into a view or
 //! an [`ApiError`]. Nothing here waits on a lock; the actor call is the only await.
+//! Handlers that change a section render their answer with a pure function passed to
+//! [`call_changing`], so a request's stored idempotent answer is written with the change.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use hakken_engine::actor::{
     Cancel, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, LookupOrder, Release,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
-use hakken_engine::inventory::{Buyer, HoldError, HoldRefused, OrderError, OrderState};
+use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError, OrderState};
 use hakken_engine::registry::{resolve_seats, SeatLookupError};
 use hakken_engine::venue::SectionKind;
 use hakken_engine::wal::ActorRecord;
@@ -25,6 +28,7 @@ use utoipa::ToSchema;
 use crate::http::app::{call, Catalogue, EventView, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::guard::{is_admin, rate_limited};
+use crate::http::idempotency::{call_changing, AnswerTo, Rendered};
 use crate::http::views::{
     hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
     OrderResponse,
@@ -49,80 +53,108 @@ const EMAIL_BYTES_MAX: usize = 254;
 pub async fn create_hold(
     State(shared): State<Arc<Shared>>,
     Path(event): Path<String>,
+    answer_to: AnswerTo,
     Json(request): Json<HoldRequest>,
-) -> ApiResult<(StatusCode, axum::Json<HoldResponse>)> {
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
-    let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?;
-    let retry = shared.http.retry_after_s;
-    let (index, granted) = match (&request.seats, &request.section) {
+    let view = app.catalogue().event(&event)?.clone();
+    let (index, hold_call) = hold_call(&view, &event, &request, customer)?;
+    let section = view.sections[index].clone();
+    let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&view, index, granted);
+    let (slot, retry) = (answer_to.0, shared.http.retry_after_s);
+    Ok(match hold_call {
+        HoldCall::Seats(call) => call_changing(&section, call, slot, retry, render).await,
+        HoldCall::Best(call) => call_changing(&section, call, slot, retry, render).await,
+        HoldCall::Quantity(call) => call_changing(&section, call, slot, retry, render).await,
+    })
+}
+
+/// The one section call a hold request makes.
+enum HoldCall {
+    Seats(HoldSeats),
+    Best(HoldBest),
+    Quantity(HoldQuantity),
+}
+
+/// Which section a hold request goes to and what it asks of it.
+fn hold_call(
+    view: &EventView,
+    event: &str,
+    request: &HoldRequest,
+    customer: CustomerId,
+) -> ApiResult<(usize, HoldCall)> {
+    let section_id = match (&request.seats, &request.section) {
         (Some(seat_ids), None) => {
             if request.quantity.is_some() || request.adjacent.is_some() || request.category.is_some() {
                 let message = "`seats` names the seats; `quantity`, `adjacent` and `category` go with `section`";
                 return Err(ApiError::invalid("invalid_request", message));
             }
             let (index, seats) = seats_of(view, seat_ids)?;
-            (index, call(&view.sections[index], HoldSeats { customer, seats }, retry).await?)
+            return Ok((index, HoldCall::Seats(HoldSeats { customer, seats })));
         }
-        (None, Some(section_id)) => {
-            let (index, handle) = view.section(section_id).ok_or_else(|| {
-                ApiError::not_found("section_not_found", format!("event {event:?} has no section {section_id:?}"))
-            })?;
-            let quantity = match request.quantity {
-                None => return Err(ApiError::invalid("missing_quantity", "`section` needs a `quantity`")),
-                Some(0) => return Err(ApiError::invalid("invalid_quantity", "`quantity` must be at least 1")),
-                Some(quantity) => quantity,
-            };
-            match &handle.state.section().kind {
-                SectionKind::Reserved(_) => {
-                    let category = match &request.category {
-                        None => None,
-                        Some(id) => Some(view.venue.category_index(id).ok_or_else(|| {
-                            ApiError::invalid("unknown_category", format!("the venue has no category {id:?}"))
-                        })?),
-                    };
-                    let best = BestRequest {
-                        quantity,
-                        category,
-                        accessible: request.accessible.unwrap_or(false),
-                        adjacent: request.adjacent.unwrap_or(true),
-                    };
-                    (index, call(handle, HoldBest { customer, request: best }, retry).await?)
-                }
-                SectionKind::GeneralAdmission { category, .. } => {
-                    if let Some(id) = &request.category {
-                        if view.venue.category_index(id) != Some(*category) {
-                            let message = format!(
-                                "section {section_id:?} sells only category {:?}",
-                                view.venue.categories[usize::from(category.0)].id
-                            );
-                            return Err(ApiError::invalid("unknown_category", message));
-                        }
-                    }
-                    if request.accessible == Some(true) {
-                        let message = "general admission has no accessible seats to pick; ask the venue";
-                        return Err(ApiError::invalid("invalid_request", message));
-                    }
-                    (index, call(handle, HoldQuantity { customer, quantity }, retry).await?)
-                }
-            }
-        }
+        (None, Some(section_id)) => section_id,
         _ => {
             let message = "give either `seats` (specific seats) or `section` with `quantity` (best available or general admission)";
             return Err(ApiError::invalid("invalid_request", message));
         }
     };
-    let granted = granted.map_err(|refused| hold_refused(view, index, refused))?;
+    let (index, handle) = view.section(section_id).ok_or_else(|| {
+        ApiError::not_found("section_not_found", format!("event {event:?} has no section {section_id:?}"))
+    })?;
+    let quantity = match request.quantity {
+        None => return Err(ApiError::invalid("missing_quantity", "`section` needs a `quantity`")),
+        Some(0) => return Err(ApiError::invalid("invalid_quantity", "`quantity` must be at least 1")),
+        Some(quantity) => quantity,
+    };
+    let call = match &handle.state.section().kind {
+        SectionKind::Reserved(_) => {
+            let category = match &request.category {
+                None => None,
+                Some(id) => Some(view.venue.category_index(id).ok_or_else(|| {
+                    ApiError::invalid("unknown_category", format!("the venue has no category {id:?}"))
+                })?),
+            };
+            let best = BestRequest {
+                quantity,
+                category,
+                accessible: request.accessible.unwrap_or(false),
+                adjacent: request.adjacent.unwrap_or(true),
+            };
+            HoldCall::Best(HoldBest { customer, request: best })
+        }
+        SectionKind::GeneralAdmission { category, .. } => {
+            if let Some(id) = &request.category {
+                if view.venue.category_index(id) != Some(*category) {
+                    let message = format!(
+                        "section {section_id:?} sells only category {:?}",
+                        view.venue.categories[usize::from(category.0)].id
+                    );
+                    return Err(ApiError::invalid("unknown_category", message));
+                }
+            }
+            if request.accessible == Some(true) {
+                let message = "general admission has no accessible seats to pick; ask the venue";
+                return Err(ApiError::invalid("invalid_request", message));
+            }
+            HoldCall::Quantity(HoldQuantity { customer, quantity })
+        }
+    };
+    Ok((index, call))
+}
+
+/// The answer to a hold request, sent and (with an idempotency key) stored.
+fn hold_answer(view: &EventView, index: usize, granted: &Result<Granted, HoldRefused>) -> Rendered<HoldResponse> {
+    let granted = granted.as_ref().map_err(|refused| hold_refused(view, index, refused.clone()))?;
     let mut hold = hold_view(view, index, &granted.hold);
-    hold.choice = granted.choice.map(|choice| ChoiceView {
+    hold.choice = granted.choice.as_ref().map(|choice| ChoiceView {
         adjacent: choice.adjacent,
         rows: choice.rows,
         score: choice.score,
         leaves_orphan: choice.leaves_orphan,
     });
-    Ok((StatusCode::CREATED, axum::Json(HoldResponse { hold })))
+    Ok((StatusCode::CREATED, HoldResponse { hold }))
 }
 
 fn seats_of(view: &EventView, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>)> {
@@ -250,14 +282,19 @@ pub async fn release_hold(
 pub async fn extend_hold(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    answer_to: AnswerTo,
     Json(request): Json<CustomerRequest>,
-) -> ApiResult<axum::Json<HoldResponse>> {
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
     let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
-    let extended =
-        call(&view.sections[index], Extend { hold, customer }, shared.http.retry_after_s).await?.map_err(hold_error)?;
-    Ok(axum::Json(HoldResponse { hold: hold_view(&view, index, &extended) }))
+    let section = view.sections[index].clone();
+    let render = move |extended: &Result<Hold, HoldError>| -> Rendered<HoldResponse> {
+        let extended = extended.as_ref().map_err(|error| hold_error(*error))?;
+        Ok((StatusCode::OK, HoldResponse { hold: hold_view(&view, index, extended) }))
+    };
+    let extend = Extend { hold, customer };
+    Ok(call_changing(&section, extend, answer_to.0, shared.http.retry_after_s, render).await)
 }
 
 /// Sell a held hold after payment: it becomes an order with one ticket per seat.
@@ -272,17 +309,21 @@ pub async fn extend_hold(
 pub async fn confirm_hold(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    answer_to: AnswerTo,
     Json(request): Json<ConfirmRequest>,
-) -> ApiResult<(StatusCode, axum::Json<OrderResponse>)> {
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
     let buyer = buyer(&request)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
-    let order = call(&view.sections[index], Confirm { hold, customer, buyer }, shared.http.retry_after_s)
-        .await?
-        .map_err(hold_error)?;
-    Ok((StatusCode::CREATED, axum::Json(OrderResponse { order: order_view(&view, index, &order) })))
+    let section = view.sections[index].clone();
+    let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
+        let order = order.as_ref().map_err(|error| hold_error(*error))?;
+        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&view, index, order) }))
+    };
+    let confirm = Confirm { hold, customer, buyer };
+    Ok(call_changing(&section, confirm, answer_to.0, shared.http.retry_after_s, render).await)
 }
 
 fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
@@ -350,8 +391,9 @@ pub async fn cancel_order(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    answer_to: AnswerTo,
     Json(request): Json<CancelRequest>,
-) -> ApiResult<axum::Json<OrderResponse>> {
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = match (&request.customer, is_admin(&shared, &headers)) {
         (_, true) => None,
@@ -359,10 +401,10 @@ pub async fn cancel_order(
         (None, false) => return Err(ApiError::invalid("missing_customer", "name the order's `customer`")),
     };
     let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
-    let section = &view.sections[index];
+    let section = view.sections[index].clone();
     let retry = shared.http.retry_after_s;
-    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
-    let order = call(section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found)?;
+    let not_found = move || ApiError::not_found("order_not_found", format!("no order {id:?}"));
+    let order = call(&section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found.clone())?;
     if customer.as_ref().is_some_and(|customer| *customer != order.customer) {
         return Err(not_found());
     }
@@ -373,9 +415,12 @@ pub async fn cancel_order(
         Some(customer) => ActorRecord::Customer(customer.0.to_string()),
         None => ActorRecord::Admin,
     };
-    let cancelled = call(section, Cancel { order: order_id, by }, retry).await?.map_err(|error| match error {
-        OrderError::NotFound => not_found(),
-        OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
-    })?;
-    Ok(axum::Json(OrderResponse { order: order_view(&view, index, &cancelled) }))
+    let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
+        let cancelled = cancelled.as_ref().map_err(|error| match error {
+            OrderError::NotFound => not_found(),
+            OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
+        })?;
+        Ok((StatusCode::OK, OrderResponse { order: order_view(&view, index, cancelled) }))
+    };
+    Ok(call_changing(&section, Cancel { order: order_id, by }, answer_to.0, retry, render).await)
 }

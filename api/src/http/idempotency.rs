@@ -8,25 +8,34 @@
 //! body is refused (422), a retry while the first is still running gets 409 + Retry-After.
 //! Answers that say "try again" (429, 5xx) are not stored, so a retry runs again.
 //!
-//! The change and its stored answer are two writes: a crash between them (a window of
-//! one disk sync) loses the answer, and the retry then runs again. Confirming twice
-//! cannot sell twice (a hold confirms once); a hold retried this way is a second hold
-//! that expires unpaid.
+//! The answer to a change is stored in the same WAL batch as the change: the
+//! middleware hands the request's [`Slot`] to the handler (a request extension), the
+//! handler passes it into the section call with the pure function that renders the
+//! answer ([`call_changing`]), and the actor writes the rendered answer with the call's
+//! records. A crash thus loses both or neither, and a retry never makes a second hold
+//! or order. The response then says (an extension) that its answer is durable; answers
+//! of requests that changed nothing are stored by the middleware afterwards.
+//! A stored answer is a framed [`IdempotentAnswer`]: a damaged one is a 503 and a
+//! logged error, never a miss.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
-use hakken_engine::store::Store;
+use hakken_engine::actor::{AnswerSlot, Call, SectionActor, SectionCall, SectionHandle};
+use hakken_engine::store::{StorageError, Store};
+use hakken_engine::wal::IdempotentAnswer;
+use serde::Serialize;
 
-use crate::http::app::Shared;
-use crate::http::error::ApiError;
+use crate::http::app::{unavailable, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
@@ -52,41 +61,103 @@ impl Drop for Running<'_> {
     }
 }
 
-/// A stored answer: `[fingerprint: u64 BE][status: u16 BE][JSON body]`.
-struct Stored {
+/// The idempotency key of the request being served, its fingerprint and when its
+/// answer expires: where a section-changing handler's answer is stored.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    key: Vec<u8>,
     fingerprint: u64,
-    status: StatusCode,
-    body: Bytes,
+    expires_at_ms: u64,
 }
 
-impl Stored {
-    fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(10 + self.body.len());
-        bytes.extend_from_slice(&self.fingerprint.to_be_bytes());
-        bytes.extend_from_slice(&self.status.as_u16().to_be_bytes());
-        bytes.extend_from_slice(&self.body);
-        bytes
-    }
+/// The request's [`Slot`] if it has an `Idempotency-Key` (an extractor; never refuses).
+pub struct AnswerTo(pub Option<Slot>);
 
-    fn decode(bytes: &[u8]) -> Option<Stored> {
-        let (fingerprint, rest) = bytes.split_first_chunk::<8>()?;
-        let (status, body) = rest.split_first_chunk::<2>()?;
-        Some(Stored {
-            fingerprint: u64::from_be_bytes(*fingerprint),
-            status: StatusCode::from_u16(u16::from_be_bytes(*status)).ok()?,
-            body: Bytes::copy_from_slice(body),
-        })
-    }
+impl<S: Send + Sync> FromRequestParts<S> for AnswerTo {
+    type Rejection = std::convert::Infallible;
 
-    fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self.body.clone()));
-        *response.status_mut() = self.status;
-        if !self.body.is_empty() {
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AnswerTo(parts.extensions.get::<Slot>().cloned()))
+    }
+}
+
+/// On a response whose answer is already durable (stored with the change it answers).
+#[derive(Clone, Copy, Debug)]
+struct AnswerStored;
+
+/// A handler's answer before it is sent: status and JSON body, or the error.
+pub type Rendered<T> = ApiResult<(StatusCode, T)>;
+
+/// Calls a section for a change and answers with `render` of its reply. With a `slot`,
+/// the rendered answer is stored in the same WAL batch as the call's records (if it
+/// makes any); `render` is pure, so the answer stored is the answer sent.
+pub async fn call_changing<C, T>(
+    section: &SectionHandle,
+    call: C,
+    slot: Option<Slot>,
+    retry_after_s: u64,
+    render: impl Fn(&C::Reply) -> Rendered<T> + Clone + Send + 'static,
+) -> Response
+where
+    C: SectionCall,
+    SectionActor: actix::Handler<Call<C>>,
+    T: Serialize + 'static,
+{
+    let answer = slot.map(|slot| {
+        let render = render.clone();
+        AnswerSlot {
+            key: slot.key,
+            fingerprint: slot.fingerprint,
+            expires_at_ms: slot.expires_at_ms,
+            render: Box::new(move |reply: &C::Reply| stored_form(&render(reply))),
         }
-        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-        response
+    });
+    let answered = match section.call_answering(call, answer).await {
+        Ok(answered) => answered,
+        Err(error) => return unavailable(error, retry_after_s).into_response(),
+    };
+    let mut response = match render(&answered.reply) {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(error) => error.into_response(),
+    };
+    if answered.answer_stored {
+        response.extensions_mut().insert(AnswerStored);
     }
+    response
+}
+
+/// What is stored of a rendered answer: its status and the JSON body exactly as
+/// `axum::Json` and [`ApiError`] write it; nothing for answers that say "try again".
+fn stored_form<T: Serialize>(rendered: &Rendered<T>) -> Option<(u16, Vec<u8>)> {
+    let (status, body) = match rendered {
+        Ok((status, body)) => (*status, serde_json::to_vec(body)),
+        Err(error) => {
+            let detail =
+                ErrorDetail { code: error.code, message: error.message.clone(), details: error.details.clone() };
+            (error.status, serde_json::to_vec(&ErrorBody { error: detail }))
+        }
+    };
+    match body {
+        Ok(body) if replayable(status) => Some((status.as_u16(), body)),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::error!(%error, "an answer could not be rendered for storing");
+            None
+        }
+    }
+}
+
+/// A stored answer as a replayed response.
+fn replay(answer: IdempotentAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let has_body = !answer.body.is_empty();
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    if has_body {
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
 }
 
 impl Idempotency {
@@ -106,32 +177,41 @@ impl Idempotency {
     }
 
     /// The stored answer for `key`, read on a blocking thread (it may touch the disk).
-    async fn stored(&self, key: &[u8], now_ms: u64) -> Result<Option<Stored>, ApiError> {
+    /// A damaged one is an error (503), never "not stored".
+    async fn stored(&self, key: &[u8], now_ms: u64) -> Result<Option<IdempotentAnswer>, ApiError> {
         let (store, key) = (self.store.clone(), key.to_vec());
         let unavailable = || ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5);
-        let found = tokio::task::spawn_blocking(move || store.get_idempotent(&key, now_ms))
+        tokio::task::spawn_blocking(move || store.get_idempotent(&key, now_ms))
             .await
             .map_err(|_| unavailable())?
             .map_err(|error| {
                 tracing::error!(%error, "reading an idempotency key failed");
                 unavailable()
-            })?;
-        Ok(found.and_then(|bytes| Stored::decode(&bytes)))
+            })
     }
 
-    async fn store(&self, key: &[u8], now_ms: u64, answer: &Stored) {
+    /// Stores the answer of a request that changed nothing (answers to changes are
+    /// stored with them); never blocks a worker: a full writer queue skips it.
+    async fn store(&self, slot: Slot, status: StatusCode, body: &Bytes) {
         let (done, stored) = tokio::sync::oneshot::channel();
-        let expires_at = now_ms.saturating_add(self.ttl_ms);
+        let answer = IdempotentAnswer {
+            expires_at_ms: slot.expires_at_ms,
+            fingerprint: slot.fingerprint,
+            status: status.as_u16(),
+            body: body.to_vec(),
+        };
         self.store.wal().put_idempotent(
-            key,
-            expires_at,
-            &answer.encode(),
+            &slot.key,
+            &answer,
             Box::new(move |result| {
                 let _ = done.send(result);
             }),
         );
         match stored.await {
             Ok(Ok(())) => {}
+            Ok(Err(StorageError::Busy)) => {
+                tracing::warn!("the store is busy; an answer was not stored, a retry runs again")
+            }
             Ok(Err(error)) => tracing::warn!(%error, "an idempotent answer was not stored; a retry will run again"),
             Err(_) => tracing::warn!("the store shut down before an idempotent answer was stored"),
         }
@@ -200,7 +280,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
     let fingerprint = fingerprint(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query, &body]);
 
     let task_app = app.clone();
-    let request = Request::from_parts(parts, Body::from(body));
+    let mut request = Request::from_parts(parts, Body::from(body));
     // The first request runs to the end in its own task, whoever stops waiting for it.
     let task = tokio::spawn(async move {
         let idempotency = &task_app.idempotency;
@@ -215,18 +295,20 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
                 let message = "this `Idempotency-Key` was used with another request; use a new key";
                 return ApiError::invalid("idempotency_key_reused", message).into_response();
             }
-            Ok(Some(stored)) => return stored.into_response(),
+            Ok(Some(stored)) => return replay(stored),
             Ok(None) => {}
         }
+        let slot = Slot { key, fingerprint, expires_at_ms: now_ms.saturating_add(idempotency.ttl_ms) };
+        request.extensions_mut().insert(slot.clone());
         let response = next.run(request).await;
-        if !replayable(response.status()) {
+        if response.extensions().get::<AnswerStored>().is_some() || !replayable(response.status()) {
             return response;
         }
         let (parts, body) = response.into_parts();
         let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
             return ApiError::unavailable("internal", "the answer could not be read", 1).into_response();
         };
-        idempotency.store(&key, now_ms, &Stored { fingerprint, status: parts.status, body: body.clone() }).await;
+        idempotency.store(slot, parts.status, &body).await;
         Response::from_parts(parts, Body::from(body))
     });
     task.await.map_err(|_| ApiError::unavailable("internal", "the request failed", 1).into_response())
@@ -237,11 +319,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_answers_round_trip() {
-        let stored = Stored { fingerprint: 42, status: StatusCode::CREATED, body: Bytes::from_static(b"{\"a\":1}") };
-        let decoded = Stored::decode(&stored.encode()).unwrap();
-        assert_eq!((decoded.fingerprint, decoded.status, decoded.body), (42, StatusCode::CREATED, stored.body));
-        assert!(Stored::decode(b"short").is_none());
+    fn stored_answers_are_the_json_sent() {
+        let ok: Rendered<serde_json::Value> = Ok((StatusCode::CREATED, serde_json::json!({"a": 1})));
+        assert_eq!(stored_form(&ok), Some((201, b"{\"a\":1}".to_vec())));
+        let refused: Rendered<()> = Err(ApiError::conflict("sold_out", "sold out"));
+        let (status, body) = stored_form(&refused).unwrap();
+        assert_eq!(status, 409);
+        assert_eq!(body, br#"{"error":{"code":"sold_out","message":"sold out"}}"#.to_vec());
+        let busy: Rendered<()> = Err(ApiError::unavailable("section_busy", "busy", 1));
+        assert_eq!(stored_form(&busy), None);
     }
 
     #[test]

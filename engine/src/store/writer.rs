@@ -1,0 +1,328 @@
+//! The group-commit writer thread and [`WalHandle`], the way to reach it.
+//!
+//! Everything the store writes while it runs goes through this one thread: section
+//! records with their audit entries and stored idempotent answers, snapshots, audit
+//! entries of changes outside the WAL, event definitions and signing-key seeds. It
+//! drains what is queued (up to `group_commit_records_max` records), writes one
+//! `WriteBatch`, syncs once and completes every waiter; so whatever one command
+//! carries is on disk together or not at all.
+//!
+//! Two ways to queue: actors (on actix arbiter threads) use the blocking sends, which
+//! are the deliberate back-pressure; async code uses the non-blocking ones, which
+//! complete with [`StorageError::Busy`] at once when the queue is full.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+
+use super::{Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_SNAPSHOTS, CF_WAL};
+use crate::audit;
+use crate::observe;
+use crate::wal::{self, AuditRecord, IdempotentAnswer};
+
+/// What the writer does when a group is on disk (or failed).
+pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+/// An idempotency key and its framed [`IdempotentAnswer`], ready for the batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FramedAnswer {
+    pub key: Vec<u8>,
+    pub framed: Vec<u8>,
+}
+
+impl FramedAnswer {
+    pub fn new(key: Vec<u8>, answer: &IdempotentAnswer) -> FramedAnswer {
+        let framed = wal::encode(answer);
+        wal::debug_assert_round_trip(answer, &framed);
+        FramedAnswer { key, framed }
+    }
+}
+
+pub(super) enum Command {
+    /// Records `first_seq..` of one section, already framed, the audit entries
+    /// describing them (numbered and chained by the writer), and the stored answer of
+    /// the request that made them, if it had an idempotency key.
+    Append {
+        section: u32,
+        first_seq: u64,
+        records: Vec<Vec<u8>>,
+        audit: Vec<AuditRecord>,
+        answer: Option<FramedAnswer>,
+        done: Completion,
+    },
+    /// Audit entries of changes outside the WAL (refused scans, backups).
+    Audit { entries: Vec<AuditRecord>, done: Completion },
+    /// A section's snapshot after `last_seq`; its older records are deleted with it.
+    Snapshot { section: u32, last_seq: u64, snapshot: Vec<u8> },
+    /// A stored answer of a request that changed nothing in a section.
+    Idempotent { answer: FramedAnswer, done: Completion },
+    /// Framed values for the `meta` column family (event definitions, signing-key
+    /// seeds) with the audit entries of the admin change they make.
+    Meta { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
+    /// Ends the writer after everything queued before it.
+    Stop,
+}
+
+impl Command {
+    fn complete(self, result: Result<(), StorageError>) {
+        match self {
+            Command::Append { done, .. }
+            | Command::Idempotent { done, .. }
+            | Command::Audit { done, .. }
+            | Command::Meta { done, .. } => done(result),
+            Command::Snapshot { .. } | Command::Stop => {}
+        }
+    }
+
+    /// Records this command counts against `group_commit_records_max`.
+    fn records(&self) -> usize {
+        match self {
+            Command::Append { records, .. } => records.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// A cloneable way to reach the writer thread.
+#[derive(Clone)]
+pub struct WalHandle {
+    pub(super) commands: Sender<Command>,
+    pub(super) failed: Arc<AtomicBool>,
+}
+
+impl WalHandle {
+    /// Queues records for the next group, with their audit entries and the answer of
+    /// the request that made them; `done` runs when all of it is durable. Blocks while
+    /// the queue is full (back-pressure on the calling actor).
+    pub fn append(
+        &self,
+        section: u32,
+        first_seq: u64,
+        records: Vec<Vec<u8>>,
+        audit: Vec<AuditRecord>,
+        answer: Option<FramedAnswer>,
+        done: Completion,
+    ) {
+        assert!(first_seq >= 1, "sequence numbers start at 1");
+        assert!(!records.is_empty(), "an append carries records");
+        self.send(Command::Append { section, first_seq, records, audit, answer, done });
+    }
+
+    /// Queues audit entries for the next group; `done` runs when they are durable.
+    /// Blocks while the queue is full: for actors, never for async code (see [`audit`](Self::audit)).
+    pub fn audit_blocking(&self, entries: Vec<AuditRecord>, done: Completion) {
+        self.send(Command::Audit { entries, done });
+    }
+
+    /// Queues audit entries without ever blocking: when the queue is full, `done` gets
+    /// [`StorageError::Busy`] at once.
+    pub fn audit(&self, entries: Vec<AuditRecord>, done: Completion) {
+        self.offer(Command::Audit { entries, done });
+    }
+
+    /// [`audit`](Self::audit) for async code: resolves when the entries are durable.
+    pub async fn audit_durable(&self, entries: Vec<AuditRecord>) -> Result<(), StorageError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.audit(
+            entries,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        receiver.await.unwrap_or(Err(StorageError::Closed))
+    }
+
+    pub fn snapshot(&self, section: u32, last_seq: u64, snapshot: Vec<u8>) {
+        self.send(Command::Snapshot { section, last_seq, snapshot });
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Queues the answer of a request that changed nothing (an answer to a change goes
+    /// with its records, see [`append`](Self::append)); never blocks: when the queue is
+    /// full, `done` gets [`StorageError::Busy`] at once.
+    pub fn put_idempotent(&self, key: &[u8], answer: &IdempotentAnswer, done: Completion) {
+        self.offer(Command::Idempotent { answer: FramedAnswer::new(key.to_vec(), answer), done });
+    }
+
+    /// Queues `meta` values with their audit entries, blocking while the queue is full
+    /// (admin changes run on blocking threads).
+    pub(super) fn meta(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion) {
+        self.send(Command::Meta { puts, audit, done });
+    }
+
+    pub(super) fn send(&self, command: Command) {
+        let command = match self.commands.try_send(command) {
+            Ok(()) => return,
+            Err(TrySendError::Full(command)) => command,
+            Err(TrySendError::Disconnected(command)) => return command.complete(Err(StorageError::Closed)),
+        };
+        if let Err(error) = self.commands.send(command) {
+            error.0.complete(Err(StorageError::Closed));
+        }
+    }
+
+    fn offer(&self, command: Command) {
+        match self.commands.try_send(command) {
+            Ok(()) => {}
+            Err(TrySendError::Full(command)) => {
+                metrics::counter!(observe::WAL_QUEUE_FULL_TOTAL).increment(1);
+                command.complete(Err(StorageError::Busy));
+            }
+            Err(TrySendError::Disconnected(command)) => command.complete(Err(StorageError::Closed)),
+        }
+    }
+}
+
+pub(super) struct Writer {
+    pub(super) db: Arc<DB>,
+    pub(super) config: StorageConfig,
+    pub(super) failed: Arc<AtomicBool>,
+    /// Failpoint: the next group fails as if the disk had refused it.
+    pub(super) inject_failure: Arc<AtomicBool>,
+    /// Where the next audit entry goes; only this thread appends.
+    pub(super) audit_head: audit::ChainHead,
+}
+
+impl Writer {
+    pub(super) fn run(mut self, queue: Receiver<Command>) {
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(self.config.durability == Durability::Sync);
+        let flush_interval = Duration::from_millis(self.config.async_flush_interval_ms.max(1));
+        let mut unsynced_since: Option<Instant> = None;
+        loop {
+            let wait = match unsynced_since {
+                Some(since) => flush_interval.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            let first = match queue.recv_timeout(wait) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sync_wal(&mut unsynced_since);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let (group, stop) = self.gather(first, &queue);
+            self.write_group(group, &write_options, &mut unsynced_since);
+            if stop {
+                break;
+            }
+            if unsynced_since.is_some_and(|since| since.elapsed() >= flush_interval) {
+                self.sync_wal(&mut unsynced_since);
+            }
+        }
+        self.sync_wal(&mut unsynced_since);
+    }
+
+    /// `first` and whatever else is queued, up to the group's record bound; and
+    /// whether a `Stop` is among them.
+    fn gather(&self, first: Command, queue: &Receiver<Command>) -> (Vec<Command>, bool) {
+        let mut stop = matches!(first, Command::Stop);
+        let mut records = first.records();
+        let mut group = vec![first];
+        while !stop && records < self.config.group_commit_records_max {
+            let Ok(command) = queue.try_recv() else { break };
+            records += command.records();
+            stop = matches!(command, Command::Stop);
+            group.push(command);
+        }
+        (group, stop)
+    }
+
+    /// The batch of a group; `audit_head` is advanced on a copy, kept only if it is written.
+    fn batch(&self, group: &[Command], audit_head: &mut audit::ChainHead) -> WriteBatch {
+        let cf = |name| self.db.cf_handle(name).expect("column family created at open");
+        let (wal_cf, snapshots, idempotency, audit_cf, meta) =
+            (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META));
+        let mut batch = WriteBatch::default();
+        let mut chain = |batch: &mut WriteBatch, entries: &[AuditRecord]| {
+            for entry in entries {
+                let (key, value) = audit_head.append(entry.clone());
+                batch.put_cf(audit_cf, key, value);
+            }
+        };
+        for command in group {
+            match command {
+                Command::Append { section, first_seq, records, audit, answer, .. } => {
+                    for (offset, record) in records.iter().enumerate() {
+                        // Pair assertion: what goes to disk is a record recovery will read.
+                        debug_assert!(wal::decode::<wal::Record>(record).is_ok(), "a framed record");
+                        batch.put_cf(wal_cf, wal::record_key(*section, first_seq + offset as u64), record);
+                    }
+                    chain(&mut batch, audit);
+                    if let Some(answer) = answer {
+                        batch.put_cf(idempotency, &answer.key, &answer.framed);
+                    }
+                }
+                Command::Audit { entries, .. } => chain(&mut batch, entries),
+                Command::Snapshot { section, last_seq, snapshot } => {
+                    debug_assert!(wal::decode::<wal::SectionSnapshot>(snapshot).is_ok(), "a framed snapshot");
+                    batch.put_cf(snapshots, wal::snapshot_key(*section), snapshot);
+                    batch.delete_range_cf(
+                        wal_cf,
+                        wal::record_key(*section, 0),
+                        wal::record_key(*section, last_seq + 1),
+                    );
+                }
+                Command::Idempotent { answer, .. } => batch.put_cf(idempotency, &answer.key, &answer.framed),
+                Command::Meta { puts, audit, .. } => {
+                    for (key, value) in puts {
+                        batch.put_cf(meta, key, value);
+                    }
+                    chain(&mut batch, audit);
+                }
+                Command::Stop => {}
+            }
+        }
+        batch
+    }
+
+    fn write_group(&mut self, group: Vec<Command>, write_options: &WriteOptions, unsynced_since: &mut Option<Instant>) {
+        if self.failed.load(Ordering::Acquire) {
+            let error = StorageError::Failed("an earlier write failed".into());
+            return group.into_iter().for_each(|command| command.complete(Err(error.clone())));
+        }
+        let mut audit_head = self.audit_head;
+        let batch = self.batch(&group, &mut audit_head);
+        let (records, bytes) = (batch.len(), batch.size_in_bytes());
+        let started = Instant::now();
+        let result = if self.inject_failure.swap(false, Ordering::AcqRel) {
+            Err("injected write failure".to_string())
+        } else {
+            self.db.write_opt(batch, write_options).map_err(|error| error.to_string())
+        };
+        if result.is_ok() {
+            self.audit_head = audit_head;
+        }
+        if result.is_ok() && self.config.durability == Durability::Async && unsynced_since.is_none() {
+            *unsynced_since = Some(Instant::now());
+        }
+        metrics::histogram!(observe::WAL_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(observe::WAL_GROUP_RECORDS).record(records as f64);
+        metrics::counter!(observe::WAL_BYTES_TOTAL).increment(bytes as u64);
+        let result = result.map_err(|error| {
+            metrics::counter!(observe::WAL_WRITE_FAILURES_TOTAL).increment(1);
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(%error, "WAL write failed; acknowledgements stop until restart");
+            StorageError::Failed(error)
+        });
+        for command in group {
+            command.complete(result.clone());
+        }
+    }
+
+    fn sync_wal(&self, unsynced_since: &mut Option<Instant>) {
+        if unsynced_since.take().is_some() {
+            if let Err(error) = self.db.flush_wal(true) {
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(%error, "WAL sync failed; acknowledgements stop until restart");
+            }
+        }
+    }
+}
