@@ -30,6 +30,7 @@ use crate::inventory::{
 };
 use crate::observe::SectionMetrics;
 use crate::store::{Completion, StorageConfig, StorageError, WalHandle};
+use crate::tickets::Viewer;
 use crate::venue::SeatIndex;
 use crate::wal::{self, ActorRecord};
 
@@ -279,6 +280,21 @@ section_call!(
     Cancel { order: OrderId, by: ActorRecord } -> Result<Order, OrderError>,
     |self, inventory, now| inventory.cancel(self.order, now),
     actor: |self| self.by.clone()
+);
+section_call!(
+    /// Cancel an order on behalf of its customer or an admin, ownership checked in the
+    /// same turn (someone else's order is `NotFound`).
+    CancelOrder { order: OrderId, viewer: Viewer } -> Result<Order, OrderError>,
+    |self, inventory, now| inventory.cancel_for(self.order, &self.viewer, now),
+    actor: |self| match &self.viewer {
+        Viewer::Admin => ActorRecord::Admin,
+        Viewer::Customer(customer) => ActorRecord::Customer(customer.0.to_string()),
+    }
+);
+section_call!(
+    /// An order, if `viewer` may see it (its customer, or an admin).
+    ReadOrder { order: OrderId, viewer: Viewer } -> Option<Order>,
+    |self, inventory, _now| inventory.order_for(self.order, &self.viewer).cloned()
 );
 section_call!(
     /// New on-sale window and prices from an updated event definition.

@@ -6,6 +6,7 @@ use crate::best::{self, BestRequest};
 use crate::clock::Millis;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::lockfree::{self, HoldNumber, HOLD_NUMBER_MAX};
+use crate::tickets::Viewer;
 use crate::venue::{CategoryIndex, SeatIndex, SectionKind};
 use crate::wal::{HoldRecord, Record, UnitsRecord};
 
@@ -149,6 +150,21 @@ impl Inventory {
         }
         self.commit(Record::OrderCancelled { order: id.number, at_ms: now.0 });
         Ok(self.orders[id.number as usize].clone())
+    }
+
+    /// The order, if it exists and `viewer` may see it (its customer, or an admin).
+    pub fn order_for(&self, id: OrderId, viewer: &Viewer) -> Option<&Order> {
+        self.order(id).filter(|order| match viewer {
+            Viewer::Admin => true,
+            Viewer::Customer(customer) => order.customer == *customer,
+        })
+    }
+
+    /// [`Inventory::cancel`] on behalf of `viewer`: someone else's order is not found
+    /// (ids are guessable; orders are private).
+    pub fn cancel_for(&mut self, id: OrderId, viewer: &Viewer, now: Millis) -> Result<Order, OrderError> {
+        self.order_for(id, viewer).ok_or(OrderError::NotFound)?;
+        self.cancel(id, now)
     }
 
     /// Frees up to [`SWEEP_HOLDS_MAX`] holds that expired by `now`; returns them.

@@ -459,3 +459,17 @@ fn a_quantity_hold_reclaims_only_what_it_needs() {
     assert_eq!(harness.ga.holds().count(), 4, "three expired holds wait for the sweep");
     assert_eq!(harness.ga.sweep(harness.now).len(), 3);
 }
+
+#[test]
+fn orders_are_seen_and_cancelled_only_by_their_customer_or_an_admin() {
+    let mut harness = Harness::new();
+    let order = sold_pair(&mut harness);
+    let (alice, bob) = (Viewer::Customer(CustomerId::new("alice")), Viewer::Customer(CustomerId::new("bob")));
+    assert!(harness.reserved.order_for(order, &alice).is_some());
+    assert!(harness.reserved.order_for(order, &Viewer::Admin).is_some());
+    assert!(harness.reserved.order_for(order, &bob).is_none());
+    let now = harness.now;
+    assert_eq!(harness.reserved.cancel_for(order, &bob, now), Err(OrderError::NotFound));
+    assert_eq!(harness.reserved.cancel_for(order, &alice, now).map(|order| order.state), Ok(OrderState::Cancelled));
+    assert_eq!(harness.reserved.cancel_for(order, &Viewer::Admin, now), Err(OrderError::AlreadyCancelled));
+}

@@ -113,12 +113,7 @@ impl Inventory {
 
     /// The order of `ticket`, if this section sold it and `viewer` may see it.
     pub fn ticket_order(&self, ticket: TicketId, viewer: &Viewer) -> Option<&Order> {
-        let order = self.order(ticket.order)?;
-        let visible = match viewer {
-            Viewer::Admin => true,
-            Viewer::Customer(customer) => order.customer == *customer,
-        };
-        (visible && u32::from(ticket.index) < order.units.count()).then_some(order)
+        self.order_for(ticket.order, viewer).filter(|order| u32::from(ticket.index) < order.units.count())
     }
 
     /// Gives `ticket` a new code version if `proof` shows the right to: its older codes
