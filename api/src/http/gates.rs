@@ -360,7 +360,8 @@ pub async fn scan_batch(
 #[utoipa::path(get, path = "/v1/events/{event}/gate-bundle", tag = "gates",
     params(("event" = String, Path, description = "Event id"), SinceQuery),
     security(("gate_token" = [])),
-    responses((status = 200, body = GateBundle), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GateBundle), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "A section is busy; retry after the given seconds", body = ErrorBody)))]
 pub async fn gate_bundle(
     State(shared): State<Arc<Shared>>,
     Path(event): Path<String>,
