@@ -6,6 +6,7 @@
 
 mod config;
 mod http;
+mod render;
 mod server;
 mod simulate;
 

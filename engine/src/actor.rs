@@ -28,11 +28,11 @@ use crate::clock::{Clock, Millis};
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, ScanOutcome,
-    SectionState, TicketError,
+    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
 };
 use crate::observe::SectionMetrics;
 use crate::store::{Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
+use crate::tickets::Viewer;
 use crate::venue::SeatIndex;
 use crate::wal::{self, ActorRecord};
 
@@ -186,6 +186,12 @@ pub trait SectionCall: Send + 'static {
     fn actor(&self) -> ActorRecord {
         ActorRecord::System
     }
+
+    /// [`SectionCall::actor`], for calls whose "who" the inventory knows (a buyer's
+    /// reissue is audited as the order's customer's). Asked just before `run`.
+    fn actor_in(&self, _inventory: &Inventory) -> ActorRecord {
+        self.actor()
+    }
 }
 
 /// What one call changed, on its way to the WAL.
@@ -247,7 +253,7 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
         // so what this one journals is its own.
         assert!(self.inventory.take_journal().is_empty(), "the journal is empty before a call");
         let started = Instant::now();
-        let actor = message.call.actor();
+        let actor = message.call.actor_in(&self.inventory);
         let reply = message.call.run(&mut self.inventory, self.clock.now());
         self.metrics.call(started.elapsed());
         let changes = self.take_changes(&actor);
@@ -280,6 +286,10 @@ impl<C: SectionCall> SectionCall for Vec<C> {
 
     fn actor(&self) -> ActorRecord {
         self.first().map_or(ActorRecord::System, SectionCall::actor)
+    }
+
+    fn actor_in(&self, inventory: &Inventory) -> ActorRecord {
+        self.first().map_or(ActorRecord::System, |call| call.actor_in(inventory))
     }
 }
 
@@ -344,30 +354,19 @@ section_call!(
     actor: |self| self.by.clone()
 );
 section_call!(
-    /// A new code version for one ticket; its older codes die.
-    Reissue { order: OrderId, index: u16, by: ActorRecord } -> Result<(Order, u16), TicketError>,
-    |self, inventory, now| inventory.reissue(self.order, self.index, now),
-    actor: |self| self.by.clone()
+    /// Cancel an order on behalf of its customer or an admin, ownership checked in the
+    /// same turn (someone else's order is `NotFound`).
+    CancelOrder { order: OrderId, viewer: Viewer } -> Result<Order, OrderError>,
+    |self, inventory, now| inventory.cancel_for(self.order, &self.viewer, now),
+    actor: |self| match &self.viewer {
+        Viewer::Admin => ActorRecord::Admin,
+        Viewer::Customer(customer) => ActorRecord::Customer(customer.0.to_string()),
+    }
 );
 section_call!(
-    /// A gate scanned a ticket whose code's signature the caller checked: admit it
-    /// once, or say why not. The order comes back for the gate's display.
-    /// `scanned_at_ms`: when an offline gate scanned it (default: now).
-    Scan {
-        order: u32,
-        index: u16,
-        version: u16,
-        gate: String,
-        scan_id: String,
-        scanned_at_ms: Option<u64>,
-    } -> (ScanOutcome, Option<Order>),
-    |self, inventory, now| {
-        let at = self.scanned_at_ms.map_or(now, Millis);
-        let outcome = inventory.scan(self.order, self.index, self.version, &self.gate, &self.scan_id, at);
-        let order = inventory.order(OrderId { section: inventory.key(), number: self.order }).cloned();
-        (outcome, order)
-    },
-    actor: |self| ActorRecord::Gate(self.gate.clone())
+    /// An order, if `viewer` may see it (its customer, or an admin).
+    ReadOrder { order: OrderId, viewer: Viewer } -> Option<Order>,
+    |self, inventory, _now| inventory.order_for(self.order, &self.viewer).cloned()
 );
 section_call!(
     /// New on-sale window and prices from an updated event definition.

@@ -92,7 +92,7 @@ pub fn describe(section: u32, record: &Record, actor: &ActorRecord, out: &mut Ve
             let mut entry = draft(*at_ms, section, actor, "reissue");
             entry.order = Some(*order);
             entry.ticket = Some(*index);
-            entry.detail = format!("{REISSUED_VERSION_PREFIX}{version}; older codes refused");
+            entry.detail = format!("now version {version}; older codes refused");
             out.push(entry);
         }
         Record::TicketAdmitted { order, index, version, admission } => {
@@ -107,23 +107,12 @@ pub fn describe(section: u32, record: &Record, actor: &ActorRecord, out: &mut Ve
     }
 }
 
-/// How a reissue entry's detail starts, before the new version.
-const REISSUED_VERSION_PREFIX: &str = "now version ";
-
-/// The new code version a `reissue` entry records.
-pub fn reissued_version(entry: &AuditRecord) -> Option<u16> {
-    if entry.action != "reissue" {
-        return None;
-    }
-    entry.detail.strip_prefix(REISSUED_VERSION_PREFIX)?.split(';').next()?.parse().ok()
-}
-
 /// The entry of a scan refused at section `section`.
 pub fn refused_scan(section: u32, scan: &RefusedScan) -> AuditRecord {
     let mut entry = draft(scan.at_ms, Some(section), &ActorRecord::Gate(scan.gate.clone()), "scan");
     entry.order = Some(scan.order);
     entry.ticket = Some(scan.index);
-    entry.outcome = scan.result.to_string();
+    entry.outcome = scan.outcome.as_str().to_string();
     entry.detail = format!("version {}, scan {}", scan.version, scan.scan_id);
     entry
 }
@@ -314,7 +303,10 @@ mod tests {
         let mut reissue = Vec::new();
         let record = Record::TicketReissued { order: 1, index: 0, version: 3, at_ms: 1 };
         describe(7, &record, &customer, &mut reissue);
-        assert_eq!(reissued_version(&reissue[0]), Some(3));
-        assert_eq!(reissued_version(&out[0]), None);
+        let entry = &reissue[0];
+        assert_eq!(
+            (entry.action.as_str(), entry.order, entry.ticket, entry.detail.as_str()),
+            ("reissue", Some(1), Some(0), "now version 3; older codes refused")
+        );
     }
 }

@@ -39,8 +39,12 @@ pub mod store;
 #[cfg(not(loom))]
 pub mod synthetic;
 #[cfg(not(loom))]
-pub mod ticket_code;
+pub mod tickets;
 #[cfg(not(loom))]
 pub mod venue;
 #[cfg(not(loom))]
 pub mod wal;
+
+/// The ticket code's old path, which tools and tests outside the crate still name.
+#[cfg(not(loom))]
+pub use tickets::code as ticket_code;

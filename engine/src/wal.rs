@@ -77,6 +77,8 @@ pub struct AdmissionRecord {
 pub struct TicketRecord {
     pub index: u16,
     pub version: u16,
+    /// When it got `version` (0 while at version 0): gate bundles report revocations since a time.
+    pub reissued_at_ms: u64,
     pub admitted: Option<AdmissionRecord>,
 }
 
@@ -105,6 +107,8 @@ pub struct OrderRecord {
     pub total_minor: u64,
     pub confirmed_at_ms: u64,
     pub cancelled: bool,
+    /// When it was cancelled (0 unless `cancelled`): gate bundles report revocations since a time.
+    pub cancelled_at_ms: u64,
     pub buyer: BuyerRecord,
     /// Tickets reissued or admitted, by index; the others are at version 0, unused.
     pub tickets: Vec<TicketRecord>,

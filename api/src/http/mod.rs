@@ -4,12 +4,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod error;
 pub mod events;
+pub mod gates;
 pub mod guard;
 pub mod holds;
 pub mod idempotency;
-pub mod render;
 pub mod tickets;
 pub mod views;
 
@@ -83,10 +84,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(tickets::ticket_barcode_svg))
         .routes(routes!(tickets::ticket_page))
         .routes(routes!(tickets::reissue_ticket))
-        .routes(routes!(tickets::scan))
-        .routes(routes!(tickets::scan_batch))
-        .routes(routes!(tickets::gate_bundle))
-        .routes(routes!(tickets::audit_log))
+        .routes(routes!(gates::scan))
+        .routes(routes!(gates::scan_batch))
+        .routes(routes!(gates::gate_bundle))
+        .routes(routes!(audit::audit_log))
         .routes(routes!(openapi_json))
         .split_for_parts();
     let document = serde_json::to_vec(&openapi).expect("the OpenAPI document serializes");

@@ -7,7 +7,12 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use super::*;
+use crate::best::BestRequest;
+use crate::clock::Millis;
+use crate::ids::{CustomerId, TicketId};
 use crate::synthetic::{grid_venue, open_event, GridShape, PREMIUM};
+use crate::tickets::{ReissueProof, ScanOutcome, Viewer};
+use crate::venue::SeatIndex;
 
 const T0: Millis = Millis(1_000_000_000);
 
@@ -368,4 +373,103 @@ fn sweep_frees_expired_holds() {
         hold carol 1-1              => h1 1-1 exp +20s 10000
         ",
     );
+}
+
+/// A confirmed order of alice's for seats 1-1 and 1-2, bought by ana@example.com.
+fn sold_pair(harness: &mut Harness) -> OrderId {
+    let alice = CustomerId::new("alice");
+    let seats = [harness.seat_index("1-1"), harness.seat_index("1-2")];
+    let hold = harness.reserved.hold_seats(&alice, &seats, harness.now).expect("free seats").hold;
+    let buyer = Buyer { email: "ana@example.com".to_string(), ..Buyer::default() };
+    harness.reserved.confirm(hold.id, &alice, &buyer, harness.now).expect("live hold").id
+}
+
+#[test]
+fn tickets_are_seen_and_reissued_only_by_their_owner_or_an_admin() {
+    let mut harness = Harness::new();
+    let order = sold_pair(&mut harness);
+    let ticket = TicketId { order, index: 1 };
+    let alice = Viewer::Customer(CustomerId::new("alice"));
+    let bob = Viewer::Customer(CustomerId::new("bob"));
+    let seen = |viewer: &Viewer, ticket: TicketId| harness.reserved.ticket_order(ticket, viewer).is_some();
+    assert_eq!((seen(&alice, ticket), seen(&Viewer::Admin, ticket), seen(&bob, ticket)), (true, true, false));
+    assert!(!seen(&alice, TicketId { order, index: 2 }), "no third ticket");
+    let buyer = |order: Option<OrderId>, email: &str| ReissueProof::Buyer { order, email: email.to_string() };
+    let now = harness.now;
+    let cases = [
+        (ReissueProof::Missing, Err(TicketError::ProofMissing)),
+        (buyer(Some(order), "bob@example.com"), Err(TicketError::NotFound)),
+        (buyer(None, "ana@example.com"), Err(TicketError::NotFound)),
+        (buyer(Some(order), " ANA@example.com "), Ok(1)),
+        (ReissueProof::Admin, Ok(2)),
+    ];
+    for (proof, expected) in cases {
+        let got = harness.reserved.reissue(ticket, &proof, now).map(|(_, version)| version);
+        assert_eq!(got, expected, "{proof:?}");
+    }
+    let missing = TicketId { order: OrderId { section: order.section, number: 7 }, index: 0 };
+    assert_eq!(harness.reserved.reissue(missing, &ReissueProof::Missing, now), Err(TicketError::NotFound));
+}
+
+#[test]
+fn revocations_come_from_ticket_state_by_time_and_survive_a_snapshot() {
+    let mut harness = Harness::new();
+    let order = sold_pair(&mut harness);
+    let admin = ReissueProof::Admin;
+    harness.reserved.reissue(TicketId { order, index: 0 }, &admin, Millis(T0.0 + 10)).expect("reissued");
+    harness.reserved.reissue(TicketId { order, index: 1 }, &admin, Millis(T0.0 + 20)).expect("reissued");
+    assert_eq!(
+        harness.reserved.scan(order.number, 1, 0, "north", "s1", Millis(T0.0 + 21)),
+        ScanOutcome::Revoked { current_version: 1 }
+    );
+    harness.reserved.cancel(order, Millis(T0.0 + 30)).expect("cancelled");
+    let listed = |inventory: &Inventory, since: u64, max: usize| {
+        let (revocations, more) = inventory.revocations(Millis(T0.0 + since), max);
+        let names: Vec<String> = revocations
+            .iter()
+            .map(|revocation| {
+                format!("+{} {:?} {}", revocation.at.0 - T0.0, revocation.ticket, revocation.reason.as_str())
+            })
+            .collect();
+        (names.join(", "), more)
+    };
+    let all = "+10 Some(0) reissued, +20 Some(1) reissued, +30 None cancelled".to_string();
+    assert_eq!(listed(&harness.reserved, 0, 10), (all.clone(), false));
+    assert_eq!(listed(&harness.reserved, 20, 10), ("+20 Some(1) reissued, +30 None cancelled".to_string(), false));
+    assert_eq!(listed(&harness.reserved, 0, 1), ("+10 Some(0) reissued".to_string(), true));
+    assert_eq!(listed(&harness.reserved, 31, 10), (String::new(), false));
+
+    let snapshot = harness.reserved.snapshot(1);
+    let mut restored = Harness::new();
+    restored.reserved.restore(&snapshot).expect("restores");
+    assert_eq!(listed(&restored.reserved, 0, 10), (all, false));
+    assert_eq!(restored.reserved.scan(order.number, 0, 1, "north", "s2", Millis(T0.0 + 40)), ScanOutcome::Cancelled);
+}
+
+#[test]
+fn a_quantity_hold_reclaims_only_what_it_needs() {
+    let mut harness = Harness::new();
+    let now = harness.now;
+    for customer in ["a", "b", "c", "d", "e"] {
+        harness.ga.hold_quantity(&CustomerId::new(customer), 1, now).expect("room");
+    }
+    harness.now = harness.now.saturating_add(11_000);
+    let granted = harness.ga.hold_quantity(&CustomerId::new("f"), 2, harness.now).expect("two expired holds reclaimed");
+    assert_eq!(granted.hold.units, Units::Quantity(2));
+    assert_eq!(harness.ga.holds().count(), 4, "three expired holds wait for the sweep");
+    assert_eq!(harness.ga.sweep(harness.now).len(), 3);
+}
+
+#[test]
+fn orders_are_seen_and_cancelled_only_by_their_customer_or_an_admin() {
+    let mut harness = Harness::new();
+    let order = sold_pair(&mut harness);
+    let (alice, bob) = (Viewer::Customer(CustomerId::new("alice")), Viewer::Customer(CustomerId::new("bob")));
+    assert!(harness.reserved.order_for(order, &alice).is_some());
+    assert!(harness.reserved.order_for(order, &Viewer::Admin).is_some());
+    assert!(harness.reserved.order_for(order, &bob).is_none());
+    let now = harness.now;
+    assert_eq!(harness.reserved.cancel_for(order, &bob, now), Err(OrderError::NotFound));
+    assert_eq!(harness.reserved.cancel_for(order, &alice, now).map(|order| order.state), Ok(OrderState::Cancelled));
+    assert_eq!(harness.reserved.cancel_for(order, &Viewer::Admin, now), Err(OrderError::AlreadyCancelled));
 }

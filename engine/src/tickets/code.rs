@@ -193,6 +193,19 @@ impl EventKey {
         debug_assert_eq!(read_claim(&code).as_ref(), Ok(claim), "a code we sign must read back as its claim");
         Ok(code)
     }
+
+    /// Signs `message` under another `context` than a code's (the printed barcode's).
+    /// Contexts end at their NUL, so no signature made here passes as a code's.
+    pub(super) fn sign_in_context(&self, context: &[u8], message: &[u8]) -> [u8; SIGNATURE_LENGTH] {
+        debug_assert!(context.ends_with(b"\0") && context != SIGNING_CONTEXT, "a context of its own");
+        let signed = [context, message].concat();
+        self.signing_key.sign(&signed).to_bytes()
+    }
+}
+
+/// Unpadded base64url, as every code writes it.
+pub(super) fn base64url(bytes: &[u8]) -> String {
+    BASE64_URL_STRICT.encode(bytes)
 }
 
 impl fmt::Debug for EventKey {
