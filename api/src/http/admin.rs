@@ -16,8 +16,8 @@ use hakken_engine::registry::RegistryError;
 use hakken_engine::wal::ActorRecord;
 
 use crate::http::app::{call, App, Shared};
+use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::http::guard::require_admin;
 use crate::http::tickets::append_audit;
 use crate::http::views::{
     event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,

@@ -30,8 +30,8 @@ use tokio::sync::oneshot;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::app::{call, App, EventView, Shared};
+use crate::http::auth::{constant_time_eq, is_admin, require_admin, require_gate};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::guard::{constant_time_eq, is_admin, require_admin, require_gate};
 use crate::http::render::{self, TicketPage};
 use crate::http::views::{category_id, CustomerQuery};
 
