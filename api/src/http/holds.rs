@@ -337,8 +337,10 @@ pub async fn get_order(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
+    /// The order's customer (an admin, with the admin token, may leave it out).
     #[serde(default)]
     #[schema(
+        required = true,
         min_length = 1,
         max_length = 128,
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",

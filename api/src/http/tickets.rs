@@ -85,9 +85,13 @@ pub struct TicketResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReissueRequest {
+    /// The ticket's order (an admin, with the admin token, may leave it out).
     #[serde(default)]
+    #[schema(required = true, example = "o3-7")]
     pub order: Option<String>,
+    /// The buyer's email (an admin, with the admin token, may leave it out).
     #[serde(default)]
+    #[schema(required = true, example = "ana@example.com")]
     pub email: Option<String>,
 }
 
@@ -143,6 +147,7 @@ pub struct OfflineScan {
     pub gate: String,
     pub scan_id: String,
     /// When the gate scanned it (RFC 3339); the admission keeps this time.
+    #[schema(format = DateTime, example = "2027-07-10T18:05:00+02:00")]
     pub scanned_at: String,
     #[serde(default)]
     pub event: Option<String>,
@@ -205,10 +210,13 @@ pub struct AuditQuery {
     /// Entries from this sequence number on (a page's `next`).
     pub since: Option<u64>,
     /// Only entries about this ticket (or its order's refund).
+    #[param(pattern = "^t[0-9A-Fa-f]{1,8}-[0-9A-Fa-f]{1,8}-[0-9]{1,4}$", example = "t3-7-0")]
     pub ticket: Option<String>,
     /// Only entries about this order.
+    #[param(pattern = "^o[0-9A-Fa-f]{1,8}-[0-9A-Fa-f]{1,8}$", example = "o3-7")]
     pub order: Option<String>,
     /// Entries per page, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 
