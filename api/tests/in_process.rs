@@ -149,7 +149,7 @@ async fn secured_operations(server: &InProcess) -> Vec<(Method, String)> {
     for (path, methods) in document["paths"].as_object().unwrap() {
         for (method, operation) in methods.as_object().unwrap() {
             if operation.get("security").is_some() {
-                let uri = path.replace("{event}", EVENT).replace('{', "").replace('}', "");
+                let uri = path.replace("{event}", EVENT).replace(['{', '}'], "");
                 operations.push((Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), uri));
             }
         }

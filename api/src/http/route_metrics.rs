@@ -21,13 +21,16 @@ pub const REQUEST_SECONDS: &str = "hakken_http_request_duration_seconds";
 pub const IN_FLIGHT: &str = "hakken_http_requests_in_flight";
 pub const REJECTIONS_TOTAL: &str = "hakken_http_rejections_total";
 
+/// Route template, method, status.
+type RouteKey = (Box<str>, Method, u16);
+
 /// Metric handles per (route template, method, status), registered once: looking a
 /// labelled metric up in the recorder on every request cost more CPU than the rest of
 /// the request's metrics and logging together (measured at 10,000 orders/s).
 /// Cloning shares the handles (the middleware holds a clone).
 #[derive(Clone)]
 pub struct RouteMetrics {
-    handles: Arc<DashMap<(Box<str>, Method, u16), (Counter, Histogram)>>,
+    handles: Arc<DashMap<RouteKey, (Counter, Histogram)>>,
     in_flight: Gauge,
 }
 
