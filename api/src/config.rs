@@ -6,6 +6,11 @@
 //! in tables: `HAKKEN_HTTP_IN_FLIGHT_MAX`, `HAKKEN_ENGINE_HOLD_TTL_MS`,
 //! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`) are comma-separated. The
 //! environment wins over the file, the file over the defaults.
+//!
+//! Paths the file gives (`venues`, `events`, `data_dir`, and the default data dir) are
+//! relative to the file's directory, so `hakken --config /elsewhere/hakken.toml` works
+//! from any folder; paths the environment gives are relative to the working directory,
+//! as a shell user expects.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +131,25 @@ impl Config {
 
     pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text, env).with_context(|| format!("{}: invalid configuration", path.display()))
+        let mut config =
+            Config::parse(&text, env).with_context(|| format!("{}: invalid configuration", path.display()))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")), env);
+        Ok(config)
+    }
+
+    /// Makes the paths the file gave relative to `base` (the file's directory); paths
+    /// from the environment stay as given. `join` keeps absolute paths as they are.
+    fn resolve_paths(&mut self, base: &Path, env: &[(String, String)]) {
+        let from_env = |name: &str| env.iter().any(|(variable, _)| variable == name);
+        if !from_env("HAKKEN_VENUES") {
+            self.venues.iter_mut().for_each(|path| *path = base.join(&*path));
+        }
+        if !from_env("HAKKEN_EVENTS") {
+            self.events.iter_mut().for_each(|path| *path = base.join(&*path));
+        }
+        if !from_env("HAKKEN_DATA_DIR") {
+            self.data_dir = base.join(&self.data_dir);
+        }
     }
 
     pub fn parse(text: &str, env: &[(String, String)]) -> Result<Config> {
@@ -280,9 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn file_paths_are_relative_to_the_file_and_environment_paths_to_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hakken.toml");
+        let file = "venues = [\"v.toml\", \"/abs/w.toml\"]\nevents = [\"e/x.toml\"]\ndata_dir = \"store\"\n";
+        std::fs::write(&path, file).unwrap();
+        let config = Config::load_with_env(&path, &[]).unwrap();
+        assert_eq!(config.venues, vec![dir.path().join("v.toml"), PathBuf::from("/abs/w.toml")]);
+        assert_eq!(config.events, vec![dir.path().join("e/x.toml")]);
+        assert_eq!(config.data_dir, dir.path().join("store"));
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Config::load_with_env(&path, &[]).unwrap().data_dir, dir.path().join("data"), "the default too");
+        let overridden = env(&[("HAKKEN_DATA_DIR", "here"), ("HAKKEN_VENUES", "a.toml")]);
+        let config = Config::load_with_env(&path, &overridden).unwrap();
+        assert_eq!((config.data_dir, config.venues), (PathBuf::from("here"), vec![PathBuf::from("a.toml")]));
+    }
+
+    #[test]
     fn the_shipped_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
         let config = Config::load_with_env(&path, &[]).unwrap();
         assert!(!config.venues.is_empty() && !config.events.is_empty());
+        // Unit tests run in api/, not beside the file: its paths resolve all the same.
+        config.load_catalogue().unwrap();
     }
 }

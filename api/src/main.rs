@@ -4,16 +4,11 @@
 //! durably; the other commands check configuration, simulate an on-sale in process,
 //! and restore a backup.
 
-mod config;
-mod http;
-mod render;
-mod server;
-mod simulate;
-
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use hakken_api::{config, server, simulate};
 use tracing_subscriber::EnvFilter;
 
 /// See the workspace manifest: measured faster than glibc's on the request path.

@@ -78,9 +78,9 @@ async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) ->
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let started = Instant::now();
-            let registry = recover(&config, catalogue)?;
+            let registry = recover(&config, catalogue, Clock::System)?;
             let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
-            tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever());
+            tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
             shared.set_ready(app);
             println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
             tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");
@@ -132,12 +132,14 @@ async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) ->
 
 /// Opens the store, recovers what it holds, then adds configured venues and events it
 /// does not have yet. A stored event wins over the file of the same id (it may have
-/// been changed through the admin API since).
-fn recover(config: &Config, catalogue: Catalogue) -> Result<Registry> {
+/// been changed through the admin API since). `clock` is the one clock of the process:
+/// the section actors and the API read "now" from it (tests pass a manual one).
+/// Blocking (it reads and syncs the store): call it off the async workers.
+pub fn recover(config: &Config, catalogue: Catalogue, clock: Clock) -> Result<Registry> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, config.storage.clone())?;
-    let mut registry = Registry::recover(config.engine.clone(), Clock::System, store)?;
+    let mut registry = Registry::recover(config.engine.clone(), clock, store)?;
     for venue in catalogue.venues {
         if registry.venue(&venue.id).is_none() {
             registry.add_venue(venue)?;

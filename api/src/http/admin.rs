@@ -17,8 +17,8 @@ use hakken_engine::registry::RegistryError;
 use hakken_engine::wal::{ActorRecord, AuditRecord};
 
 use crate::http::app::{call, App, Shared};
+use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::http::guard::require_admin;
 use crate::http::views::{
     event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,
 };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hakken_engine::actor::{SectionActor, SectionCall, SectionHandle, Unavailable};
-use hakken_engine::clock::Millis;
+use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::event::Event;
 use hakken_engine::ids::SectionKey;
 use hakken_engine::registry::Registry;
@@ -20,8 +20,9 @@ use hakken_engine::venue::Venue;
 
 use crate::config::{GatesConfig, HttpConfig};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::guard::{CustomerLimiter, RouteMetrics};
 use crate::http::idempotency::Idempotency;
+use crate::http::limiter::CustomerLimiter;
+use crate::http::route_metrics::RouteMetrics;
 
 /// One event as handlers see it.
 pub struct EventView {
@@ -94,6 +95,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub limiter: CustomerLimiter,
     pub idempotency: Arc<Idempotency>,
+    /// The registry's clock: the one "now" of the process (hold expiry, doors open).
+    clock: Clock,
 }
 
 impl App {
@@ -101,6 +104,7 @@ impl App {
         let store = registry.store().expect("the server's registry is durable").clone();
         let catalogue = Arc::new(Catalogue::of(&registry, &store)?);
         Ok(App {
+            clock: registry.clock().clone(),
             registry: Mutex::new(Some(registry)),
             catalogue: RwLock::new(catalogue),
             idempotency: Arc::new(Idempotency::new(store.clone(), http.idempotency_ttl_s)),
@@ -114,7 +118,11 @@ impl App {
     }
 
     pub fn now(&self) -> Millis {
-        hakken_engine::clock::Clock::System.now()
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Runs `change` on the registry (admin changes: blocking, they wait for the
@@ -159,7 +167,7 @@ where
 pub fn unavailable(unavailable: Unavailable, retry_after_s: u64) -> ApiError {
     match unavailable {
         Unavailable::Busy => {
-            metrics::counter!(crate::http::guard::REJECTIONS_TOTAL, "reason" => "section_busy").increment(1);
+            metrics::counter!(crate::http::route_metrics::REJECTIONS_TOTAL, "reason" => "section_busy").increment(1);
             ApiError::unavailable("section_busy", "this section is busy; retry after the given seconds", retry_after_s)
         }
         Unavailable::Stopped => shutting_down(),

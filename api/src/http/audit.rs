@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::app::{App, Shared};
+use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Path, Query};
-use crate::http::guard::require_admin;
 
 /// Audit entries per page at most, and entries looked at per request at most (the
 /// log holds every event's entries; a filter may skip many).
@@ -29,10 +29,13 @@ pub struct AuditQuery {
     /// Entries from this sequence number on (a page's `next`).
     pub since: Option<u64>,
     /// Only entries about this ticket (or its order's refund).
+    #[param(pattern = "^t[0-9A-Fa-f]{1,8}-[0-9A-Fa-f]{1,8}-[0-9]{1,4}$", example = "t3-7-0")]
     pub ticket: Option<String>,
     /// Only entries about this order.
+    #[param(pattern = "^o[0-9A-Fa-f]{1,8}-[0-9A-Fa-f]{1,8}$", example = "o3-7")]
     pub order: Option<String>,
     /// Entries per page, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 

@@ -25,8 +25,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::http::app::{call, App, Catalogue, EventView, Shared};
 use crate::http::audit::append_audit;
+use crate::http::auth::require_gate;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::guard::require_gate;
 use crate::http::views::category_id;
 
 /// Longest gate name and scan id accepted (codes: the engine's `CODE_TEXT_BYTES_MAX`).
@@ -90,6 +90,7 @@ pub struct OfflineScan {
     pub gate: String,
     pub scan_id: String,
     /// When the gate scanned it (RFC 3339); the admission keeps this time.
+    #[schema(format = DateTime, example = "2027-07-10T18:05:00+02:00")]
     pub scanned_at: String,
     #[serde(default)]
     pub event: Option<String>,

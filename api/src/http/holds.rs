@@ -26,9 +26,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::http::app::{call, Catalogue, EventView, Shared};
+use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::guard::{is_admin, rate_limited};
 use crate::http::idempotency::{call_changing, AnswerTo, Rendered};
+use crate::http::limiter::rate_limited;
 use crate::http::views::{
     hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
     OrderResponse,
@@ -377,7 +378,15 @@ pub async fn get_order(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
+    /// The order's customer (an admin, with the admin token, may leave it out).
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: Option<String>,
 }
 

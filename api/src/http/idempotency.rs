@@ -218,12 +218,12 @@ impl Idempotency {
     }
 
     /// Deletes expired answers every few minutes, for as long as the server runs.
-    pub async fn prune_forever(self: Arc<Self>) {
+    pub async fn prune_forever(self: Arc<Self>, clock: hakken_engine::clock::Clock) {
         let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
         loop {
             ticks.tick().await;
             let store = self.store.clone();
-            let now_ms = hakken_engine::clock::Clock::System.now().0;
+            let now_ms = clock.now().0;
             match tokio::task::spawn_blocking(move || store.prune_idempotent(now_ms)).await {
                 Ok(Ok(pruned)) if pruned > 0 => tracing::info!(pruned, "expired idempotency keys deleted"),
                 Ok(Err(error)) => tracing::warn!(%error, "pruning idempotency keys failed"),

@@ -1,30 +1,34 @@
 //! The HTTP API: routes, the OpenAPI document generated from them, health, and the
 //! layers every request passes (outermost first): metrics and log line → in-flight
-//! limit and timeout → body limit → `Idempotency-Key` → handler.
+//! limit and timeout → admin/gate token → body limit → `Idempotency-Key` → handler.
+//!
+//! Module dependencies point one way: the state ([`app`]) uses the leaf modules
+//! ([`limiter`], [`route_metrics`], [`error`]); the layers ([`admission`], [`auth`],
+//! [`idempotency`]) and the handlers use the state.
 
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod gates;
-pub mod guard;
 pub mod holds;
 pub mod idempotency;
+pub mod limiter;
+pub mod openapi;
+pub mod route_metrics;
 pub mod tickets;
 pub mod views;
 
-use std::sync::{Arc, OnceLock};
-
-use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,37 +36,9 @@ use crate::http::app::Shared;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::views::HealthResponse;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "hakken", description = "Seat allocation and ticketing for flash on-sales. Every error is `{\"error\": {\"code\", \"message\", \"details\"?}}`; 503 and 429 carry `Retry-After`. Every POST takes an `Idempotency-Key` header."),
-    modifiers(&AdminToken),
-    tags((name = "events", description = "Events, availability, seat maps"),
-        (name = "holds", description = "Timed holds on seats"),
-        (name = "orders", description = "Confirmed orders and refunds"),
-        (name = "tickets", description = "Tickets: signed codes, QR and barcode images, printable pages, reissue"),
-        (name = "gates", description = "Entry scans, offline batches and gate bundles (gate token)"),
-        (name = "admin", description = "Event setup, operations and the audit log (admin token)"),
-        (name = "health", description = "Liveness and readiness"))
-)]
-struct ApiDoc;
-
-struct AdminToken;
-
-impl Modify for AdminToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        for scheme in ["admin_token", "gate_token"] {
-            components.add_security_scheme(
-                scheme,
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-        }
-    }
-}
-
 /// The public API router (state included) and its OpenAPI document.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(events::list_events, admin::create_event))
@@ -88,29 +64,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(gates::scan_batch))
         .routes(routes!(gates::gate_bundle))
         .routes(routes!(audit::audit_log))
-        .routes(routes!(openapi_json))
+        .routes(routes!(openapi::openapi_json))
         .split_for_parts();
-    let document = serde_json::to_vec(&openapi).expect("the OpenAPI document serializes");
-    let _ = OPENAPI_JSON.set(document.into());
+    let mut document = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
+    openapi::complete(&mut document);
+    let gatekeeper = auth::Gatekeeper::from_document(shared.clone(), &document);
+    openapi::publish(&document);
     let body_limit = shared.http.body_bytes_max;
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency::idempotent))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::admit))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::observe))
+        .layer(axum::middleware::from_fn_with_state(gatekeeper, auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), admission::admit))
+        .layer(axum::middleware::from_fn_with_state(shared.route_metrics.clone(), route_metrics::observe))
         .with_state(shared)
-}
-
-/// The generated document, rendered once.
-static OPENAPI_JSON: OnceLock<Bytes> = OnceLock::new();
-
-/// This document: OpenAPI 3, generated from the handlers, so it cannot drift from them.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
-async fn openapi_json() -> Response {
-    let document = OPENAPI_JSON.get().cloned().unwrap_or_default();
-    ([(CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::app::{call, EventView, Shared};
+use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::guard::is_admin;
 use crate::http::views::{category_id, CustomerQuery};
 use crate::render::{self, TicketPage};
 
@@ -61,9 +61,13 @@ pub struct TicketResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReissueRequest {
+    /// The ticket's order (an admin, with the admin token, may leave it out).
     #[serde(default)]
+    #[schema(required = true, example = "o3-7")]
     pub order: Option<String>,
+    /// The buyer's email (an admin, with the admin token, may leave it out).
     #[serde(default)]
+    #[schema(required = true, example = "ana@example.com")]
     pub email: Option<String>,
 }
 

@@ -9,6 +9,7 @@ use hakken_engine::ids::{HoldId, OrderId};
 use hakken_engine::inventory::{Counts, Hold, Order, OrderState, Units};
 use hakken_engine::venue::{CategoryIndex, Section, SectionKind, Venue};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::http::app::EventView;
@@ -75,9 +76,13 @@ pub struct CategoryView {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TicketTypeView {
+    /// 1-64 letters, digits, `-`, `_` or `.`; unique in the event.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "CAT1")]
     pub id: String,
+    #[schema(example = "Category 1")]
     pub name: String,
     /// Category id of the venue.
+    #[schema(example = "CAT1")]
     pub category: String,
     /// Minor units of the event's currency (cents), taxes and fees included.
     pub price_minor: u64,
@@ -164,13 +169,24 @@ pub struct SeatView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    /// Who holds: the caller's account or session id (1-128 printable characters).
+    /// Who holds: the caller's account or session id (1-128 bytes, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: String,
+    /// Specific seats, all of one section (at most the hold's seat limit).
     #[serde(default)]
+    #[schema(min_items = 1, example = json!(["S101-A-1", "S101-A-2"]))]
     pub seats: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(example = "S101")]
     pub section: Option<String>,
+    /// How many seats, with `section` (at most the hold's seat limit).
     #[serde(default)]
+    #[schema(minimum = 1, example = 2)]
     pub quantity: Option<u32>,
     /// Best-available: seats must sit together in one row (default true). With
     /// false, together is still preferred and a split party is the fallback.
@@ -178,10 +194,26 @@ pub struct HoldRequest {
     pub adjacent: Option<bool>,
     /// Best-available: only seats of this category id.
     #[serde(default)]
+    #[schema(example = "CAT1")]
     pub category: Option<String>,
     /// Best-available: only seats flagged accessible.
     #[serde(default)]
     pub accessible: Option<bool>,
+}
+
+/// The two forms of a [`HoldRequest`] as JSON Schema alternatives (`oneOf`), which the
+/// derive cannot say: `seats` alone (not with `section`, `quantity`, `adjacent` or
+/// `category`), or `section` with `quantity` (not with `seats`). As `holds::create_hold`
+/// checks them.
+pub fn hold_request_forms() -> serde_json::Value {
+    let required = |field: &str| json!({ "required": [field] });
+    json!([
+        {
+            "required": ["seats"],
+            "not": { "anyOf": [required("section"), required("quantity"), required("adjacent"), required("category")] },
+        },
+        { "required": ["section", "quantity"], "not": required("seats") },
+    ])
 }
 
 #[derive(Serialize, ToSchema)]
@@ -221,12 +253,26 @@ pub struct ChoiceView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: String,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct CustomerQuery {
-    /// The customer the hold or order belongs to.
+    /// The customer the hold or order belongs to (an admin, with the admin token,
+    /// may leave it out when reading an order).
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: Option<String>,
 }
 
@@ -234,8 +280,15 @@ pub struct CustomerQuery {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     /// The customer who made the hold.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: String,
-    /// The payment provider's reference of the captured payment (1-128 characters).
+    /// The payment provider's reference of the captured payment (1-128 bytes, not blank).
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S", example = "pay-7f3a9")]
     pub payment_reference: String,
     pub buyer: BuyerView,
 }
@@ -243,7 +296,20 @@ pub struct ConfirmRequest {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyerView {
+    /// 1-200 bytes, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^\\s*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*\\s*$",
+        example = "Ana Lima"
+    )]
     pub name: String,
+    /// One `@`, a `.` in the domain, no spaces or control characters; at most 254 bytes.
+    #[schema(
+        max_length = 254,
+        pattern = "^\\s*[^\\s@\\u0000-\\u001F\\u007F-\\u009F]+@[^\\s@\\u0000-\\u001F\\u007F-\\u009F]*\\.[^\\s@\\u0000-\\u001F\\u007F-\\u009F]*\\s*$",
+        example = "ana@example.com"
+    )]
     pub email: String,
 }
 
@@ -283,20 +349,36 @@ pub struct TicketView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventRequest {
+    /// 1-64 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "summer-2027")]
     pub id: String,
+    /// 1-200 bytes, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Summer Nights 2027")]
     pub name: String,
+    /// A configured venue's id.
+    #[schema(example = "hakken-stadium")]
     pub venue: String,
     /// RFC 3339 with an offset, e.g. `2027-07-10T19:30:00+02:00`.
+    #[schema(format = DateTime, example = "2027-08-20T20:00:00+02:00")]
     pub starts_at: String,
+    /// Must close after it opens.
     pub on_sale: OnSaleRequest,
+    /// ISO 4217: three uppercase letters.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
+    /// 1-1024 ticket types with distinct ids, each on a category of the venue.
+    #[schema(min_items = 1, max_items = 1024)]
     pub ticket_types: Vec<TicketTypeView>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnSaleRequest {
+    /// RFC 3339 with an offset.
+    #[schema(format = DateTime, example = "2027-01-15T10:00:00+01:00")]
     pub opens_at: String,
+    /// RFC 3339 with an offset; after `opens_at`.
+    #[schema(format = DateTime, example = "2027-08-20T18:00:00+02:00")]
     pub closes_at: String,
 }
 
@@ -305,7 +387,9 @@ pub struct OnSaleRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventRequest {
+    /// 1-200 bytes, not blank.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Hakken Open Air 2027 (new date)")]
     pub name: Option<String>,
     #[serde(default)]
     pub on_sale: Option<OnSaleRequest>,
@@ -318,6 +402,7 @@ pub struct UpdateEventRequest {
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// Directory to create on the server's machine; must not exist.
+    #[schema(min_length = 1, example = "/var/backups/hakken/2027-07-01")]
     pub path: String,
 }
 

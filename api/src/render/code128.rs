@@ -4,10 +4,10 @@ use super::{check_printable_ascii, escape_html, RenderError, Run};
 
 /// Longest text we put in a Code 128 barcode. Ticket id and version are ~10–40 characters; at 64 the symbol is
 /// 759 modules wide, which still gives ~0.2 mm modules across the 164 mm of a printed A4 or Letter ticket.
-pub const BARCODE_TEXT_LENGTH_MAX: usize = 64;
+pub(crate) const BARCODE_TEXT_LENGTH_MAX: usize = 64;
 
 /// Light modules on each side of the Code 128 symbol (ISO/IEC 15417 asks for at least 10).
-pub const CODE128_QUIET_ZONE_MODULES: usize = 10;
+pub(crate) const CODE128_QUIET_ZONE_MODULES: usize = 10;
 
 /// Pixels per module in the barcode SVG's `width`/`height`; as for the QR, the viewBox is in modules.
 pub(super) const CODE128_SVG_MODULE_PX: usize = 2;

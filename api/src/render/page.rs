@@ -90,7 +90,7 @@ pub fn ticket_html(page: &TicketPage) -> String {
 }
 
 /// Printed on every ticket: only the latest version of a ticket gets in, so an old printout is worthless.
-pub const VALIDITY_NOTE: &str =
+pub(crate) const VALIDITY_NOTE: &str =
     "Valid only in its latest version; a reissued ticket's old code is refused at the gate.";
 
 /// Print-first layout: fits A4 and US Letter (content at most 180 mm wide), black on white, one ticket per page.

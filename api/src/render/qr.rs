@@ -8,13 +8,13 @@ use super::{check_printable_ascii, RenderError, Run};
 
 /// Longest ticket code we render. Codes are ~130 characters today; 512 leaves room for longer signatures while the
 /// QR symbol (version 19 at level M for 512 bytes) still scans from a phone screen or a print.
-pub const CODE_LENGTH_MAX: usize = 512;
+pub(crate) const CODE_LENGTH_MAX: usize = 512;
 
 /// Light modules around the QR symbol: ISO/IEC 18004 asks for at least 4, and scanners need them to find the symbol.
-pub const QR_QUIET_ZONE_MODULES: usize = 4;
+pub(crate) const QR_QUIET_ZONE_MODULES: usize = 4;
 
 /// Pixels per module in the QR SVG's `width`/`height`. The viewBox is in modules, so CSS can scale it freely.
-pub const QR_SVG_MODULE_PX: usize = 8;
+pub(crate) const QR_SVG_MODULE_PX: usize = 8;
 
 /// Smallest PNG module size (1 pixel per module).
 pub const QR_PNG_MODULE_PX_MIN: u32 = 1;

@@ -14,27 +14,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const GATE_TOKEN: &str = "test-gate-token";
-pub const EVENT: &str = "demo-2027";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
+pub(crate) const GATE_TOKEN: &str = "test-gate-token";
+pub(crate) const EVENT: &str = "demo-2027";
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("api/ is in the workspace").to_path_buf()
 }
 
 /// A `hakken serve` process with its own data dir, listening on ephemeral ports.
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    pub address: String,
-    pub metrics_address: String,
-    pub data_dir: PathBuf,
+    pub(crate) address: String,
+    pub(crate) metrics_address: String,
+    pub(crate) data_dir: PathBuf,
     /// Extra environment of the process; changes apply at the next [`Server::spawn`].
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    pub fn start(env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
@@ -51,7 +51,7 @@ impl Server {
     }
 
     /// Starts the process (again) on the same data dir and waits until it is ready.
-    pub fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hakken"));
         command
             .current_dir(repo_root())
@@ -99,7 +99,7 @@ impl Server {
     }
 
     /// SIGKILL: nothing gets flushed, as in a crash.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -107,7 +107,7 @@ impl Server {
     }
 
     /// SIGTERM and wait: the graceful shutdown path. Returns whether it exited 0.
-    pub fn terminate(&mut self) -> bool {
+    pub(crate) fn terminate(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return false };
         let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill -TERM");
         assert!(status.success());
@@ -121,36 +121,36 @@ impl Server {
         }
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill9();
         self.spawn();
     }
 
-    pub fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], None)
     }
 
-    pub fn post(&self, path: &str, body: Value) -> Reply {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Reply {
         self.request("POST", path, &[], Some(&body.to_string()))
     }
 
-    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
+    pub(crate) fn post_with(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
         self.request("POST", path, headers, Some(&body.to_string()))
     }
 
     /// A request with the gate token.
-    pub fn gate(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) fn gate(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let auth = format!("Bearer {GATE_TOKEN}");
         self.request(method, path, &[("Authorization", &auth)], body.map(|body| body.to_string()).as_deref())
     }
 
-    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         self.request(method, path, &[("Authorization", &auth)], body.map(|body| body.to_string()).as_deref())
     }
 
     /// A JSON request (`Content-Type: application/json` when there is a body).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    pub(crate) fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if body.is_some() && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
             all.push(("Content-Type", "application/json"));
@@ -158,7 +158,7 @@ impl Server {
         raw_request(&self.address, method, path, &all, body.unwrap_or("").as_bytes())
     }
 
-    pub fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let reply = raw_request(&self.metrics_address, "GET", "/metrics", &[], b"");
         assert_eq!(reply.status, 200);
         reply.text
@@ -166,20 +166,20 @@ impl Server {
 
     // ---- the purchase flow, asserting success ----
 
-    pub fn hold(&self, body: Value) -> Value {
+    pub(crate) fn hold(&self, body: Value) -> Value {
         let reply = self.post(&format!("/v1/events/{EVENT}/holds"), body);
         assert_eq!(reply.status, 201, "hold: {}", reply.text);
         reply.json["hold"].clone()
     }
 
-    pub fn confirm(&self, hold: &str, customer: &str) -> Value {
+    pub(crate) fn confirm(&self, hold: &str, customer: &str) -> Value {
         let reply = self.post(&format!("/v1/holds/{hold}/confirm"), confirm_body(customer));
         assert_eq!(reply.status, 201, "confirm: {}", reply.text);
         reply.json["order"].clone()
     }
 
     /// Seat id → state of one section's seat map.
-    pub fn seat_states(&self, section: &str) -> std::collections::HashMap<String, String> {
+    pub(crate) fn seat_states(&self, section: &str) -> std::collections::HashMap<String, String> {
         let reply = self.get(&format!("/v1/events/{EVENT}/sections/{section}/seats"));
         assert_eq!(reply.status, 200, "{}", reply.text);
         reply.json["seats"]
@@ -191,7 +191,7 @@ impl Server {
     }
 
     /// (available, held, sold) of one section.
-    pub fn counts(&self, section: &str) -> (u64, u64, u64) {
+    pub(crate) fn counts(&self, section: &str) -> (u64, u64, u64) {
         let reply = self.get(&format!("/v1/events/{EVENT}/availability"));
         assert_eq!(reply.status, 200, "{}", reply.text);
         let sections = reply.json["sections"].as_array().expect("sections");
@@ -207,7 +207,7 @@ impl Drop for Server {
     }
 }
 
-pub fn confirm_body(customer: &str) -> Value {
+pub(crate) fn confirm_body(customer: &str) -> Value {
     serde_json::json!({
         "customer": customer,
         "payment_reference": format!("pay-{customer}"),
@@ -216,32 +216,32 @@ pub fn confirm_body(customer: &str) -> Value {
 }
 
 #[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub text: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) text: String,
     /// `Null` when the body is not JSON.
-    pub json: Value,
+    pub(crate) json: Value,
     /// The body as received (images).
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.json["error"]["code"].as_str().unwrap_or("")
     }
 }
 
-pub fn raw_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn raw_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     try_raw_request(address, method, path, headers, body).expect("a complete answer from hakken")
 }
 
 /// As [`raw_request`], but a dead server is an error rather than a panic (crash tests).
-pub fn try_raw_request(
+pub(crate) fn try_raw_request(
     address: &str,
     method: &str,
     path: &str,

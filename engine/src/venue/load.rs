@@ -22,15 +22,15 @@ use toml::Spanned;
 use super::{Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue};
 
 /// Categories per venue: a category is addressed by `CategoryIndex(u8)`.
-pub const VENUE_CATEGORIES_MAX: usize = 255;
+pub(crate) const VENUE_CATEGORIES_MAX: usize = 255;
 /// Rows per section: a seat stores its row index as a `u16`.
-pub const SECTION_ROWS_MAX: usize = u16::MAX as usize;
+pub(crate) const SECTION_ROWS_MAX: usize = u16::MAX as usize;
 /// Reserved seats per venue. The largest stadiums hold about 150,000 and the layout is
 /// sized for a million (8 bytes a seat); the limit keeps a typo such as `rows = "1-60000"`
 /// from claiming gigabytes.
-pub const VENUE_SEATS_MAX: usize = 2_000_000;
+pub(crate) const VENUE_SEATS_MAX: usize = 2_000_000;
 /// Bytes read from a venue or event file; the demo stadium is about 20 KB.
-pub const CONFIG_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+pub(crate) const CONFIG_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
 /// Why a venue file was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
