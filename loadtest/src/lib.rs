@@ -7,7 +7,8 @@
 //! workload (orders, plain GETs, gate scans) for benchmarks.
 //!
 //! - [`queue`]: the queue file format; [`layout`]: an event's sections and seats;
-//!   [`generate`]: seeded spike, steady and ramp queues.
+//!   [`generate`]: seeded spike, steady and ramp queues; [`prng`]: the seeded PRNG and
+//!   hash that every random choice of the tool draws from.
 //! - [`schedule`]: when arrivals are due, and the pacer that launches them.
 //! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections; [`wire`]: the API's JSON.
 //! - [`replay`]: buyers of a queue file, the replay report; [`verdict`]: the ledger and
@@ -27,6 +28,7 @@ pub mod driver;
 pub mod generate;
 pub mod layout;
 pub mod plot;
+pub mod prng;
 pub mod queue;
 pub mod replay;
 pub mod schedule;
