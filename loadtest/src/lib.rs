@@ -7,11 +7,12 @@
 //! workload (orders, plain GETs, gate scans) for benchmarks.
 //!
 //! - [`queue`]: the queue file format; [`layout`]: an event's sections and seats;
-//!   [`generate`]: seeded spike, steady and ramp queues.
+//!   [`generate`]: seeded spike, steady and ramp queues; [`prng`]: the portable PRNG
+//!   and hash behind every reproducible random choice.
 //! - [`schedule`]: when arrivals are due, and the pacer that launches them.
 //! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections; [`wire`]: the API's JSON.
-//! - [`replay`]: buyers of a queue file, the replay report; [`verdict`]: the ledger and
-//!   the consistency rules.
+//! - [`replay`]: buyers of a queue file, the replay report; [`verdict`]: the ledger,
+//!   reading the server back, and the consistency rules.
 //! - [`stats`]: per-step counters and latency histograms; [`timeline`] and [`plot`]:
 //!   what happened over time, as JSON and SVG.
 //! - [`driver`]: `run`: pacing, the order, plain-GET and scan workloads, the report.
@@ -27,6 +28,7 @@ pub mod driver;
 pub mod generate;
 pub mod layout;
 pub mod plot;
+pub mod prng;
 pub mod queue;
 pub mod replay;
 pub mod schedule;

@@ -1,5 +1,6 @@
-//! What a run measured: per-step counters and latency histograms, merged into a
-//! [`Report`] printed as a table or written as JSON.
+//! What a run measured: per-step counters and latency histograms, merged into the
+//! [`StepReport`]s and [`DriverReport`] that both `run`'s report
+//! ([`crate::driver::Report`]) and `replay`'s ([`crate::replay::ReplayReport`]) hold.
 //!
 //! Recording goes through [`Recorder`], sharded by arrival so that a multi-threaded
 //! run does not serialize on one lock; on one thread each lock is uncontended. Only
@@ -473,28 +474,18 @@ impl StepReport {
     }
 }
 
+/// `"key xcount, ..."`: counts by status or error code as the printed reports list them.
+pub fn counted<Key: fmt::Display>(counts: &BTreeMap<Key, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(key, count)| format!("{key} x{count}")).collect();
+    parts.join(", ")
+}
+
 pub fn per_second(count: u64, window: Duration) -> f64 {
     if window.is_zero() {
         0.0
     } else {
         count as f64 / window.as_secs_f64()
     }
-}
-
-/// The arrivals of the measured window.
-#[derive(Clone, Debug, Serialize)]
-pub struct ArrivalReport {
-    /// Arrivals the schedule had in the measured window (launched or dropped or, after
-    /// an early stop, never reached).
-    pub scheduled: u64,
-    pub launched: u64,
-    /// Not launched because `--in-flight-max` arrivals were in flight: the driver or
-    /// the server could not keep up.
-    pub dropped_by_driver: u64,
-    /// Launched and dropped arrivals per second of (wall-clock) pacing.
-    pub achieved_rate_per_second: f64,
-    /// How late arrivals started after their scheduled time (the driver's own lag).
-    pub start_lag_us: Latency,
 }
 
 /// The driver's own cost, over the whole run (warmup and drain included).
@@ -526,163 +517,6 @@ impl DriverReport {
             cores_busy: cpu_seconds / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
             cpu_source: CpuTime::SOURCE,
         }
-    }
-}
-
-/// What the run was asked to do.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunSettings {
-    pub workload: String,
-    pub target: String,
-    pub run_id: String,
-    pub rate_per_second: f64,
-    pub warmup_seconds: f64,
-    pub duration_seconds: f64,
-    pub connections: usize,
-    pub in_flight_max: u64,
-    pub threads: usize,
-}
-
-/// The whole result of a run, as printed and as `--json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub settings: RunSettings,
-    /// True if the run was interrupted (Ctrl-C) before the schedule ended.
-    pub stopped_early: bool,
-    /// Seconds of the measured window (shorter than the duration after an early stop).
-    pub window_seconds: f64,
-    pub arrivals: ArrivalReport,
-    pub steps: Vec<StepReport>,
-    /// Confirmed orders (or 2xx GETs) per second of the measured window.
-    pub completed_per_second: f64,
-    /// Tickets in confirmed orders.
-    pub seats_sold: u64,
-    pub driver: DriverReport,
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.3}", us as f64 / 1000.0)
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let settings = &self.settings;
-        let arrivals = &self.arrivals;
-        writeln!(
-            f,
-            "hakken-loadtest: {} against {} (run {}), {} connections, {} thread(s)",
-            settings.workload, settings.target, settings.run_id, settings.connections, settings.threads
-        )?;
-        writeln!(
-            f,
-            "measured window {:.2} s after {:.2} s warmup{}",
-            self.window_seconds,
-            settings.warmup_seconds,
-            if self.stopped_early { " (stopped early)" } else { "" }
-        )?;
-        writeln!(
-            f,
-            "arrivals: requested {:.1}/s, achieved {:.1}/s; {} scheduled, {} launched, {} dropped by driver \
-             (in flight >= {}); start lag p99 {} ms, max {} ms",
-            settings.rate_per_second,
-            arrivals.achieved_rate_per_second,
-            arrivals.scheduled,
-            arrivals.launched,
-            arrivals.dropped_by_driver,
-            settings.in_flight_max,
-            ms(arrivals.start_lag_us.p99),
-            ms(arrivals.start_lag_us.max),
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "{:<8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>10} {:>10}",
-            "step",
-            "sent",
-            "2xx",
-            "409",
-            "503",
-            "429",
-            "status",
-            "conn-err",
-            "timeout",
-            "bad",
-            "unfin",
-            "done/s",
-            "2xx/s"
-        )?;
-        for step in &self.steps {
-            let c = &step.counts;
-            writeln!(
-                f,
-                "{:<8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>10.1} {:>10.1}",
-                step.step,
-                c.sent,
-                c.success,
-                c.conflict,
-                c.rejected_busy_503,
-                c.rejected_rate_limited_429,
-                c.other_status,
-                c.connection_error,
-                c.timeout,
-                c.bad_reply,
-                step.unfinished,
-                step.throughput_per_second,
-                step.success_per_second
-            )?;
-        }
-        writeln!(f)?;
-        writeln!(f, "latency in ms, from the arrival's scheduled time (confirm: from the hold's reply)")?;
-        writeln!(
-            f,
-            "{:<8} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "step", "replies", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
-        )?;
-        for step in &self.steps {
-            for (which, latency) in [("2xx", &step.latency_success_us), ("all", &step.latency_all_us)] {
-                writeln!(
-                    f,
-                    "{:<8} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.3}",
-                    step.step,
-                    which,
-                    latency.count,
-                    ms(latency.p50),
-                    ms(latency.p90),
-                    ms(latency.p99),
-                    ms(latency.p999),
-                    ms(latency.max),
-                    latency.mean / 1000.0
-                )?;
-            }
-        }
-        for step in self.steps.iter().filter(|step| !step.other_statuses.is_empty()) {
-            let statuses: Vec<String> =
-                step.other_statuses.iter().map(|(status, count)| format!("{status} x{count}")).collect();
-            writeln!(f, "{} other statuses: {}", step.step, statuses.join(", "))?;
-        }
-        for step in self.steps.iter().filter(|step| !step.error_codes.is_empty() && step.step != Step::Order.name()) {
-            let codes: Vec<String> = step.error_codes.iter().map(|(code, count)| format!("{code} x{count}")).collect();
-            writeln!(f, "{} error codes: {}", step.step, codes.join(", "))?;
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "completed (confirmed orders / 2xx GETs): {:.1}/s; seats sold: {}",
-            self.completed_per_second, self.seats_sold
-        )?;
-        let driver = &self.driver;
-        writeln!(
-            f,
-            "driver CPU: {:.2} s user + {:.2} s system for {} requests = {:.2} µs/request; {:.2} cores busy over {:.2} s \
-             (from {})",
-            driver.cpu_user_seconds,
-            driver.cpu_system_seconds,
-            driver.requests_total,
-            driver.cpu_us_per_request,
-            driver.cores_busy,
-            driver.elapsed_seconds,
-            driver.cpu_source
-        )
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hakken_loadtest::driver::{self, OrderConfig, RunConfig, SectionPick, Sections, Workload};
-use hakken_loadtest::stats::{Report, StepReport};
+use hakken_loadtest::driver::{self, OrderConfig, Report, RunConfig, SectionPick, Sections, Workload};
+use hakken_loadtest::stats::StepReport;
 use hakken_loadtest::trivial::{self, Handler};
 use hyper::{Method, StatusCode};
 use tokio::net::TcpListener;

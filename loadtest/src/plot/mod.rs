@@ -9,9 +9,17 @@
 //! decimal, so a file grows with the number of points and stays small. Malformed reports (NaN,
 //! infinities, huge counts, no points) still give a well-formed chart: values are clamped to the
 //! axes, points without a usable time or value are left out, and a panel without data says so.
+//!
+//! This module builds the two charts from the timeline and writes the SVG; `axes` holds the
+//! axes, their ticks and labels, and the bounds that keep values on them.
+
+mod axes;
 
 use std::fmt::{self, Write};
 
+use self::axes::{
+    latency_axis, linear_ticks, rate_axis, tick_label, TimeAxis, ValueAxis, AXIS_SPAN_MIN, AXIS_VALUE_MAX,
+};
 use crate::timeline::{Percentiles, TimelinePoint, TimelineReport};
 
 const WIDTH_PX: f64 = 1000.0;
@@ -46,22 +54,6 @@ const ISOLATED_POINT_DASH_PX: f64 = 6.0;
 
 /// A longer title is cut: it has to fit on one line above the chart.
 const TITLE_CHARS_MAX: usize = 160;
-/// The log axis never goes below 0.1 ms: no HTTP round trip is faster, so lower decades would stay empty.
-const LATENCY_DECADE_MIN: i32 = -1;
-/// Nor above 10^7 ms (almost three hours): `stats` saturates latencies at one hour.
-const LATENCY_DECADE_MAX: i32 = 7;
-/// Without a positive latency to size the log axis on (all zero, say), it spans 1 ms to 1 s.
-const LATENCY_DECADES_DEFAULT: (i32, i32) = (0, 3);
-/// Values beyond this are drawn as this: nice tick steps computed from larger ones overflow to infinity.
-const AXIS_VALUE_MAX: f64 = 1e300;
-/// Spans below this are drawn as this, so that tick steps stay normal (not subnormal) numbers.
-const AXIS_SPAN_MIN: f64 = 1e-6;
-/// The time axis of a report without points.
-const EMPTY_TIME_AXIS_SECONDS: f64 = 10.0;
-const TIME_TICKS_TARGET: f64 = 10.0;
-const RATE_TICKS_TARGET: f64 = 5.0;
-/// Nice steps give at most about the target number of ticks; this only bounds the loops.
-const LINEAR_TICKS_MAX: usize = 30;
 
 // The Okabe–Ito palette: told apart by people with any common form of colour blindness.
 const BLACK: &str = "#000000";
@@ -121,50 +113,6 @@ struct Series {
     values: Vec<Option<f64>>,
 }
 
-/// A panel's y axis, with the range of its data.
-enum ValueAxis {
-    /// From 10^`decade_min` to 10^`decade_max`, ticks at each decade.
-    Log { decade_min: i32, decade_max: i32 },
-    /// From 0 to `max`, ticks every `step`.
-    Linear { max: f64, step: f64 },
-}
-
-impl ValueAxis {
-    /// Where `value` falls between the bottom (0) and the top (1); values outside are clamped.
-    fn fraction(&self, value: f64) -> f64 {
-        let fraction = match *self {
-            ValueAxis::Log { decade_min, decade_max } if value > 0.0 => {
-                (value.log10() - f64::from(decade_min)) / f64::from(decade_max - decade_min)
-            }
-            ValueAxis::Log { .. } => 0.0,
-            ValueAxis::Linear { max, .. } => value / max,
-        };
-        fraction.clamp(0.0, 1.0)
-    }
-
-    /// Labelled grid lines, bottom to top.
-    fn ticks(&self) -> Vec<(f64, String)> {
-        match *self {
-            ValueAxis::Log { decade_min, decade_max } => {
-                (decade_min..=decade_max).map(|decade| (10f64.powi(decade), decade_label(decade))).collect()
-            }
-            ValueAxis::Linear { max, step } => {
-                linear_ticks(max, step).into_iter().map(|value| (value, tick_label(value, step))).collect()
-            }
-        }
-    }
-
-    /// Unlabelled grid lines: 2 to 9 times each decade of a log axis.
-    fn minor_ticks(&self) -> Vec<f64> {
-        match *self {
-            ValueAxis::Log { decade_min, decade_max } => (decade_min..decade_max)
-                .flat_map(|decade| (2..=9).map(move |multiple| f64::from(multiple) * 10f64.powi(decade)))
-                .collect(),
-            ValueAxis::Linear { .. } => Vec::new(),
-        }
-    }
-}
-
 /// One panel, ready to draw.
 struct Chart {
     /// The `class` of the panel's group, naming it for readers of the SVG (and for tests).
@@ -174,30 +122,6 @@ struct Chart {
     /// `None` when no series has a value to draw: the panel says "no data".
     value_axis: Option<ValueAxis>,
     series: Vec<Series>,
-}
-
-/// Seconds since the start, from 0 to `end_seconds`.
-struct TimeAxis {
-    end_seconds: f64,
-    step_seconds: f64,
-}
-
-impl TimeAxis {
-    fn new(point_seconds: &[Option<f64>], interval_seconds: f64, sold_out_at_seconds: Option<f64>) -> TimeAxis {
-        // Points are drawn mid-interval; the axis runs to the end of the last interval.
-        let data_end_seconds =
-            point_seconds.iter().flatten().map(|midpoint| midpoint + interval_seconds / 2.0).reduce(f64::max);
-        let end_seconds = match (data_end_seconds, sold_out_at_seconds) {
-            (None, None) => EMPTY_TIME_AXIS_SECONDS,
-            (data, sold_out) => data.unwrap_or(0.0).max(sold_out.unwrap_or(0.0)),
-        };
-        let end_seconds = end_seconds.clamp(AXIS_SPAN_MIN, AXIS_VALUE_MAX);
-        TimeAxis { end_seconds, step_seconds: nice_step(end_seconds, TIME_TICKS_TARGET) }
-    }
-
-    fn x_px(&self, seconds: f64) -> f64 {
-        PLOT_LEFT_PX + (seconds / self.end_seconds).clamp(0.0, 1.0) * (PLOT_RIGHT_PX - PLOT_LEFT_PX)
-    }
 }
 
 /// The report's interval, or 1 s if it is not a usable length: counts are then drawn per interval.
@@ -251,29 +175,6 @@ fn latency_values(
     points.iter().map(|point| step(point).map(|latency| percentile(&latency)).filter(|ms| !ms.is_nan())).collect()
 }
 
-/// The decades spanning the positive finite latencies, at least one decade.
-fn latency_axis(drawn_ms: &[f64]) -> ValueAxis {
-    let positive = drawn_ms.iter().copied().filter(|ms| *ms > 0.0 && ms.is_finite());
-    let min_ms = positive.clone().reduce(f64::min);
-    let max_ms = positive.reduce(f64::max);
-    let (decade_min, decade_max) = match (min_ms, max_ms) {
-        (Some(min_ms), Some(max_ms)) => (decade_floor(min_ms), decade_ceil(max_ms)),
-        _ => LATENCY_DECADES_DEFAULT,
-    };
-    let decade_max = decade_max.max(decade_min + 1).min(LATENCY_DECADE_MAX);
-    let decade_min = decade_min.min(decade_max - 1);
-    ValueAxis::Log { decade_min, decade_max }
-}
-
-fn decade_floor(value: f64) -> i32 {
-    // Clamped to the axis limits before the cast, so that any latency gives a decade in range.
-    value.log10().floor().clamp(f64::from(LATENCY_DECADE_MIN), f64::from(LATENCY_DECADE_MAX)) as i32
-}
-
-fn decade_ceil(value: f64) -> i32 {
-    value.log10().ceil().clamp(f64::from(LATENCY_DECADE_MIN), f64::from(LATENCY_DECADE_MAX)) as i32
-}
-
 fn throughput_chart(points: &[TimelinePoint], point_seconds: &[Option<f64>], interval_seconds: f64) -> Chart {
     let per_second = |count: fn(&TimelinePoint) -> u64| -> Vec<Option<f64>> {
         points.iter().map(|point| Some(count(point) as f64 / interval_seconds).filter(|rate| !rate.is_nan())).collect()
@@ -296,16 +197,6 @@ fn throughput_chart(points: &[TimelinePoint], point_seconds: &[Option<f64>], int
     Chart { name: "throughput", panel: THROUGHPUT_PANEL, y_title: "per second", value_axis, series }
 }
 
-/// From 0 to a nice value above the highest rate.
-fn rate_axis(drawn_per_second: &[f64]) -> ValueAxis {
-    let max_per_second = drawn_per_second.iter().copied().fold(0.0, f64::max).min(AXIS_VALUE_MAX);
-    if max_per_second < AXIS_SPAN_MIN {
-        return ValueAxis::Linear { max: 1.0, step: nice_step(1.0, RATE_TICKS_TARGET) };
-    }
-    let step = nice_step(max_per_second, RATE_TICKS_TARGET);
-    ValueAxis::Linear { max: (max_per_second / step).ceil() * step, step }
-}
-
 /// The values of all series at points that have a time: what the y axis must fit.
 fn drawn_values(series: &[Series], point_seconds: &[Option<f64>]) -> Vec<f64> {
     series
@@ -313,45 +204,6 @@ fn drawn_values(series: &[Series], point_seconds: &[Option<f64>]) -> Vec<f64> {
         .flat_map(|series| series.values.iter().zip(point_seconds))
         .filter_map(|(value, seconds)| seconds.and(*value))
         .collect()
-}
-
-/// The step of 1, 2 or 5 times a power of ten that cuts `span` into at most about `ticks_target` steps.
-fn nice_step(span: f64, ticks_target: f64) -> f64 {
-    let raw_step = span.clamp(AXIS_SPAN_MIN, AXIS_VALUE_MAX) / ticks_target;
-    let magnitude = 10f64.powf(raw_step.log10().floor());
-    let multiple = match raw_step / magnitude {
-        normalized if normalized <= 1.0 => 1.0,
-        normalized if normalized <= 2.0 => 2.0,
-        normalized if normalized <= 5.0 => 5.0,
-        _ => 10.0,
-    };
-    multiple * magnitude
-}
-
-/// 0, `step`, 2 × `step`, ... up to `max` (with a little slack for rounding).
-fn linear_ticks(max: f64, step: f64) -> Vec<f64> {
-    let last_index = (max / step + 1e-9).floor().clamp(0.0, LINEAR_TICKS_MAX as f64) as usize;
-    (0..=last_index).map(|index| index as f64 * step).collect()
-}
-
-/// A tick value with as many decimals as its step needs; very large values in exponent form.
-fn tick_label(value: f64, step: f64) -> String {
-    if value == 0.0 {
-        return "0".to_string();
-    }
-    if value.abs() >= 1e6 {
-        return format!("{value:.1e}");
-    }
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().clamp(0.0, 6.0) as usize };
-    format!("{value:.decimals$}")
-}
-
-fn decade_label(decade: i32) -> String {
-    if decade < 0 {
-        format!("{:.*}", decade.unsigned_abs() as usize, 10f64.powi(decade))
-    } else {
-        format!("{:.0}", 10f64.powi(decade))
-    }
 }
 
 fn open_document(svg: &mut String, title: &str) {
@@ -913,34 +765,6 @@ mod tests {
     fn same_report_same_bytes() {
         let report = spike_sample();
         assert_eq!(render(&report, "again"), render(&report, "again"));
-    }
-
-    #[test]
-    fn nice_steps() {
-        let check = |span: f64, ticks_target: f64, expected: f64| {
-            assert_eq!(nice_step(span, ticks_target), expected, "span {span}, {ticks_target} ticks");
-        };
-        check(10.0, 10.0, 1.0);
-        check(42.0, 10.0, 5.0);
-        check(90.0, 10.0, 10.0);
-        check(120.0, 10.0, 20.0);
-        check(3600.0, 10.0, 500.0);
-        check(1.0, 5.0, 0.2);
-        check(23_000.0, 5.0, 5000.0);
-        assert!(nice_step(AXIS_VALUE_MAX, 5.0).is_finite());
-        assert!(nice_step(0.0, 5.0) > 0.0);
-    }
-
-    #[test]
-    fn tick_labels() {
-        let check = |value: f64, step: f64, expected: &str| assert_eq!(tick_label(value, step), expected);
-        check(0.0, 0.2, "0");
-        check(0.6000000000000001, 0.2, "0.6");
-        check(0.05, 0.05, "0.05");
-        check(2500.0, 500.0, "2500");
-        check(4e7, 2e7, "4.0e7");
-        assert_eq!(decade_label(-1), "0.1");
-        assert_eq!(decade_label(3), "1000");
     }
 
     /// An on-sale rehearsal: a rush of arrivals in the first seconds that decays, holds and

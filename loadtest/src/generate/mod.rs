@@ -6,8 +6,8 @@
 //! file can be remade from its header (which records the seed and every parameter), and
 //! two runs against two server builds can replay exactly the same buyers.
 //!
-//! Determinism across platforms and dependency versions is why the module has its own
-//! PRNG (`Rng`, xoshiro256** seeded by SplitMix64: both fully specified by their
+//! Determinism across platforms and dependency versions is why it draws from
+//! [`crate::prng`] (xoshiro256** seeded by SplitMix64: both fully specified by their
 //! authors) rather than `rand`'s `SmallRng` or `StdRng`, whose algorithms may change
 //! between `rand` versions. Floating-point work is IEEE basic arithmetic (`sqrt`
 //! included, which IEEE rounds exactly) plus `ln`, `exp` and `cos`; these three come
@@ -39,134 +39,31 @@
 //!
 //! Arrival times and buyer intents are drawn from two independent random streams of the
 //! seed, so the same seed under another shape gives the same sequence of intents.
+//!
+//! - `config`: the config, its bounds and their check;
+//! - `arrivals`: when buyers arrive, under each shape;
+//! - `intents`: what each buyer wants and does.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
-use std::time::Duration;
+mod arrivals;
+mod config;
+mod intents;
 
-use anyhow::{bail, ensure};
 use serde_json::json;
 
-use crate::layout::{Layout, SeatLayout, SectionKind, SectionLayout};
-use crate::queue::{self, Buyer, Header, Intent, Phase, Queue, Then};
+use self::config::check_config;
+pub use self::config::{
+    GenerateConfig, Mix, Shape, BUYERS_MAX, DURATION_MAX, DURATION_MIN, RAMP_STEPS_MAX, RATE_MAX_PER_SECOND,
+    THINK_MEDIAN_MAX,
+};
+use self::intents::Plan;
+use crate::layout::Layout;
+use crate::prng::Rng;
+use crate::queue::{self, Buyer, Header, Queue};
 
-/// Buyers in one queue at most: the whole queue is built in memory (about 100 bytes a
-/// buyer, ~1 GB at this limit).
-pub const BUYERS_MAX: u64 = 10_000_000;
-/// Longest a queue may last (a spike's window or tail, a ramp step, or the expected time
-/// for all buyers to arrive): a week is far beyond any rehearsal, and keeps every time
-/// far from overflowing.
-pub const DURATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Shortest window, tail or ramp step: arrival times are whole microseconds, so a window
-/// must hold many of them.
-pub const DURATION_MIN: Duration = Duration::from_millis(1);
-/// Highest arrival rate (and ramp step): ten a microsecond, where arrivals already share
-/// their microsecond; beyond is a typo.
-pub const RATE_MAX_PER_SECOND: f64 = 10_000_000.0;
-/// Steps of a ramp at most. A ramp that needs more (because arrivals came slower than
-/// expected) stays at the last step's rate, in the last phase, until every buyer arrived,
-/// so the header's phase list stays bounded.
-pub const RAMP_STEPS_MAX: u32 = 1000;
-/// Longest median think time; a buyer's think time is at most ten times the median.
-pub const THINK_MEDIAN_MAX: Duration = Duration::from_secs(600);
-/// Spread of the lognormal think time (sigma of its logarithm): half the buyers take
-/// between 0.71 and 1.4 times the median.
-const THINK_SIGMA: f64 = 0.5;
-/// Think times are clamped to [median / this, median × this], so that no buyer's think
-/// time is absurd (the lognormal's tail is long).
-const THINK_CLAMP_FACTOR: f64 = 10.0;
-/// A spike's window divided by the mean of its exponential: 63% of the spike's buyers
-/// arrive in the first fifth of the window, 1.2% in its last fifth.
-const SPIKE_WINDOW_PER_MEAN: f64 = 5.0;
-/// A spike's tail divided by the mean of its exponential: a slower decay than the spike.
-const SPIKE_TAIL_PER_MEAN: f64 = 3.0;
-/// Tolerance of `abandon_share + expire_share <= 1`, for shares computed as complements
-/// (1 - x) whose floating-point sum may land a hair above 1.
-const SHARE_SUM_TOLERANCE: f64 = 1e-9;
 /// Random streams of the seed (`seed ^ stream` seeds the PRNG): arrival times and buyer
 /// intents are drawn apart.
 const ARRIVALS_STREAM: u64 = 0x6172_7269_7661_6c73; // "arrivals"
 const BUYERS_STREAM: u64 = 0x6275_7965_7273_0000; // "buyers"
-
-/// Everything that determines a queue, besides the layout.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GenerateConfig {
-    pub seed: u64,
-    /// Buyers in the queue, in `1..=BUYERS_MAX`.
-    pub buyers: u64,
-    pub shape: Shape,
-    pub mix: Mix,
-}
-
-/// When buyers arrive, relative to the opening of the on-sale.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Shape {
-    /// Flash-sale spike: `share` of buyers arrive within `window` after the on-sale
-    /// opens, front-loaded (most in the first seconds), the rest in a decaying tail over
-    /// `tail`.
-    ///
-    /// Each buyer belongs to the spike with probability `share`, and then arrives in
-    /// `[0, window)` drawn from an exponential of mean `window / 5` truncated to the
-    /// window; otherwise in `[0, tail)`, from an exponential of mean `tail / 3`. The tail
-    /// starts at the opening too (stragglers trickle in from the start), so slightly more
-    /// than `share` arrive within `window`: the tail's early part adds to it.
-    ///
-    /// Phases: 0, `spike (first 60 s)` (for a 60 s window), arrivals before `window`; 1,
-    /// `tail`, after.
-    Spike { window: Duration, share: f64, tail: Duration },
-    /// Poisson arrivals at `rate` per second (exponential gaps), until `buyers` arrived.
-    /// One phase, like `steady 1000/s`.
-    Steady { rate: f64 },
-    /// Step ramp to find the knee: `from` per second for `every`, then `from + step`, ...
-    /// (Poisson within each step), until `buyers` arrived. One phase per step, named like
-    /// `ramp 3: 4000/s` (steps counted from 1), with its rate. After [`RAMP_STEPS_MAX`]
-    /// steps the rate stops rising.
-    Ramp { from: f64, step: f64, every: Duration },
-}
-
-/// What buyers want, and what they do once they hold seats.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Mix {
-    /// Relative weights of intents: best available, specific seats, general admission.
-    /// A kind the layout cannot serve (no reserved section, no seat map, no
-    /// general-admission section) gets weight 0; if all are then 0, `generate` fails.
-    pub best: u32,
-    pub seats: u32,
-    pub ga: u32,
-    /// Seats per buyer: (quantity, weight) pairs, e.g. [(1,15),(2,50),(3,10),(4,25)].
-    /// A quantity is clamped to what the section can offer at all.
-    pub quantities: Vec<(u32, u32)>,
-    /// Share (0..=1) of best-available buyers who ask for one price category (an on-sale
-    /// category present in that section, drawn in proportion to its seats there).
-    pub category_share: f64,
-    /// Share of buyers who poll availability before holding (`poll: true`).
-    pub poll_share: f64,
-    /// Shares of holders who abandon (release) and who let the hold expire; the rest
-    /// confirm. Sum <= 1.
-    pub abandon_share: f64,
-    pub expire_share: f64,
-    /// Median payment think time; per buyer it is lognormal around it (sigma 0.5),
-    /// clamped to [median/10, median*10].
-    pub think_median: Duration,
-}
-
-impl Default for Mix {
-    /// Mostly best-available pairs, a fifth picking seats, a tenth general admission;
-    /// 5% abandon and 2% let the hold expire; five seconds to pay.
-    fn default() -> Mix {
-        Mix {
-            best: 70,
-            seats: 20,
-            ga: 10,
-            quantities: vec![(1, 15), (2, 50), (3, 10), (4, 25)],
-            category_share: 0.5,
-            poll_share: 0.3,
-            abandon_share: 0.05,
-            expire_share: 0.02,
-            think_median: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Makes the queue of `config.buyers` buyers for `layout`, in arrival order.
 ///
@@ -176,11 +73,7 @@ pub fn generate(layout: &Layout, config: &GenerateConfig) -> anyhow::Result<Queu
     check_config(config)?;
     let plan = Plan::new(layout, &config.mix)?;
     let mut arrivals_rng = Rng::new(config.seed ^ ARRIVALS_STREAM);
-    let (arrivals, phases) = match config.shape {
-        Shape::Spike { window, share, tail } => spike(config.buyers, window, share, tail, &mut arrivals_rng),
-        Shape::Steady { rate } => steady(config.buyers, rate, &mut arrivals_rng),
-        Shape::Ramp { from, step, every } => ramp(config.buyers, from, step, every, &mut arrivals_rng),
-    };
+    let (arrivals, phases) = arrivals::arrivals(config.buyers, &config.shape, &mut arrivals_rng);
     assert_eq!(arrivals.len() as u64, config.buyers);
     assert!(arrivals.windows(2).all(|pair| pair[0].at_us <= pair[1].at_us));
     assert!(arrivals.iter().all(|arrival| (arrival.phase as usize) < phases.len()));
@@ -245,583 +138,13 @@ fn parameters(config: &GenerateConfig) -> serde_json::Map<String, serde_json::Va
     parameters
 }
 
-fn check_config(config: &GenerateConfig) -> anyhow::Result<()> {
-    ensure!((1..=BUYERS_MAX).contains(&config.buyers), "buyers: {} is not in 1..={BUYERS_MAX}", config.buyers);
-    let buyers = config.buyers as f64;
-    match config.shape {
-        Shape::Spike { window, share, tail } => {
-            check_duration("spike window", window)?;
-            check_share("spike share", share)?;
-            // A spike that takes every buyer has no tail, and needs no length for it.
-            if share < 1.0 {
-                check_duration("spike tail", tail)?;
-            }
-        }
-        Shape::Steady { rate } => {
-            check_rate("steady rate", rate)?;
-            check_expected_duration(buyers / rate)?;
-        }
-        Shape::Ramp { from, step, every } => {
-            check_rate("ramp from", from)?;
-            ensure!(
-                step.is_finite() && (0.0..=RATE_MAX_PER_SECOND).contains(&step),
-                "ramp step: {step}/s is not in 0..={RATE_MAX_PER_SECOND}/s"
-            );
-            check_duration("ramp every", every)?;
-            check_expected_duration(ramp_expected_seconds(buyers, from, step, every))?;
-        }
-    }
-
-    let mix = &config.mix;
-    ensure!(!mix.quantities.is_empty(), "mix quantities: empty (give at least one (quantity, weight) pair)");
-    ensure!(
-        mix.quantities.len() <= queue::QUANTITY_MAX as usize,
-        "mix quantities: {} pairs, more than the {} possible quantities",
-        mix.quantities.len(),
-        queue::QUANTITY_MAX
-    );
-    for (index, &(quantity, _)) in mix.quantities.iter().enumerate() {
-        ensure!(
-            (1..=queue::QUANTITY_MAX).contains(&quantity),
-            "mix quantities: quantity {quantity} is not in 1..={}",
-            queue::QUANTITY_MAX
-        );
-        ensure!(
-            mix.quantities[..index].iter().all(|&(earlier, _)| earlier != quantity),
-            "mix quantities: quantity {quantity} is listed twice"
-        );
-    }
-    ensure!(
-        mix.quantities.iter().any(|&(_, weight)| weight > 0),
-        "mix quantities: every weight is 0 (at least one must be positive)"
-    );
-    check_share("mix category_share", mix.category_share)?;
-    check_share("mix poll_share", mix.poll_share)?;
-    check_share("mix abandon_share", mix.abandon_share)?;
-    check_share("mix expire_share", mix.expire_share)?;
-    ensure!(
-        mix.abandon_share + mix.expire_share <= 1.0 + SHARE_SUM_TOLERANCE,
-        "mix abandon_share + expire_share: {} + {} is more than 1",
-        mix.abandon_share,
-        mix.expire_share
-    );
-    ensure!(
-        mix.think_median <= THINK_MEDIAN_MAX,
-        "mix think_median: {:?} is more than {THINK_MEDIAN_MAX:?}",
-        mix.think_median
-    );
-    Ok(())
-}
-
-fn check_share(name: &str, share: f64) -> anyhow::Result<()> {
-    // Written so that NaN fails too.
-    ensure!((0.0..=1.0).contains(&share), "{name}: {share} is not a share between 0 and 1");
-    Ok(())
-}
-
-fn check_rate(name: &str, rate_per_second: f64) -> anyhow::Result<()> {
-    ensure!(
-        rate_per_second > 0.0 && rate_per_second <= RATE_MAX_PER_SECOND,
-        "{name}: {rate_per_second}/s is not a rate above 0 and at most {RATE_MAX_PER_SECOND}/s"
-    );
-    Ok(())
-}
-
-fn check_duration(name: &str, duration: Duration) -> anyhow::Result<()> {
-    ensure!(
-        (DURATION_MIN..=DURATION_MAX).contains(&duration),
-        "{name}: {duration:?} is not between {DURATION_MIN:?} and {DURATION_MAX:?}"
-    );
-    Ok(())
-}
-
-fn check_expected_duration(seconds: f64) -> anyhow::Result<()> {
-    ensure!(
-        seconds <= DURATION_MAX.as_secs_f64(),
-        "the buyers would take about {seconds:.0} s to arrive at this rate, more than {DURATION_MAX:?}"
-    );
-    Ok(())
-}
-
-/// The time a ramp needs, on average, for `buyers` arrivals: whole steps until the
-/// remaining buyers fit in one, which then takes its share. Bounded by
-/// [`RAMP_STEPS_MAX`] iterations.
-fn ramp_expected_seconds(buyers: f64, from: f64, step: f64, every: Duration) -> f64 {
-    let every_seconds = every.as_secs_f64();
-    let mut remaining = buyers;
-    let mut seconds = 0.0;
-    for index in 0..RAMP_STEPS_MAX {
-        let rate = ramp_rate(from, step, index);
-        if remaining <= rate * every_seconds || index + 1 == RAMP_STEPS_MAX {
-            return seconds + remaining / rate;
-        }
-        remaining -= rate * every_seconds;
-        seconds += every_seconds;
-    }
-    seconds
-}
-
-/// The rate of step `index` (from 0), computed afresh rather than summed step by step,
-/// so that it does not drift.
-fn ramp_rate(from: f64, step: f64, index: u32) -> f64 {
-    from + f64::from(index) * step
-}
-
-/// When one buyer arrives, and in which phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Arrival {
-    at_us: u64,
-    phase: u32,
-}
-
-/// Arrival times of a flash sale: a front-loaded spike in `[0, window)` and a decaying
-/// tail in `[0, tail)`, mixed and sorted (see [`Shape::Spike`]).
-fn spike(buyers: u64, window: Duration, share: f64, tail: Duration, rng: &mut Rng) -> (Vec<Arrival>, Vec<Phase>) {
-    let window_us = window.as_micros() as u64;
-    let tail_us = tail.as_micros() as u64;
-    let mut times_us: Vec<u64> = (0..buyers)
-        .map(|_| {
-            if rng.chance(share) {
-                truncated_exponential_us(window_us, SPIKE_WINDOW_PER_MEAN, rng)
-            } else {
-                truncated_exponential_us(tail_us, SPIKE_TAIL_PER_MEAN, rng)
-            }
-        })
-        .collect();
-    times_us.sort_unstable();
-    let arrivals =
-        times_us.into_iter().map(|at_us| Arrival { at_us, phase: if at_us < window_us { 0 } else { 1 } }).collect();
-    let phases = vec![
-        Phase { name: format!("spike (first {} s)", window.as_secs_f64()), rate_per_second: None },
-        Phase { name: "tail".to_string(), rate_per_second: None },
-    ];
-    (arrivals, phases)
-}
-
-/// A time in `[0, length_us)` from an exponential density of mean
-/// `length_us / length_per_mean`, truncated to that interval (by inverting its
-/// distribution function, so no draw is rejected). 0 when the length is 0.
-fn truncated_exponential_us(length_us: u64, length_per_mean: f64, rng: &mut Rng) -> u64 {
-    let length = length_us as f64;
-    let mean = length / length_per_mean;
-    // The share of the untruncated exponential that falls in the interval.
-    let inside = 1.0 - (-length_per_mean).exp();
-    let time = -mean * (1.0 - rng.unit() * inside).ln();
-    // Rounding may land the time on the interval's end; keep it inside.
-    (time as u64).min(length_us.saturating_sub(1))
-}
-
-/// Poisson arrivals at `rate` a second: exponential gaps, the first from the opening.
-fn steady(buyers: u64, rate: f64, rng: &mut Rng) -> (Vec<Arrival>, Vec<Phase>) {
-    let mean_gap_us = 1e6 / rate;
-    let mut time_us = 0.0;
-    let arrivals = (0..buyers)
-        .map(|_| {
-            time_us += rng.exponential() * mean_gap_us;
-            Arrival { at_us: time_us as u64, phase: 0 }
-        })
-        .collect();
-    let phases = vec![Phase { name: format!("steady {rate}/s"), rate_per_second: Some(rate) }];
-    (arrivals, phases)
-}
-
-/// Poisson arrivals whose rate rises by `step` every `every`. An exponential gap that
-/// would cross the end of a step is dropped and drawn again from the end at the next
-/// step's rate: by the exponential's lack of memory, that is exactly a Poisson process
-/// with a piecewise-constant rate.
-fn ramp(buyers: u64, from: f64, step: f64, every: Duration, rng: &mut Rng) -> (Vec<Arrival>, Vec<Phase>) {
-    let every_us = every.as_micros() as f64;
-    let mut arrivals = Vec::with_capacity(buyers as usize);
-    let mut index: u32 = 0;
-    let mut time_us = 0.0;
-    while (arrivals.len() as u64) < buyers {
-        let step_end_us = f64::from(index + 1) * every_us;
-        let next_us = time_us + rng.exponential() * 1e6 / ramp_rate(from, step, index);
-        if next_us >= step_end_us && index + 1 < RAMP_STEPS_MAX {
-            index += 1;
-            time_us = step_end_us;
-            continue;
-        }
-        time_us = next_us;
-        arrivals.push(Arrival { at_us: time_us as u64, phase: index });
-    }
-    let phases = (0..=index)
-        .map(|index| {
-            let rate = ramp_rate(from, step, index);
-            Phase { name: format!("ramp {}: {rate}/s", index + 1), rate_per_second: Some(rate) }
-        })
-        .collect();
-    (arrivals, phases)
-}
-
-/// What buyers can be sent to, worked out from the layout once, so that each buyer
-/// costs a few binary searches.
-struct Plan<'a> {
-    mix: &'a Mix,
-    /// Over [`IntentKind::ALL`]: the mix's weights, 0 for kinds the layout cannot serve.
-    kinds: Weighted,
-    reserved: Vec<ReservedSection<'a>>,
-    /// Over `reserved`: capacity, for sections that can take a best-available hold.
-    best_sections: Weighted,
-    /// Over `reserved`: capacity, for sections with on-sale seats in their seat map.
-    seats_sections: Weighted,
-    general_admission: Vec<&'a SectionLayout>,
-    /// Over `general_admission`: capacity.
-    general_admission_sections: Weighted,
-    /// Over `mix.quantities`.
-    quantities: Weighted,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum IntentKind {
-    Best,
-    Seats,
-    GeneralAdmission,
-}
-
-impl IntentKind {
-    const ALL: [IntentKind; 3] = [IntentKind::Best, IntentKind::Seats, IntentKind::GeneralAdmission];
-}
-
-/// A reserved section, reduced to what buyers may ask for in it.
-struct ReservedSection<'a> {
-    id: &'a str,
-    capacity: u32,
-    /// The layout lists no seats for it (fetched without seat maps): best-available
-    /// holds only, without a category, up to its capacity.
-    seat_map_missing: bool,
-    /// Seats on sale (their category is on sale), in seat-map order.
-    seats: Vec<PickableSeat<'a>>,
-    /// On-sale categories present in the section, by name, and their seat counts.
-    categories: Vec<(&'a str, u32)>,
-    /// Over `categories`: seat counts.
-    category_weights: Weighted,
-}
-
-struct PickableSeat<'a> {
-    id: &'a str,
-    /// The run of adjacent on-sale seats this one belongs to: indices into the section's
-    /// `seats`, end exclusive.
-    run_start: u32,
-    run_end: u32,
-}
-
-impl<'a> ReservedSection<'a> {
-    fn new(layout: &'a Layout, section: &'a SectionLayout) -> ReservedSection<'a> {
-        let on_sale = |category: &str| layout.categories.is_empty() || layout.categories.iter().any(|c| c == category);
-        let mut seats: Vec<PickableSeat<'a>> = Vec::new();
-        let mut counts: BTreeMap<&'a str, u32> = BTreeMap::new();
-        let mut previous: Option<&'a SeatLayout> = None;
-        for seat in section.seats.iter().filter(|seat| on_sale(&seat.category)) {
-            // Adjacent: consecutive on-sale seats of one row with consecutive numbers. A
-            // seat not on sale between two breaks the run, as their numbers differ by 2.
-            let adjacent = previous.is_some_and(|previous| {
-                previous.row == seat.row && u32::from(previous.number) + 1 == u32::from(seat.number)
-            });
-            let index = seats.len() as u32;
-            let run_start = if adjacent { seats[seats.len() - 1].run_start } else { index };
-            seats.push(PickableSeat { id: &seat.id, run_start, run_end: index + 1 });
-            *counts.entry(seat.category.as_str()).or_insert(0) += 1;
-            previous = Some(seat);
-        }
-        // Every seat of a run learns where the run ends, walking back from each end.
-        for index in (0..seats.len().saturating_sub(1)).rev() {
-            if seats[index + 1].run_start == seats[index].run_start {
-                seats[index].run_end = seats[index + 1].run_end;
-            }
-        }
-        let categories: Vec<(&'a str, u32)> = counts.into_iter().collect();
-        let category_weights = Weighted::new(categories.iter().map(|&(_, count)| u64::from(count)));
-        ReservedSection {
-            id: &section.id,
-            capacity: section.capacity,
-            seat_map_missing: section.seats.is_empty(),
-            seats,
-            categories,
-            category_weights,
-        }
-    }
-
-    fn can_serve_best(&self) -> bool {
-        self.capacity > 0 && (self.seat_map_missing || !self.seats.is_empty())
-    }
-
-    fn can_serve_seats(&self) -> bool {
-        self.capacity > 0 && !self.seats.is_empty()
-    }
-
-    /// Seats the section could sell at most: its capacity, or fewer when its seat map
-    /// says fewer are on sale.
-    fn offer(&self) -> u32 {
-        if self.seat_map_missing {
-            self.capacity
-        } else {
-            self.capacity.min(u32::try_from(self.seats.len()).unwrap_or(u32::MAX))
-        }
-    }
-}
-
-impl<'a> Plan<'a> {
-    fn new(layout: &'a Layout, mix: &'a Mix) -> anyhow::Result<Plan<'a>> {
-        check_layout(layout)?;
-        let reserved: Vec<ReservedSection<'a>> = layout
-            .sections
-            .iter()
-            .filter(|section| section.kind == SectionKind::Reserved)
-            .map(|section| ReservedSection::new(layout, section))
-            .collect();
-        let general_admission: Vec<&'a SectionLayout> = layout
-            .sections
-            .iter()
-            .filter(|section| section.kind == SectionKind::GeneralAdmission && section.capacity > 0)
-            .collect();
-        // Sections weighed by capacity, among those that can serve a kind of intent.
-        let capacities_of = |can_serve: fn(&ReservedSection<'a>) -> bool| {
-            Weighted::new(
-                reserved.iter().map(|section| if can_serve(section) { u64::from(section.capacity) } else { 0 }),
-            )
-        };
-        let best_sections = capacities_of(ReservedSection::can_serve_best);
-        let seats_sections = capacities_of(ReservedSection::can_serve_seats);
-        let general_admission_sections =
-            Weighted::new(general_admission.iter().map(|section| u64::from(section.capacity)));
-        let kinds = Weighted::new(IntentKind::ALL.iter().map(|kind| match kind {
-            IntentKind::Best if best_sections.total() > 0 => u64::from(mix.best),
-            IntentKind::Seats if seats_sections.total() > 0 => u64::from(mix.seats),
-            IntentKind::GeneralAdmission if general_admission_sections.total() > 0 => u64::from(mix.ga),
-            _ => 0,
-        }));
-        if kinds.total() == 0 {
-            bail!(
-                "no buyer can be served: the mix weighs best {}, seats {}, ga {}, but the layout of {} has {} \
-                 reserved sections that can take a best-available hold, {} with on-sale seats in their seat map, \
-                 and {} general-admission sections with capacity",
-                mix.best,
-                mix.seats,
-                mix.ga,
-                layout.event,
-                reserved.iter().filter(|section| section.can_serve_best()).count(),
-                reserved.iter().filter(|section| section.can_serve_seats()).count(),
-                general_admission.len()
-            );
-        }
-        let quantities = Weighted::new(mix.quantities.iter().map(|&(_, weight)| u64::from(weight)));
-        Ok(Plan {
-            mix,
-            kinds,
-            reserved,
-            best_sections,
-            seats_sections,
-            general_admission,
-            general_admission_sections,
-            quantities,
-        })
-    }
-
-    /// One buyer arriving at `arrival`.
-    fn buyer(&self, arrival: Arrival, rng: &mut Rng) -> Buyer {
-        let intent = match IntentKind::ALL[self.kinds.pick(rng)] {
-            IntentKind::Best => self.best(rng),
-            IntentKind::Seats => self.seats(rng),
-            IntentKind::GeneralAdmission => self.general_admission(rng),
-        };
-        let poll = rng.chance(self.mix.poll_share);
-        let then_draw = rng.unit();
-        let then = if then_draw < self.mix.abandon_share {
-            Then::Abandon
-        } else if then_draw < self.mix.abandon_share + self.mix.expire_share {
-            Then::Expire
-        } else {
-            Then::Confirm
-        };
-        let think_ms = self.think_ms(rng);
-        // An expiring hold has no think time: the buyer never comes back.
-        let think_ms = if then == Then::Expire { 0 } else { think_ms };
-        Buyer { at_us: arrival.at_us, phase: arrival.phase, intent, poll, then, think_ms }
-    }
-
-    fn best(&self, rng: &mut Rng) -> Intent {
-        let section = &self.reserved[self.best_sections.pick(rng)];
-        let quantity = self.quantity(rng);
-        let wants_category = rng.chance(self.mix.category_share);
-        let category = (wants_category && section.category_weights.total() > 0)
-            .then(|| section.categories[section.category_weights.pick(rng)]);
-        let offer = match category {
-            Some((_, seats)) => seats.min(section.capacity),
-            None => section.offer(),
-        };
-        Intent::Best {
-            section: section.id.to_string(),
-            quantity: quantity.min(offer),
-            category: category.map(|(name, _)| name.to_string()),
-        }
-    }
-
-    /// A seat drawn uniformly from the section's on-sale seats, and its neighbours to
-    /// the right (or left, at the end of a run) up to the quantity.
-    fn seats(&self, rng: &mut Rng) -> Intent {
-        let section = &self.reserved[self.seats_sections.pick(rng)];
-        let quantity = self.quantity(rng).min(section.offer());
-        let first = rng.below(section.seats.len() as u64) as usize;
-        let seat = &section.seats[first];
-        let run = seat.run_start as usize..seat.run_end as usize;
-        let block = seat_block(run, first, quantity as usize);
-        Intent::Seats { seats: section.seats[block].iter().map(|seat| seat.id.to_string()).collect() }
-    }
-
-    fn general_admission(&self, rng: &mut Rng) -> Intent {
-        let section = self.general_admission[self.general_admission_sections.pick(rng)];
-        let quantity = self.quantity(rng).min(section.capacity);
-        Intent::Ga { section: section.id.clone(), quantity }
-    }
-
-    fn quantity(&self, rng: &mut Rng) -> u32 {
-        self.mix.quantities[self.quantities.pick(rng)].0
-    }
-
-    /// Lognormal around the median (its median is the median), clamped; whole
-    /// milliseconds.
-    fn think_ms(&self, rng: &mut Rng) -> u64 {
-        let median_ms = self.mix.think_median.as_secs_f64() * 1000.0;
-        let think_ms = median_ms * (THINK_SIGMA * rng.normal()).exp();
-        think_ms.clamp(median_ms / THINK_CLAMP_FACTOR, median_ms * THINK_CLAMP_FACTOR).round() as u64
-    }
-}
-
-/// Refuses a layout whose ids would make a queue that `Queue::read` refuses.
-fn check_layout(layout: &Layout) -> anyhow::Result<()> {
-    ensure!(!layout.event.is_empty(), "layout: empty event id");
-    ensure!(!layout.sections.is_empty(), "layout of {}: no sections", layout.event);
-    for section in &layout.sections {
-        ensure!(!section.id.is_empty(), "layout of {}: a section has an empty id", layout.event);
-        for (index, seat) in section.seats.iter().enumerate() {
-            ensure!(
-                !seat.id.is_empty() && !seat.category.is_empty(),
-                "layout of {}: section {}: seat {} (from 0) has an empty id or category",
-                layout.event,
-                section.id,
-                index
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The block of `quantity` seats starting at `first`, within `run` (a range of adjacent
-/// seats holding `first`): shifted left if the run ends too soon, cut short if the run
-/// is shorter than `quantity`. Never empty.
-fn seat_block(run: Range<usize>, first: usize, quantity: usize) -> Range<usize> {
-    assert!(run.contains(&first));
-    let quantity = quantity.max(1);
-    let end = first.saturating_add(quantity).min(run.end);
-    let start = end.saturating_sub(quantity).max(run.start);
-    start..end
-}
-
-/// Picks an index with probability proportional to its weight, by binary search in the
-/// cumulative weights.
-struct Weighted {
-    /// `cumulative[i]` is the sum of weights `0..=i`.
-    cumulative: Vec<u64>,
-}
-
-impl Weighted {
-    fn new(weights: impl IntoIterator<Item = u64>) -> Weighted {
-        let mut total: u64 = 0;
-        let cumulative = weights
-            .into_iter()
-            .map(|weight| {
-                total = total.saturating_add(weight);
-                total
-            })
-            .collect();
-        Weighted { cumulative }
-    }
-
-    fn total(&self) -> u64 {
-        self.cumulative.last().copied().unwrap_or(0)
-    }
-
-    /// Never an index of weight 0. Only called when some weight is positive (`Plan`
-    /// checks): anything else is a bug.
-    fn pick(&self, rng: &mut Rng) -> usize {
-        assert!(self.total() > 0, "a pick among weights that are all 0");
-        let target = rng.below(self.total());
-        self.cumulative.partition_point(|&sum| sum <= target)
-    }
-}
-
-/// xoshiro256** 1.0 (Blackman and Vigna, <https://prng.di.unimi.it/>), its state seeded
-/// from SplitMix64 as its authors advise: small, fast, statistically sound, and the same
-/// on every platform forever.
-struct Rng {
-    state: [u64; 4],
-}
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut splitmix = seed;
-        let mut state = [0; 4];
-        for word in &mut state {
-            *word = splitmix64(&mut splitmix);
-        }
-        Rng { state }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let state = &mut self.state;
-        let result = state[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let shifted = state[1] << 17;
-        state[2] ^= state[0];
-        state[3] ^= state[1];
-        state[1] ^= state[2];
-        state[0] ^= state[3];
-        state[2] ^= shifted;
-        state[3] = state[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in [0, 1): 53 random bits, every value a multiple of 2^-53.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in [0, bound) by multiply-shift (Lemire): the bias, below bound / 2^64,
-    /// is far below anything a load test could notice.
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-
-    /// True with probability `share`.
-    fn chance(&mut self, share: f64) -> bool {
-        self.unit() < share
-    }
-
-    /// Exponential of mean 1; `1 - unit` is in (0, 1], so the logarithm is finite.
-    fn exponential(&mut self) -> f64 {
-        -(1.0 - self.unit()).ln()
-    }
-
-    /// Standard normal, by the Box–Muller transform (one of its pair of values).
-    fn normal(&mut self) -> f64 {
-        let radius = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
-        let angle = std::f64::consts::TAU * self.unit();
-        radius * angle.cos()
-    }
-}
-
-/// SplitMix64 (Steele, Lea and Flood): one step of its sequence.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut mixed = *state;
-    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    mixed ^ (mixed >> 31)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::layout::{SeatLayout, SectionKind, SectionLayout};
+    use crate::queue::{Intent, Phase, Then};
 
     /// Two reserved sections (S101: rows A, B with a gap in its numbers, C with a seat of
     /// a category not on sale; S102: rows A, B, with a gap), a general-admission floor,
@@ -945,16 +268,6 @@ mod tests {
             let median_ms = mix.think_median.as_millis() as u64;
             assert!((median_ms / 10..=median_ms * 10).contains(&buyer.think_ms), "{buyer:?}");
         }
-    }
-
-    #[test]
-    fn prngs_match_their_reference_outputs() {
-        // SplitMix64 from 0, and xoshiro256** from the state [1, 2, 3, 4], as published.
-        let mut state = 0;
-        assert_eq!(splitmix64(&mut state), 0xe220_a839_7b1d_cdaf);
-        let mut rng = Rng { state: [1, 2, 3, 4] };
-        let outputs: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
-        assert_eq!(outputs, [11520, 0, 1509978240, 1215971899390074240]);
     }
 
     #[test]
@@ -1125,20 +438,6 @@ mod tests {
     }
 
     #[test]
-    fn seat_blocks_shift_left_and_shrink_to_their_run() {
-        let check = |run: Range<usize>, first: usize, quantity: usize, expected: Range<usize>| {
-            assert_eq!(seat_block(run.clone(), first, quantity), expected, "{run:?} from {first}, {quantity} seats");
-        };
-        check(0..6, 0, 4, 0..4);
-        check(0..6, 2, 4, 2..6);
-        check(0..6, 4, 4, 2..6);
-        check(0..6, 5, 1, 5..6);
-        check(3..5, 4, 4, 3..5);
-        check(3..4, 3, 2, 3..4);
-        check(0..6, 3, 0, 3..4);
-    }
-
-    #[test]
     fn quantities_are_clamped_to_the_section() {
         let mut layout = layout();
         layout.sections[2].capacity = 2;
@@ -1184,12 +483,16 @@ mod tests {
         }));
     }
 
+    /// Panics unless `generate` refuses `config` for `layout` with an error that
+    /// mentions `expected`.
+    fn check_refused(layout: &Layout, config: &GenerateConfig, expected: &str) {
+        let error = format!("{:#}", generate(layout, config).expect_err(expected));
+        assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+    }
+
     #[test]
-    fn bad_configs_and_layouts_are_refused() {
-        let check = |layout: &Layout, config: &GenerateConfig, expected: &str| {
-            let error = format!("{:#}", generate(layout, config).expect_err(expected));
-            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
-        };
+    fn bad_configs_are_refused() {
+        let check = check_refused;
         let good_layout = layout();
         let good = config(100, spike_shape());
         let with_shape = |shape: Shape| GenerateConfig { shape, ..good.clone() };
@@ -1240,7 +543,12 @@ mod tests {
             mix.ga = 0;
         };
         check(&good_layout, &with_mix(&no_intent), "no buyer can be served");
+    }
 
+    #[test]
+    fn bad_layouts_are_refused() {
+        let check = check_refused;
+        let good = config(100, spike_shape());
         let bad_layout = |change: &dyn Fn(&mut Layout)| {
             let mut layout = layout();
             change(&mut layout);

@@ -4,9 +4,10 @@
 //! The [`Ledger`] is the run's side: the event's counts before the first buyer
 //! arrived, and every order the server acknowledged (a 2xx confirm, or an in-doubt
 //! confirm resolved by retrying it with its `Idempotency-Key`). [`Observed`] is the
-//! server's side, read after the run: availability, each ledger order, and the seat
-//! maps of the sections that sold. [`check`] compares them, as a pure function so that
-//! its rules are tested on hand-made inconsistencies:
+//! server's side, read after the run (in `observed`, the module's only I/O):
+//! availability, each ledger order, and the seat maps of the sections that sold.
+//! [`check`] compares them, as a pure function so that its rules are tested on
+//! hand-made inconsistencies:
 //!
 //! - no seat and no ticket id is in two acknowledged orders, and no order id twice;
 //! - every acknowledged order exists on the server, is confirmed, and has the tickets
@@ -21,102 +22,17 @@
 //! The counts compare before and after, so the run must be the only buyer of the event
 //! while it runs (what a rehearsal is); earlier sales are in the baseline.
 
+mod observed;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::time::Duration;
 
-use anyhow::Context;
-use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Pool;
-use crate::layout::get_json;
+pub use self::observed::{Availability, Observed, SeatCounts, SeatState, SectionCounts, ServerOrder};
 
 /// Violations printed at most; the rest are counted.
 pub const VIOLATIONS_SHOWN_MAX: usize = 20;
-/// Order read-backs in flight at once.
-const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
-
-/// Counts of a section, or of the whole event, as `GET /v1/events/{event}/availability`
-/// gives them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeatCounts {
-    pub capacity: u32,
-    pub available: u32,
-    pub held: u32,
-    pub sold: u32,
-}
-
-/// The event's availability at one instant.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Availability {
-    pub total: SeatCounts,
-    /// By section id.
-    pub sections: BTreeMap<String, SectionCounts>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SectionCounts {
-    /// `reserved` or `general_admission`.
-    pub kind: String,
-    #[serde(flatten)]
-    pub counts: SeatCounts,
-    /// By price category.
-    #[serde(default)]
-    pub categories: BTreeMap<String, SeatCounts>,
-}
-
-impl Availability {
-    /// `GET /v1/events/{event}/availability`.
-    pub async fn fetch(pool: &Pool, event: &str, timeout: Duration) -> anyhow::Result<Availability> {
-        let reply: AvailabilityReply = get_json(pool, &format!("/v1/events/{event}/availability"), timeout).await?;
-        Ok(reply.into())
-    }
-
-    /// Parses an availability reply body.
-    pub fn parse(body: &[u8]) -> anyhow::Result<Availability> {
-        let reply: AvailabilityReply = serde_json::from_slice(body).context("not an availability reply")?;
-        Ok(reply.into())
-    }
-}
-
-#[derive(Deserialize)]
-struct AvailabilityReply {
-    total: SeatCounts,
-    sections: Vec<SectionReply>,
-}
-
-#[derive(Deserialize)]
-struct SectionReply {
-    id: String,
-    kind: String,
-    #[serde(flatten)]
-    counts: SeatCounts,
-    #[serde(default)]
-    categories: Vec<CategoryReply>,
-}
-
-#[derive(Deserialize)]
-struct CategoryReply {
-    category: String,
-    #[serde(flatten)]
-    counts: SeatCounts,
-}
-
-impl From<AvailabilityReply> for Availability {
-    fn from(reply: AvailabilityReply) -> Availability {
-        let sections = reply
-            .sections
-            .into_iter()
-            .map(|section| {
-                let categories =
-                    section.categories.into_iter().map(|category| (category.category, category.counts)).collect();
-                (section.id, SectionCounts { kind: section.kind, counts: section.counts, categories })
-            })
-            .collect();
-        Availability { total: reply.total, sections }
-    }
-}
 
 /// What the run was told: the ledger of a run, written by `replay --ledger` and read
 /// by `verify`.
@@ -149,92 +65,6 @@ pub struct Ticket {
     pub id: String,
     /// `None` for general admission.
     pub seat: Option<String>,
-}
-
-/// An order as the server shows it now.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct ServerOrder {
-    pub id: String,
-    pub section: String,
-    /// `confirmed` or `cancelled`.
-    pub state: String,
-    pub tickets: Vec<Ticket>,
-}
-
-#[derive(Deserialize)]
-struct OrderReply {
-    order: ServerOrder,
-}
-
-/// The state of a seat on the seat map.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct SeatState {
-    pub id: String,
-    /// `free`, `held` or `sold`.
-    pub state: String,
-}
-
-#[derive(Deserialize)]
-struct SeatMapReply {
-    seats: Vec<SeatState>,
-}
-
-/// What the server shows after the run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Observed {
-    pub availability: Availability,
-    /// Each ledger order by id: `None` when the server does not know it (404).
-    pub orders: HashMap<String, Option<ServerOrder>>,
-    /// Seat maps of the reserved sections whose counts changed or that the ledger sold in.
-    pub seat_maps: BTreeMap<String, Vec<SeatState>>,
-}
-
-impl Observed {
-    /// Reads everything [`check`] needs from the server.
-    pub async fn fetch(pool: &Pool, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Observed> {
-        let availability = Availability::fetch(pool, &ledger.event, timeout).await?;
-        let read_backs: Vec<_> = stream::iter(ledger.orders.iter().map(|order| read_order(pool, order, timeout)))
-            .buffered(READ_BACKS_IN_FLIGHT_MAX)
-            .collect()
-            .await;
-        let mut orders = HashMap::with_capacity(ledger.orders.len());
-        for (order, read) in ledger.orders.iter().zip(read_backs) {
-            orders.insert(order.id.clone(), read?);
-        }
-        let mut sold_in: BTreeSet<&str> = ledger.orders.iter().map(|order| order.section.as_str()).collect();
-        for (id, section) in &availability.sections {
-            if ledger.baseline.sections.get(id).is_none_or(|before| before.counts != section.counts) {
-                sold_in.insert(id);
-            }
-        }
-        let mut seat_maps = BTreeMap::new();
-        for section in sold_in {
-            if availability.sections.get(section).is_some_and(|counts| counts.kind == "reserved") {
-                let path = format!("/v1/events/{}/sections/{section}/seats", ledger.event);
-                let map: SeatMapReply = get_json(pool, &path, timeout).await?;
-                seat_maps.insert(section.to_string(), map.seats);
-            }
-        }
-        Ok(Observed { availability, orders, seat_maps })
-    }
-}
-
-/// `GET /v1/orders/{id}?customer=...`: `None` on 404.
-async fn read_order(pool: &Pool, order: &LedgerOrder, timeout: Duration) -> anyhow::Result<Option<ServerOrder>> {
-    let path = format!("/v1/orders/{}?customer={}", order.id, crate::client::query_escape(&order.customer));
-    let uri: hyper::Uri = path.parse().with_context(|| format!("order id {:?} does not fit in a path", order.id))?;
-    let reply = crate::client::send_retrying(pool, || pool.request(hyper::Method::GET, uri.clone(), None), timeout)
-        .await
-        .with_context(|| format!("GET {path}"))?;
-    match reply.status.as_u16() {
-        404 => Ok(None),
-        200 => {
-            let reply: OrderReply =
-                serde_json::from_slice(&reply.body).with_context(|| format!("GET {path}: not an order"))?;
-            Ok(Some(reply.order))
-        }
-        status => anyhow::bail!("GET {path}: {status} {}", String::from_utf8_lossy(&reply.body)),
-    }
 }
 
 /// The outcome of [`check`].
@@ -281,12 +111,19 @@ impl fmt::Display for Verdict {
 /// Compares the ledger with what the server shows; see the module comment for the rules.
 pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
     let mut verdict = Verdict::default();
-    let violations = &mut verdict.violations;
     for hold in &ledger.unresolved_confirms {
-        violations.push(format!("the confirm of hold {hold} never got a definite answer, even when retried"));
+        verdict.violations.push(format!("the confirm of hold {hold} never got a definite answer, even when retried"));
     }
+    let sold_by_run = check_ledger(ledger, &mut verdict.violations);
+    check_orders(ledger, observed, &mut verdict);
+    check_counts(ledger, &observed.availability, &sold_by_run, &mut verdict);
+    check_seat_maps(ledger, observed, &mut verdict);
+    verdict
+}
 
-    // The ledger on its own: each seat, ticket and order once.
+/// The ledger on its own: each seat, ticket and order once. Returns the seats the
+/// run's orders hold, by section.
+fn check_ledger<'a>(ledger: &'a Ledger, violations: &mut Vec<String>) -> BTreeMap<&'a str, u64> {
     let mut seat_orders: HashMap<&str, &str> = HashMap::new();
     let mut ticket_orders: HashMap<&str, &str> = HashMap::new();
     let mut order_ids: BTreeSet<&str> = BTreeSet::new();
@@ -307,8 +144,12 @@ pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
             }
         }
     }
+    sold_by_run
+}
 
-    // Every acknowledged order, as the buyer was told.
+/// Every acknowledged order is on the server, confirmed, as the buyer was told.
+fn check_orders(ledger: &Ledger, observed: &Observed, verdict: &mut Verdict) {
+    let violations = &mut verdict.violations;
     for order in &ledger.orders {
         verdict.orders_checked += 1;
         verdict.seats_checked += order.tickets.len() as u64;
@@ -338,9 +179,12 @@ pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
             }
         }
     }
+}
 
-    // Counts, section by section.
-    let after = &observed.availability;
+/// Counts, section by section: each adds up to its capacity, and rose by the run's
+/// seats; the event's totals are the sum of its sections.
+fn check_counts(ledger: &Ledger, after: &Availability, sold_by_run: &BTreeMap<&str, u64>, verdict: &mut Verdict) {
+    let violations = &mut verdict.violations;
     let mut total = SeatCounts::default();
     for (id, section) in &after.sections {
         verdict.sections_checked += 1;
@@ -376,8 +220,13 @@ pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
     if total != after.total {
         violations.push(format!("the event's totals {:?} are not the sum of its sections {total:?}", after.total));
     }
+}
 
-    // Seat maps.
+/// Each seat map read back agrees with its section's counts and holds the run's seats
+/// as sold.
+fn check_seat_maps(ledger: &Ledger, observed: &Observed, verdict: &mut Verdict) {
+    let after = &observed.availability;
+    let violations = &mut verdict.violations;
     for (section, seats) in &observed.seat_maps {
         verdict.seat_maps_checked += 1;
         let mut states: HashMap<&str, &str> = HashMap::with_capacity(seats.len());
@@ -412,7 +261,6 @@ pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
             }
         }
     }
-    verdict
 }
 
 #[cfg(test)]

@@ -1,0 +1,427 @@
+//! `replay`: plays a queue file ([`crate::queue`]) against a server, open-loop, as the
+//! buyers it describes would, then reads the final state back for the verdict.
+//!
+//! Buyer `i` starts at its `at_us` (times `--time-scale`) after the start, whether or
+//! not earlier buyers have finished: the pacer of [`crate::schedule`] launches it as a
+//! task of its own. A buyer polls availability (if the file says so) and gives up when
+//! what they want is gone, asks for a hold, thinks (`think_ms`, scaled too), then
+//! confirms, releases, or walks away and lets the hold expire.
+//!
+//! A 503 or 429 is retried after its `Retry-After` (real seconds, not scaled: it is the
+//! server's pacing), at most `--retries` times per request, as a well-behaved client
+//! would; POSTs carry an `Idempotency-Key`, so a retry never acts twice. The retried
+//! replies are counted apart from the final outcome.
+//!
+//! Every latency runs from when the step was due, never from when it was sent: the
+//! hold from the buyer's scheduled time (or the poll's reply), the confirm or release
+//! from the end of the think time, so waiting for a connection, for the pacer, and for
+//! `Retry-After` is all counted (no coordinated omission). "order" is the buyer's whole
+//! wait for hakken: the hold's latency plus the confirm's.
+//!
+//! A confirm without a definite reply (timeout, broken connection, still running when
+//! the drain ends) is in doubt: the server may have sold. Before the verdict each one is
+//! sent again with its `Idempotency-Key`, which returns the first attempt's answer, so
+//! the ledger of sold seats is exact.
+//!
+//! - `buyer`: one buyer's state machine, its retries, and resolving in-doubt confirms;
+//! - `tally`: what buyers' stories add up to (per phase, per interval, the ledger);
+//! - `progress`: the live progress line; `report`: the report and its text.
+//!
+//! This module is the run loop: connect, read the baseline, pace the buyers, drain,
+//! resolve what is in doubt, read the verdict, and assemble the report.
+
+mod buyer;
+mod progress;
+mod report;
+mod tally;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use hyper::Uri;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use self::report::{BuyerCounts, PhaseReport, ReplayReport, ReplaySettings};
+use self::tally::{InDoubt, RunState};
+use crate::client::{Pool, PoolConfig, Target};
+use crate::cpu::CpuTime;
+use crate::queue::{Buyer, Header, Queue};
+use crate::schedule::{pace, Arrival, PaceEnd, Schedule};
+use crate::stats::{DriverReport, Latency, Live, Recorder, Step, StepReport};
+use crate::verdict::{self, Availability, Ledger, Observed, Verdict};
+
+/// The steps of a buyer, in the report's order.
+pub const STEPS: [Step; 5] = [Step::Availability, Step::Hold, Step::Confirm, Step::Release, Step::Order];
+/// Largest `--time-scale`: a week-long file played a thousand times slower is already
+/// two decades.
+const TIME_SCALE_MAX: f64 = 1000.0;
+/// How often the drain checks whether buyers are still running.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// The drain never waits longer than this, whatever `--drain-timeout` says.
+const DRAIN_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
+/// The drain waits at least this long past the longest think time.
+const DRAIN_MARGIN: Duration = Duration::from_secs(30);
+
+/// The `replay` flags.
+#[derive(Clone, Debug)]
+pub struct ReplayConfig {
+    /// Base URL, `http://host:port`.
+    pub target: String,
+    /// Buy for this event instead of the file's.
+    pub event: Option<String>,
+    /// Every time of the file (arrivals, think times) is multiplied by this: 0.5 plays
+    /// the on-sale in half the time, 2 at half the speed.
+    pub time_scale: f64,
+    /// Only buyers due within this long (after scaling) arrive.
+    pub duration: Option<Duration>,
+    pub connections: usize,
+    /// Buyers in flight at most (thinking and waiting out Retry-After included); one
+    /// due beyond is dropped and counted. `None`: as many as the file has, so none is
+    /// dropped (the file bounds the driver's memory).
+    pub in_flight_max: Option<u64>,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long to wait for buyers still running after the last arrival; `None`: the
+    /// longest (scaled) think time of the file plus 30 s.
+    pub drain_timeout: Option<Duration>,
+    /// Retries per request after a 503/429.
+    pub retries: u32,
+    /// The longest `Retry-After` honoured; longer ones are cut to this.
+    pub retry_after_max: Duration,
+    /// Prefix of customer ids, payment references and idempotency keys; random if `None`.
+    pub run_id: Option<String>,
+    pub progress: bool,
+    /// Read the final state back and check it.
+    pub verdict: bool,
+    /// Runtime worker threads (reported only; the caller builds the runtime).
+    pub threads: usize,
+}
+
+/// What a replay produced.
+pub struct ReplayOutcome {
+    pub report: ReplayReport,
+    /// What the run was told, for `verify` to check again later.
+    pub ledger: Ledger,
+}
+
+/// Everything buyers share.
+struct Run {
+    pool: Pool,
+    buyers: Vec<Buyer>,
+    event: String,
+    run_id: String,
+    time_scale: f64,
+    holds_uri: Uri,
+    availability_uri: Uri,
+    request_timeout: Duration,
+    retries: u32,
+    retry_after_max: Duration,
+    in_flight_max: u64,
+    start: Instant,
+    /// From the start to the last arrival (scaled).
+    span: Duration,
+    /// Seats of the event and those sold before the run, to tell when it sold out.
+    capacity: u64,
+    sold_before: u64,
+    recorder: Recorder,
+    live: Live,
+    seats_sold: AtomicU64,
+    nudge: Arc<Notify>,
+    state: Mutex<RunState>,
+}
+
+/// When the buyers of the file arrive, as played (scaled, cut to `--duration`).
+struct Timing {
+    /// Each buyer's arrival after the start, in order.
+    offsets: Vec<Duration>,
+    /// The last arrival's offset.
+    span: Duration,
+    drain_timeout: Duration,
+    in_flight_max: u64,
+}
+
+/// How the pacing and the drain ended.
+struct Played {
+    end: PaceEnd,
+    /// From the start to the last launch (the window of the step rates).
+    schedule_elapsed: Duration,
+    /// From the start to the end of the drain.
+    elapsed: Duration,
+    /// Buyers still running when the drain ended.
+    unfinished: u64,
+    cpu: CpuTime,
+}
+
+/// Plays `queue` against the server of `config` until the schedule ends or `stop`
+/// completes, waits (bounded) for the buyers still running, resolves in-doubt confirms
+/// and, with `config.verdict`, checks the server's final state.
+pub async fn replay(
+    queue: Queue,
+    source: String,
+    config: ReplayConfig,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<ReplayOutcome> {
+    check_config(&config)?;
+    let event = config.event.clone().unwrap_or_else(|| queue.header.event.clone());
+    let (buyers, timing) = arriving(queue.buyers, &config);
+    let pool = connect(&config).await?;
+    let baseline = read_baseline(&pool, &event, &config).await?;
+    let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
+    let phase_count =
+        queue.header.phases.len().max(buyers.iter().map(|buyer| buyer.phase as usize + 1).max().unwrap_or(0));
+    let run = Arc::new(Run {
+        holds_uri: event_uri(&event, "holds")?,
+        availability_uri: event_uri(&event, "availability")?,
+        pool,
+        buyers,
+        event,
+        run_id,
+        time_scale: config.time_scale,
+        request_timeout: config.request_timeout,
+        retries: config.retries,
+        retry_after_max: config.retry_after_max,
+        in_flight_max: timing.in_flight_max,
+        start: Instant::now(),
+        span: timing.span,
+        capacity: u64::from(baseline.total.capacity),
+        sold_before: u64::from(baseline.total.sold),
+        recorder: Recorder::default(),
+        live: Live::default(),
+        seats_sold: AtomicU64::new(0),
+        nudge: Arc::new(Notify::new()),
+        state: Mutex::new(RunState::new(phase_count, timing.span + timing.drain_timeout.min(timing.span))),
+    });
+
+    let played = play(&run, Schedule::at_offsets(timing.offsets), timing.drain_timeout, config.progress, stop).await?;
+    let (ledger, state) = settle(&run, baseline).await;
+    let verdict = if config.verdict {
+        let observed = Observed::fetch(&run.pool, &ledger, config.request_timeout)
+            .await
+            .context("reading the final state back for the verdict")?;
+        Some(verdict::check(&ledger, &observed))
+    } else {
+        None
+    };
+    let report = report(&run, &config, &queue.header, source, played, state, verdict);
+    Ok(ReplayOutcome { report, ledger })
+}
+
+fn check_config(config: &ReplayConfig) -> anyhow::Result<()> {
+    ensure!(
+        config.time_scale > 0.0 && config.time_scale <= TIME_SCALE_MAX,
+        "--time-scale must be more than 0 and at most {TIME_SCALE_MAX}"
+    );
+    ensure!(config.connections > 0, "--connections must be at least 1");
+    ensure!(config.in_flight_max != Some(0), "--in-flight-max must be at least 1");
+    Ok(())
+}
+
+/// The buyers that arrive (those due within `--duration`, after scaling), and when.
+fn arriving(mut buyers: Vec<Buyer>, config: &ReplayConfig) -> (Vec<Buyer>, Timing) {
+    let scale = |duration: Duration| duration.mul_f64(config.time_scale);
+    if let Some(duration) = config.duration {
+        buyers.retain(|buyer| scale(Duration::from_micros(buyer.at_us)) <= duration);
+    }
+    let offsets: Vec<Duration> = buyers.iter().map(|buyer| scale(Duration::from_micros(buyer.at_us))).collect();
+    let span = offsets.last().copied().unwrap_or_default();
+    let think_max = buyers.iter().map(|buyer| scale(Duration::from_millis(buyer.think_ms))).max().unwrap_or_default();
+    let drain_timeout = config.drain_timeout.unwrap_or(think_max + DRAIN_MARGIN);
+    let in_flight_max = config.in_flight_max.unwrap_or(buyers.len() as u64).max(1);
+    (buyers, Timing { offsets, span, drain_timeout, in_flight_max })
+}
+
+/// A pool to the target with every connection open before the first buyer is due.
+async fn connect(config: &ReplayConfig) -> anyhow::Result<Pool> {
+    let target = Target::resolve(&config.target).await?;
+    let pool =
+        Pool::new(target, PoolConfig { connections_max: config.connections, connect_timeout: config.connect_timeout });
+    pool.connect_all().await.with_context(|| {
+        format!(
+            "cannot open {} connections to {} (is the server up, and `ulimit -n` high enough on both sides?)",
+            config.connections, config.target
+        )
+    })?;
+    Ok(pool)
+}
+
+/// The event's counts before the run. The verdict compares with them; without one they
+/// only tell when the event sells out, so a target without availability (serve-trivial)
+/// is fine.
+async fn read_baseline(pool: &Pool, event: &str, config: &ReplayConfig) -> anyhow::Result<Availability> {
+    match Availability::fetch(pool, event, config.request_timeout).await {
+        Ok(baseline) => Ok(baseline),
+        Err(error) if config.verdict => Err(error.context(format!("reading event {event:?} before the run"))),
+        Err(_) => Ok(Availability::default()),
+    }
+}
+
+fn event_uri(event: &str, suffix: &str) -> anyhow::Result<Uri> {
+    format!("/v1/events/{event}/{suffix}").parse().with_context(|| format!("event id {event:?} does not fit in a path"))
+}
+
+/// Launches every buyer of `schedule` at their time until it ends or `stop` completes,
+/// waits up to `drain_timeout` for those still running, and stops the rest.
+async fn play(
+    run: &Arc<Run>,
+    schedule: Schedule,
+    drain_timeout: Duration,
+    show_progress: bool,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<Played> {
+    let start = run.start;
+    let cpu_before = CpuTime::now()?;
+    let progress = show_progress.then(|| tokio::spawn(progress::print_progress(run.clone(), run.span)));
+    let mut tasks = JoinSet::new();
+    let end = pace(&schedule, start, stop, &run.nudge, |arrival| {
+        // Reap finished buyers so the set stays as small as the buyers in flight.
+        while tasks.try_join_next().is_some() {}
+        launch(run, &mut tasks, arrival);
+    })
+    .await;
+    let schedule_elapsed = start.elapsed();
+    let deadline = Instant::now() + drain_timeout.min(DRAIN_TIMEOUT_MAX);
+    while run.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
+    }
+    let unfinished = run.live.in_flight.load(Ordering::Relaxed);
+    // Stop the stragglers now: a buyer waking from a long think must not change the
+    // server's state while the verdict reads it.
+    tasks.shutdown().await;
+    let elapsed = start.elapsed();
+    let cpu = CpuTime::now()?.since(cpu_before);
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!("{}", progress::progress_line(run, run.span, true));
+    }
+    Ok(Played { end, schedule_elapsed, elapsed, unfinished, cpu })
+}
+
+/// Starts buyer `arrival` unless too many are in flight.
+fn launch(run: &Arc<Run>, tasks: &mut JoinSet<()>, arrival: Arrival) {
+    let live = &run.live;
+    if live.in_flight.load(Ordering::Relaxed) >= run.in_flight_max {
+        Live::count(&live.arrivals_dropped);
+        run.recorder.dropped(arrival.index);
+        return;
+    }
+    live.in_flight.fetch_add(1, Ordering::Relaxed);
+    Live::count(&live.arrivals_launched);
+    let now = Instant::now();
+    run.recorder.launched(arrival.index, now.saturating_duration_since(arrival.scheduled));
+    let phase = run.buyers[arrival.index as usize].phase as usize;
+    lock(&run.state).arrived(phase, now.saturating_duration_since(run.start));
+    tasks.spawn(buyer::run_buyer(run.clone(), arrival));
+}
+
+/// Resolves the confirms still in doubt and takes what the buyers recorded: the
+/// ledger of what the run was told, and the rest for the report.
+async fn settle(run: &Run, baseline: Availability) -> (Ledger, RunState) {
+    let in_doubt: Vec<InDoubt> = lock(&run.state).in_doubt.drain().map(|(_, confirm)| confirm).collect();
+    let unresolved = buyer::resolve_in_doubt(run, in_doubt).await;
+    let mut state = std::mem::replace(&mut *lock(&run.state), RunState::new(0, Duration::ZERO));
+    let ledger = Ledger {
+        event: run.event.clone(),
+        run_id: run.run_id.clone(),
+        baseline,
+        orders: std::mem::take(&mut state.orders),
+        unresolved_confirms: unresolved,
+    };
+    (ledger, state)
+}
+
+/// The report of a replay of the queue `header` describes, read from `source`.
+fn report(
+    run: &Run,
+    config: &ReplayConfig,
+    header: &Header,
+    source: String,
+    played: Played,
+    state: RunState,
+    verdict: Option<Verdict>,
+) -> ReplayReport {
+    let totals = run.recorder.totals();
+    let mut buyers = state.buyers;
+    buyers.unfinished = played.unfinished;
+    buyers.arrived = totals.arrivals_launched;
+    buyers.dropped_by_driver = totals.arrivals_dropped;
+    let window = played.schedule_elapsed.max(Duration::from_millis(1));
+    let phase_name = |index: usize| header.phases.get(index).map(|phase| phase.name.clone());
+    ReplayReport {
+        settings: ReplaySettings {
+            queue: source,
+            shape: header.shape.clone(),
+            seed: header.seed,
+            event: run.event.clone(),
+            target: run.pool.target().url.clone(),
+            run_id: run.run_id.clone(),
+            time_scale: config.time_scale,
+            connections: config.connections,
+            in_flight_max: run.in_flight_max,
+            retries: config.retries,
+            threads: config.threads,
+        },
+        stopped_early: matches!(played.end, PaceEnd::Stopped { .. }),
+        schedule_seconds: run.span.as_secs_f64(),
+        elapsed_seconds: played.elapsed.as_secs_f64(),
+        buyers,
+        start_lag_us: Latency::of(&totals.start_lag),
+        steps: STEPS.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
+        phases: state
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(index, phase)| PhaseReport::new(phase_name(index).unwrap_or(format!("phase {index}")), phase))
+            .collect(),
+        seats_sold: run.seats_sold.load(Ordering::Relaxed),
+        capacity: run.capacity,
+        sold_before: run.sold_before,
+        sold_out_at_seconds: state.sold_out_at.map(|at| at.as_secs_f64()),
+        first_sold_out_refusal_at_seconds: state.first_sold_out_refusal_at.map(|at| at.as_secs_f64()),
+        timeline: state.timeline.report(state.sold_out_at),
+        driver: DriverReport::new(played.cpu, played.elapsed, run.live.requests_sent.load(Ordering::Relaxed)),
+        verdict,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().expect("replay state lock poisoned")
+}
+
+/// The signed code of every ticket of the ledger's orders (`GET /v1/tickets/{id}`).
+pub async fn ticket_codes(target: &str, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Vec<String>> {
+    use futures_util::stream::{self, StreamExt};
+
+    #[derive(serde::Deserialize)]
+    struct TicketReply {
+        ticket: TicketCode,
+    }
+    #[derive(serde::Deserialize)]
+    struct TicketCode {
+        code: String,
+    }
+    let pool = Pool::new(Target::resolve(target).await?, PoolConfig { connections_max: 32, connect_timeout: timeout });
+    let pool = &pool;
+    let requests = ledger.orders.iter().flat_map(|order| {
+        order.tickets.iter().map(move |ticket| {
+            let path = format!("/v1/tickets/{}?customer={}", ticket.id, crate::client::query_escape(&order.customer));
+            async move {
+                let reply: TicketReply = crate::layout::get_json(pool, &path, timeout).await?;
+                anyhow::Ok(reply.ticket.code)
+            }
+        })
+    });
+    stream::iter(requests).buffered(32).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// Runs the verdict alone against a ledger written earlier (`verify`).
+pub async fn verify(target: &str, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Verdict> {
+    let target = Target::resolve(target).await?;
+    let pool = Pool::new(target, PoolConfig { connections_max: 32, connect_timeout: timeout });
+    let observed = Observed::fetch(&pool, ledger, timeout).await?;
+    Ok(verdict::check(ledger, &observed))
+}

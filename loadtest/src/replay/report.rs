@@ -1,0 +1,326 @@
+//! What a replay reports: [`ReplayReport`], written as `--json` and printed as text
+//! (settings, how buyers' stories ended, a table of steps and one of phases, what sold,
+//! the driver's own cost, and the verdict).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::tally::PhaseStats;
+use crate::stats::{counted, DriverReport, Latency, Step, StepReport};
+use crate::timeline::TimelineReport;
+use crate::verdict::Verdict;
+
+/// How buyers' stories ended.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BuyerCounts {
+    pub arrived: u64,
+    pub dropped_by_driver: u64,
+    /// Polled, saw too few seats left, and left without asking for a hold.
+    pub gave_up_after_poll: u64,
+    pub held: u64,
+    pub confirmed: u64,
+    pub abandoned: u64,
+    /// Left their hold to expire on the server.
+    pub left_to_expire: u64,
+    /// Hold refused with 409 (taken, sold out, limit).
+    pub hold_conflicts: u64,
+    /// A request still 503/429 after its retries.
+    pub rejected: u64,
+    /// Other statuses, broken connections, timeouts, malformed replies.
+    pub errors: u64,
+    /// Still running when the drain ended (stopped).
+    pub unfinished: u64,
+}
+
+/// What `replay` was asked to do.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplaySettings {
+    pub queue: String,
+    pub shape: String,
+    pub seed: u64,
+    pub event: String,
+    pub target: String,
+    pub run_id: String,
+    pub time_scale: f64,
+    pub connections: usize,
+    pub in_flight_max: u64,
+    pub retries: u32,
+    pub threads: usize,
+}
+
+/// One phase's line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub buyers: u64,
+    pub holds: u64,
+    pub confirms: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub hold_latency_us: Latency,
+    pub order_latency_us: Latency,
+}
+
+impl PhaseReport {
+    pub(super) fn new(name: String, phase: &PhaseStats) -> PhaseReport {
+        PhaseReport {
+            name,
+            buyers: phase.buyers,
+            holds: phase.holds,
+            confirms: phase.confirms,
+            conflicts: phase.conflicts,
+            rejected: phase.rejected,
+            errors: phase.errors,
+            hold_latency_us: Latency::of(&phase.hold_latency),
+            order_latency_us: Latency::of(&phase.order_latency),
+        }
+    }
+}
+
+/// The whole result of a replay, as printed and as `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    pub settings: ReplaySettings,
+    pub stopped_early: bool,
+    /// From the first to the last arrival of the (scaled) schedule.
+    pub schedule_seconds: f64,
+    /// From the start to the end of the drain.
+    pub elapsed_seconds: f64,
+    pub buyers: BuyerCounts,
+    /// How late buyers started after their scheduled time (the driver's own lag).
+    pub start_lag_us: Latency,
+    /// availability, hold, confirm, release, order; rates per second of the schedule.
+    pub steps: Vec<StepReport>,
+    pub phases: Vec<PhaseReport>,
+    /// Seats in the orders confirmed by this run.
+    pub seats_sold: u64,
+    /// Seats of the event, and those sold before the run.
+    pub capacity: u64,
+    pub sold_before: u64,
+    /// When every seat of the event was sold, seconds after the start.
+    pub sold_out_at_seconds: Option<f64>,
+    /// When a hold was first refused as sold out.
+    pub first_sold_out_refusal_at_seconds: Option<f64>,
+    pub timeline: TimelineReport,
+    pub driver: DriverReport,
+    /// `None` with `--no-verdict`.
+    pub verdict: Option<Verdict>,
+}
+
+impl ReplayReport {
+    /// False when the verdict found a violation.
+    pub fn passed(&self) -> bool {
+        self.verdict.as_ref().is_none_or(Verdict::passed)
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+impl fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_summary(f)?;
+        writeln!(f)?;
+        self.write_steps(f)?;
+        self.write_failures(f)?;
+        if self.phases.len() > 1 {
+            writeln!(f)?;
+            self.write_phases(f)?;
+        }
+        writeln!(f)?;
+        self.write_sales(f)?;
+        self.write_driver(f)?;
+        if let Some(verdict) = &self.verdict {
+            write!(f, "{verdict}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sections of the printed report, in order.
+impl ReplayReport {
+    /// What was played against what, how long it took, how buyers' stories ended.
+    fn write_summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.settings;
+        let buyers = &self.buyers;
+        writeln!(
+            f,
+            "hakken-loadtest replay: {} ({}, seed {}) for event {} against {} (run {}), time scale {}, {} connections",
+            settings.queue,
+            settings.shape,
+            settings.seed,
+            settings.event,
+            settings.target,
+            settings.run_id,
+            settings.time_scale,
+            settings.connections
+        )?;
+        writeln!(
+            f,
+            "schedule {:.1} s, ran {:.1} s{}; start lag p99 {} ms, max {} ms",
+            self.schedule_seconds,
+            self.elapsed_seconds,
+            if self.stopped_early { " (stopped early)" } else { "" },
+            ms(self.start_lag_us.p99),
+            ms(self.start_lag_us.max)
+        )?;
+        writeln!(
+            f,
+            "buyers: {} arrived, {} dropped by the driver (in flight >= {}), {} gave up after polling, {} held, \
+             {} confirmed, {} abandoned, {} left to expire, {} refused (409), {} rejected (503/429 after {} retries), \
+             {} errors, {} unfinished",
+            buyers.arrived,
+            buyers.dropped_by_driver,
+            settings.in_flight_max,
+            buyers.gave_up_after_poll,
+            buyers.held,
+            buyers.confirmed,
+            buyers.abandoned,
+            buyers.left_to_expire,
+            buyers.hold_conflicts,
+            buyers.rejected,
+            settings.retries,
+            buyers.errors,
+            buyers.unfinished
+        )
+    }
+
+    /// One line per step: counts, rate, latency percentiles of the successes.
+    fn write_steps(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "step",
+            "count",
+            "ok",
+            "conflict",
+            "rejected",
+            "retried",
+            "errors",
+            "unfin",
+            "ok/s",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max"
+        )?;
+        for step in &self.steps {
+            let counts = &step.counts;
+            let latency = &step.latency_success_us;
+            writeln!(
+                f,
+                "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9.1}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+                step.step,
+                counts.sent,
+                counts.success,
+                counts.conflict,
+                counts.rejected_busy_503 + counts.rejected_rate_limited_429,
+                counts.retried_after_503 + counts.retried_after_429,
+                counts.errors(),
+                step.unfinished,
+                step.success_per_second,
+                ms(latency.p50),
+                ms(latency.p90),
+                ms(latency.p99),
+                ms(latency.p999),
+                ms(latency.max)
+            )?;
+        }
+        writeln!(f, "latency in ms of the successful requests, from when each step was due; order = hold + confirm")
+    }
+
+    /// Refusals by error code and errors by kind, per request step (the order step
+    /// repeats its hold's or confirm's).
+    fn write_failures(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let request_steps = || self.steps.iter().filter(|step| step.step != Step::Order.name());
+        for step in request_steps().filter(|step| !step.error_codes.is_empty()) {
+            writeln!(f, "{} refusals: {}", step.step, counted(&step.error_codes))?;
+        }
+        for step in request_steps().filter(|step| step.counts.errors() > 0) {
+            let counts = &step.counts;
+            let mut parts: Vec<String> =
+                step.other_statuses.iter().map(|(status, count)| format!("status {status} x{count}")).collect();
+            for (what, count) in [
+                ("timeout", counts.timeout),
+                ("connection error", counts.connection_error),
+                ("malformed reply", counts.bad_reply),
+            ] {
+                if count > 0 {
+                    parts.push(format!("{what} x{count}"));
+                }
+            }
+            writeln!(f, "{} errors: {}", step.step, parts.join(", "))?;
+        }
+        Ok(())
+    }
+
+    /// One line per phase of the file.
+    fn write_phases(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  {:>9} {:>9} {:>10}",
+            "phase",
+            "buyers",
+            "holds",
+            "confirms",
+            "conflict",
+            "rejected",
+            "errors",
+            "hold p50",
+            "hold p99",
+            "order p99"
+        )?;
+        for phase in &self.phases {
+            writeln!(
+                f,
+                "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  {:>9} {:>9} {:>10}",
+                phase.name,
+                phase.buyers,
+                phase.holds,
+                phase.confirms,
+                phase.conflicts,
+                phase.rejected,
+                phase.errors,
+                ms(phase.hold_latency_us.p50),
+                ms(phase.hold_latency_us.p99),
+                ms(phase.order_latency_us.p99)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Seats sold by the run and in all, and when the event sold out.
+    fn write_sales(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sold_total = self.sold_before + self.seats_sold;
+        let share = if self.capacity == 0 { 0.0 } else { sold_total as f64 * 100.0 / self.capacity as f64 };
+        write!(
+            f,
+            "sold: {} seats by this run; the event has {sold_total} of {} sold ({share:.1}%)",
+            self.seats_sold, self.capacity
+        )?;
+        match self.sold_out_at_seconds {
+            Some(at) => write!(f, "; sold out {at:.1} s after the start")?,
+            None => write!(f, "; not sold out")?,
+        }
+        if let Some(at) = self.first_sold_out_refusal_at_seconds {
+            write!(f, "; first 'sold out' refusal at {at:.1} s")?;
+        }
+        writeln!(f)
+    }
+
+    fn write_driver(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let driver = &self.driver;
+        writeln!(
+            f,
+            "driver CPU: {:.2} s for {} requests = {:.1} µs/request; {:.2} cores busy",
+            driver.cpu_user_seconds + driver.cpu_system_seconds,
+            driver.requests_total,
+            driver.cpu_us_per_request,
+            driver.cores_busy
+        )
+    }
+}
