@@ -32,6 +32,8 @@ fn with_header(mut case: Case, name: &'static str, value: &str) -> Case {
     case
 }
 
+/// One table, one row per bad input with the status and code it must get; long because
+/// the table is (a row is easier to read and add next to its neighbours than in a helper).
 #[test]
 fn each_bad_input_gets_its_documented_error_and_changes_nothing() {
     let server = Server::start(&[]);
