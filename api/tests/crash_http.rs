@@ -91,15 +91,7 @@ fn every_acknowledged_sale_and_refund_survives_kill_9_of_the_server() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(700 + 150 * (cycle as u64 % 4)));
-        server.kill9();
-        stop.store(true, Ordering::Relaxed);
-        for buyer in buyers {
-            buyer.join().unwrap();
-        }
-        let durability = if cycle % 2 == 0 { "async" } else { "sync" };
-        server.env.retain(|(name, _)| name != "HAKKEN_STORAGE_DURABILITY");
-        server.env.push(("HAKKEN_STORAGE_DURABILITY".into(), durability.into()));
-        server.spawn();
+        server.kill9_and_restart(cycle, &stop, buyers);
         verify(&server, &acked.lock().unwrap(), cycle);
     }
     let acked = acked.lock().unwrap();

@@ -244,15 +244,7 @@ fn no_retry_after_kill_9_makes_a_second_hold_or_order() {
             .collect();
         let mut rng = SmallRng::seed_from_u64(cycle as u64);
         std::thread::sleep(Duration::from_millis(rng.gen_range(400..1200)));
-        server.kill9();
-        stop.store(true, Ordering::Relaxed);
-        for buyer in buyers {
-            buyer.join().unwrap();
-        }
-        let durability = if cycle % 2 == 0 { "async" } else { "sync" };
-        server.env.retain(|(name, _)| name != "HAKKEN_STORAGE_DURABILITY");
-        server.env.push(("HAKKEN_STORAGE_DURABILITY".into(), durability.into()));
-        server.spawn();
+        server.kill9_and_restart(cycle, &stop, buyers);
 
         let mut purchases = std::mem::take(&mut *purchases.lock().unwrap());
         acknowledged += purchases.iter().map(|purchase| purchase.answered.len()).sum::<usize>();

@@ -106,6 +106,26 @@ impl Server {
         }
     }
 
+    /// One crash cycle of a crash test: SIGKILL, stop the buyers (`stop`, then join
+    /// them), and start the server again on the same store, alternating `async` and
+    /// `sync` durability from cycle to cycle.
+    pub(crate) fn kill9_and_restart(
+        &mut self,
+        cycle: usize,
+        stop: &std::sync::atomic::AtomicBool,
+        buyers: Vec<std::thread::JoinHandle<()>>,
+    ) {
+        self.kill9();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for buyer in buyers {
+            buyer.join().unwrap();
+        }
+        let durability = if cycle % 2 == 0 { "async" } else { "sync" };
+        self.env.retain(|(name, _)| name != "HAKKEN_STORAGE_DURABILITY");
+        self.env.push(("HAKKEN_STORAGE_DURABILITY".into(), durability.into()));
+        self.spawn();
+    }
+
     /// SIGTERM and wait: the graceful shutdown path. Returns whether it exited 0.
     pub(crate) fn terminate(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return false };
