@@ -378,10 +378,6 @@ section_call!(
     |self, inventory, _now| inventory.hold(self.hold).cloned()
 );
 section_call!(
-    LookupOrder { order: OrderId } -> Option<Order>,
-    |self, inventory, _now| inventory.order(self.order).cloned()
-);
-section_call!(
     /// Counts per category and one seat code per seat, taken in one actor turn.
     Snapshot {} -> (Availability, Vec<u8>),
     |self, inventory, now| (inventory.state().availability(), inventory.state().seat_codes(now))

@@ -13,14 +13,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hakken_engine::actor::{
-    Cancel, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, LookupOrder, Release,
+    CancelOrder, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, ReadOrder, Release,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
-use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError, OrderState};
+use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError};
 use hakken_engine::registry::{resolve_seats, SeatLookupError};
+use hakken_engine::tickets::Viewer;
 use hakken_engine::venue::SectionKind;
-use hakken_engine::wal::ActorRecord;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -361,16 +361,13 @@ pub async fn get_order(
     headers: HeaderMap,
 ) -> ApiResult<axum::Json<OrderResponse>> {
     let app = shared.app()?;
-    let admin = is_admin(&shared, &headers);
-    let customer = if admin { None } else { Some(required_customer(&query)?) };
+    let viewer = if is_admin(&shared, &headers) { Viewer::Admin } else { Viewer::Customer(required_customer(&query)?) };
     let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
-    let order = call(&view.sections[index], LookupOrder { order: order_id }, shared.http.retry_after_s).await?;
-    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
-    let order = order.ok_or_else(not_found)?;
-    // Someone else's order is "not found": ids are guessable, orders are private.
-    if customer.is_some_and(|customer| customer != order.customer) {
-        return Err(not_found());
-    }
+    let read = ReadOrder { order: order_id, viewer };
+    // Someone else's order is "not found" (the engine checks): ids are guessable, orders are private.
+    let order = call(&view.sections[index], read, shared.http.retry_after_s)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
     Ok(axum::Json(OrderResponse { order: order_view(&view, index, &order) }))
 }
 
@@ -404,32 +401,21 @@ pub async fn cancel_order(
     Json(request): Json<CancelRequest>,
 ) -> ApiResult<Response> {
     let app = shared.app()?;
-    let customer = match (&request.customer, is_admin(&shared, &headers)) {
-        (_, true) => None,
-        (Some(customer), false) => Some(customer_id(customer)?),
+    let viewer = match (&request.customer, is_admin(&shared, &headers)) {
+        (_, true) => Viewer::Admin,
+        (Some(customer), false) => Viewer::Customer(customer_id(customer)?),
         (None, false) => return Err(ApiError::invalid("missing_customer", "name the order's `customer`")),
     };
     let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
     let section = view.sections[index].clone();
-    let retry = shared.http.retry_after_s;
-    let not_found = move || ApiError::not_found("order_not_found", format!("no order {id:?}"));
-    let order = call(&section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found.clone())?;
-    if customer.as_ref().is_some_and(|customer| *customer != order.customer) {
-        return Err(not_found());
-    }
-    if order.state == OrderState::Cancelled {
-        return Err(ApiError::conflict("order_cancelled", "the order is already cancelled"));
-    }
-    let by = match &customer {
-        Some(customer) => ActorRecord::Customer(customer.0.to_string()),
-        None => ActorRecord::Admin,
-    };
+    // Someone else's order is "not found" (the engine checks in the same turn as the cancel).
     let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
         let cancelled = cancelled.as_ref().map_err(|error| match error {
-            OrderError::NotFound => not_found(),
+            OrderError::NotFound => ApiError::not_found("order_not_found", format!("no order {id:?}")),
             OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
         })?;
         Ok((StatusCode::OK, OrderResponse { order: order_view(&view, index, cancelled) }))
     };
-    Ok(call_changing(&section, Cancel { order: order_id, by }, answer_to.0, retry, render).await)
+    let cancel = CancelOrder { order: order_id, viewer };
+    Ok(call_changing(&section, cancel, answer_to.0, shared.http.retry_after_s, render).await)
 }
