@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 use crate::http::app::{call, Catalogue, EventView, Shared};
 use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::idempotency::{call_changing, AnswerTo, Rendered};
+use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
 use crate::http::views::{
     hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
