@@ -123,7 +123,8 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
             let order_number = OrderId { section: sections[*index].key, number: order.order };
             runtime
                 .block_on(
-                    sections[*index].call(Cancel { order: order_number, by: hakken_engine::wal::ActorRecord::Admin }),
+                    sections[*index]
+                        .call(Cancel { order: order_number, by: hakken_engine::wal::PrincipalRecord::Admin }),
                 )
                 .unwrap()
                 .expect("refund");

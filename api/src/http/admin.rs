@@ -14,7 +14,7 @@ use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType};
 use hakken_engine::registry::RegistryError;
-use hakken_engine::wal::{ActorRecord, AuditRecord};
+use hakken_engine::wal::{AuditRecord, PrincipalRecord};
 
 use crate::http::app::{call, App, Shared};
 use crate::http::auth::require_admin;
@@ -196,7 +196,7 @@ pub async fn close_sale(
 
 /// The audit entry of an admin change.
 fn admin_entry(app: &App, event: &str, action: &str, detail: String) -> AuditRecord {
-    audit::event_entry(event, app.now().0, &ActorRecord::Admin, action, "ok", detail)
+    audit::event_entry(event, app.now().0, &PrincipalRecord::Admin, action, "ok", detail)
 }
 
 /// What the audit log says of an event's terms after a change.
@@ -227,7 +227,7 @@ async fn apply(
         let mut event = Event::clone(&entry.event);
         edit(&mut event)?;
         event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
-        let audit = audit::event_entry(&event.id, at_ms, &ActorRecord::Admin, action, "ok", terms_detail(&event));
+        let audit = audit::event_entry(&event.id, at_ms, &PrincipalRecord::Admin, action, "ok", terms_detail(&event));
         registry.update_event_audited(event, vec![audit]).map_err(registry_error)
     })
     .await?;

@@ -10,7 +10,7 @@ use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
 use hakken_engine::ids::{OrderId, TicketId};
-use hakken_engine::wal::{ActorRecord, AuditRecord, AuditStored};
+use hakken_engine::wal::{AuditRecord, AuditStored, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::{IntoParams, ToSchema};
@@ -51,7 +51,7 @@ pub struct AuditEntryView {
     pub seq: u64,
     pub at: String,
     /// `system`, `admin`, `customer:<id>` or `gate:<name>`.
-    pub actor: String,
+    pub principal: String,
     pub action: String,
     pub hold: Option<String>,
     pub order: Option<String>,
@@ -134,11 +134,11 @@ fn entry_view(stored: AuditStored) -> AuditEntryView {
     AuditEntryView {
         seq: entry.seq,
         at: format_instant(Millis(entry.at_ms)),
-        actor: match &entry.actor {
-            ActorRecord::System => "system".to_string(),
-            ActorRecord::Admin => "admin".to_string(),
-            ActorRecord::Customer(customer) => format!("customer:{customer}"),
-            ActorRecord::Gate(gate) => format!("gate:{gate}"),
+        principal: match &entry.principal {
+            PrincipalRecord::System => "system".to_string(),
+            PrincipalRecord::Admin => "admin".to_string(),
+            PrincipalRecord::Customer(customer) => format!("customer:{customer}"),
+            PrincipalRecord::Gate(gate) => format!("gate:{gate}"),
         },
         action: entry.action,
         hold: section

@@ -19,7 +19,7 @@ use hakken_engine::inventory::Order;
 use hakken_engine::tickets::calls::{Revocations, Scan, SectionRevocations};
 use hakken_engine::tickets::gate::{self, GateEvent, GateEvents, Refusal, ScanContext, ScanOutcome};
 use hakken_engine::tickets::{self, Place};
-use hakken_engine::wal::{ActorRecord, AdmissionRecord};
+use hakken_engine::wal::{AdmissionRecord, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -203,7 +203,7 @@ impl GateEvents for GateCatalogue<'_> {
 /// Writes the audit entry of a scan no section saw, and waits until it is durable.
 async fn audit_refusal(app: &App, input: &ScanInput<'_>, refusal: &Refusal) -> ApiResult<()> {
     let detail = format!("scan {}, code of {} bytes", input.scan_id, input.code.len());
-    let gate = ActorRecord::Gate(input.gate.to_string());
+    let gate = PrincipalRecord::Gate(input.gate.to_string());
     let entry = audit::event_entry(&refusal.event, input.at.0, &gate, "scan", refusal.outcome.as_str(), detail);
     append_audit(app, vec![entry]).await
 }
