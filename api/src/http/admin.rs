@@ -110,8 +110,8 @@ pub async fn create_event(
         .await?;
     tracing::info!(event = %id, "event created");
     let catalogue = app.catalogue();
-    let view = catalogue.event(&id)?;
-    Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(view, app.now().0) })))
+    let served = catalogue.event(&id)?;
+    Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(served, app.now().0) })))
 }
 
 /// Change an event's name, on-sale window or prices.
@@ -236,8 +236,8 @@ async fn apply(
     }
     tracing::info!(event = %event.id, "event changed");
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event.id)?;
-    Ok(axum::Json(EventResponse { event: event_detail(view, app.now().0) }))
+    let served = catalogue.event(&event.id)?;
+    Ok(axum::Json(EventResponse { event: event_detail(served, app.now().0) }))
 }
 
 /// A consistent copy of the whole store, taken while sales go on (`hakken restore`

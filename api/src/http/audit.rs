@@ -95,15 +95,15 @@ pub async fn audit_log(
     require_admin(&shared, &headers)?;
     let app = shared.app()?.clone();
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?.clone();
+    let served = catalogue.event(&event)?.clone();
     let limit = query.limit.unwrap_or(100);
     if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("`limit` must be 1-{AUDIT_PAGE_MAX}")));
     }
     let ticket = parse_filter::<TicketId>(query.ticket.as_deref(), "invalid_ticket", "a ticket id")?;
     let order = parse_filter::<OrderId>(query.order.as_deref(), "invalid_order", "an order id")?;
-    let keys: HashSet<u32> = view.sections.iter().map(|section| section.key.0).collect();
-    let event_id = view.event.id.clone();
+    let keys: HashSet<u32> = served.sections.iter().map(|section| section.key.0).collect();
+    let event_id = served.event.id.clone();
     let since = query.since.unwrap_or(1);
     let (entries, next) = tokio::task::spawn_blocking(move || {
         app.store.audit_page(since, limit, AUDIT_SCAN_MAX, |entry| {
