@@ -110,7 +110,7 @@ pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out:
 /// The entry of a scan refused at section `section`.
 pub fn refused_scan(section: u32, scan: &RefusedScan) -> AuditRecord {
     let mut entry = draft(scan.at_ms, Some(section), &PrincipalRecord::Gate(scan.gate.clone()), "scan");
-    entry.order = Some(scan.order);
+    entry.order = Some(scan.order.0);
     entry.ticket = Some(scan.index);
     entry.outcome = scan.outcome.as_str().to_string();
     entry.detail = format!("version {}, scan {}", scan.version, scan.scan_id);

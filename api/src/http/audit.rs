@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
-use hakken_engine::ids::{OrderId, TicketId};
+use hakken_engine::ids::{HoldId, HoldNumber, OrderId, OrderNumber, TicketId};
 use hakken_engine::wal::{AuditRecord, AuditStored, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -112,7 +112,7 @@ pub async fn audit_log(
                 None => entry.event == event_id,
             };
             let order_matches =
-                |wanted: OrderId| entry.section == Some(wanted.section.0) && entry.order == Some(wanted.number);
+                |wanted: OrderId| entry.section == Some(wanted.section.0) && entry.order == Some(wanted.number.0);
             in_event
                 && ticket.is_none_or(|ticket| {
                     order_matches(ticket.order) && entry.ticket.is_none_or(|index| index == ticket.index)
@@ -143,12 +143,13 @@ fn entry_view(stored: AuditStored) -> AuditEntryView {
         action: entry.action,
         hold: section
             .zip(entry.hold)
-            .map(|(section, number)| hakken_engine::ids::HoldId { section, number }.to_string()),
-        order: section.zip(entry.order).map(|(section, number)| OrderId { section, number }.to_string()),
-        ticket: section
+            .map(|(section, number)| HoldId { section, number: HoldNumber(number) }.to_string()),
+        order: section
             .zip(entry.order)
-            .zip(entry.ticket)
-            .map(|((section, number), index)| TicketId { order: OrderId { section, number }, index }.to_string()),
+            .map(|(section, number)| OrderId { section, number: OrderNumber(number) }.to_string()),
+        ticket: section.zip(entry.order).zip(entry.ticket).map(|((section, number), index)| {
+            TicketId { order: OrderId { section, number: OrderNumber(number) }, index }.to_string()
+        }),
         outcome: entry.outcome,
         detail: entry.detail,
         hash: audit::hex(&stored.hash),

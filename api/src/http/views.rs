@@ -505,7 +505,7 @@ pub fn hold_view(served: &ServedEvent, section_index: usize, hold: &Hold) -> Hol
 }
 
 pub fn ticket_id(order: OrderId, n: usize) -> String {
-    format!("t{:x}-{:x}-{n}", order.section.0, order.number)
+    format!("t{:x}-{}-{n}", order.section.0, order.number)
 }
 
 pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order) -> OrderView {
