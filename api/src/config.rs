@@ -117,7 +117,7 @@ impl Default for GatesConfig {
 }
 
 /// Venues and events as loaded and checked against each other.
-pub struct Catalogue {
+pub struct VenuesAndEvents {
     pub venues: Vec<Venue>,
     pub events: Vec<Event>,
 }
@@ -158,7 +158,7 @@ impl Config {
         Ok(toml::Value::Table(table).try_into()?)
     }
 
-    pub fn load_catalogue(&self) -> Result<Catalogue> {
+    pub fn load_venues_and_events(&self) -> Result<VenuesAndEvents> {
         let venues = self.venues.iter().map(|path| Venue::load(path)).collect::<Result<Vec<_>, _>>()?;
         let mut events = Vec::new();
         for path in &self.events {
@@ -168,7 +168,7 @@ impl Config {
             };
             events.push(Event::load(path, venue)?);
         }
-        Ok(Catalogue { venues, events })
+        Ok(VenuesAndEvents { venues, events })
     }
 }
 
@@ -325,6 +325,6 @@ mod tests {
         let config = Config::load_with_env(&path, &[]).unwrap();
         assert!(!config.venues.is_empty() && !config.events.is_empty());
         // Unit tests run in api/, not beside the file: its paths resolve all the same.
-        config.load_catalogue().unwrap();
+        config.load_venues_and_events().unwrap();
     }
 }

@@ -102,7 +102,7 @@ fn verify_audit(config: &config::Config) -> Result<()> {
 }
 
 fn check_config(config: &config::Config) -> Result<()> {
-    let loaded = config.load_catalogue()?;
+    let loaded = config.load_venues_and_events()?;
     for venue in &loaded.venues {
         let reserved = venue.sections.iter().filter(|section| section.seat_map().is_some()).count();
         println!(

@@ -20,7 +20,7 @@ use hakken_engine::store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::config::{Catalogue, Config};
+use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared};
 
 const LATENCY_BUCKETS_S: [f64; 16] =
@@ -31,7 +31,7 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 pub fn serve(config: Config) -> Result<()> {
     let metrics = install_metrics()?;
-    let catalogue = config.load_catalogue()?;
+    let loaded = config.load_venues_and_events()?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -39,7 +39,7 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    runtime.block_on(run(config, catalogue, metrics))
+    runtime.block_on(run(config, loaded, metrics))
 }
 
 fn install_metrics() -> Result<PrometheusHandle> {
@@ -50,7 +50,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) -> Result<()> {
+async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle) -> Result<()> {
     let listener =
         TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let metrics_listener = TcpListener::bind(&config.metrics_listen)
@@ -78,7 +78,7 @@ async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) ->
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let started = Instant::now();
-            let registry = recover(&config, catalogue, Clock::System)?;
+            let registry = recover(&config, loaded, Clock::System)?;
             let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
             tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
             shared.set_ready(app);
@@ -135,17 +135,17 @@ async fn run(config: Config, catalogue: Catalogue, metrics: PrometheusHandle) ->
 /// been changed through the admin API since). `clock` is the one clock of the process:
 /// the section actors and the API read "now" from it (tests pass a manual one).
 /// Blocking (it reads and syncs the store): call it off the async workers.
-pub fn recover(config: &Config, catalogue: Catalogue, clock: Clock) -> Result<Registry> {
+pub fn recover(config: &Config, loaded: VenuesAndEvents, clock: Clock) -> Result<Registry> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, config.storage.clone())?;
     let mut registry = Registry::recover(config.engine.clone(), clock, store)?;
-    for venue in catalogue.venues {
+    for venue in loaded.venues {
         if registry.venue(&venue.id).is_none() {
             registry.add_venue(venue)?;
         }
     }
-    for event in catalogue.events {
+    for event in loaded.events {
         if registry.event(&event.id).is_none() {
             tracing::info!(event = %event.id, "storing the configured event");
             registry.add_event(event)?;

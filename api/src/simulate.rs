@@ -55,7 +55,7 @@ struct Tally {
 }
 
 pub fn run(config: &Config, options: &Options) -> Result<()> {
-    let catalogue = config.load_catalogue()?;
+    let loaded = config.load_venues_and_events()?;
     let mut registry = if options.durable {
         let dir = options.data_dir.as_ref().unwrap_or(&config.data_dir);
         let store = Store::open(dir, config.storage.clone())?;
@@ -64,13 +64,13 @@ pub fn run(config: &Config, options: &Options) -> Result<()> {
     } else {
         Registry::new(config.engine.clone(), Clock::System).context("starting section actors")?
     };
-    for venue in catalogue.venues {
+    for venue in loaded.venues {
         if registry.venue(&venue.id).is_none() {
             registry.add_venue(venue)?;
         }
     }
     let mut event_ids = Vec::new();
-    for event in catalogue.events {
+    for event in loaded.events {
         event_ids.push(event.id.clone());
         if registry.event(&event.id).is_none() {
             registry.add_event(event)?;

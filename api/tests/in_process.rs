@@ -53,7 +53,7 @@ impl InProcess {
         .map(|(name, value)| (name.to_string(), value))
         .collect();
         let config = Config::load_with_env(&path, &env).unwrap();
-        let catalogue = config.load_catalogue().unwrap();
+        let loaded = config.load_venues_and_events().unwrap();
         let clock = Clock::manual(parse_instant("2026-06-01T12:00:00Z").unwrap());
         let http = config.http.clone();
         let shared =
@@ -61,7 +61,7 @@ impl InProcess {
         let registry_clock = clock.clone();
         // Recovery reads and syncs the store: off the async workers, as the server does.
         let registry =
-            tokio::task::spawn_blocking(move || hakken_api::server::recover(&config, catalogue, registry_clock))
+            tokio::task::spawn_blocking(move || hakken_api::server::recover(&config, loaded, registry_clock))
                 .await
                 .unwrap()
                 .unwrap();

@@ -297,7 +297,7 @@ fn the_audit_log_records_who_did_what_and_detects_tampering() {
         .map(|e| {
             (
                 e["action"].as_str().unwrap().into(),
-                e["actor"].as_str().unwrap().into(),
+                e["principal"].as_str().unwrap().into(),
                 e["outcome"].as_str().unwrap().into(),
             )
         })

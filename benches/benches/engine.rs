@@ -97,7 +97,7 @@ async fn actor_cycles(sections: &[SectionHandle], cycles: u64, in_flight: u64) {
                     .unwrap()
                     .unwrap();
                 section
-                    .call(Cancel { order: order.id, by: hakken_engine::wal::ActorRecord::Admin })
+                    .call(Cancel { order: order.id, by: hakken_engine::wal::PrincipalRecord::Admin })
                     .await
                     .unwrap()
                     .unwrap();
@@ -137,7 +137,7 @@ async fn actor_batched_cycles(sections: &[SectionHandle], cycles: u64) {
                 let orders = section.call(confirms).await.unwrap();
                 let cancels = orders
                     .into_iter()
-                    .map(|order| Cancel { order: order.unwrap().id, by: hakken_engine::wal::ActorRecord::Admin })
+                    .map(|order| Cancel { order: order.unwrap().id, by: hakken_engine::wal::PrincipalRecord::Admin })
                     .collect::<Vec<_>>();
                 section.call(cancels).await.unwrap();
             });

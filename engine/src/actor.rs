@@ -34,7 +34,7 @@ use crate::observe::SectionMetrics;
 use crate::store::{Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
 use crate::tickets::Viewer;
 use crate::venue::SeatIndex;
-use crate::wal::{self, ActorRecord};
+use crate::wal::{self, PrincipalRecord};
 
 pub struct SectionActor {
     inventory: Inventory,
@@ -82,8 +82,8 @@ impl SectionActor {
     }
 
     /// Takes what the last call changed: its records and the audit entries describing
-    /// them as done by `actor` (and the scans it refused).
-    fn take_changes(&mut self, actor: &ActorRecord) -> Changes {
+    /// them as done by `principal` (and the scans it refused).
+    fn take_changes(&mut self, principal: &PrincipalRecord) -> Changes {
         let records = self.inventory.take_journal();
         let refused_scans = self.inventory.take_refused_scans();
         for record in &records {
@@ -93,7 +93,7 @@ impl SectionActor {
         let mut audit = Vec::with_capacity(records.len() + refused_scans.len());
         if self.wal.is_some() {
             for record in &records {
-                audit::describe(section, record, actor, &mut audit);
+                audit::describe(section, record, principal, &mut audit);
             }
             audit.extend(refused_scans.iter().map(|scan| audit::refused_scan(section, scan)));
         }
@@ -147,7 +147,7 @@ impl SectionActor {
         self.metrics.seats(&self.inventory.state().availability().total);
         self.metrics.mailbox();
         let section = self.inventory.key().0;
-        let changes = self.take_changes(&ActorRecord::System);
+        let changes = self.take_changes(&PrincipalRecord::System);
         self.persist(
             changes,
             None,
@@ -183,14 +183,14 @@ pub trait SectionCall: Send + 'static {
     fn run(self, inventory: &mut Inventory, now: Millis) -> Self::Reply;
 
     /// Who the audit log names for the changes this call makes.
-    fn actor(&self) -> ActorRecord {
-        ActorRecord::System
+    fn principal(&self) -> PrincipalRecord {
+        PrincipalRecord::System
     }
 
-    /// [`SectionCall::actor`], for calls whose "who" the inventory knows (a buyer's
+    /// [`SectionCall::principal`], for calls whose "who" the inventory knows (a buyer's
     /// reissue is audited as the order's customer's). Asked just before `run`.
-    fn actor_in(&self, _inventory: &Inventory) -> ActorRecord {
-        self.actor()
+    fn principal_in(&self, _inventory: &Inventory) -> PrincipalRecord {
+        self.principal()
     }
 }
 
@@ -253,10 +253,10 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
         // so what this one journals is its own.
         assert!(self.inventory.take_journal().is_empty(), "the journal is empty before a call");
         let started = Instant::now();
-        let actor = message.call.actor_in(&self.inventory);
+        let principal = message.call.principal_in(&self.inventory);
         let reply = message.call.run(&mut self.inventory, self.clock.now());
         self.metrics.call(started.elapsed());
-        let changes = self.take_changes(&actor);
+        let changes = self.take_changes(&principal);
         let answer = match message.answer {
             Some(slot) if self.wal.is_some() && !changes.records.is_empty() => slot.frame(&reply),
             _ => None,
@@ -276,7 +276,7 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
 }
 
 /// A batch of calls runs in one turn, in order. Its changes are audited as made by
-/// the first call's actor (batches come from one caller: benches, simulations).
+/// the first call's principal (batches come from one caller: benches, simulations).
 impl<C: SectionCall> SectionCall for Vec<C> {
     type Reply = Vec<C::Reply>;
 
@@ -284,19 +284,19 @@ impl<C: SectionCall> SectionCall for Vec<C> {
         self.into_iter().map(|call| call.run(inventory, now)).collect()
     }
 
-    fn actor(&self) -> ActorRecord {
-        self.first().map_or(ActorRecord::System, SectionCall::actor)
+    fn principal(&self) -> PrincipalRecord {
+        self.first().map_or(PrincipalRecord::System, SectionCall::principal)
     }
 
-    fn actor_in(&self, inventory: &Inventory) -> ActorRecord {
-        self.first().map_or(ActorRecord::System, |call| call.actor_in(inventory))
+    fn principal_in(&self, inventory: &Inventory) -> PrincipalRecord {
+        self.first().map_or(PrincipalRecord::System, |call| call.principal_in(inventory))
     }
 }
 
 macro_rules! section_call {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* $(,)? } -> $reply:ty,
      |$self_:ident, $inventory:ident, $now:ident| $body:expr
-     $(, actor: |$actor_self:ident| $actor:expr)?) => {
+     $(, principal: |$principal_self:ident| $principal:expr)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name { $(pub $field: $type),* }
@@ -306,8 +306,8 @@ macro_rules! section_call {
             fn run($self_, $inventory: &mut Inventory, $now: Millis) -> $reply {
                 $body
             }
-            $(fn actor(&$actor_self) -> ActorRecord {
-                $actor
+            $(fn principal(&$principal_self) -> PrincipalRecord {
+                $principal
             })?
         }
     };
@@ -317,50 +317,50 @@ section_call!(
     /// Hold exactly these seats.
     HoldSeats { customer: CustomerId, seats: Vec<SeatIndex> } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_seats(&self.customer, &self.seats, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold the best seats for a request.
     HoldBest { customer: CustomerId, request: BestRequest } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_best(&self.customer, &self.request, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold a general-admission quantity.
     HoldQuantity { customer: CustomerId, quantity: u32 } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_quantity(&self.customer, self.quantity, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     Release { hold: HoldId, customer: CustomerId } -> Result<Hold, HoldError>,
     |self, inventory, now| inventory.release(self.hold, &self.customer, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     Extend { hold: HoldId, customer: CustomerId } -> Result<Hold, HoldError>,
     |self, inventory, now| inventory.extend(self.hold, &self.customer, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Hold → sold; the order lists the seats to issue tickets for.
     Confirm { hold: HoldId, customer: CustomerId, buyer: Buyer } -> Result<Order, HoldError>,
     |self, inventory, now| inventory.confirm(self.hold, &self.customer, &self.buyer, now),
-    actor: |self| ActorRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
 );
 section_call!(
     /// Cancel (refund) an order; its seats return to sale.
-    Cancel { order: OrderId, by: ActorRecord } -> Result<Order, OrderError>,
+    Cancel { order: OrderId, by: PrincipalRecord } -> Result<Order, OrderError>,
     |self, inventory, now| inventory.cancel(self.order, now),
-    actor: |self| self.by.clone()
+    principal: |self| self.by.clone()
 );
 section_call!(
     /// Cancel an order on behalf of its customer or an admin, ownership checked in the
     /// same turn (someone else's order is `NotFound`).
     CancelOrder { order: OrderId, viewer: Viewer } -> Result<Order, OrderError>,
     |self, inventory, now| inventory.cancel_for(self.order, &self.viewer, now),
-    actor: |self| match &self.viewer {
-        Viewer::Admin => ActorRecord::Admin,
-        Viewer::Customer(customer) => ActorRecord::Customer(customer.0.to_string()),
+    principal: |self| match &self.viewer {
+        Viewer::Admin => PrincipalRecord::Admin,
+        Viewer::Customer(customer) => PrincipalRecord::Customer(customer.0.to_string()),
     }
 );
 section_call!(
@@ -376,10 +376,6 @@ section_call!(
 section_call!(
     LookupHold { hold: HoldId } -> Result<Hold, HoldError>,
     |self, inventory, _now| inventory.hold(self.hold).cloned()
-);
-section_call!(
-    LookupOrder { order: OrderId } -> Option<Order>,
-    |self, inventory, _now| inventory.order(self.order).cloned()
 );
 section_call!(
     /// Counts per category and one seat code per seat, taken in one actor turn.

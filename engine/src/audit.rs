@@ -16,19 +16,19 @@
 use sha2::{Digest, Sha256};
 
 use crate::inventory::RefusedScan;
-use crate::wal::{self, ActorRecord, AuditRecord, AuditStored, Record};
+use crate::wal::{self, AuditRecord, AuditStored, PrincipalRecord, Record};
 
 /// The hash before the first entry.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 /// An entry not yet numbered nor chained (`seq` 0, `prev_hash` zeros).
-fn draft(at_ms: u64, section: Option<u32>, actor: &ActorRecord, action: &str) -> AuditRecord {
+fn draft(at_ms: u64, section: Option<u32>, principal: &PrincipalRecord, action: &str) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at_ms,
         event: String::new(),
         section,
-        actor: actor.clone(),
+        principal: principal.clone(),
         action: action.to_string(),
         hold: None,
         order: None,
@@ -40,18 +40,18 @@ fn draft(at_ms: u64, section: Option<u32>, actor: &ActorRecord, action: &str) ->
 }
 
 /// Entries describing `record`, a change of section `section` made on behalf of
-/// `actor` (expiries are always the system's).
-pub fn describe(section: u32, record: &Record, actor: &ActorRecord, out: &mut Vec<AuditRecord>) {
+/// `principal` (expiries are always the system's).
+pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out: &mut Vec<AuditRecord>) {
     let section = Some(section);
     match record {
         Record::HoldCreated { hold, reclaimed } => {
             for old in reclaimed {
-                let mut entry = draft(hold.created_at_ms, section, &ActorRecord::System, "expire");
+                let mut entry = draft(hold.created_at_ms, section, &PrincipalRecord::System, "expire");
                 entry.hold = Some(*old);
                 entry.detail = format!("seats taken over by hold {}", hold.hold);
                 out.push(entry);
             }
-            let mut entry = draft(hold.created_at_ms, section, actor, "hold");
+            let mut entry = draft(hold.created_at_ms, section, principal, "hold");
             entry.hold = Some(hold.hold);
             entry.detail = match &hold.units {
                 wal::UnitsRecord::Seats(seats) => format!("seats {seats:?}, total {}", hold.total_minor),
@@ -60,43 +60,43 @@ pub fn describe(section: u32, record: &Record, actor: &ActorRecord, out: &mut Ve
             out.push(entry);
         }
         Record::HoldExtended { hold, expires_at_s, at_ms } => {
-            let mut entry = draft(*at_ms, section, actor, "extend");
+            let mut entry = draft(*at_ms, section, principal, "extend");
             entry.hold = Some(*hold);
             entry.detail = format!("expires at {expires_at_s} s");
             out.push(entry);
         }
         Record::HoldReleased { hold, at_ms } => {
-            let mut entry = draft(*at_ms, section, actor, "release");
+            let mut entry = draft(*at_ms, section, principal, "release");
             entry.hold = Some(*hold);
             out.push(entry);
         }
         Record::HoldExpired { hold, at_ms } => {
-            let mut entry = draft(*at_ms, section, &ActorRecord::System, "expire");
+            let mut entry = draft(*at_ms, section, &PrincipalRecord::System, "expire");
             entry.hold = Some(*hold);
             out.push(entry);
         }
         Record::OrderConfirmed { order, hold, confirmed_at_ms, buyer } => {
-            let mut entry = draft(*confirmed_at_ms, section, actor, "confirm");
+            let mut entry = draft(*confirmed_at_ms, section, principal, "confirm");
             entry.hold = Some(*hold);
             entry.order = Some(*order);
             entry.detail = format!("payment {}", buyer.payment_reference);
             out.push(entry);
         }
         Record::OrderCancelled { order, at_ms } => {
-            let mut entry = draft(*at_ms, section, actor, "cancel");
+            let mut entry = draft(*at_ms, section, principal, "cancel");
             entry.order = Some(*order);
             entry.detail = "refund; seats returned to sale".to_string();
             out.push(entry);
         }
         Record::TicketReissued { order, index, version, at_ms } => {
-            let mut entry = draft(*at_ms, section, actor, "reissue");
+            let mut entry = draft(*at_ms, section, principal, "reissue");
             entry.order = Some(*order);
             entry.ticket = Some(*index);
             entry.detail = format!("now version {version}; older codes refused");
             out.push(entry);
         }
         Record::TicketAdmitted { order, index, version, admission } => {
-            let gate = ActorRecord::Gate(admission.gate.clone());
+            let gate = PrincipalRecord::Gate(admission.gate.clone());
             let mut entry = draft(admission.at_ms, section, &gate, "scan");
             entry.order = Some(*order);
             entry.ticket = Some(*index);
@@ -109,8 +109,8 @@ pub fn describe(section: u32, record: &Record, actor: &ActorRecord, out: &mut Ve
 
 /// The entry of a scan refused at section `section`.
 pub fn refused_scan(section: u32, scan: &RefusedScan) -> AuditRecord {
-    let mut entry = draft(scan.at_ms, Some(section), &ActorRecord::Gate(scan.gate.clone()), "scan");
-    entry.order = Some(scan.order);
+    let mut entry = draft(scan.at_ms, Some(section), &PrincipalRecord::Gate(scan.gate.clone()), "scan");
+    entry.order = Some(scan.order.0);
     entry.ticket = Some(scan.index);
     entry.outcome = scan.outcome.as_str().to_string();
     entry.detail = format!("version {}, scan {}", scan.version, scan.scan_id);
@@ -122,12 +122,12 @@ pub fn refused_scan(section: u32, scan: &RefusedScan) -> AuditRecord {
 pub fn event_entry(
     event: &str,
     at_ms: u64,
-    actor: &ActorRecord,
+    principal: &PrincipalRecord,
     action: &str,
     outcome: &str,
     detail: String,
 ) -> AuditRecord {
-    let mut entry = draft(at_ms, None, actor, action);
+    let mut entry = draft(at_ms, None, principal, action);
     entry.event = event.to_string();
     entry.outcome = outcome.to_string();
     entry.detail = detail;
@@ -218,7 +218,7 @@ mod tests {
         (0..count)
             .map(|n| {
                 let entry =
-                    event_entry("e", 1000 + n, &ActorRecord::Admin, "event_update", "ok", format!("change {n}"));
+                    event_entry("e", 1000 + n, &PrincipalRecord::Admin, "event_update", "ok", format!("change {n}"));
                 let (key, value) = head.append(entry);
                 (key.to_vec(), value)
             })
@@ -276,8 +276,8 @@ mod tests {
     }
 
     #[test]
-    fn records_are_described_with_their_actor() {
-        let customer = ActorRecord::Customer("alice".into());
+    fn records_are_described_with_their_principal() {
+        let customer = PrincipalRecord::Customer("alice".into());
         let mut out = Vec::new();
         let hold = wal::HoldRecord {
             hold: 4,
@@ -289,14 +289,14 @@ mod tests {
         };
         describe(7, &Record::HoldCreated { hold, reclaimed: vec![2] }, &customer, &mut out);
         describe(7, &Record::HoldExpired { hold: 4, at_ms: 9_000 }, &customer, &mut out);
-        let actions: Vec<(&str, &ActorRecord, Option<u32>)> =
-            out.iter().map(|entry| (entry.action.as_str(), &entry.actor, entry.hold)).collect();
+        let actions: Vec<(&str, &PrincipalRecord, Option<u32>)> =
+            out.iter().map(|entry| (entry.action.as_str(), &entry.principal, entry.hold)).collect();
         assert_eq!(
             actions,
             [
-                ("expire", &ActorRecord::System, Some(2)),
+                ("expire", &PrincipalRecord::System, Some(2)),
                 ("hold", &customer, Some(4)),
-                ("expire", &ActorRecord::System, Some(4))
+                ("expire", &PrincipalRecord::System, Some(4))
             ]
         );
         assert!(out.iter().all(|entry| entry.section == Some(7)));

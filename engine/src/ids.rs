@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::lockfree::{HoldNumber, OrderNumber};
+pub use crate::lockfree::{HoldNumber, OrderNumber};
 
 /// Index of one event's section inventory in the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,7 +31,7 @@ impl fmt::Display for CustomerId {
 }
 
 macro_rules! section_scoped_id {
-    ($name:ident, $number:ty, $prefix:literal, $doc:literal) => {
+    ($name:ident, $number:ident, $prefix:literal, $doc:literal) => {
         #[doc = $doc]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name {
@@ -41,7 +41,7 @@ macro_rules! section_scoped_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "{:x}-{:x}"), self.section.0, self.number)
+                write!(f, concat!($prefix, "{:x}-{}"), self.section.0, self.number)
             }
         }
 
@@ -55,7 +55,7 @@ macro_rules! section_scoped_id {
                     let valid = !part.is_empty() && part.len() <= 8 && part.bytes().all(|b| b.is_ascii_hexdigit());
                     valid.then(|| u32::from_str_radix(part, 16).ok()).flatten().ok_or(InvalidId)
                 };
-                Ok($name { section: SectionKey(hex(section)?), number: hex(number)? })
+                Ok($name { section: SectionKey(hex(section)?), number: $number(hex(number)?) })
             }
         }
     };
@@ -73,7 +73,7 @@ pub struct TicketId {
 
 impl fmt::Display for TicketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t{:x}-{:x}-{}", self.order.section.0, self.order.number, self.index)
+        write!(f, "t{:x}-{}-{}", self.order.section.0, self.order.number, self.index)
     }
 }
 
@@ -108,7 +108,7 @@ mod ticket_tests {
 
     #[test]
     fn ticket_ids_round_trip_and_refuse_junk() {
-        let id = TicketId { order: OrderId { section: SectionKey(3), number: 0x1f }, index: 2 };
+        let id = TicketId { order: OrderId { section: SectionKey(3), number: OrderNumber(0x1f) }, index: 2 };
         assert_eq!(id.to_string(), "t3-1f-2");
         assert_eq!("t3-1f-2".parse(), Ok(id));
         for bad in ["", "t", "t3-1f", "t3-1f-", "t3-1f-x", "t3-1f-65536", "o3-1f-2", "t3--2", "tg-1-1", "t3-1f-+1"] {
@@ -123,10 +123,10 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_reject_junk() {
-        let hold = HoldId { section: SectionKey(3), number: 0x1f };
+        let hold = HoldId { section: SectionKey(3), number: HoldNumber(0x1f) };
         assert_eq!(hold.to_string(), "h3-1f");
         assert_eq!("h3-1f".parse(), Ok(hold));
-        let order = OrderId { section: SectionKey(u32::MAX), number: 0 };
+        let order = OrderId { section: SectionKey(u32::MAX), number: OrderNumber(0) };
         assert_eq!(order.to_string().parse(), Ok(order));
         for junk in ["", "h", "h3", "h3-", "h-1", "o3-1", "h3-1-2", "h3-+1", "h123456789-1", "H3-1f", "h3-1g"] {
             assert_eq!(junk.parse::<HoldId>(), Err(InvalidId), "{junk}");

@@ -102,7 +102,7 @@ impl Inventory {
             holds: HashMap::new(),
             expiries: BTreeSet::new(),
             orders: Vec::new(),
-            next_hold: 0,
+            next_hold: HoldNumber(0),
             reclaimed: Vec::new(),
             journal: Vec::new(),
             refused_scans: Vec::new(),
@@ -124,7 +124,7 @@ impl Inventory {
 
     pub fn order(&self, id: OrderId) -> Option<&Order> {
         self.check_key(id.section).ok()?;
-        self.orders.get(id.number as usize)
+        self.orders.get(id.number.0 as usize)
     }
 
     /// Live holds (some may have expired but not been retired yet).

@@ -16,12 +16,31 @@ use crate::sync::{AtomicU64, Ordering};
 /// module stays dependency-free under loom).
 pub type NowMs = u64;
 
-/// A hold's number within its section. 30 bits: ids above are refused by the caller.
-pub type HoldNumber = u32;
-/// An order's number within its section.
-pub type OrderNumber = u32;
+/// A hold's number within its section (the `1f` of hold id `h3-1f`). 30 bits: ids
+/// above are refused by the caller. Defined here, not in `ids`, because the seat word
+/// stores it and this module builds alone under loom; `ids` re-exports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HoldNumber(pub u32);
 
-pub const HOLD_NUMBER_MAX: HoldNumber = (1 << 30) - 1;
+/// An order's number within its section (the `7` of order id `o3-7`); 32 bits in the
+/// seat word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderNumber(pub u32);
+
+/// Numbers print in hex, as they appear in ids.
+macro_rules! hex_display {
+    ($name:ident) => {
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{:x}", self.0)
+            }
+        }
+    };
+}
+hex_display!(HoldNumber);
+hex_display!(OrderNumber);
+
+pub const HOLD_NUMBER_MAX: HoldNumber = HoldNumber((1 << 30) - 1);
 
 const TAG_SHIFT: u32 = 62;
 const TAG_FREE: u64 = 0;
@@ -52,9 +71,9 @@ impl SeatState {
             SeatState::Free => 0,
             SeatState::Held { hold, expires_at_s } => {
                 assert!(hold <= HOLD_NUMBER_MAX);
-                (TAG_HELD << TAG_SHIFT) | (u64::from(hold) << 32) | u64::from(expires_at_s)
+                (TAG_HELD << TAG_SHIFT) | (u64::from(hold.0) << 32) | u64::from(expires_at_s)
             }
-            SeatState::Sold { order } => (TAG_SOLD << TAG_SHIFT) | u64::from(order),
+            SeatState::Sold { order } => (TAG_SOLD << TAG_SHIFT) | u64::from(order.0),
         }
     }
 
@@ -64,8 +83,11 @@ impl SeatState {
                 assert_eq!(word, 0, "free seat word with payload");
                 SeatState::Free
             }
-            TAG_HELD => SeatState::Held { hold: ((word >> 32) as u32) & HOLD_NUMBER_MAX, expires_at_s: word as u32 },
-            TAG_SOLD => SeatState::Sold { order: word as u32 },
+            TAG_HELD => SeatState::Held {
+                hold: HoldNumber(((word >> 32) as u32) & HOLD_NUMBER_MAX.0),
+                expires_at_s: word as u32,
+            },
+            TAG_SOLD => SeatState::Sold { order: OrderNumber(word as u32) },
             _ => panic!("corrupt seat word {word:#x}"),
         }
     }
@@ -378,10 +400,10 @@ mod tests {
     fn words_round_trip() {
         for state in [
             SeatState::Free,
-            SeatState::Held { hold: 0, expires_at_s: 0 },
+            SeatState::Held { hold: HoldNumber(0), expires_at_s: 0 },
             SeatState::Held { hold: HOLD_NUMBER_MAX, expires_at_s: u32::MAX },
-            SeatState::Sold { order: 0 },
-            SeatState::Sold { order: u32::MAX },
+            SeatState::Sold { order: OrderNumber(0) },
+            SeatState::Sold { order: OrderNumber(u32::MAX) },
         ] {
             assert_eq!(SeatState::decode(state.encode()), state);
         }
@@ -391,9 +413,9 @@ mod tests {
     fn multi_seat_hold_is_all_or_nothing() {
         let seats = SeatStates::new(4);
         let mut reclaimed = Vec::new();
-        seats.hold(&[2], 1, LATER_S, NOW, &mut reclaimed).unwrap();
-        let lost = seats.hold(&[0, 1, 2, 3], 2, LATER_S, NOW, &mut reclaimed).unwrap_err();
-        assert_eq!(lost, Lost { seat: 2, found: SeatState::Held { hold: 1, expires_at_s: LATER_S } });
+        seats.hold(&[2], HoldNumber(1), LATER_S, NOW, &mut reclaimed).unwrap();
+        let lost = seats.hold(&[0, 1, 2, 3], HoldNumber(2), LATER_S, NOW, &mut reclaimed).unwrap_err();
+        assert_eq!(lost, Lost { seat: 2, found: SeatState::Held { hold: HoldNumber(1), expires_at_s: LATER_S } });
         assert_eq!(seats.load(0), SeatState::Free);
         assert_eq!(seats.load(1), SeatState::Free);
         assert_eq!(seats.load(3), SeatState::Free);
@@ -404,40 +426,43 @@ mod tests {
     fn expired_hold_is_reclaimed_and_restored_on_rollback() {
         let seats = SeatStates::new(3);
         let mut reclaimed = Vec::new();
-        seats.hold(&[0], 1, 900, 0, &mut reclaimed).unwrap();
-        seats.hold(&[2], 2, LATER_S, NOW, &mut reclaimed).unwrap();
+        seats.hold(&[0], HoldNumber(1), 900, 0, &mut reclaimed).unwrap();
+        seats.hold(&[2], HoldNumber(2), LATER_S, NOW, &mut reclaimed).unwrap();
         // Seat 0's hold expired at 900 s; seat 2 is live, so the whole attempt fails.
-        seats.hold(&[0, 1, 2], 3, LATER_S, NOW, &mut reclaimed).unwrap_err();
-        assert_eq!(seats.load(0), SeatState::Held { hold: 1, expires_at_s: 900 });
+        seats.hold(&[0, 1, 2], HoldNumber(3), LATER_S, NOW, &mut reclaimed).unwrap_err();
+        assert_eq!(seats.load(0), SeatState::Held { hold: HoldNumber(1), expires_at_s: 900 });
         // Without seat 2 it succeeds and reports what it took over.
-        seats.hold(&[0, 1], 3, LATER_S, NOW, &mut reclaimed).unwrap();
-        assert_eq!(reclaimed, vec![Reclaimed { seat: 0, hold: 1, expires_at_s: 900 }]);
+        seats.hold(&[0, 1], HoldNumber(3), LATER_S, NOW, &mut reclaimed).unwrap();
+        assert_eq!(reclaimed, vec![Reclaimed { seat: 0, hold: HoldNumber(1), expires_at_s: 900 }]);
         // The old hold can no longer release or confirm seat 0.
-        assert_eq!(seats.release(&[0], 1, 900), 0);
-        assert!(seats.confirm(&[0], 1, 900, 7, 0).is_err());
+        assert_eq!(seats.release(&[0], HoldNumber(1), 900), 0);
+        assert!(seats.confirm(&[0], HoldNumber(1), 900, OrderNumber(7), 0).is_err());
     }
 
     #[test]
     fn confirm_needs_live_owning_hold() {
         let seats = SeatStates::new(2);
-        seats.hold(&[0, 1], 5, LATER_S, NOW, &mut Vec::new()).unwrap();
-        assert!(seats.confirm(&[0, 1], 6, LATER_S, 1, NOW).is_err(), "wrong hold");
-        assert!(seats.confirm(&[0, 1], 5, LATER_S, 1, u64::from(LATER_S) * 1000).is_err(), "expired");
-        seats.confirm(&[0, 1], 5, LATER_S, 1, NOW).unwrap();
-        assert_eq!(seats.load(1), SeatState::Sold { order: 1 });
-        assert_eq!(seats.release(&[0, 1], 5, LATER_S), 0, "sold seats are not released");
-        assert!(seats.cancel(&[0, 1], 2).is_err(), "wrong order");
-        seats.cancel(&[0, 1], 1).unwrap();
+        seats.hold(&[0, 1], HoldNumber(5), LATER_S, NOW, &mut Vec::new()).unwrap();
+        assert!(seats.confirm(&[0, 1], HoldNumber(6), LATER_S, OrderNumber(1), NOW).is_err(), "wrong hold");
+        assert!(
+            seats.confirm(&[0, 1], HoldNumber(5), LATER_S, OrderNumber(1), u64::from(LATER_S) * 1000).is_err(),
+            "expired"
+        );
+        seats.confirm(&[0, 1], HoldNumber(5), LATER_S, OrderNumber(1), NOW).unwrap();
+        assert_eq!(seats.load(1), SeatState::Sold { order: OrderNumber(1) });
+        assert_eq!(seats.release(&[0, 1], HoldNumber(5), LATER_S), 0, "sold seats are not released");
+        assert!(seats.cancel(&[0, 1], OrderNumber(2)).is_err(), "wrong order");
+        seats.cancel(&[0, 1], OrderNumber(1)).unwrap();
         assert_eq!(seats.load(0), SeatState::Free);
     }
 
     #[test]
     fn partial_confirm_rolls_back() {
         let seats = SeatStates::new(2);
-        seats.hold(&[0], 5, LATER_S, NOW, &mut Vec::new()).unwrap();
-        let lost = seats.confirm(&[0, 1], 5, LATER_S, 1, NOW).unwrap_err();
+        seats.hold(&[0], HoldNumber(5), LATER_S, NOW, &mut Vec::new()).unwrap();
+        let lost = seats.confirm(&[0, 1], HoldNumber(5), LATER_S, OrderNumber(1), NOW).unwrap_err();
         assert_eq!(lost, Lost { seat: 1, found: SeatState::Free });
-        assert_eq!(seats.load(0), SeatState::Held { hold: 5, expires_at_s: LATER_S });
+        assert_eq!(seats.load(0), SeatState::Held { hold: HoldNumber(5), expires_at_s: LATER_S });
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub struct SeatRecord {
 
 /// Who made a change, as the audit log names them.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub enum ActorRecord {
+pub enum PrincipalRecord {
     /// hakken itself: hold expiry, recovery.
     System,
     Customer(String),
@@ -220,7 +220,7 @@ pub struct AuditRecord {
     /// empty when `section` says where.
     pub event: String,
     pub section: Option<u32>,
-    pub actor: ActorRecord,
+    pub principal: PrincipalRecord,
     /// A fixed vocabulary: `hold`, `extend`, `release`, `expire`, `confirm`, `cancel`,
     /// `reissue`, `scan`, and admin actions (`event_create`, `event_update`, ...).
     pub action: String,

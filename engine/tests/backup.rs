@@ -109,7 +109,7 @@ fn backup_taken_mid_load_is_a_consistent_point_in_time() {
 
     for (section, order) in &acked_before_backup {
         assert!(
-            backup_orders.contains_key(&(*section, order.number)),
+            backup_orders.contains_key(&(*section, order.number.0)),
             "order {order} acknowledged before the backup is missing"
         );
     }

@@ -15,7 +15,7 @@ use hakken_engine::best::BestRequest;
 use hakken_engine::clock::Millis;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::SectionKey;
-use hakken_engine::ids::{CustomerId, HoldId, OrderId};
+use hakken_engine::ids::{CustomerId, HoldId, HoldNumber, OrderId};
 use hakken_engine::inventory::Buyer;
 use hakken_engine::inventory::{HoldRefused, Inventory, InventoryParams, OrderState, Stock, Units};
 use hakken_engine::ledger::CustomerLedger;
@@ -145,7 +145,7 @@ impl World {
             .map(|(ga, hold)| (ga, hold.id))
             .collect();
         holds.sort_by_key(|(ga, id)| (*ga, id.number));
-        holds.get(pick).copied().unwrap_or((false, HoldId { section: SectionKey(0), number: 999 }))
+        holds.get(pick).copied().unwrap_or((false, HoldId { section: SectionKey(0), number: HoldNumber(999) }))
     }
 
     fn apply(&mut self, op: &Op) {

@@ -2,7 +2,7 @@
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p hakken-engine --test loom --release`
 #![cfg(loom)]
 
-use hakken_engine::lockfree::{GaStock, SeatState, SeatStates};
+use hakken_engine::lockfree::{GaStock, HoldNumber, OrderNumber, SeatState, SeatStates};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -10,7 +10,7 @@ const LIVE_S: u32 = 100;
 const NOW_MS: u64 = 50_000;
 
 fn hold(seats: &SeatStates, set: &[u32], hold: u32, now: u64) -> bool {
-    seats.hold(set, hold, LIVE_S * 2, now, &mut Vec::new()).is_ok()
+    seats.hold(set, HoldNumber(hold), LIVE_S * 2, now, &mut Vec::new()).is_ok()
 }
 
 /// Exactly one of two holders wins the seat they both want, and the loser keeps nothing.
@@ -24,7 +24,7 @@ fn overlapping_holds_exactly_one_owner() {
         let b_won = b.join().unwrap();
         assert!(a_won ^ b_won, "exactly one wins seat 1 (a {a_won}, b {b_won})");
         let owner = |seat| match seats.load(seat) {
-            SeatState::Held { hold, .. } => Some(hold),
+            SeatState::Held { hold, .. } => Some(hold.0),
             SeatState::Free => None,
             sold => panic!("unexpected {sold:?}"),
         };
@@ -47,8 +47,8 @@ fn crossing_holds_leave_no_partial_hold() {
         assert!(!(a_won && b_won));
         for seat in 0..2 {
             let expected = match (a_won, b_won) {
-                (true, _) => SeatState::Held { hold: 1, expires_at_s: LIVE_S * 2 },
-                (_, true) => SeatState::Held { hold: 2, expires_at_s: LIVE_S * 2 },
+                (true, _) => SeatState::Held { hold: HoldNumber(1), expires_at_s: LIVE_S * 2 },
+                (_, true) => SeatState::Held { hold: HoldNumber(2), expires_at_s: LIVE_S * 2 },
                 _ => SeatState::Free,
             };
             assert_eq!(seats.load(seat), expected);
@@ -64,7 +64,7 @@ fn confirm_races_reclaim_and_expiry() {
     loom::model(|| {
         let seats = Arc::new(SeatStates::new(2));
         let both = [0, 1];
-        seats.hold(&both, 1, LIVE_S, 0, &mut Vec::new()).unwrap();
+        seats.hold(&both, HoldNumber(1), LIVE_S, 0, &mut Vec::new()).unwrap();
         let after_expiry = u64::from(LIVE_S) * 1000;
         let reclaimer = {
             let seats = seats.clone();
@@ -73,9 +73,9 @@ fn confirm_races_reclaim_and_expiry() {
         let sweeper = {
             let seats = seats.clone();
             // The sweep frees an expired hold's seats with a release by that hold.
-            thread::spawn(move || seats.release(&[1], 1, LIVE_S))
+            thread::spawn(move || seats.release(&[1], HoldNumber(1), LIVE_S))
         };
-        let confirmed = seats.confirm(&both, 1, LIVE_S, 9, after_expiry - 1).is_ok();
+        let confirmed = seats.confirm(&both, HoldNumber(1), LIVE_S, OrderNumber(9), after_expiry - 1).is_ok();
         let reclaimed = reclaimer.join().unwrap();
         let swept = sweeper.join().unwrap();
 
@@ -83,16 +83,16 @@ fn confirm_races_reclaim_and_expiry() {
         if confirmed {
             assert!(!reclaimed);
             assert_eq!(swept, 0);
-            assert_eq!(states, [SeatState::Sold { order: 9 }; 2]);
+            assert_eq!(states, [SeatState::Sold { order: OrderNumber(9) }; 2]);
         } else {
             assert!(states.iter().all(|state| !matches!(state, SeatState::Sold { .. })), "{states:?}");
         }
         if reclaimed {
-            assert_eq!(states, [SeatState::Held { hold: 2, expires_at_s: LIVE_S * 2 }; 2]);
+            assert_eq!(states, [SeatState::Held { hold: HoldNumber(2), expires_at_s: LIVE_S * 2 }; 2]);
         }
         assert!(!(confirmed && reclaimed));
         for state in states {
-            assert!(!matches!(state, SeatState::Held { hold: 1, .. }) || !confirmed);
+            assert!(!matches!(state, SeatState::Held { hold: HoldNumber(1), .. }) || !confirmed);
         }
     });
 }
@@ -102,13 +102,13 @@ fn confirm_races_reclaim_and_expiry() {
 fn extend_races_reclaim() {
     loom::model(|| {
         let seats = Arc::new(SeatStates::new(2));
-        seats.hold(&[0, 1], 1, LIVE_S, 0, &mut Vec::new()).unwrap();
+        seats.hold(&[0, 1], HoldNumber(1), LIVE_S, 0, &mut Vec::new()).unwrap();
         let after_expiry = u64::from(LIVE_S) * 1000;
         let reclaimer = {
             let seats = seats.clone();
             thread::spawn(move || hold(&seats, &[1, 0], 2, after_expiry))
         };
-        let extended = seats.extend(&[0, 1], 1, LIVE_S, LIVE_S * 3, after_expiry - 1).is_ok();
+        let extended = seats.extend(&[0, 1], HoldNumber(1), LIVE_S, LIVE_S * 3, after_expiry - 1).is_ok();
         let reclaimed = reclaimer.join().unwrap();
         assert!(!(extended && reclaimed));
         let states = [seats.load(0), seats.load(1)];
@@ -121,7 +121,7 @@ fn extend_races_reclaim() {
             .collect();
         assert_eq!(owners[0], owners[1], "{states:?}");
         if extended {
-            assert_eq!(states, [SeatState::Held { hold: 1, expires_at_s: LIVE_S * 3 }; 2]);
+            assert_eq!(states, [SeatState::Held { hold: HoldNumber(1), expires_at_s: LIVE_S * 3 }; 2]);
         }
     });
 }

@@ -44,7 +44,11 @@ fn engine_reports_operations_seats_latency_and_wal() {
             .unwrap()
             .unwrap();
         section.call(Release { hold: second.hold.id, customer: alice }).await.unwrap().unwrap();
-        section.call(Cancel { order: order.id, by: hakken_engine::wal::ActorRecord::Admin }).await.unwrap().unwrap();
+        section
+            .call(Cancel { order: order.id, by: hakken_engine::wal::PrincipalRecord::Admin })
+            .await
+            .unwrap()
+            .unwrap();
         section.call(Sweep {}).await.unwrap();
     });
     drop(section);

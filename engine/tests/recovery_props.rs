@@ -155,7 +155,7 @@ impl World {
             }
             Op::Cancel { pick } => {
                 if let Some(&(order, section)) = self.orders.get(*pick) {
-                    let _ = self.call(section, Cancel { order, by: hakken_engine::wal::ActorRecord::Admin });
+                    let _ = self.call(section, Cancel { order, by: hakken_engine::wal::PrincipalRecord::Admin });
                 }
             }
             Op::Wait { secs } => self.clock.advance(secs * 1000),

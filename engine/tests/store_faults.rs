@@ -218,7 +218,7 @@ fn an_event_definition_goes_to_disk_with_its_audit_entry_or_not_at_all() {
     registry.add_venue(venue).unwrap();
     let store = registry.store().unwrap().clone();
     let entry = |action: &str| {
-        hakken_engine::audit::event_entry("open", 1, &wal::ActorRecord::Admin, action, "ok", String::new())
+        hakken_engine::audit::event_entry("open", 1, &wal::PrincipalRecord::Admin, action, "ok", String::new())
     };
     store.fail_next_write();
     assert!(registry.add_event_audited(event.clone(), vec![entry("event_create")]).is_err());

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hakken_engine::actor::{Cancel, Export, SectionHandle};
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
-use hakken_engine::ids::OrderId;
+use hakken_engine::ids::{OrderId, OrderNumber};
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{StorageConfig, Store};
 use hakken_engine::wal::{HoldRecord, OrderRecord, SectionSnapshot, UnitsRecord};
@@ -120,10 +120,11 @@ fn check(dir: &std::path::Path, acks: &mut Acks) -> (usize, usize) {
     let live = check_holds(&sections, &recovered, acks, now_s);
     for (order_id, (order, index)) in &recovered.orders {
         if !order.cancelled {
-            let order_number = OrderId { section: sections[*index].key, number: order.order };
+            let order_number = OrderId { section: sections[*index].key, number: OrderNumber(order.order) };
             runtime
                 .block_on(
-                    sections[*index].call(Cancel { order: order_number, by: hakken_engine::wal::ActorRecord::Admin }),
+                    sections[*index]
+                        .call(Cancel { order: order_number, by: hakken_engine::wal::PrincipalRecord::Admin }),
                 )
                 .unwrap()
                 .expect("refund");

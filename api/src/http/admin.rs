@@ -14,7 +14,7 @@ use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType};
 use hakken_engine::registry::RegistryError;
-use hakken_engine::wal::{ActorRecord, AuditRecord};
+use hakken_engine::wal::{AuditRecord, PrincipalRecord};
 
 use crate::http::app::{call, App, Shared};
 use crate::http::auth::require_admin;
@@ -110,8 +110,8 @@ pub async fn create_event(
         .await?;
     tracing::info!(event = %id, "event created");
     let catalogue = app.catalogue();
-    let view = catalogue.event(&id)?;
-    Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(view, app.now().0) })))
+    let served = catalogue.event(&id)?;
+    Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(served, app.now().0) })))
 }
 
 /// Change an event's name, on-sale window or prices.
@@ -196,7 +196,7 @@ pub async fn close_sale(
 
 /// The audit entry of an admin change.
 fn admin_entry(app: &App, event: &str, action: &str, detail: String) -> AuditRecord {
-    audit::event_entry(event, app.now().0, &ActorRecord::Admin, action, "ok", detail)
+    audit::event_entry(event, app.now().0, &PrincipalRecord::Admin, action, "ok", detail)
 }
 
 /// What the audit log says of an event's terms after a change.
@@ -227,7 +227,7 @@ async fn apply(
         let mut event = Event::clone(&entry.event);
         edit(&mut event)?;
         event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
-        let audit = audit::event_entry(&event.id, at_ms, &ActorRecord::Admin, action, "ok", terms_detail(&event));
+        let audit = audit::event_entry(&event.id, at_ms, &PrincipalRecord::Admin, action, "ok", terms_detail(&event));
         registry.update_event_audited(event, vec![audit]).map_err(registry_error)
     })
     .await?;
@@ -236,8 +236,8 @@ async fn apply(
     }
     tracing::info!(event = %event.id, "event changed");
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event.id)?;
-    Ok(axum::Json(EventResponse { event: event_detail(view, app.now().0) }))
+    let served = catalogue.event(&event.id)?;
+    Ok(axum::Json(EventResponse { event: event_detail(served, app.now().0) }))
 }
 
 /// A consistent copy of the whole store, taken while sales go on (`hakken restore`

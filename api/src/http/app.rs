@@ -24,8 +24,9 @@ use crate::http::idempotency::Idempotency;
 use crate::http::limiter::CustomerLimiter;
 use crate::http::route_metrics::RouteMetrics;
 
-/// One event as handlers see it.
-pub struct EventView {
+/// One event as the server serves it: its definition, venue, section handles and
+/// signing key (the state handlers route to, not a JSON body: those are `*View`s).
+pub struct ServedEvent {
     pub event: Arc<Event>,
     pub venue: Arc<Venue>,
     /// By section index in the venue.
@@ -35,7 +36,7 @@ pub struct EventView {
     pub public_key: PublicKey,
 }
 
-impl EventView {
+impl ServedEvent {
     pub fn section(&self, section_id: &str) -> Option<(usize, &SectionHandle)> {
         let index = self.venue.section_index(section_id)?;
         Some((index, &self.sections[index]))
@@ -45,9 +46,9 @@ impl EventView {
 /// Every event, by id and by section key (hold and order ids carry the key).
 #[derive(Default)]
 pub struct Catalogue {
-    pub events: HashMap<String, Arc<EventView>>,
+    pub events: HashMap<String, Arc<ServedEvent>>,
     /// By section key: the event and the section's index in its venue.
-    by_key: Vec<(Arc<EventView>, usize)>,
+    by_key: Vec<(Arc<ServedEvent>, usize)>,
 }
 
 impl Catalogue {
@@ -59,7 +60,7 @@ impl Catalogue {
         for entry in registry.events() {
             let seed = store.event_key_seed(&entry.event.id, rand::random())?;
             let signing = Arc::new(EventKey::from_seed(seed));
-            let view = Arc::new(EventView {
+            let served = Arc::new(ServedEvent {
                 event: entry.event.clone(),
                 venue: entry.venue.clone(),
                 sections: entry.sections.clone(),
@@ -67,23 +68,23 @@ impl Catalogue {
                 signing,
             });
             for (index, section) in entry.sections.iter().enumerate() {
-                keyed.push((section.key, view.clone(), index));
+                keyed.push((section.key, served.clone(), index));
             }
-            catalogue.events.insert(entry.event.id.clone(), view);
+            catalogue.events.insert(entry.event.id.clone(), served);
         }
         keyed.sort_by_key(|(key, _, _)| *key);
         debug_assert!(keyed.iter().enumerate().all(|(position, (key, _, _))| key.0 as usize == position));
-        catalogue.by_key = keyed.into_iter().map(|(_, view, index)| (view, index)).collect();
+        catalogue.by_key = keyed.into_iter().map(|(_, served, index)| (served, index)).collect();
         Ok(catalogue)
     }
 
-    pub fn event(&self, id: &str) -> ApiResult<&Arc<EventView>> {
+    pub fn event(&self, id: &str) -> ApiResult<&Arc<ServedEvent>> {
         self.events.get(id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))
     }
 
     /// The event and section index of a section key, if the key exists.
-    pub fn locate(&self, key: SectionKey) -> Option<(&Arc<EventView>, usize)> {
-        self.by_key.get(key.0 as usize).map(|(view, index)| (view, *index))
+    pub fn locate(&self, key: SectionKey) -> Option<(&Arc<ServedEvent>, usize)> {
+        self.by_key.get(key.0 as usize).map(|(served, index)| (served, *index))
     }
 }
 

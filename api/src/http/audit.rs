@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use hakken_engine::audit;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
-use hakken_engine::ids::{OrderId, TicketId};
-use hakken_engine::wal::{ActorRecord, AuditRecord, AuditStored};
+use hakken_engine::ids::{HoldId, HoldNumber, OrderId, OrderNumber, TicketId};
+use hakken_engine::wal::{AuditRecord, AuditStored, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::{IntoParams, ToSchema};
@@ -51,7 +51,7 @@ pub struct AuditEntryView {
     pub seq: u64,
     pub at: String,
     /// `system`, `admin`, `customer:<id>` or `gate:<name>`.
-    pub actor: String,
+    pub principal: String,
     pub action: String,
     pub hold: Option<String>,
     pub order: Option<String>,
@@ -95,15 +95,15 @@ pub async fn audit_log(
     require_admin(&shared, &headers)?;
     let app = shared.app()?.clone();
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?.clone();
+    let served = catalogue.event(&event)?.clone();
     let limit = query.limit.unwrap_or(100);
     if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("`limit` must be 1-{AUDIT_PAGE_MAX}")));
     }
     let ticket = parse_filter::<TicketId>(query.ticket.as_deref(), "invalid_ticket", "a ticket id")?;
     let order = parse_filter::<OrderId>(query.order.as_deref(), "invalid_order", "an order id")?;
-    let keys: HashSet<u32> = view.sections.iter().map(|section| section.key.0).collect();
-    let event_id = view.event.id.clone();
+    let keys: HashSet<u32> = served.sections.iter().map(|section| section.key.0).collect();
+    let event_id = served.event.id.clone();
     let since = query.since.unwrap_or(1);
     let (entries, next) = tokio::task::spawn_blocking(move || {
         app.store.audit_page(since, limit, AUDIT_SCAN_MAX, |entry| {
@@ -112,7 +112,7 @@ pub async fn audit_log(
                 None => entry.event == event_id,
             };
             let order_matches =
-                |wanted: OrderId| entry.section == Some(wanted.section.0) && entry.order == Some(wanted.number);
+                |wanted: OrderId| entry.section == Some(wanted.section.0) && entry.order == Some(wanted.number.0);
             in_event
                 && ticket.is_none_or(|ticket| {
                     order_matches(ticket.order) && entry.ticket.is_none_or(|index| index == ticket.index)
@@ -134,21 +134,22 @@ fn entry_view(stored: AuditStored) -> AuditEntryView {
     AuditEntryView {
         seq: entry.seq,
         at: format_instant(Millis(entry.at_ms)),
-        actor: match &entry.actor {
-            ActorRecord::System => "system".to_string(),
-            ActorRecord::Admin => "admin".to_string(),
-            ActorRecord::Customer(customer) => format!("customer:{customer}"),
-            ActorRecord::Gate(gate) => format!("gate:{gate}"),
+        principal: match &entry.principal {
+            PrincipalRecord::System => "system".to_string(),
+            PrincipalRecord::Admin => "admin".to_string(),
+            PrincipalRecord::Customer(customer) => format!("customer:{customer}"),
+            PrincipalRecord::Gate(gate) => format!("gate:{gate}"),
         },
         action: entry.action,
         hold: section
             .zip(entry.hold)
-            .map(|(section, number)| hakken_engine::ids::HoldId { section, number }.to_string()),
-        order: section.zip(entry.order).map(|(section, number)| OrderId { section, number }.to_string()),
-        ticket: section
+            .map(|(section, number)| HoldId { section, number: HoldNumber(number) }.to_string()),
+        order: section
             .zip(entry.order)
-            .zip(entry.ticket)
-            .map(|((section, number), index)| TicketId { order: OrderId { section, number }, index }.to_string()),
+            .map(|(section, number)| OrderId { section, number: OrderNumber(number) }.to_string()),
+        ticket: section.zip(entry.order).zip(entry.ticket).map(|((section, number), index)| {
+            TicketId { order: OrderId { section, number: OrderNumber(number) }, index }.to_string()
+        }),
         outcome: entry.outcome,
         detail: entry.detail,
         hash: audit::hex(&stored.hash),

@@ -36,7 +36,7 @@ pub async fn list_events(State(shared): State<Arc<Shared>>) -> ApiResult<axum::J
     let now = app.now().0;
     let catalogue = app.catalogue();
     let mut events: Vec<_> =
-        catalogue.events.values().map(|view| event_summary(&view.event, &view.venue, now)).collect();
+        catalogue.events.values().map(|served| event_summary(&served.event, &served.venue, now)).collect();
     events.sort_by(|left, right| left.id.cmp(&right.id));
     Ok(axum::Json(EventsResponse { events }))
 }
@@ -51,8 +51,8 @@ pub async fn get_event(
 ) -> ApiResult<axum::Json<EventResponse>> {
     let app = shared.app()?;
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?;
-    Ok(axum::Json(EventResponse { event: event_detail(view, app.now().0) }))
+    let served = catalogue.event(&event)?;
+    Ok(axum::Json(EventResponse { event: event_detail(served, app.now().0) }))
 }
 
 /// Capacity, available, held and sold per section and per price category.
@@ -62,9 +62,9 @@ pub async fn get_event(
 pub async fn availability(State(shared): State<Arc<Shared>>, Path(event): Path<String>) -> ApiResult<Response> {
     let app = shared.app()?;
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?;
+    let served = catalogue.event(&event)?;
     let mut total = CountsView::default();
-    let sections = view
+    let sections = served
         .sections
         .iter()
         .map(|handle| {
@@ -79,7 +79,7 @@ pub async fn availability(State(shared): State<Arc<Shared>>, Path(event): Path<S
                     .categories
                     .iter()
                     .map(|(category, counts)| CategoryAvailability {
-                        category: category_id(&view.venue, *category),
+                        category: category_id(&served.venue, *category),
                         counts: (*counts).into(),
                     })
                     .collect(),
@@ -100,8 +100,8 @@ pub async fn seats(
 ) -> ApiResult<Response> {
     let app = shared.app()?;
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?;
-    let (_, handle) = view.section(&section).ok_or_else(|| {
+    let served = catalogue.event(&event)?;
+    let (_, handle) = served.section(&section).ok_or_else(|| {
         ApiError::not_found("section_not_found", format!("event {event:?} has no section {section:?}"))
     })?;
     let venue_section = handle.state.section();
@@ -117,7 +117,7 @@ pub async fn seats(
                     id: map.seat_id(&venue_section.id, index as u32).0,
                     row: map.rows[usize::from(seat.row)].label.to_string(),
                     number: seat.number,
-                    category: category_id(&view.venue, seat.category),
+                    category: category_id(&served.venue, seat.category),
                     state: match code {
                         seat_code::FREE => "free",
                         seat_code::HELD => "held",

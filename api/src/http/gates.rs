@@ -19,11 +19,11 @@ use hakken_engine::inventory::Order;
 use hakken_engine::tickets::calls::{Revocations, Scan, SectionRevocations};
 use hakken_engine::tickets::gate::{self, GateEvent, GateEvents, Refusal, ScanContext, ScanOutcome};
 use hakken_engine::tickets::{self, Place};
-use hakken_engine::wal::{ActorRecord, AdmissionRecord};
+use hakken_engine::wal::{AdmissionRecord, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::app::{call, App, Catalogue, EventView, Shared};
+use crate::http::app::{call, App, Catalogue, ServedEvent, Shared};
 use crate::http::audit::append_audit;
 use crate::http::auth::require_gate;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
@@ -181,29 +181,29 @@ struct GateCatalogue<'a> {
 }
 
 impl GateCatalogue<'_> {
-    fn gate_event<'v>(&self, view: &'v EventView) -> GateEvent<'v> {
+    fn gate_event<'v>(&self, served: &'v ServedEvent) -> GateEvent<'v> {
         GateEvent {
-            id: &view.event.id,
-            key: &view.signing,
-            doors_open_at: gate::doors_open_at(view.event.starts_at, self.doors_open_before_start_s),
+            id: &served.event.id,
+            key: &served.signing,
+            doors_open_at: gate::doors_open_at(served.event.starts_at, self.doors_open_before_start_s),
         }
     }
 }
 
 impl GateEvents for GateCatalogue<'_> {
     fn by_id(&self, event: &str) -> Option<GateEvent<'_>> {
-        self.catalogue.events.get(event).map(|view| self.gate_event(view))
+        self.catalogue.events.get(event).map(|served| self.gate_event(served))
     }
 
     fn by_section(&self, section: SectionKey) -> Option<GateEvent<'_>> {
-        self.catalogue.locate(section).map(|(view, _)| self.gate_event(view))
+        self.catalogue.locate(section).map(|(served, _)| self.gate_event(served))
     }
 }
 
 /// Writes the audit entry of a scan no section saw, and waits until it is durable.
 async fn audit_refusal(app: &App, input: &ScanInput<'_>, refusal: &Refusal) -> ApiResult<()> {
     let detail = format!("scan {}, code of {} bytes", input.scan_id, input.code.len());
-    let gate = ActorRecord::Gate(input.gate.to_string());
+    let gate = PrincipalRecord::Gate(input.gate.to_string());
     let entry = audit::event_entry(&refusal.event, input.at.0, &gate, "scan", refusal.outcome.as_str(), detail);
     append_audit(app, vec![entry]).await
 }
@@ -220,29 +220,29 @@ async fn scan_one(shared: &Shared, app: &App, input: ScanInput<'_>) -> ApiResult
             return Ok(answer(refusal.outcome, None));
         }
     };
-    let (view, index) = catalogue.locate(ticket.section).ok_or_else(|| {
+    let (served, index) = catalogue.locate(ticket.section).ok_or_else(|| {
         ApiError::unavailable("catalogue_changed", "the event changed during the scan; scan again", 1)
     })?;
     let scan =
         Scan { ticket, gate: input.gate.to_string(), scan_id: input.scan_id.to_string(), scanned_at: input.scanned_at };
-    let (outcome, order) = call(&view.sections[index], scan, shared.http.retry_after_s).await?;
+    let (outcome, order) = call(&served.sections[index], scan, shared.http.retry_after_s).await?;
     let scanned = order
         .filter(|_| outcome.names_ticket())
-        .map(|order| scanned_ticket(view, index, &order, ticket.index, ticket.version));
+        .map(|order| scanned_ticket(served, index, &order, ticket.index, ticket.version));
     Ok(answer(outcome, scanned))
 }
 
 /// The ticket a genuine scan names, for the gate's display.
-fn scanned_ticket(view: &EventView, index: usize, order: &Order, ticket: u16, version: u16) -> ScannedTicket {
-    let section = &view.venue.sections[index];
+fn scanned_ticket(served: &ServedEvent, index: usize, order: &Order, ticket: u16, version: u16) -> ScannedTicket {
+    let section = &served.venue.sections[index];
     let (seat, category) = match tickets::place(section, order, ticket) {
-        Some((Place::Seat(seat), category)) => (Some(seat), category_id(&view.venue, category)),
-        Some((Place::GeneralAdmission(_), category)) => (None, category_id(&view.venue, category)),
+        Some((Place::Seat(seat), category)) => (Some(seat), category_id(&served.venue, category)),
+        Some((Place::GeneralAdmission(_), category)) => (None, category_id(&served.venue, category)),
         None => (None, String::new()),
     };
     ScannedTicket {
         id: TicketId { order: order.id, index: ticket }.to_string(),
-        event: view.event.id.clone(),
+        event: served.event.id.clone(),
         section: section.id.clone(),
         seat,
         category,
@@ -372,11 +372,11 @@ pub async fn gate_bundle(
     require_gate(&shared, &headers)?;
     let app = shared.app()?;
     let catalogue = app.catalogue();
-    let view = catalogue.event(&event)?.clone();
+    let served = catalogue.event(&event)?.clone();
     let since = Millis(query.since.unwrap_or(0));
     // Each section answers from its own ticket state; none reads the store.
-    let mut answers = Vec::with_capacity(view.sections.len());
-    for section in &view.sections {
+    let mut answers = Vec::with_capacity(served.sections.len());
+    for section in &served.sections {
         let ask = Revocations { since, max: BUNDLE_REVOCATIONS_MAX };
         answers.push(call(section, ask, shared.http.retry_after_s).await?);
     }
@@ -391,10 +391,10 @@ pub async fn gate_bundle(
         })
         .collect();
     Ok(axum::Json(GateBundle {
-        event: view.event.id.clone(),
-        public_keys: vec![view.public_key.to_text()],
+        event: served.event.id.clone(),
+        public_keys: vec![served.public_key.to_text()],
         doors_open_at: format_instant(gate::doors_open_at(
-            view.event.starts_at,
+            served.event.starts_at,
             shared.gates.doors_open_before_start_s,
         )),
         revoked,

@@ -13,22 +13,22 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hakken_engine::actor::{
-    Cancel, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, LookupOrder, Release,
+    CancelOrder, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, ReadOrder, Release,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
-use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError, OrderState};
+use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError};
 use hakken_engine::registry::{resolve_seats, SeatLookupError};
+use hakken_engine::tickets::Viewer;
 use hakken_engine::venue::SectionKind;
-use hakken_engine::wal::ActorRecord;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::http::app::{call, Catalogue, EventView, Shared};
+use crate::http::app::{call, Catalogue, ServedEvent, Shared};
 use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::idempotency::{call_changing, AnswerTo, Rendered};
+use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
 use crate::http::views::{
     hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
@@ -60,10 +60,10 @@ pub async fn create_hold(
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
-    let view = app.catalogue().event(&event)?.clone();
-    let (index, hold_call) = hold_call(&view, &event, &request, customer)?;
-    let section = view.sections[index].clone();
-    let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&view, index, granted);
+    let served = app.catalogue().event(&event)?.clone();
+    let (index, hold_call) = hold_call(&served, &event, &request, customer)?;
+    let section = served.sections[index].clone();
+    let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&served, index, granted);
     let (slot, retry) = (answer_to.0, shared.http.retry_after_s);
     Ok(match hold_call {
         HoldCall::Seats(call) => call_changing(&section, call, slot, retry, render).await,
@@ -81,7 +81,7 @@ enum HoldCall {
 
 /// Which section a hold request goes to and what it asks of it.
 fn hold_call(
-    view: &EventView,
+    served: &ServedEvent,
     event: &str,
     request: &HoldRequest,
     customer: CustomerId,
@@ -92,7 +92,7 @@ fn hold_call(
                 let message = "`seats` names the seats; `quantity`, `adjacent` and `category` go with `section`";
                 return Err(ApiError::invalid("invalid_request", message));
             }
-            let (index, seats) = seats_of(view, seat_ids)?;
+            let (index, seats) = seats_of(served, seat_ids)?;
             return Ok((index, HoldCall::Seats(HoldSeats { customer, seats })));
         }
         (None, Some(section_id)) => section_id,
@@ -101,7 +101,7 @@ fn hold_call(
             return Err(ApiError::invalid("invalid_request", message));
         }
     };
-    let (index, handle) = view.section(section_id).ok_or_else(|| {
+    let (index, handle) = served.section(section_id).ok_or_else(|| {
         ApiError::not_found("section_not_found", format!("event {event:?} has no section {section_id:?}"))
     })?;
     let quantity = match request.quantity {
@@ -113,7 +113,7 @@ fn hold_call(
         SectionKind::Reserved(_) => {
             let category = match &request.category {
                 None => None,
-                Some(id) => Some(view.venue.category_index(id).ok_or_else(|| {
+                Some(id) => Some(served.venue.category_index(id).ok_or_else(|| {
                     ApiError::invalid("unknown_category", format!("the venue has no category {id:?}"))
                 })?),
             };
@@ -127,10 +127,10 @@ fn hold_call(
         }
         SectionKind::GeneralAdmission { category, .. } => {
             if let Some(id) = &request.category {
-                if view.venue.category_index(id) != Some(*category) {
+                if served.venue.category_index(id) != Some(*category) {
                     let message = format!(
                         "section {section_id:?} sells only category {:?}",
-                        view.venue.categories[usize::from(category.0)].id
+                        served.venue.categories[usize::from(category.0)].id
                     );
                     return Err(ApiError::invalid("unknown_category", message));
                 }
@@ -146,9 +146,9 @@ fn hold_call(
 }
 
 /// The answer to a hold request, sent and (with an idempotency key) stored.
-fn hold_answer(view: &EventView, index: usize, granted: &Result<Granted, HoldRefused>) -> Rendered<HoldResponse> {
-    let granted = granted.as_ref().map_err(|refused| hold_refused(view, index, refused.clone()))?;
-    let mut hold = hold_view(view, index, &granted.hold);
+fn hold_answer(served: &ServedEvent, index: usize, granted: &Result<Granted, HoldRefused>) -> Rendered<HoldResponse> {
+    let granted = granted.as_ref().map_err(|refused| hold_refused(served, index, refused.clone()))?;
+    let mut hold = hold_view(served, index, &granted.hold);
     hold.choice = granted.choice.as_ref().map(|choice| ChoiceView {
         adjacent: choice.adjacent,
         rows: choice.rows,
@@ -158,13 +158,13 @@ fn hold_answer(view: &EventView, index: usize, granted: &Result<Granted, HoldRef
     Ok((StatusCode::CREATED, HoldResponse { hold }))
 }
 
-fn seats_of(view: &EventView, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>)> {
+fn seats_of(served: &ServedEvent, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>)> {
     let mut seen = HashSet::with_capacity(seat_ids.len());
     if let Some(repeated) = seat_ids.iter().find(|id| !seen.insert(id.as_str())) {
         return Err(ApiError::invalid("duplicate_seats", format!("seat {repeated:?} is named twice"))
             .with_details(json!({ "seats": [repeated] })));
     }
-    resolve_seats(&view.venue, seat_ids).map_err(|error| match error {
+    resolve_seats(&served.venue, seat_ids).map_err(|error| match error {
         SeatLookupError::Empty => ApiError::invalid("invalid_request", "`seats` is empty"),
         SeatLookupError::UnknownSeat(id) => {
             ApiError::not_found("seat_not_found", format!("no seat {id:?} at this event"))
@@ -174,11 +174,11 @@ fn seats_of(view: &EventView, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>
     })
 }
 
-fn hold_refused(view: &EventView, index: usize, refused: HoldRefused) -> ApiError {
+fn hold_refused(served: &ServedEvent, index: usize, refused: HoldRefused) -> ApiError {
     let message = refused.to_string();
     match refused {
         HoldRefused::SeatsUnavailable { seats } => {
-            let section = &view.venue.sections[index];
+            let section = &served.venue.sections[index];
             let map = section.seat_map().expect("seats are refused only in reserved sections");
             let ids: Vec<String> = seats.iter().map(|&seat| map.seat_id(&section.id, seat).0).collect();
             ApiError::conflict("seats_unavailable", format!("seats not available: {}", ids.join(", ")))
@@ -227,18 +227,18 @@ fn required_customer(query: &CustomerQuery) -> ApiResult<CustomerId> {
 }
 
 /// The hold with this id, with its event and section.
-fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<EventView>, usize)> {
+fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("hold_not_found", format!("no hold {id:?}"));
     let hold: HoldId = id.parse().map_err(|_| not_found())?;
-    let (view, index) = catalogue.locate(hold.section).ok_or_else(not_found)?;
-    Ok((hold, view.clone(), index))
+    let (served, index) = catalogue.locate(hold.section).ok_or_else(not_found)?;
+    Ok((hold, served.clone(), index))
 }
 
-fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<EventView>, usize)> {
+fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order: OrderId = id.parse().map_err(|_| not_found())?;
-    let (view, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
-    Ok((order, view.clone(), index))
+    let (served, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
+    Ok((order, served.clone(), index))
 }
 
 /// A live hold: its seats, expiry and price.
@@ -250,13 +250,13 @@ pub async fn get_hold(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<HoldResponse>> {
     let app = shared.app()?;
-    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
+    let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
     let found =
-        call(&view.sections[index], LookupHold { hold }, shared.http.retry_after_s).await?.map_err(hold_error)?;
+        call(&served.sections[index], LookupHold { hold }, shared.http.retry_after_s).await?.map_err(hold_error)?;
     if found.expires_at() <= app.now() {
         return Err(hold_error(HoldError::Expired));
     }
-    Ok(axum::Json(HoldResponse { hold: hold_view(&view, index, &found) }))
+    Ok(axum::Json(HoldResponse { hold: hold_view(&served, index, &found) }))
 }
 
 /// Release a hold: its seats go back on sale at once.
@@ -270,8 +270,8 @@ pub async fn release_hold(
 ) -> ApiResult<StatusCode> {
     let app = shared.app()?;
     let customer = required_customer(&query)?;
-    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
-    call(&view.sections[index], Release { hold, customer }, shared.http.retry_after_s).await?.map_err(hold_error)?;
+    let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
+    call(&served.sections[index], Release { hold, customer }, shared.http.retry_after_s).await?.map_err(hold_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -288,11 +288,11 @@ pub async fn extend_hold(
 ) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
-    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
-    let section = view.sections[index].clone();
+    let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
+    let section = served.sections[index].clone();
     let render = move |extended: &Result<Hold, HoldError>| -> Rendered<HoldResponse> {
         let extended = extended.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::OK, HoldResponse { hold: hold_view(&view, index, extended) }))
+        Ok((StatusCode::OK, HoldResponse { hold: hold_view(&served, index, extended) }))
     };
     let extend = Extend { hold, customer };
     Ok(call_changing(&section, extend, answer_to.0, shared.http.retry_after_s, render).await)
@@ -317,11 +317,11 @@ pub async fn confirm_hold(
     let customer = customer_id(&request.customer)?;
     let buyer = buyer(&request)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
-    let (hold, view, index) = locate_hold(&app.catalogue(), &id)?;
-    let section = view.sections[index].clone();
+    let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
+    let section = served.sections[index].clone();
     let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
         let order = order.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&view, index, order) }))
+        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order) }))
     };
     let confirm = Confirm { hold, customer, buyer };
     Ok(call_changing(&section, confirm, answer_to.0, shared.http.retry_after_s, render).await)
@@ -361,17 +361,14 @@ pub async fn get_order(
     headers: HeaderMap,
 ) -> ApiResult<axum::Json<OrderResponse>> {
     let app = shared.app()?;
-    let admin = is_admin(&shared, &headers);
-    let customer = if admin { None } else { Some(required_customer(&query)?) };
-    let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
-    let order = call(&view.sections[index], LookupOrder { order: order_id }, shared.http.retry_after_s).await?;
-    let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
-    let order = order.ok_or_else(not_found)?;
-    // Someone else's order is "not found": ids are guessable, orders are private.
-    if customer.is_some_and(|customer| customer != order.customer) {
-        return Err(not_found());
-    }
-    Ok(axum::Json(OrderResponse { order: order_view(&view, index, &order) }))
+    let viewer = if is_admin(&shared, &headers) { Viewer::Admin } else { Viewer::Customer(required_customer(&query)?) };
+    let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
+    let read = ReadOrder { order: order_id, viewer };
+    // Someone else's order is "not found" (the engine checks): ids are guessable, orders are private.
+    let order = call(&served.sections[index], read, shared.http.retry_after_s)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
+    Ok(axum::Json(OrderResponse { order: order_view(&served, index, &order) }))
 }
 
 /// Who cancels: the order's customer, or an admin (with the admin token) naming none.
@@ -404,32 +401,21 @@ pub async fn cancel_order(
     Json(request): Json<CancelRequest>,
 ) -> ApiResult<Response> {
     let app = shared.app()?;
-    let customer = match (&request.customer, is_admin(&shared, &headers)) {
-        (_, true) => None,
-        (Some(customer), false) => Some(customer_id(customer)?),
+    let viewer = match (&request.customer, is_admin(&shared, &headers)) {
+        (_, true) => Viewer::Admin,
+        (Some(customer), false) => Viewer::Customer(customer_id(customer)?),
         (None, false) => return Err(ApiError::invalid("missing_customer", "name the order's `customer`")),
     };
-    let (order_id, view, index) = locate_order(&app.catalogue(), &id)?;
-    let section = view.sections[index].clone();
-    let retry = shared.http.retry_after_s;
-    let not_found = move || ApiError::not_found("order_not_found", format!("no order {id:?}"));
-    let order = call(&section, LookupOrder { order: order_id }, retry).await?.ok_or_else(not_found.clone())?;
-    if customer.as_ref().is_some_and(|customer| *customer != order.customer) {
-        return Err(not_found());
-    }
-    if order.state == OrderState::Cancelled {
-        return Err(ApiError::conflict("order_cancelled", "the order is already cancelled"));
-    }
-    let by = match &customer {
-        Some(customer) => ActorRecord::Customer(customer.0.to_string()),
-        None => ActorRecord::Admin,
-    };
+    let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
+    let section = served.sections[index].clone();
+    // Someone else's order is "not found" (the engine checks in the same turn as the cancel).
     let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
         let cancelled = cancelled.as_ref().map_err(|error| match error {
-            OrderError::NotFound => not_found(),
+            OrderError::NotFound => ApiError::not_found("order_not_found", format!("no order {id:?}")),
             OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
         })?;
-        Ok((StatusCode::OK, OrderResponse { order: order_view(&view, index, cancelled) }))
+        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled) }))
     };
-    Ok(call_changing(&section, Cancel { order: order_id, by }, answer_to.0, retry, render).await)
+    let cancel = CancelOrder { order: order_id, viewer };
+    Ok(call_changing(&section, cancel, answer_to.0, shared.http.retry_after_s, render).await)
 }

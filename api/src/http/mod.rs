@@ -3,8 +3,8 @@
 //! limit and timeout → admin/gate token → body limit → `Idempotency-Key` → handler.
 //!
 //! Module dependencies point one way: the state ([`app`]) uses the leaf modules
-//! ([`limiter`], [`route_metrics`], [`error`]); the layers ([`admission`], [`auth`],
-//! [`idempotency`]) and the handlers use the state.
+//! ([`limiter`], [`route_metrics`], [`idempotency`], [`error`]); the layers ([`admission`],
+//! [`auth`], [`idempotency_layer`]) and the handlers use the state.
 
 pub mod admin;
 pub mod admission;
@@ -16,6 +16,7 @@ pub mod events;
 pub mod gates;
 pub mod holds;
 pub mod idempotency;
+pub mod idempotency_layer;
 pub mod limiter;
 pub mod openapi;
 pub mod route_metrics;
@@ -74,7 +75,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency::idempotent))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency_layer::idempotent))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(gatekeeper, auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), admission::admit))

@@ -19,7 +19,7 @@ use hakken_engine::tickets::{self, Place, ReissueProof, TicketState, Viewer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::http::app::{call, EventView, Shared};
+use crate::http::app::{call, ServedEvent, Shared};
 use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::views::{category_id, CustomerQuery};
@@ -74,7 +74,7 @@ pub struct ReissueRequest {
 /// A ticket, its order, event and section, after checking who asks.
 struct Located {
     ticket: TicketId,
-    view: Arc<EventView>,
+    served: Arc<ServedEvent>,
     index: usize,
     order: Order,
 }
@@ -94,26 +94,27 @@ async fn locate(shared: &Shared, id: &str, query: &CustomerQuery, headers: &Head
     };
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(id))?;
     let catalogue = app.catalogue();
-    let (view, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(id))?;
-    let order = call(&view.sections[index], ReadTicket { ticket, viewer }, shared.http.retry_after_s)
+    let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(id))?;
+    let order = call(&served.sections[index], ReadTicket { ticket, viewer }, shared.http.retry_after_s)
         .await?
         .ok_or_else(|| ticket_not_found(id))?;
-    Ok(Located { ticket, view: view.clone(), index, order })
+    Ok(Located { ticket, served: served.clone(), index, order })
 }
 
 fn detail(located: &Located) -> ApiResult<TicketDetail> {
-    let Located { ticket, view, index, order } = located;
-    let section = &view.venue.sections[*index];
+    let Located { ticket, served, index, order } = located;
+    let section = &served.venue.sections[*index];
     let version = order.ticket(ticket.index).version;
     let unsignable = |problem: String| ApiError::invalid("unsignable_ticket", problem);
-    let claim = tickets::claim(&view.event.id, section, order, ticket.index, version)
+    let claim = tickets::claim(&served.event.id, section, order, ticket.index, version)
         .ok_or_else(|| unsignable(format!("the order has no ticket {}", ticket.index)))?;
-    let code = view.signing.sign(&claim).map_err(|error| unsignable(error.to_string()))?;
-    let category = tickets::place(section, order, ticket.index).map(|(_, category)| category_id(&view.venue, category));
+    let code = served.signing.sign(&claim).map_err(|error| unsignable(error.to_string()))?;
+    let category =
+        tickets::place(section, order, ticket.index).map(|(_, category)| category_id(&served.venue, category));
     let admission = order.ticket(ticket.index).admitted;
     Ok(TicketDetail {
         id: ticket.to_string(),
-        event: view.event.id.clone(),
+        event: served.event.id.clone(),
         order: order.id.to_string(),
         section: section.id.clone(),
         seat: match claim.place {
@@ -124,7 +125,7 @@ fn detail(located: &Located) -> ApiResult<TicketDetail> {
         state: TicketState::of(order, ticket.index).as_str(),
         version,
         holder: order.buyer.name.clone(),
-        barcode: Barcode::issue(&view.signing, &view.event.id, *ticket, version).text(),
+        barcode: Barcode::issue(&served.signing, &served.event.id, *ticket, version).text(),
         code,
         admitted_at: admission.as_ref().map(|admission| format_instant(Millis(admission.at_ms))),
         admitted_gate: admission.map(|admission| admission.gate),
@@ -210,7 +211,7 @@ pub async fn ticket_page(
 ) -> ApiResult<Response> {
     let located = locate(&shared, &id, &query, &headers).await?;
     let ticket = detail(&located)?;
-    let view = &located.view;
+    let served = &located.served;
     let order = &located.order;
     let place = match &ticket.seat {
         Some(seat) => format!("Section {} · seat {seat}", ticket.section),
@@ -218,12 +219,12 @@ pub async fn ticket_page(
     };
     let price = order.total_minor / u64::from(order.units.count().max(1));
     let page = TicketPage {
-        event_name: view.event.name.clone(),
-        starts_at: format_instant(view.event.starts_at),
-        venue: view.venue.name.clone(),
+        event_name: served.event.name.clone(),
+        starts_at: format_instant(served.event.starts_at),
+        venue: served.venue.name.clone(),
         place,
         ticket_type: ticket.category.clone(),
-        price: format!("{}.{:02} {}", price / 100, price % 100, view.event.currency),
+        price: format!("{}.{:02} {}", price / 100, price % 100, served.event.currency),
         holder: ticket.holder.clone(),
         ticket_id: format!("{} (version {})", ticket.id, ticket.version),
         state: ticket.state.to_string(),
@@ -250,24 +251,23 @@ pub async fn reissue_ticket(
     let app = shared.app()?;
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(&id))?;
     let catalogue = app.catalogue();
-    let (view, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(&id))?;
+    let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(&id))?;
     let proof = match (is_admin(&shared, &headers), request.order, request.email) {
         (true, _, _) => ReissueProof::Admin,
         (false, Some(order), Some(email)) => ReissueProof::Buyer { order: order.parse::<OrderId>().ok(), email },
         (false, _, _) => ReissueProof::Missing,
     };
-    let (order, _) =
-        call(&view.sections[index], Reissue { ticket, proof }, shared.http.retry_after_s).await?.map_err(|error| {
-            match error {
-                TicketError::NotFound => ticket_not_found(&id),
-                TicketError::ProofMissing => {
-                    ApiError::invalid("missing_proof", "give the ticket's `order` and the buyer's `email`")
-                }
-                TicketError::Cancelled => ApiError::conflict("order_cancelled", error.to_string()),
-                TicketError::AlreadyAdmitted => ApiError::conflict("ticket_used", error.to_string()),
-                TicketError::VersionsExhausted => ApiError::conflict("reissue_limit", error.to_string()),
+    let (order, _) = call(&served.sections[index], Reissue { ticket, proof }, shared.http.retry_after_s)
+        .await?
+        .map_err(|error| match error {
+            TicketError::NotFound => ticket_not_found(&id),
+            TicketError::ProofMissing => {
+                ApiError::invalid("missing_proof", "give the ticket's `order` and the buyer's `email`")
             }
+            TicketError::Cancelled => ApiError::conflict("order_cancelled", error.to_string()),
+            TicketError::AlreadyAdmitted => ApiError::conflict("ticket_used", error.to_string()),
+            TicketError::VersionsExhausted => ApiError::conflict("reissue_limit", error.to_string()),
         })?;
-    let located = Located { ticket, view: view.clone(), index, order };
+    let located = Located { ticket, served: served.clone(), index, order };
     Ok(axum::Json(TicketResponse { ticket: detail(&located)? }))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::http::app::EventView;
+use crate::http::app::ServedEvent;
 
 #[derive(Serialize, ToSchema)]
 pub struct EventsResponse {
@@ -445,8 +445,8 @@ pub fn event_summary(event: &Event, venue: &Venue, now_ms: u64) -> EventSummary 
     }
 }
 
-pub fn event_detail(view: &EventView, now_ms: u64) -> EventDetail {
-    let (event, venue) = (&view.event, &view.venue);
+pub fn event_detail(served: &ServedEvent, now_ms: u64) -> EventDetail {
+    let (event, venue) = (&served.event, &served.venue);
     EventDetail {
         summary: event_summary(event, venue, now_ms),
         sections: venue
@@ -481,35 +481,35 @@ pub fn event_detail(view: &EventView, now_ms: u64) -> EventDetail {
     }
 }
 
-fn seat_ids(view: &EventView, section_index: usize, units: &Units) -> Vec<String> {
-    let section = &view.venue.sections[section_index];
+fn seat_ids(served: &ServedEvent, section_index: usize, units: &Units) -> Vec<String> {
+    let section = &served.venue.sections[section_index];
     match (units, section.seat_map()) {
         (Units::Seats(seats), Some(map)) => seats.iter().map(|&seat| map.seat_id(&section.id, seat).0).collect(),
         _ => Vec::new(),
     }
 }
 
-pub fn hold_view(view: &EventView, section_index: usize, hold: &Hold) -> HoldView {
+pub fn hold_view(served: &ServedEvent, section_index: usize, hold: &Hold) -> HoldView {
     HoldView {
         id: hold.id.to_string(),
-        event: view.event.id.clone(),
-        section: view.venue.sections[section_index].id.clone(),
-        seats: seat_ids(view, section_index, &hold.units),
+        event: served.event.id.clone(),
+        section: served.venue.sections[section_index].id.clone(),
+        seats: seat_ids(served, section_index, &hold.units),
         quantity: hold.units.count(),
         expires_at: format_instant(hold.expires_at()),
         expires_at_ms: hold.expires_at().0,
         total_minor: hold.total_minor,
-        currency: view.event.currency.clone(),
+        currency: served.event.currency.clone(),
         choice: None,
     }
 }
 
 pub fn ticket_id(order: OrderId, n: usize) -> String {
-    format!("t{:x}-{:x}-{n}", order.section.0, order.number)
+    format!("t{:x}-{}-{n}", order.section.0, order.number)
 }
 
-pub fn order_view(view: &EventView, section_index: usize, order: &Order) -> OrderView {
-    let section = &view.venue.sections[section_index];
+pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order) -> OrderView {
+    let section = &served.venue.sections[section_index];
     let tickets = match (&order.units, &section.kind) {
         (Units::Seats(seats), SectionKind::Reserved(map)) => seats
             .iter()
@@ -518,7 +518,7 @@ pub fn order_view(view: &EventView, section_index: usize, order: &Order) -> Orde
                 id: ticket_id(order.id, n),
                 seat: Some(map.seat_id(&section.id, seat).0),
                 section: section.id.clone(),
-                category: category_id(&view.venue, map.seats[seat as usize].category),
+                category: category_id(&served.venue, map.seats[seat as usize].category),
             })
             .collect(),
         (units, SectionKind::GeneralAdmission { category, .. }) => (0..units.count() as usize)
@@ -526,14 +526,14 @@ pub fn order_view(view: &EventView, section_index: usize, order: &Order) -> Orde
                 id: ticket_id(order.id, n),
                 seat: None,
                 section: section.id.clone(),
-                category: category_id(&view.venue, *category),
+                category: category_id(&served.venue, *category),
             })
             .collect(),
         _ => Vec::new(),
     };
     OrderView {
         id: order.id.to_string(),
-        event: view.event.id.clone(),
+        event: served.event.id.clone(),
         section: section.id.clone(),
         state: match order.state {
             OrderState::Confirmed => "confirmed",
@@ -543,7 +543,7 @@ pub fn order_view(view: &EventView, section_index: usize, order: &Order) -> Orde
         tickets,
         quantity: order.units.count(),
         total_minor: order.total_minor,
-        currency: view.event.currency.clone(),
+        currency: served.event.currency.clone(),
         confirmed_at: format_instant(order.confirmed_at),
         payment_reference: order.buyer.payment_reference.clone(),
         buyer: BuyerView { name: order.buyer.name.clone(), email: order.buyer.email.clone() },

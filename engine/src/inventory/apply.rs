@@ -18,7 +18,7 @@ impl Inventory {
         holds.sort_unstable_by_key(|hold| hold.hold);
         SectionSnapshot {
             last_seq,
-            next_hold: self.next_hold,
+            next_hold: self.next_hold.0,
             holds,
             orders: self.orders.iter().map(Order::to_record).collect(),
         }
@@ -38,10 +38,10 @@ impl Inventory {
                 return Err(self.apply_error(&format!("snapshot hold {}", hold.hold), "seats shared by two holds"));
             }
         }
-        if snapshot.next_hold < self.next_hold {
+        if snapshot.next_hold < self.next_hold.0 {
             return Err(self.apply_error("snapshot", "next hold number below a hold it contains"));
         }
-        self.next_hold = snapshot.next_hold;
+        self.next_hold = HoldNumber(snapshot.next_hold);
         Ok(())
     }
 
@@ -51,7 +51,7 @@ impl Inventory {
             let customer = CustomerId::new(&hold.customer);
             self.ledger.force_reserve(&customer, units_count(&hold.units));
             let found = self.apply_hold_created(hold, customer)?;
-            if found != *reclaimed {
+            if !found.iter().map(|hold| hold.0).eq(reclaimed.iter().copied()) {
                 return Err(self.apply_error(&format!("{record:?}"), "reclaimed other holds than when it was made"));
             }
             return Ok(());
@@ -73,7 +73,7 @@ impl Inventory {
         let (Record::HoldReleased { hold, .. } | Record::HoldExpired { hold, .. }) = record else {
             unreachable!("not a retirement: {record:?}")
         };
-        let ended = self.holds.get(&hold).expect("retiring a live hold").clone();
+        let ended = self.holds.get(&HoldNumber(hold)).expect("retiring a live hold").clone();
         self.commit(record);
         ended
     }
@@ -81,21 +81,25 @@ impl Inventory {
     pub(super) fn apply(&mut self, record: &Record) -> Result<(), ApplyError> {
         match record {
             Record::HoldCreated { .. } => unreachable!("hold creation is applied by `grant` or `replay`"),
-            Record::HoldExtended { hold, expires_at_s, at_ms } => self.apply_extended(*hold, *expires_at_s, *at_ms),
+            Record::HoldExtended { hold, expires_at_s, at_ms } => {
+                self.apply_extended(HoldNumber(*hold), *expires_at_s, *at_ms)
+            }
             Record::HoldReleased { hold, .. } | Record::HoldExpired { hold, .. } => {
-                let hold = self.end_hold(*hold).map_err(|problem| self.apply_error(&format!("{record:?}"), problem))?;
+                let hold = self
+                    .end_hold(HoldNumber(*hold))
+                    .map_err(|problem| self.apply_error(&format!("{record:?}"), problem))?;
                 self.free_units(&hold);
                 Ok(())
             }
             Record::OrderConfirmed { order, hold, confirmed_at_ms, buyer } => {
-                self.apply_confirmed(*order, *hold, *confirmed_at_ms, buyer)
+                self.apply_confirmed(OrderNumber(*order), HoldNumber(*hold), *confirmed_at_ms, buyer)
             }
-            Record::OrderCancelled { order, at_ms } => self.apply_cancelled(*order, *at_ms),
+            Record::OrderCancelled { order, at_ms } => self.apply_cancelled(OrderNumber(*order), *at_ms),
             Record::TicketReissued { order, index, version, at_ms } => {
-                self.apply_reissued(*order, *index, *version, *at_ms)
+                self.apply_reissued(OrderNumber(*order), *index, *version, *at_ms)
             }
             Record::TicketAdmitted { order, index, version, admission } => {
-                self.apply_admitted(*order, *index, *version, admission)
+                self.apply_admitted(OrderNumber(*order), *index, *version, admission)
             }
         }
     }
@@ -104,9 +108,10 @@ impl Inventory {
         &mut self,
         record: &HoldRecord,
         customer: CustomerId,
-    ) -> Result<Vec<u32>, ApplyError> {
+    ) -> Result<Vec<HoldNumber>, ApplyError> {
         let what = || format!("hold created {}", record.hold);
-        if self.holds.contains_key(&record.hold) {
+        let number = HoldNumber(record.hold);
+        if self.holds.contains_key(&number) {
             return Err(self.apply_error(&what(), "hold number already live"));
         }
         debug_assert_eq!(*customer.0, *record.customer);
@@ -123,11 +128,11 @@ impl Inventory {
                 }
                 self.reclaimed.clear();
                 if let Err(lost) =
-                    states.hold(seats, record.hold, record.expires_at_s, record.created_at_ms, &mut self.reclaimed)
+                    states.hold(seats, number, record.expires_at_s, record.created_at_ms, &mut self.reclaimed)
                 {
                     return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
                 }
-                let held = SeatState::Held { hold: record.hold, expires_at_s: record.expires_at_s };
+                let held = SeatState::Held { hold: number, expires_at_s: record.expires_at_s };
                 assert_seats(states, seats, held, "hold");
                 for &seat in seats {
                     if !self.reclaimed.iter().any(|taken| taken.seat == seat) {
@@ -151,9 +156,9 @@ impl Inventory {
             let old = self.end_hold(old).map_err(|problem| self.apply_error(&what(), problem))?;
             self.free_units(&old);
         }
-        self.next_hold = self.next_hold.max(record.hold + 1);
-        self.expiries.insert((hold.expires_at_s, record.hold));
-        self.holds.insert(record.hold, hold);
+        self.next_hold = self.next_hold.max(HoldNumber(record.hold + 1));
+        self.expiries.insert((hold.expires_at_s, number));
+        self.holds.insert(number, hold);
         Ok(reclaimed_holds)
     }
 
@@ -163,7 +168,7 @@ impl Inventory {
         expires_at_s: u32,
         at_ms: u64,
     ) -> Result<(), ApplyError> {
-        let what = || format!("hold {number} extended");
+        let what = || format!("hold {} extended", number.0);
         let hold = self.holds.get(&number).ok_or_else(|| self.apply_error(&what(), "hold not live"))?;
         let old_expires_at_s = hold.expires_at_s;
         if let (Stock::Seats(states), Units::Seats(seats)) = (&self.state.stock, &hold.units) {
@@ -187,8 +192,8 @@ impl Inventory {
         at_ms: u64,
         buyer: &BuyerRecord,
     ) -> Result<(), ApplyError> {
-        let what = || format!("order {order} confirmed from hold {number}");
-        if order as usize != self.orders.len() {
+        let what = || format!("order {} confirmed from hold {}", order.0, number.0);
+        if order.0 as usize != self.orders.len() {
             return Err(self.apply_error(&what(), "order numbers out of sequence"));
         }
         let hold = self.holds.get(&number).ok_or_else(|| self.apply_error(&what(), "hold not live"))?;
@@ -227,8 +232,8 @@ impl Inventory {
     }
 
     pub(super) fn apply_cancelled(&mut self, number: OrderNumber, at_ms: u64) -> Result<(), ApplyError> {
-        let what = || format!("order {number} cancelled");
-        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        let what = || format!("order {} cancelled", number.0);
+        let order = self.orders.get(number.0 as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
         if order.state == OrderState::Cancelled {
             return Err(self.apply_error(&what(), "already cancelled"));
         }
@@ -247,7 +252,7 @@ impl Inventory {
             }
             _ => unreachable!("order units match the section kind"),
         }
-        let order = &mut self.orders[number as usize];
+        let order = &mut self.orders[number.0 as usize];
         order.state = OrderState::Cancelled;
         order.cancelled_at = Some(Millis(at_ms));
         self.ledger.give_back(&order.customer, order.units.count());
@@ -258,6 +263,7 @@ impl Inventory {
     /// Puts a snapshotted order back: its seats sold (unless cancelled), its ledger seats taken.
     pub(super) fn restore_order(&mut self, record: &OrderRecord) -> Result<(), ApplyError> {
         let what = || format!("snapshot order {}", record.order);
+        let number = OrderNumber(record.order);
         if record.order as usize != self.orders.len() {
             return Err(self.apply_error(&what(), "order numbers out of sequence"));
         }
@@ -269,10 +275,10 @@ impl Inventory {
                     if seats.iter().any(|&seat| seat as usize >= map.seats.len()) {
                         return Err(self.apply_error(&what(), "seat out of range"));
                     }
-                    if let Err(lost) = states.restore_sold(seats, record.order) {
+                    if let Err(lost) = states.restore_sold(seats, number) {
                         return Err(self.apply_error(&what(), &format!("seat {} is {:?}", lost.seat, lost.found)));
                     }
-                    assert_seats(states, seats, SeatState::Sold { order: record.order }, "restore");
+                    assert_seats(states, seats, SeatState::Sold { order: number }, "restore");
                     for &seat in seats {
                         self.state.count(map.seats[seat as usize].category, CountChange::FreeToHeld, 1);
                     }
@@ -299,8 +305,8 @@ impl Inventory {
             self.ledger.force_reserve(&customer, units.count());
         }
         self.orders.push(Order {
-            id: OrderId { section: self.key, number: record.order },
-            hold: HoldId { section: self.key, number: record.hold },
+            id: OrderId { section: self.key, number },
+            hold: HoldId { section: self.key, number: HoldNumber(record.hold) },
             customer,
             units,
             total_minor: record.total_minor,
@@ -310,7 +316,7 @@ impl Inventory {
             buyer: Arc::new(Buyer::from_record(&record.buyer)),
             tickets: record.tickets.clone(),
         });
-        self.index_revocations(record.order);
+        self.index_revocations(number);
         Ok(())
     }
 

@@ -102,7 +102,7 @@ impl Inventory {
 
     pub fn release(&mut self, id: HoldId, customer: &CustomerId, now: Millis) -> Result<Hold, HoldError> {
         self.owned_live_hold(id, customer, now)?;
-        Ok(self.commit_retirement(Record::HoldReleased { hold: id.number, at_ms: now.0 }))
+        Ok(self.commit_retirement(Record::HoldReleased { hold: id.number.0, at_ms: now.0 }))
     }
 
     /// Moves the hold's expiry to `now + ttl`, capped at `created_at + lifetime max`.
@@ -117,7 +117,7 @@ impl Inventory {
         if expires_at_s <= hold.expires_at_s {
             return if wanted >= cap { Err(HoldError::LifetimeReached) } else { Ok(hold.clone()) };
         }
-        let record = Record::HoldExtended { hold: id.number, expires_at_s, at_ms: now.0 };
+        let record = Record::HoldExtended { hold: id.number.0, expires_at_s, at_ms: now.0 };
         self.commit(record);
         Ok(self.holds[&id.number].clone())
     }
@@ -134,7 +134,7 @@ impl Inventory {
         let order = u32::try_from(self.orders.len()).expect("order numbers exhausted");
         self.commit(Record::OrderConfirmed {
             order,
-            hold: id.number,
+            hold: id.number.0,
             confirmed_at_ms: now.0,
             buyer: buyer.to_record(),
         });
@@ -144,12 +144,12 @@ impl Inventory {
     /// Cancels (refunds) an order: its seats return to sale, the customer's limit is given back.
     pub fn cancel(&mut self, id: OrderId, now: Millis) -> Result<Order, OrderError> {
         self.check_key(id.section).map_err(|_| OrderError::NotFound)?;
-        let order = self.orders.get(id.number as usize).ok_or(OrderError::NotFound)?;
+        let order = self.orders.get(id.number.0 as usize).ok_or(OrderError::NotFound)?;
         if order.state == OrderState::Cancelled {
             return Err(OrderError::AlreadyCancelled);
         }
-        self.commit(Record::OrderCancelled { order: id.number, at_ms: now.0 });
-        Ok(self.orders[id.number as usize].clone())
+        self.commit(Record::OrderCancelled { order: id.number.0, at_ms: now.0 });
+        Ok(self.orders[id.number.0 as usize].clone())
     }
 
     /// The order, if it exists and `viewer` may see it (its customer, or an admin).
@@ -200,7 +200,7 @@ impl Inventory {
             return Err(HoldRefused::HoldNumbersExhausted);
         }
         let hold = HoldRecord {
-            hold: self.next_hold,
+            hold: self.next_hold.0,
             customer: customer.0.to_string(),
             units,
             created_at_ms: now.0,
@@ -209,7 +209,8 @@ impl Inventory {
         };
         match self.apply_hold_created(&hold, customer.clone()) {
             Ok(reclaimed) => {
-                let number = hold.hold;
+                let number = HoldNumber(hold.hold);
+                let reclaimed = reclaimed.iter().map(|old| old.0).collect();
                 self.journal.push(Record::HoldCreated { hold, reclaimed });
                 Ok(self.holds[&number].clone())
             }
@@ -235,7 +236,7 @@ impl Inventory {
             if !lockfree::expired(expires_at_s, now.0) {
                 break;
             }
-            expired.push(self.commit_retirement(Record::HoldExpired { hold, at_ms: now.0 }));
+            expired.push(self.commit_retirement(Record::HoldExpired { hold: hold.0, at_ms: now.0 }));
         }
         expired
     }
@@ -317,7 +318,7 @@ impl Inventory {
             return Err(HoldError::NotYours);
         }
         if lockfree::expired(hold.expires_at_s, now.0) {
-            self.commit_retirement(Record::HoldExpired { hold: id.number, at_ms: now.0 });
+            self.commit_retirement(Record::HoldExpired { hold: id.number.0, at_ms: now.0 });
             return Err(HoldError::Expired);
         }
         Ok(&self.holds[&id.number])

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::best::BestChoice;
 use crate::clock::Millis;
-use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
+use crate::ids::{CustomerId, HoldId, HoldNumber, OrderId, SectionKey};
 use crate::venue::SeatIndex;
 use crate::wal::{BuyerRecord, HoldRecord, OrderRecord, TicketRecord, UnitsRecord};
 
@@ -125,7 +125,7 @@ pub struct Granted {
 impl Hold {
     pub(super) fn from_record(section: SectionKey, record: &HoldRecord, customer: CustomerId) -> Hold {
         Hold {
-            id: HoldId { section, number: record.hold },
+            id: HoldId { section, number: HoldNumber(record.hold) },
             customer,
             units: units_from_record(&record.units),
             created_at: Millis(record.created_at_ms),
@@ -136,7 +136,7 @@ impl Hold {
 
     pub(super) fn to_record(&self) -> HoldRecord {
         HoldRecord {
-            hold: self.id.number,
+            hold: self.id.number.0,
             customer: self.customer.0.to_string(),
             units: units_to_record(&self.units),
             created_at_ms: self.created_at.0,
@@ -149,8 +149,8 @@ impl Hold {
 impl Order {
     pub(super) fn to_record(&self) -> OrderRecord {
         OrderRecord {
-            order: self.id.number,
-            hold: self.hold.number,
+            order: self.id.number.0,
+            hold: self.hold.number.0,
             customer: self.customer.0.to_string(),
             units: units_to_record(&self.units),
             total_minor: self.total_minor,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::best::BestRequest;
 use crate::clock::Millis;
-use crate::ids::{CustomerId, TicketId};
+use crate::ids::{CustomerId, HoldNumber, OrderNumber, TicketId};
 use crate::synthetic::{grid_venue, open_event, GridShape, PREMIUM};
 use crate::tickets::{ReissueProof, ScanOutcome, Viewer};
 use crate::venue::SeatIndex;
@@ -64,7 +64,7 @@ impl Harness {
     }
 
     fn hold_id(&self, text: &str, ga: bool) -> HoldId {
-        let number = text.trim_start_matches('h').parse().unwrap();
+        let number = HoldNumber(text.trim_start_matches('h').parse().unwrap());
         HoldId { section: SectionKey(u32::from(ga)), number }
     }
 
@@ -82,7 +82,7 @@ impl Harness {
                     Some(choice) => format!(" split over {} rows", choice.rows),
                     None => String::new(),
                 };
-                format!("h{} {units} exp +{expires}s {}{why}", hold.id.number, hold.total_minor)
+                format!("h{} {units} exp +{expires}s {}{why}", hold.id.number.0, hold.total_minor)
             }
             Err(HoldRefused::SeatsUnavailable { seats }) => format!("unavailable {}", self.seat_names(&seats)),
             Err(refused) => format!("refused: {refused}"),
@@ -125,13 +125,13 @@ impl Harness {
                         .map(|hold| format!("exp +{}s", u64::from(hold.expires_at_s) - T0.0 / 1000)),
                     _ => inventory
                         .confirm(id, &customer, &Buyer::default(), now)
-                        .map(|order| format!("o{}", order.id.number)),
+                        .map(|order| format!("o{}", order.id.number.0)),
                 }
                 .unwrap_or_else(|error| format!("error: {error}"))
             }
             "cancel" => {
                 let ga = words.get(2) == Some(&"ga");
-                let number = words[1].trim_start_matches('o').parse().unwrap();
+                let number = OrderNumber(words[1].trim_start_matches('o').parse().unwrap());
                 let inventory = if ga { &mut self.ga } else { &mut self.reserved };
                 let id = OrderId { section: inventory.key(), number };
                 inventory
@@ -407,7 +407,7 @@ fn tickets_are_seen_and_reissued_only_by_their_owner_or_an_admin() {
         let got = harness.reserved.reissue(ticket, &proof, now).map(|(_, version)| version);
         assert_eq!(got, expected, "{proof:?}");
     }
-    let missing = TicketId { order: OrderId { section: order.section, number: 7 }, index: 0 };
+    let missing = TicketId { order: OrderId { section: order.section, number: OrderNumber(7) }, index: 0 };
     assert_eq!(harness.reserved.reissue(missing, &ReissueProof::Missing, now), Err(TicketError::NotFound));
 }
 

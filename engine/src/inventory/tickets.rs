@@ -17,7 +17,7 @@ use super::{ApplyError, Inventory, Order, OrderState, TicketError};
 /// A refused scan, as the audit log records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefusedScan {
-    pub order: u32,
+    pub order: OrderNumber,
     pub index: u16,
     pub version: u16,
     pub gate: String,
@@ -51,7 +51,7 @@ impl Inventory {
     /// scan (same `scan_id`), which gets the same answer. Refusals are kept for the audit.
     pub fn scan(
         &mut self,
-        order: u32,
+        order: OrderNumber,
         index: u16,
         version: u16,
         gate: &str,
@@ -62,7 +62,7 @@ impl Inventory {
             Ok(Some(earlier)) => ScanOutcome::Admitted(earlier),
             Ok(None) => {
                 let admission = AdmissionRecord { at_ms: now.0, gate: gate.to_string(), scan_id: scan_id.to_string() };
-                self.commit(Record::TicketAdmitted { order, index, version, admission: admission.clone() });
+                self.commit(Record::TicketAdmitted { order: order.0, index, version, admission: admission.clone() });
                 ScanOutcome::Admitted(admission)
             }
             Err(refused) => {
@@ -85,12 +85,12 @@ impl Inventory {
     /// `Err(outcome)`: refused.
     fn check_scan(
         &self,
-        order: u32,
+        order: OrderNumber,
         index: u16,
         version: u16,
         scan_id: &str,
     ) -> Result<Option<AdmissionRecord>, ScanOutcome> {
-        let found = self.orders.get(order as usize).ok_or(ScanOutcome::Invalid)?;
+        let found = self.orders.get(order.0 as usize).ok_or(ScanOutcome::Invalid)?;
         if u32::from(index) >= found.units.count() {
             return Err(ScanOutcome::Invalid);
         }
@@ -140,14 +140,15 @@ impl Inventory {
         }
         let version = current.version.checked_add(1).ok_or(TicketError::VersionsExhausted)?;
         let number = ticket.order.number;
-        self.commit(Record::TicketReissued { order: number, index: ticket.index, version, at_ms: now.0 });
-        Ok((self.orders[number as usize].clone(), version))
+        self.commit(Record::TicketReissued { order: number.0, index: ticket.index, version, at_ms: now.0 });
+        Ok((self.orders[number.0 as usize].clone(), version))
     }
 
     /// Revocations at or after `since`, oldest first, at most `max`; and whether more
     /// wait after those.
     pub fn revocations(&self, since: Millis, max: usize) -> (Vec<Revocation>, bool) {
-        let mut found = self.revocations.entries.range((Bound::Included((since.0, 0, None)), Bound::Unbounded));
+        let mut found =
+            self.revocations.entries.range((Bound::Included((since.0, OrderNumber(0), None)), Bound::Unbounded));
         let revocations: Vec<Revocation> = found
             .by_ref()
             .take(max)
@@ -168,8 +169,8 @@ impl Inventory {
         version: u16,
         at_ms: u64,
     ) -> Result<(), ApplyError> {
-        let what = || format!("order {number} ticket {index} reissued as version {version}");
-        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        let what = || format!("order {} ticket {index} reissued as version {version}", number.0);
+        let order = self.orders.get(number.0 as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
         if u32::from(index) >= order.units.count() || order.state == OrderState::Cancelled {
             return Err(self.apply_error(&what(), "no such live ticket"));
         }
@@ -177,7 +178,7 @@ impl Inventory {
         if ticket.admitted.is_some() || ticket.version.checked_add(1) != Some(version) {
             return Err(self.apply_error(&what(), "ticket admitted or versions out of sequence"));
         }
-        let ticket = self.orders[number as usize].ticket_mut(index);
+        let ticket = self.orders[number.0 as usize].ticket_mut(index);
         ticket.version = version;
         ticket.reissued_at_ms = at_ms;
         self.revocations.insert(at_ms, number, Some(index), RevocationReason::Reissued { valid_version: version });
@@ -191,8 +192,8 @@ impl Inventory {
         version: u16,
         admission: &AdmissionRecord,
     ) -> Result<(), ApplyError> {
-        let what = || format!("order {number} ticket {index} admitted");
-        let order = self.orders.get(number as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
+        let what = || format!("order {} ticket {index} admitted", number.0);
+        let order = self.orders.get(number.0 as usize).ok_or_else(|| self.apply_error(&what(), "no such order"))?;
         if u32::from(index) >= order.units.count() || order.state == OrderState::Cancelled {
             return Err(self.apply_error(&what(), "no such live ticket"));
         }
@@ -200,14 +201,14 @@ impl Inventory {
         if ticket.admitted.is_some() || ticket.version != version {
             return Err(self.apply_error(&what(), "admitted twice or at a dead version"));
         }
-        self.orders[number as usize].ticket_mut(index).admitted = Some(admission.clone());
-        debug_assert!(self.orders[number as usize].ticket(index).admitted.is_some(), "admitted once, and kept");
+        self.orders[number.0 as usize].ticket_mut(index).admitted = Some(admission.clone());
+        debug_assert!(self.orders[number.0 as usize].ticket(index).admitted.is_some(), "admitted once, and kept");
         Ok(())
     }
 
     /// Indexes the revocations of an order restored from a snapshot (or just cancelled).
     pub(super) fn index_revocations(&mut self, number: OrderNumber) {
-        let order = &self.orders[number as usize];
+        let order = &self.orders[number.0 as usize];
         for ticket in order.tickets.iter().filter(|ticket| ticket.version > 0) {
             let reason = RevocationReason::Reissued { valid_version: ticket.version };
             self.revocations.insert(ticket.reissued_at_ms, number, Some(ticket.index), reason);

@@ -86,7 +86,7 @@ fn tag(key: &EventKey, event: &str, ticket: TicketId, version: u16) -> String {
     message.extend_from_slice(&(event.len() as u64).to_le_bytes());
     message.extend_from_slice(event.as_bytes());
     message.extend_from_slice(&ticket.order.section.0.to_le_bytes());
-    message.extend_from_slice(&ticket.order.number.to_le_bytes());
+    message.extend_from_slice(&ticket.order.number.0.to_le_bytes());
     message.extend_from_slice(&ticket.index.to_le_bytes());
     message.extend_from_slice(&version.to_le_bytes());
     let signature = key.sign_in_context(SIGNING_CONTEXT, &message);
@@ -103,10 +103,10 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{OrderId, SectionKey};
+    use crate::ids::{OrderId, OrderNumber, SectionKey};
 
     fn ticket(number: u32, index: u16) -> TicketId {
-        TicketId { order: OrderId { section: SectionKey(3), number }, index }
+        TicketId { order: OrderId { section: SectionKey(3), number: OrderNumber(number) }, index }
     }
 
     fn key(seed: u8) -> EventKey {

@@ -5,7 +5,7 @@ use crate::actor::SectionCall;
 use crate::clock::Millis;
 use crate::ids::{OrderId, TicketId};
 use crate::inventory::{Inventory, Order, TicketError};
-use crate::wal::ActorRecord;
+use crate::wal::PrincipalRecord;
 
 use super::gate::{ScanOutcome, ScannedTicket};
 use super::{ReissueProof, Revocation, Viewer};
@@ -32,8 +32,8 @@ impl SectionCall for Scan {
         (outcome, order)
     }
 
-    fn actor(&self) -> ActorRecord {
-        ActorRecord::Gate(self.gate.clone())
+    fn principal(&self) -> PrincipalRecord {
+        PrincipalRecord::Gate(self.gate.clone())
     }
 }
 
@@ -68,12 +68,12 @@ impl SectionCall for Reissue {
     }
 
     /// A buyer's reissue is audited as the order's customer's, known only here.
-    fn actor_in(&self, inventory: &Inventory) -> ActorRecord {
+    fn principal_in(&self, inventory: &Inventory) -> PrincipalRecord {
         match self.proof {
-            ReissueProof::Admin => ActorRecord::Admin,
+            ReissueProof::Admin => PrincipalRecord::Admin,
             ReissueProof::Buyer { .. } | ReissueProof::Missing => inventory
                 .order(self.ticket.order)
-                .map_or(ActorRecord::System, |order| ActorRecord::Customer(order.customer.0.to_string())),
+                .map_or(PrincipalRecord::System, |order| PrincipalRecord::Customer(order.customer.0.to_string())),
         }
     }
 }

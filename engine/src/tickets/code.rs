@@ -52,6 +52,8 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey, SIGNATURE_LENGTH};
 use sha2::{Digest as _, Sha256};
 
+use crate::ids::OrderNumber;
+
 /// What every code text starts with. Its `1` is also the payload's format byte.
 pub const CODE_PREFIX: &str = "HK1.";
 
@@ -106,7 +108,7 @@ pub struct TicketClaim {
     pub event: String,
     /// Internal number of the section that sold the ticket. It is part of the ticket id.
     pub section_key: u32,
-    pub order: u32,
+    pub order: OrderNumber,
     /// Ticket number within the order, counted from 0.
     pub index: u16,
     /// 0 at issue, then 1 more at each reissue. Gates refuse versions older than their bundle's.
@@ -126,7 +128,7 @@ pub enum Place {
 impl TicketClaim {
     /// The ticket's id, `t{section_key:x}-{order:x}-{index}`. It is the same for every version.
     pub fn ticket_id(&self) -> String {
-        format!("t{:x}-{:x}-{}", self.section_key, self.order, self.index)
+        format!("t{:x}-{}-{}", self.section_key, self.order, self.index)
     }
 }
 
@@ -307,7 +309,7 @@ fn encode_payload(claim: &TicketClaim) -> Result<Vec<u8>, CodeError> {
     payload.push(PAYLOAD_FORMAT);
     push_text_field(&mut payload, "event", &claim.event)?;
     payload.extend_from_slice(&claim.section_key.to_le_bytes());
-    payload.extend_from_slice(&claim.order.to_le_bytes());
+    payload.extend_from_slice(&claim.order.0.to_le_bytes());
     payload.extend_from_slice(&claim.index.to_le_bytes());
     payload.extend_from_slice(&claim.version.to_le_bytes());
     payload.push(place_kind);
@@ -323,7 +325,7 @@ fn decode_payload(payload: &[u8]) -> Result<TicketClaim, CodeError> {
     }
     let event = reader.text_field("event")?;
     let section_key = u32::from_le_bytes(reader.array()?);
-    let order = u32::from_le_bytes(reader.array()?);
+    let order = OrderNumber(u32::from_le_bytes(reader.array()?));
     let index = u16::from_le_bytes(reader.array()?);
     let version = u16::from_le_bytes(reader.array()?);
     let [place_kind] = reader.array()?;
@@ -404,7 +406,7 @@ mod tests {
         TicketClaim {
             event: "demo-2027".to_string(),
             section_key: 0x1a,
-            order: 0x2f3,
+            order: OrderNumber(0x2f3),
             index: 1,
             version: 0,
             place: Place::Seat("S101-C-12".to_string()),
@@ -415,7 +417,7 @@ mod tests {
         TicketClaim {
             event: "demo-2027".to_string(),
             section_key: 3,
-            order: u32::MAX,
+            order: OrderNumber(u32::MAX),
             index: u16::MAX,
             version: 7,
             place: Place::GeneralAdmission("FLOOR-A".to_string()),
@@ -461,7 +463,7 @@ mod tests {
         let longest = TicketClaim {
             event: long_id.clone(),
             section_key: u32::MAX,
-            order: u32::MAX,
+            order: OrderNumber(u32::MAX),
             index: u16::MAX,
             version: u16::MAX,
             place: Place::Seat(long_id),
@@ -575,7 +577,7 @@ mod tests {
             |claim| claim.version = 1,
             |claim| claim.event = "demo-2028".to_string(),
             |claim| claim.section_key += 1,
-            |claim| claim.order += 1,
+            |claim| claim.order.0 += 1,
             |claim| claim.index = 0,
             |claim| claim.place = Place::Seat("S101-C-13".to_string()),
             |claim| claim.place = Place::GeneralAdmission("S101-C-12".to_string()),
@@ -780,7 +782,7 @@ mod tests {
             |(event, section_key, order, index, version, place)| TicketClaim {
                 event,
                 section_key,
-                order,
+                order: OrderNumber(order),
                 index,
                 version,
                 place,

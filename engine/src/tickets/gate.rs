@@ -5,7 +5,7 @@
 //! that sold the ticket can say ([`crate::inventory::Inventory::scan`]).
 
 use crate::clock::Millis;
-use crate::ids::SectionKey;
+use crate::ids::{OrderNumber, SectionKey};
 use crate::wal::AdmissionRecord;
 
 use super::barcode::{constant_time_eq, Barcode};
@@ -103,7 +103,7 @@ pub struct Refusal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScannedTicket {
     pub section: SectionKey,
-    pub order: u32,
+    pub order: OrderNumber,
     pub index: u16,
     pub version: u16,
 }
@@ -184,7 +184,7 @@ mod tests {
         TicketClaim {
             event: "gig".to_string(),
             section_key,
-            order: 9,
+            order: OrderNumber(9),
             index: 1,
             version: 2,
             place: Place::Seat("A-1".to_string()),
@@ -195,7 +195,10 @@ mod tests {
     fn check_name(events: &Events, text: &str, gate_event: Option<&str>, at: Millis) -> (String, String) {
         match check(text, ScanContext { gate_event, scanned_at: at }, events) {
             Ok(ticket) => {
-                assert_eq!(ticket, ScannedTicket { section: SectionKey(4), order: 9, index: 1, version: 2 });
+                assert_eq!(
+                    ticket,
+                    ScannedTicket { section: SectionKey(4), order: OrderNumber(9), index: 1, version: 2 }
+                );
                 ("ok".to_string(), String::new())
             }
             Err(refusal) => (refusal.outcome.as_str().to_string(), refusal.event),
@@ -207,7 +210,7 @@ mod tests {
         let events = Events { key: EventKey::from_seed([5; 32]) };
         let other_key = EventKey::from_seed([6; 32]);
         let code = events.key.sign(&claim(4)).expect("valid");
-        let ticket = TicketId { order: OrderId { section: SectionKey(4), number: 9 }, index: 1 };
+        let ticket = TicketId { order: OrderId { section: SectionKey(4), number: OrderNumber(9) }, index: 1 };
         let barcode = Barcode::issue(&events.key, "gig", ticket, 2).text();
         let open = DOORS;
         let cases = [

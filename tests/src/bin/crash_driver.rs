@@ -111,7 +111,7 @@ async fn one_buyer(sections: &[SectionHandle], customer: CustomerId, rng: &mut S
                 if rng.gen_bool(0.7) {
                     say(out, format!("cancelling {}", order.id));
                     if let Ok(Ok(cancelled)) =
-                        section.call(Cancel { order: order.id, by: hakken_engine::wal::ActorRecord::Admin }).await
+                        section.call(Cancel { order: order.id, by: hakken_engine::wal::PrincipalRecord::Admin }).await
                     {
                         say(out, format!("C {}", cancelled.id));
                     }

@@ -1,0 +1,210 @@
+//! `Idempotency-Key` on every POST: a retry with the same key gets the first answer
+//! again and never makes a second hold or order.
+//!
+//! The first request with a key runs in a task of its own, so it finishes (and its
+//! answer is stored) even if the client hangs up or the request times out. Answers
+//! are stored durably (through the store's group commit) for `idempotency_ttl_s`,
+//! keyed by path and key, with a fingerprint of the body: the same key with another
+//! body is refused (422), a retry while the first is still running gets 409 + Retry-After.
+//! Answers that say "try again" (429, 5xx) are not stored, so a retry runs again.
+//!
+//! The answer to a change is stored in the same WAL batch as the change: the
+//! middleware hands the request's [`Slot`] to the handler (a request extension), the
+//! handler passes it into the section call with the pure function that renders the
+//! answer ([`call_changing`]), and the actor writes the rendered answer with the call's
+//! records. A crash thus loses both or neither, and a retry never makes a second hold
+//! or order. The response then says (an extension) that its answer is durable; answers
+//! of requests that changed nothing are stored by the middleware afterwards.
+//! Where and how answers are stored is [`super::idempotency`]'s.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hakken_engine::actor::{AnswerSlot, Call, SectionActor, SectionCall, SectionHandle};
+use hakken_engine::wal::IdempotentAnswer;
+use serde::Serialize;
+
+use crate::http::app::{unavailable, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::http::idempotency::{fingerprint, replayable, Slot};
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotency-replayed";
+const KEY_BYTES_MAX: usize = 255;
+
+/// The request's [`Slot`] if it has an `Idempotency-Key` (an extractor; never refuses).
+pub struct AnswerTo(pub Option<Slot>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnswerTo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AnswerTo(parts.extensions.get::<Slot>().cloned()))
+    }
+}
+
+/// On a response whose answer is already durable (stored with the change it answers).
+#[derive(Clone, Copy, Debug)]
+struct AnswerStored;
+
+/// A handler's answer before it is sent: status and JSON body, or the error.
+pub type Rendered<T> = ApiResult<(StatusCode, T)>;
+
+/// Calls a section for a change and answers with `render` of its reply. With a `slot`,
+/// the rendered answer is stored in the same WAL batch as the call's records (if it
+/// makes any); `render` is pure, so the answer stored is the answer sent.
+pub async fn call_changing<C, T>(
+    section: &SectionHandle,
+    call: C,
+    slot: Option<Slot>,
+    retry_after_s: u64,
+    render: impl Fn(&C::Reply) -> Rendered<T> + Clone + Send + 'static,
+) -> Response
+where
+    C: SectionCall,
+    SectionActor: actix::Handler<Call<C>>,
+    T: Serialize + 'static,
+{
+    let answer = slot.map(|slot| {
+        let render = render.clone();
+        AnswerSlot {
+            key: slot.key,
+            fingerprint: slot.fingerprint,
+            expires_at_ms: slot.expires_at_ms,
+            render: Box::new(move |reply: &C::Reply| stored_form(&render(reply))),
+        }
+    });
+    let answered = match section.call_answering(call, answer).await {
+        Ok(answered) => answered,
+        Err(error) => return unavailable(error, retry_after_s).into_response(),
+    };
+    let mut response = match render(&answered.reply) {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(error) => error.into_response(),
+    };
+    if answered.answer_stored {
+        response.extensions_mut().insert(AnswerStored);
+    }
+    response
+}
+
+/// What is stored of a rendered answer: its status and the JSON body exactly as
+/// `axum::Json` and [`ApiError`] write it; nothing for answers that say "try again".
+fn stored_form<T: Serialize>(rendered: &Rendered<T>) -> Option<(u16, Vec<u8>)> {
+    let (status, body) = match rendered {
+        Ok((status, body)) => (*status, serde_json::to_vec(body)),
+        Err(error) => {
+            let detail =
+                ErrorDetail { code: error.code, message: error.message.clone(), details: error.details.clone() };
+            (error.status, serde_json::to_vec(&ErrorBody { error: detail }))
+        }
+    };
+    match body {
+        Ok(body) if replayable(status) => Some((status.as_u16(), body)),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::error!(%error, "an answer could not be rendered for storing");
+            None
+        }
+    }
+}
+
+/// A stored answer as a replayed response.
+fn replay(answer: IdempotentAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let has_body = !answer.body.is_empty();
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    if has_body {
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+pub async fn idempotent(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
+        return next.run(request).await;
+    }
+    match run_once(&shared, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<Response, Response> {
+    let header = request.headers().get(HEADER).expect("checked by the caller");
+    let valid =
+        !header.is_empty() && header.len() <= KEY_BYTES_MAX && header.as_bytes().iter().all(u8::is_ascii_graphic);
+    if !valid {
+        let message = format!("`Idempotency-Key` must be 1-{KEY_BYTES_MAX} visible ASCII characters");
+        return Err(ApiError::bad_request("invalid_idempotency_key", message).into_response());
+    }
+    let app = shared.app().map_err(IntoResponse::into_response)?.clone();
+    let mut key = request.uri().path().as_bytes().to_vec();
+    key.push(b'\n');
+    key.extend_from_slice(header.as_bytes());
+
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, shared.http.body_bytes_max).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large").into_response()
+    })?;
+    let query = parts.uri.query().unwrap_or("").as_bytes();
+    let fingerprint = fingerprint(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query, &body]);
+
+    let task_app = app.clone();
+    let mut request = Request::from_parts(parts, Body::from(body));
+    // The first request runs to the end in its own task, whoever stops waiting for it.
+    let task = tokio::spawn(async move {
+        let idempotency = &task_app.idempotency;
+        let Some(_running) = idempotency.begin(&key) else {
+            let message = "a request with this `Idempotency-Key` is still running; retry after the given seconds";
+            return ApiError::conflict("idempotency_key_in_use", message).retry_after(1).into_response();
+        };
+        let now_ms = task_app.now().0;
+        match idempotency.stored(&key, now_ms).await {
+            Err(error) => return error.into_response(),
+            Ok(Some(stored)) if stored.fingerprint != fingerprint => {
+                let message = "this `Idempotency-Key` was used with another request; use a new key";
+                return ApiError::invalid("idempotency_key_reused", message).into_response();
+            }
+            Ok(Some(stored)) => return replay(stored),
+            Ok(None) => {}
+        }
+        let slot = Slot { key, fingerprint, expires_at_ms: idempotency.expires_at_ms(now_ms) };
+        request.extensions_mut().insert(slot.clone());
+        let response = next.run(request).await;
+        if response.extensions().get::<AnswerStored>().is_some() || !replayable(response.status()) {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return ApiError::unavailable("internal", "the answer could not be read", 1).into_response();
+        };
+        idempotency.store(slot, parts.status, &body).await;
+        Response::from_parts(parts, Body::from(body))
+    });
+    task.await.map_err(|_| ApiError::unavailable("internal", "the request failed", 1).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_answers_are_the_json_sent() {
+        let ok: Rendered<serde_json::Value> = Ok((StatusCode::CREATED, serde_json::json!({"a": 1})));
+        assert_eq!(stored_form(&ok), Some((201, b"{\"a\":1}".to_vec())));
+        let refused: Rendered<()> = Err(ApiError::conflict("sold_out", "sold out"));
+        let (status, body) = stored_form(&refused).unwrap();
+        assert_eq!(status, 409);
+        assert_eq!(body, br#"{"error":{"code":"sold_out","message":"sold out"}}"#.to_vec());
+        let busy: Rendered<()> = Err(ApiError::unavailable("section_busy", "busy", 1));
+        assert_eq!(stored_form(&busy), None);
+    }
+}
