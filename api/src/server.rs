@@ -62,6 +62,20 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
     println!("hakken listening on http://{address} (metrics on http://{metrics_address}/metrics)");
     tracing::info!(%address, %metrics_address, "listening");
 
+    let shared = shared_state(&config);
+    let recovery = recover_in_background(config, loaded, shared.clone());
+    serve_until_stopped(listener, &shared).await?;
+    recovery.abort();
+    if let Some(app) = shared.ready_app().cloned() {
+        tokio::task::spawn_blocking(move || app.shut_down()).await.context("stopping the engine")?;
+    }
+    println!("hakken stopped");
+    tracing::info!("stopped; WAL flushed");
+    Ok(())
+}
+
+/// What every request can reach before recovery has finished: the bounds and tokens.
+fn shared_state(config: &Config) -> Arc<Shared> {
     let shared = Arc::new(Shared::new(
         config.http.clone(),
         config.gates.clone(),
@@ -74,20 +88,23 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
     if shared.gate_token.is_empty() {
         tracing::warn!("no gate token configured (HAKKEN_GATE_TOKEN): scanning endpoints are off");
     }
-    let recovery = {
-        let shared = shared.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let started = Instant::now();
-            let registry = recover(&config, loaded, Clock::System)?;
-            let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
-            tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
-            shared.set_ready(app);
-            println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
-            tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");
-            Ok(())
-        })
-    };
-    let recovery = tokio::spawn(async move {
+    shared
+}
+
+/// Recovers the store on a blocking thread while the listener already answers (503
+/// `starting` until then); a failed recovery ends the process.
+fn recover_in_background(config: Config, loaded: VenuesAndEvents, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let recovery = tokio::task::spawn_blocking(move || -> Result<()> {
+        let started = Instant::now();
+        let registry = recover(&config, loaded, Clock::System)?;
+        let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
+        tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
+        shared.set_ready(app);
+        println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");
+        Ok(())
+    });
+    tokio::spawn(async move {
         match recovery.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -100,8 +117,12 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
                 std::process::exit(1);
             }
         }
-    });
+    })
+}
 
+/// Serves the API until SIGTERM or SIGINT, then drains the requests in flight for at
+/// most `shutdown_grace_ms`.
+async fn serve_until_stopped(listener: TcpListener, shared: &Arc<Shared>) -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let router = crate::http::router(shared.clone());
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -121,12 +142,6 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
             tracing::warn!(in_flight = shared.in_flight.load(Ordering::Acquire), "grace period over; stopping with requests in flight");
         }
     }
-    recovery.abort();
-    if let Some(app) = shared.ready_app().cloned() {
-        tokio::task::spawn_blocking(move || app.shut_down()).await.context("stopping the engine")?;
-    }
-    println!("hakken stopped");
-    tracing::info!("stopped; WAL flushed");
     Ok(())
 }
 
