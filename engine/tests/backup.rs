@@ -42,6 +42,26 @@ fn orders(registry: &Registry) -> HashMap<(usize, u32), OrderRecord> {
     all
 }
 
+/// One buyer: every 16th seat from its own, one seat per order, until told to stop.
+async fn buy(buyer: u32, registry: &Registry, acked: &Mutex<Vec<(usize, OrderId)>>, stop: &AtomicBool) {
+    let sections = registry.event("open").unwrap().sections.clone();
+    let mut seat = buyer;
+    while !stop.load(Ordering::Relaxed) && seat < SEATS {
+        let section_index = (seat % 4) as usize;
+        let section = &sections[section_index];
+        let customer = CustomerId::new(&format!("b{buyer}-{seat}"));
+        let call = HoldSeats { customer: customer.clone(), seats: vec![seat / 4] };
+        if let Ok(Ok(granted)) = section.call(call).await {
+            if let Ok(Ok(order)) =
+                section.call(Confirm { hold: granted.hold.id, customer, buyer: Buyer::default() }).await
+            {
+                acked.lock().unwrap().push((section_index, order.id));
+            }
+        }
+        seat += 16;
+    }
+}
+
 #[test]
 fn backup_taken_mid_load_is_a_consistent_point_in_time() {
     let live_dir = tempfile::tempdir().unwrap();
@@ -56,28 +76,12 @@ fn backup_taken_mid_load_is_a_consistent_point_in_time() {
     let acked: Arc<Mutex<Vec<(usize, OrderId)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut buyers = Vec::new();
-    for buyer in 0..16u32 {
-        let (registry, acked, stop) = (registry.clone(), acked.clone(), stop.clone());
-        buyers.push(runtime.spawn(async move {
-            let sections = registry.event("open").unwrap().sections.clone();
-            let mut seat = buyer;
-            while !stop.load(Ordering::Relaxed) && seat < SEATS {
-                let section_index = (seat % 4) as usize;
-                let section = &sections[section_index];
-                let customer = CustomerId::new(&format!("b{buyer}-{seat}"));
-                let call = HoldSeats { customer: customer.clone(), seats: vec![seat / 4] };
-                if let Ok(Ok(granted)) = section.call(call).await {
-                    if let Ok(Ok(order)) =
-                        section.call(Confirm { hold: granted.hold.id, customer, buyer: Buyer::default() }).await
-                    {
-                        acked.lock().unwrap().push((section_index, order.id));
-                    }
-                }
-                seat += 16;
-            }
-        }));
-    }
+    let buyers: Vec<_> = (0..16u32)
+        .map(|buyer| {
+            let (registry, acked, stop) = (registry.clone(), acked.clone(), stop.clone());
+            runtime.spawn(async move { buy(buyer, &registry, &acked, &stop).await })
+        })
+        .collect();
 
     // Wait for the sale to be well under way, then back up while it goes on.
     while acked.lock().unwrap().len() < 100 {
