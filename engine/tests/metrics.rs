@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use hakken_engine::actor::{Cancel, Confirm, HoldSeats, Release, Sweep};
+use hakken_engine::actor::{Cancel, Confirm, HoldSeats, Release, SectionHandle, Sweep};
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
@@ -14,8 +14,56 @@ use hakken_engine::observe;
 use hakken_engine::registry::Registry;
 use hakken_engine::store::{StorageConfig, Store};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
+
+/// Two holds, a confirm, a release, a refund and a sweep: six calls, five changes.
+async fn hold_confirm_release_cancel(section: &SectionHandle) {
+    let alice = CustomerId::new("alice");
+    let first = section.call(HoldSeats { customer: alice.clone(), seats: vec![0, 1] }).await.unwrap().unwrap();
+    let second = section.call(HoldSeats { customer: alice.clone(), seats: vec![2] }).await.unwrap().unwrap();
+    let order = section
+        .call(Confirm { hold: first.hold.id, customer: alice.clone(), buyer: Buyer::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    section.call(Release { hold: second.hold.id, customer: alice }).await.unwrap().unwrap();
+    section.call(Cancel { order: order.id, by: hakken_engine::wal::PrincipalRecord::Admin }).await.unwrap().unwrap();
+    section.call(Sweep {}).await.unwrap();
+}
+
+/// What the recorder saw, by `name{label=value,...}`: counter values, histogram sample
+/// counts and gauge values.
+struct Reported {
+    counters: HashMap<String, u64>,
+    histograms: HashMap<String, usize>,
+    gauges: HashMap<String, f64>,
+}
+
+fn reported(snapshotter: &Snapshotter) -> Reported {
+    let mut reported = Reported { counters: HashMap::new(), histograms: HashMap::new(), gauges: HashMap::new() };
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let (kind, key) = key.into_parts();
+        let labels: Vec<String> = key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
+        let name = match labels.is_empty() {
+            true => key.name().to_string(),
+            false => format!("{}{{{}}}", key.name(), labels.join(",")),
+        };
+        match (kind, value) {
+            (MetricKind::Counter, DebugValue::Counter(count)) => {
+                reported.counters.insert(name, count);
+            }
+            (MetricKind::Histogram, DebugValue::Histogram(samples)) => {
+                reported.histograms.insert(name, samples.len());
+            }
+            (MetricKind::Gauge, DebugValue::Gauge(value)) => {
+                reported.gauges.insert(name, value.into_inner());
+            }
+            _ => {}
+        }
+    }
+    reported
+}
 
 #[test]
 fn engine_reports_operations_seats_latency_and_wal() {
@@ -34,49 +82,11 @@ fn engine_reports_operations_seats_latency_and_wal() {
     registry.add_event(event).unwrap();
     let section = registry.event("open").unwrap().sections[0].clone();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    runtime.block_on(async {
-        let alice = CustomerId::new("alice");
-        let first = section.call(HoldSeats { customer: alice.clone(), seats: vec![0, 1] }).await.unwrap().unwrap();
-        let second = section.call(HoldSeats { customer: alice.clone(), seats: vec![2] }).await.unwrap().unwrap();
-        let order = section
-            .call(Confirm { hold: first.hold.id, customer: alice.clone(), buyer: Buyer::default() })
-            .await
-            .unwrap()
-            .unwrap();
-        section.call(Release { hold: second.hold.id, customer: alice }).await.unwrap().unwrap();
-        section
-            .call(Cancel { order: order.id, by: hakken_engine::wal::PrincipalRecord::Admin })
-            .await
-            .unwrap()
-            .unwrap();
-        section.call(Sweep {}).await.unwrap();
-    });
+    runtime.block_on(hold_confirm_release_cancel(&section));
     drop(section);
     registry.shutdown();
 
-    let mut counters: HashMap<String, u64> = HashMap::new();
-    let mut histograms: HashMap<String, usize> = HashMap::new();
-    let mut gauges: HashMap<String, f64> = HashMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let (kind, key) = key.into_parts();
-        let labels: Vec<String> = key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
-        let name = match labels.is_empty() {
-            true => key.name().to_string(),
-            false => format!("{}{{{}}}", key.name(), labels.join(",")),
-        };
-        match (kind, value) {
-            (MetricKind::Counter, DebugValue::Counter(count)) => {
-                counters.insert(name, count);
-            }
-            (MetricKind::Histogram, DebugValue::Histogram(samples)) => {
-                histograms.insert(name, samples.len());
-            }
-            (MetricKind::Gauge, DebugValue::Gauge(value)) => {
-                gauges.insert(name, value.into_inner());
-            }
-            _ => {}
-        }
-    }
+    let Reported { counters, histograms, gauges } = reported(&snapshotter);
     let operations = |operation: &str| {
         counters[&format!("{}{{event=open,section=R0,operation={operation}}}", observe::SECTION_OPERATIONS_TOTAL)]
     };
@@ -87,7 +97,7 @@ fn engine_reports_operations_seats_latency_and_wal() {
     );
     let calls = histograms[&format!("{}{{event=open,section=R0}}", observe::SECTION_CALL_SECONDS)];
     assert_eq!(calls, 6, "one latency sample per call");
-    // The event definition is written directly; the five changes go through group commit.
+    // The event definition and the five changes all go through group commit.
     let records: usize = histograms[observe::WAL_GROUP_RECORDS];
     assert!(records >= 1, "{histograms:?}");
     assert!(counters[observe::WAL_BYTES_TOTAL] > 5 * 18, "{counters:?}");
