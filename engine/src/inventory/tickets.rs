@@ -31,16 +31,21 @@ pub struct RefusedScan {
 /// (`None`, the whole order, first).
 type RevocationKey = (u64, OrderNumber, Option<u16>);
 
-/// Every revocation of a section, by time, rebuilt from records and snapshots like the
-/// rest of the state: gate bundles are answered from it, never from the audit log.
+/// Every revocation of a section, by time: gate bundles are answered from it, never
+/// from the audit log. It is derived from the orders' ticket state, so it is built from
+/// them the first time a bundle asks (`None` until then) and kept up to date from then
+/// on: a section that no gate polls (every section during the on-sale) pays nothing for
+/// it on its refunds and reissues.
 #[derive(Default)]
 pub(super) struct RevocationIndex {
-    entries: BTreeMap<RevocationKey, RevocationReason>,
+    entries: Option<BTreeMap<RevocationKey, RevocationReason>>,
 }
 
 impl RevocationIndex {
     fn insert(&mut self, at_ms: u64, order: OrderNumber, ticket: Option<u16>, reason: RevocationReason) {
-        self.entries.insert((at_ms, order, ticket), reason);
+        if let Some(entries) = &mut self.entries {
+            entries.insert((at_ms, order, ticket), reason);
+        }
     }
 }
 
@@ -146,9 +151,15 @@ impl Inventory {
 
     /// Revocations at or after `since`, oldest first, at most `max`; and whether more
     /// wait after those.
-    pub fn revocations(&self, since: Millis, max: usize) -> (Vec<Revocation>, bool) {
-        let mut found =
-            self.revocations.entries.range((Bound::Included((since.0, OrderNumber(0), None)), Bound::Unbounded));
+    pub fn revocations(&mut self, since: Millis, max: usize) -> (Vec<Revocation>, bool) {
+        if self.revocations.entries.is_none() {
+            self.revocations.entries = Some(BTreeMap::new());
+            for number in 0..self.orders.len() as u32 {
+                self.index_revocations(OrderNumber(number));
+            }
+        }
+        let entries = self.revocations.entries.as_ref().expect("built above");
+        let mut found = entries.range((Bound::Included((since.0, OrderNumber(0), None)), Bound::Unbounded));
         let revocations: Vec<Revocation> = found
             .by_ref()
             .take(max)
@@ -206,8 +217,12 @@ impl Inventory {
         Ok(())
     }
 
-    /// Indexes the revocations of an order restored from a snapshot (or just cancelled).
+    /// Indexes the revocations of an order restored from a snapshot (or just cancelled),
+    /// once the index exists.
     pub(super) fn index_revocations(&mut self, number: OrderNumber) {
+        if self.revocations.entries.is_none() {
+            return;
+        }
         let order = &self.orders[number.0 as usize];
         for ticket in order.tickets.iter().filter(|ticket| ticket.version > 0) {
             let reason = RevocationReason::Reissued { valid_version: ticket.version };
