@@ -32,6 +32,8 @@ fn first_ticket_id(order: &Value) -> String {
     order["tickets"][0]["id"].as_str().unwrap().to_string()
 }
 
+/// One ticket's life in order (bought, fetched, rendered, decoded, scanned at many gates
+/// at once, scanned again): each step depends on the one before, so it is one test.
 #[test]
 fn a_ticket_admits_once_and_its_code_and_images_are_genuine() {
     let server = Server::start(&[]);

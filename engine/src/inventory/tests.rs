@@ -89,6 +89,8 @@ impl Harness {
         }
     }
 
+    /// Runs one line of the test language: one arm per verb, so it grows with the
+    /// language rather than being split across helpers a reader has to chase.
     fn run(&mut self, line: &str) -> String {
         let words: Vec<&str> = line.split_whitespace().collect();
         let customer = |index: usize| CustomerId::new(words[index]);

@@ -709,6 +709,8 @@ name = "Floor"
 
     const S1_KEYS: &str = "category = \"CAT1\"\nrows = \"A-C\"\nseats = \"1-10\"\nquality_front = 100\n";
 
+    /// One table of refused files, one row each with the problem it must name; long
+    /// because the table is.
     #[test]
     fn refusals() {
         let too_many_categories: String = (0..=VENUE_CATEGORIES_MAX)
