@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use crate::http::app::{call, ServedEvent, Shared};
 use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::views::{category_id, CustomerQuery};
 use crate::render::{self, TicketPage};
 
@@ -246,8 +247,9 @@ pub async fn reissue_ticket(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    answer_to: AnswerTo,
     Json(request): Json<ReissueRequest>,
-) -> ApiResult<axum::Json<TicketResponse>> {
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(&id))?;
     let catalogue = app.catalogue();
@@ -257,17 +259,32 @@ pub async fn reissue_ticket(
         (false, Some(order), Some(email)) => ReissueProof::Buyer { order: order.parse::<OrderId>().ok(), email },
         (false, _, _) => ReissueProof::Missing,
     };
-    let (order, _) = call(&served.sections[index], Reissue { ticket, proof }, shared.http.retry_after_s)
-        .await?
-        .map_err(|error| match error {
-            TicketError::NotFound => ticket_not_found(&id),
-            TicketError::ProofMissing => {
-                ApiError::invalid("missing_proof", "give the ticket's `order` and the buyer's `email`")
-            }
-            TicketError::Cancelled => ApiError::conflict("order_cancelled", error.to_string()),
-            TicketError::AlreadyAdmitted => ApiError::conflict("ticket_used", error.to_string()),
-            TicketError::VersionsExhausted => ApiError::conflict("reissue_limit", error.to_string()),
-        })?;
-    let located = Located { ticket, served: served.clone(), index, order };
-    Ok(axum::Json(TicketResponse { ticket: detail(&located)? }))
+    let section = served.sections[index].clone();
+    let served = served.clone();
+    let render =
+        move |reissued: &Result<(Order, u16), TicketError>| reissue_answer(&served, index, ticket, &id, reissued);
+    let call = Reissue { ticket, proof };
+    Ok(call_changing(&section, call, answer_to.0, shared.http.retry_after_s, render).await)
+}
+
+/// The answer to a reissue: the ticket with its new code, or why not. Also the answer
+/// stored for its `Idempotency-Key`, in the same WAL batch as the reissue.
+fn reissue_answer(
+    served: &Arc<ServedEvent>,
+    index: usize,
+    ticket: TicketId,
+    id: &str,
+    reissued: &Result<(Order, u16), TicketError>,
+) -> Rendered<TicketResponse> {
+    let (order, _) = reissued.as_ref().map_err(|error| match error {
+        TicketError::NotFound => ticket_not_found(id),
+        TicketError::ProofMissing => {
+            ApiError::invalid("missing_proof", "give the ticket's `order` and the buyer's `email`")
+        }
+        TicketError::Cancelled => ApiError::conflict("order_cancelled", error.to_string()),
+        TicketError::AlreadyAdmitted => ApiError::conflict("ticket_used", error.to_string()),
+        TicketError::VersionsExhausted => ApiError::conflict("reissue_limit", error.to_string()),
+    })?;
+    let located = Located { ticket, served: served.clone(), index, order: order.clone() };
+    Ok((StatusCode::OK, TicketResponse { ticket: detail(&located)? }))
 }
