@@ -251,7 +251,7 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
         self.metrics.dequeued();
         // Precondition: every earlier call's changes went to the WAL with that call,
         // so what this one journals is its own.
-        assert!(self.inventory.take_journal().is_empty(), "the journal is empty before a call");
+        assert!(self.inventory.journal_is_empty(), "the journal is empty before a call");
         let started = Instant::now();
         let principal = message.call.principal_in(&self.inventory);
         let reply = message.call.run(&mut self.inventory, self.clock.now());

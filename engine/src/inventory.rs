@@ -144,6 +144,11 @@ impl Inventory {
         self.prices = event.price_table(&self.state.venue);
     }
 
+    /// Whether changes wait to be taken (the actor asserts none do before a call).
+    pub fn journal_is_empty(&self) -> bool {
+        self.journal.is_empty()
+    }
+
     /// Takes the records of the changes made since the last call, oldest first.
     pub fn take_journal(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.journal)
