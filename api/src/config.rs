@@ -69,14 +69,20 @@ impl Default for Config {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Requests being served at once; more get 503 + Retry-After.
+    /// The ceiling of the adaptive in-flight limit: requests served at once never
+    /// exceed it (0 refuses every request but probes) ...
     pub in_flight_max: usize,
+    /// ... and its floor: however slow requests get, this many are still let in.
+    pub in_flight_min: usize,
     /// A request not answered by then gets 503 + Retry-After.
     pub request_timeout_ms: u64,
     /// Largest request body; larger gets 413.
     pub body_bytes_max: usize,
-    /// The Retry-After (seconds) of 503 answers.
+    /// The shortest Retry-After (seconds) of 503 answers ...
     pub retry_after_s: u64,
+    /// ... and the longest: a 503's Retry-After is drawn between the two, up to the
+    /// time the server's backlog takes to drain.
+    pub retry_after_max_s: u64,
     /// Hold and confirm requests one customer may make per second, sustained ...
     pub customer_requests_per_s: u32,
     /// ... and in a burst; beyond that 429 + Retry-After. 0 turns the limit off.
@@ -91,9 +97,11 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             in_flight_max: 4096,
+            in_flight_min: 16,
             request_timeout_ms: 5_000,
             body_bytes_max: 16 * 1024,
             retry_after_s: 1,
+            retry_after_max_s: 30,
             customer_requests_per_s: 5,
             customer_requests_burst: 20,
             idempotency_ttl_s: 24 * 3600,

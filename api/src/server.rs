@@ -139,7 +139,7 @@ async fn serve_until_stopped(listener: TcpListener, shared: &Arc<Shared>) -> Res
     tokio::select! {
         served = server => served.context("serving HTTP")?,
         () = async { stop.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(in_flight = shared.in_flight.load(Ordering::Acquire), "grace period over; stopping with requests in flight");
+            tracing::warn!(in_flight = shared.overload.in_flight(), "grace period over; stopping with requests in flight");
         }
     }
     Ok(())

@@ -14,8 +14,14 @@
 //! Every `snapshot_every_records` records, or `snapshot_interval_ms` after the first
 //! unsnapshotted one, the actor snapshots its inventory, which lets the store delete
 //! the older records.
+//!
+//! Dead work is dropped before it runs: a call carries the deadline of the request it
+//! serves ([`crate::deadline`]) and the time it was queued. The actor refuses, without
+//! touching the inventory or the WAL, a call whose caller has gone, whose deadline has
+//! passed, or (holds only) that waited past the target in a standing queue
+//! ([`StandingQueue`]); while the queue stands, new holds are refused before they queue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,12 +31,14 @@ use tokio::sync::oneshot;
 use crate::audit;
 use crate::best::BestRequest;
 use crate::clock::{Clock, Millis};
+use crate::deadline;
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
     Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
 };
 use crate::observe::SectionMetrics;
+use crate::standing_queue::StandingQueue;
 use crate::store::{Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
 use crate::tickets::Viewer;
 use crate::venue::SeatIndex;
@@ -43,6 +51,9 @@ pub struct SectionActor {
     /// `None` runs in memory only (simulations, benches of the bare engine).
     wal: Option<SectionWal>,
     metrics: SectionMetrics,
+    queue: StandingQueue,
+    /// Whether `queue` stands, for the section's handles to refuse new holds at once.
+    standing: Arc<AtomicBool>,
 }
 
 /// A section's place in the write-ahead log.
@@ -77,8 +88,34 @@ impl SectionActor {
         sweep_interval: Duration,
         wal: Option<SectionWal>,
         metrics: SectionMetrics,
+        queue: StandingQueue,
+        standing: Arc<AtomicBool>,
     ) -> SectionActor {
-        SectionActor { inventory, clock, sweep_interval, wal, metrics }
+        SectionActor { inventory, clock, sweep_interval, wal, metrics, queue, standing }
+    }
+
+    /// Why the call in `message`, taken from the mailbox after waiting `sojourn`, is
+    /// not run, if it is not.
+    fn shed_reason<C: SectionCall>(
+        &mut self,
+        message: &Call<C>,
+        sojourn: Duration,
+        now: Instant,
+    ) -> Option<ShedReason> {
+        self.queue.observe(sojourn, now);
+        if self.metrics.queued_now() == 0 {
+            self.queue.drained();
+        }
+        self.standing.store(self.queue.is_standing(now), Ordering::Relaxed);
+        if message.reply.is_closed() {
+            Some(ShedReason::CallerGone)
+        } else if message.deadline.is_some_and(|deadline| now >= deadline) {
+            Some(ShedReason::DeadlinePassed)
+        } else if message.call.sheddable() && self.queue.sheds(sojourn, now) {
+            Some(ShedReason::StandingQueue)
+        } else {
+            None
+        }
     }
 
     /// Takes what the last call changed: its records and the audit entries describing
@@ -143,6 +180,10 @@ impl SectionActor {
     }
 
     fn tick(&mut self) {
+        if self.metrics.queued_now() == 0 {
+            self.queue.drained();
+            self.standing.store(false, Ordering::Relaxed);
+        }
         self.inventory.sweep(self.clock.now());
         self.metrics.seats(&self.inventory.state().availability().total);
         self.metrics.mailbox();
@@ -192,6 +233,13 @@ pub trait SectionCall: Send + 'static {
     fn principal_in(&self, _inventory: &Inventory) -> PrincipalRecord {
         self.principal()
     }
+
+    /// Whether the call starts new work (a hold) and may be shed from a standing queue;
+    /// calls that finish work already started are served however long they waited
+    /// (within their deadline).
+    fn sheddable(&self) -> bool {
+        false
+    }
 }
 
 /// What one call changed, on its way to the WAL.
@@ -238,6 +286,9 @@ pub struct Call<C: SectionCall> {
     call: C,
     answer: Option<AnswerSlot<C::Reply>>,
     reply: oneshot::Sender<Result<Answered<C::Reply>, Unavailable>>,
+    queued_at: Instant,
+    /// The deadline of the request the call serves; past it the call is not run.
+    deadline: Option<Instant>,
 }
 
 impl<C: SectionCall> Message for Call<C> {
@@ -248,7 +299,14 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
     type Result = ();
 
     fn handle(&mut self, message: Call<C>, _: &mut Self::Context) {
-        self.metrics.dequeued();
+        let now = Instant::now();
+        let sojourn = now.saturating_duration_since(message.queued_at);
+        self.metrics.dequeued(sojourn);
+        if let Some(reason) = self.shed_reason(&message, sojourn, now) {
+            self.metrics.shed(reason);
+            let _ = message.reply.send(Err(Unavailable::Shed(reason)));
+            return;
+        }
         // Precondition: every earlier call's changes went to the WAL with that call,
         // so what this one journals is its own.
         assert!(self.inventory.journal_is_empty(), "the journal is empty before a call");
@@ -291,12 +349,17 @@ impl<C: SectionCall> SectionCall for Vec<C> {
     fn principal_in(&self, inventory: &Inventory) -> PrincipalRecord {
         self.first().map_or(PrincipalRecord::System, |call| call.principal_in(inventory))
     }
+
+    fn sheddable(&self) -> bool {
+        self.first().is_some_and(SectionCall::sheddable)
+    }
 }
 
 macro_rules! section_call {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* $(,)? } -> $reply:ty,
      |$self_:ident, $inventory:ident, $now:ident| $body:expr
-     $(, principal: |$principal_self:ident| $principal:expr)?) => {
+     $(, principal: |$principal_self:ident| $principal:expr)?
+     $(, sheddable: $sheddable:literal)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name { $(pub $field: $type),* }
@@ -309,6 +372,9 @@ macro_rules! section_call {
             $(fn principal(&$principal_self) -> PrincipalRecord {
                 $principal
             })?
+            $(fn sheddable(&self) -> bool {
+                $sheddable
+            })?
         }
     };
 }
@@ -317,19 +383,22 @@ section_call!(
     /// Hold exactly these seats.
     HoldSeats { customer: CustomerId, seats: Vec<SeatIndex> } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_seats(&self.customer, &self.seats, now),
-    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string()),
+    sheddable: true
 );
 section_call!(
     /// Hold the best seats for a request.
     HoldBest { customer: CustomerId, request: BestRequest } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_best(&self.customer, &self.request, now),
-    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string()),
+    sheddable: true
 );
 section_call!(
     /// Hold a general-admission quantity.
     HoldQuantity { customer: CustomerId, quantity: u32 } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_quantity(&self.customer, self.quantity, now),
-    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string()),
+    sheddable: true
 );
 section_call!(
     Release { hold: HoldId, customer: CustomerId } -> Result<Hold, HoldError>,
@@ -403,6 +472,32 @@ pub enum Unavailable {
     /// The change was made in memory but is not durable and was not acknowledged.
     #[error(transparent)]
     Storage(StorageError),
+    /// The call was not run (nothing changed): see the reason.
+    #[error("call shed: {}", .0.as_str())]
+    Shed(ShedReason),
+}
+
+/// Why a call was dropped before it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedReason {
+    /// Nobody waits for the reply any more (the request timed out or its client left).
+    CallerGone,
+    /// The request's deadline passed before the call could run.
+    DeadlinePassed,
+    /// A new hold met a standing queue.
+    StandingQueue,
+}
+
+impl ShedReason {
+    pub const ALL: [ShedReason; 3] = [ShedReason::CallerGone, ShedReason::DeadlinePassed, ShedReason::StandingQueue];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::CallerGone => "caller_gone",
+            ShedReason::DeadlinePassed => "deadline",
+            ShedReason::StandingQueue => "standing_queue",
+        }
+    }
 }
 
 /// Everything callers need of one section: its actor, and its state for lock-free reads.
@@ -413,6 +508,8 @@ pub struct SectionHandle {
     addr: Addr<SectionActor>,
     /// Calls sent and not yet taken by the actor (its mailbox depth).
     queued: Arc<AtomicUsize>,
+    /// Set by the actor while its queue stands: new holds are refused before they queue.
+    standing: Arc<AtomicBool>,
 }
 
 impl SectionHandle {
@@ -422,8 +519,9 @@ impl SectionHandle {
         state: Arc<SectionState>,
         addr: Addr<SectionActor>,
         queued: Arc<AtomicUsize>,
+        standing: Arc<AtomicBool>,
     ) -> SectionHandle {
-        SectionHandle { key, state, addr, queued }
+        SectionHandle { key, state, addr, queued, standing }
     }
 
     /// Calls waiting in the section's mailbox now.
@@ -431,7 +529,9 @@ impl SectionHandle {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Sends `call` if the mailbox has room and waits for the reply.
+    /// Sends `call` if the mailbox has room and waits for the reply. A call that could
+    /// not be useful is refused at once: the request's deadline has passed, or it is a
+    /// new hold and the queue stands.
     pub async fn call<C>(&self, call: C) -> Result<C::Reply, Unavailable>
     where
         C: SectionCall,
@@ -451,10 +551,18 @@ impl SectionHandle {
         C: SectionCall,
         SectionActor: Handler<Call<C>>,
     {
+        let queued_at = Instant::now();
+        let deadline = deadline::current();
+        if deadline.is_some_and(|deadline| queued_at >= deadline) {
+            return Err(Unavailable::Shed(ShedReason::DeadlinePassed));
+        }
+        if call.sheddable() && self.standing.load(Ordering::Relaxed) {
+            return Err(Unavailable::Shed(ShedReason::StandingQueue));
+        }
         let (reply, receiver) = oneshot::channel();
         // Counted before the send so the actor never takes a call it was not told of.
         self.queued.fetch_add(1, Ordering::Relaxed);
-        self.addr.try_send(Call { call, answer, reply }).map_err(|error| {
+        self.addr.try_send(Call { call, answer, reply, queued_at, deadline }).map_err(|error| {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             match error {
                 actix::prelude::SendError::Full(_) => Unavailable::Busy,

@@ -22,6 +22,11 @@ pub struct EngineConfig {
     pub sweep_interval_ms: u64,
     /// Arbiter threads that run section actors; 0 means one per core.
     pub actor_threads: usize,
+    /// A call that waits longer than this in a section's mailbox is late ...
+    pub queue_target_ms: u64,
+    /// ... and when every call has been late for this long, the queue is standing: new
+    /// holds that waited past the target are shed, and new ones refused until it drains.
+    pub queue_interval_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +39,8 @@ impl Default for EngineConfig {
             mailbox_capacity: 1024,
             sweep_interval_ms: 1000,
             actor_threads: 0,
+            queue_target_ms: 5,
+            queue_interval_ms: 100,
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod clock;
 #[cfg(not(loom))]
 pub mod config;
 #[cfg(not(loom))]
+pub mod deadline;
+#[cfg(not(loom))]
 pub mod definition;
 #[cfg(not(loom))]
 pub mod event;
@@ -34,6 +36,8 @@ pub mod ledger;
 pub mod observe;
 #[cfg(not(loom))]
 pub mod registry;
+#[cfg(not(loom))]
+pub mod standing_queue;
 #[cfg(not(loom))]
 pub mod store;
 #[cfg(not(loom))]

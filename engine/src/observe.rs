@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
 
+use crate::actor::ShedReason;
 use crate::inventory::Counts;
 use crate::wal::Record;
 
@@ -18,6 +19,12 @@ pub const SECTION_OPERATIONS_TOTAL: &str = "hakken_section_operations_total";
 pub const SECTION_SEATS: &str = "hakken_section_seats";
 /// Calls waiting in a section actor's mailbox (sampled every sweep tick).
 pub const SECTION_MAILBOX_DEPTH: &str = "hakken_section_mailbox_depth";
+/// Time a call waited in a section's mailbox before the actor took it, labels `event`,
+/// `section`.
+pub const SECTION_QUEUE_SOJOURN_SECONDS: &str = "hakken_section_queue_sojourn_seconds";
+/// Calls a section actor dropped unrun, labels `event`, `section`, `reason`
+/// (`caller_gone`, `deadline`, `standing_queue`).
+pub const SECTION_SHED_TOTAL: &str = "hakken_section_shed_total";
 /// Time a section actor spends on one call, labels `event`, `section`.
 pub const SECTION_CALL_SECONDS: &str = "hakken_section_call_seconds";
 /// Records per group commit.
@@ -42,6 +49,8 @@ pub struct SectionMetrics {
     operations: [Counter; 8],
     seats: [Gauge; 3],
     call_seconds: Histogram,
+    queue_sojourn_seconds: Histogram,
+    shed: [Counter; 3],
     mailbox_depth: Gauge,
     /// Calls sent and not yet taken by the actor; shared with the section's handles.
     queued: Arc<AtomicUsize>,
@@ -59,6 +68,12 @@ impl SectionMetrics {
                 metrics::gauge!(SECTION_SEATS, "event" => event.clone(), "section" => section.clone(), "state" => state)
             }),
             call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event.clone(), "section" => section.clone()),
+            queue_sojourn_seconds: metrics::histogram!(SECTION_QUEUE_SOJOURN_SECONDS,
+                "event" => event.clone(), "section" => section.clone()),
+            shed: ShedReason::ALL.map(|reason| {
+                metrics::counter!(SECTION_SHED_TOTAL,
+                    "event" => event.clone(), "section" => section.clone(), "reason" => reason.as_str())
+            }),
             mailbox_depth: metrics::gauge!(SECTION_MAILBOX_DEPTH, "event" => event, "section" => section),
             queued: Arc::default(),
         }
@@ -69,9 +84,20 @@ impl SectionMetrics {
         self.queued.clone()
     }
 
-    /// The actor took a call out of its mailbox.
-    pub fn dequeued(&self) {
+    /// The actor took a call out of its mailbox after it waited `sojourn` there.
+    pub fn dequeued(&self, sojourn: Duration) {
         self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.queue_sojourn_seconds.record(sojourn.as_secs_f64());
+    }
+
+    /// Calls in the mailbox now.
+    pub fn queued_now(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The actor dropped a call unrun.
+    pub fn shed(&self, reason: ShedReason) {
+        self.shed[reason as usize].increment(1);
     }
 
     pub fn mailbox(&self) {

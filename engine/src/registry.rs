@@ -11,6 +11,7 @@
 //! queued; a registry recovered from a store rebuilds its inventories on all cores.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::ids::SectionKey;
 use crate::inventory::{ApplyError, Inventory, InventoryParams};
 use crate::ledger::CustomerLedger;
 use crate::observe::{self, SectionMetrics};
+use crate::standing_queue::StandingQueue;
 use crate::store::{RecoveredSection, Store, StoreError};
 use crate::venue::{SeatId, SeatIndex, Venue};
 use crate::wal::AuditRecord;
@@ -347,14 +349,20 @@ impl Registry {
             let section_id = &venue.sections[sections.len()].id;
             let metrics = SectionMetrics::new(&event.id, section_id);
             let queued = metrics.queued();
-            let actor = SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal, metrics);
+            let standing = Arc::new(AtomicBool::new(false));
+            let queue = StandingQueue::new(
+                Duration::from_millis(self.config.queue_target_ms),
+                Duration::from_millis(self.config.queue_interval_ms),
+            );
+            let actor =
+                SectionActor::new(inventory, self.clock.clone(), sweep_interval, wal, metrics, queue, standing.clone());
             let arbiter = &self.runtime.arbiters[key.0 as usize % self.runtime.threads()];
             let mailbox_capacity = self.config.mailbox_capacity;
             let addr = SectionActor::start_in_arbiter(arbiter, move |context| {
                 context.set_mailbox_capacity(mailbox_capacity);
                 actor
             });
-            let handle = SectionHandle::new(key, state, addr, queued);
+            let handle = SectionHandle::new(key, state, addr, queued, standing);
             self.sections.push(handle.clone());
             sections.push(handle);
         }

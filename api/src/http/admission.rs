@@ -1,67 +1,128 @@
-//! Admission: the global in-flight limit and the request timeout.
+//! Admission: the adaptive in-flight limit, each request's deadline, and refusals that
+//! cost almost nothing.
 //!
-//! Refusals here cost no allocation beyond the answer and never wait: a server at its
-//! limits answers 503 + Retry-After at once and keeps serving what it admitted.
+//! The outermost layer: it reads the method, the path and one header, never the body
+//! or a token, and a refusal is a prebuilt answer (no JSON rendering, no route
+//! metrics, no actor hop). Admitted requests carry their deadline (the server's
+//! `request_timeout_ms`, or the client's `X-Request-Timeout-Ms` if shorter) into
+//! every section call they make ([`hakken_engine::deadline`]), so work whose buyer
+//! has given up is dropped before it reaches an actor or the WAL.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hakken_engine::deadline;
 
 use crate::http::app::Shared;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::overload::Class;
 use crate::http::route_metrics::REJECTIONS_TOTAL;
 
-/// Admits at most `in_flight_max` requests at once and bounds each by the timeout.
-/// New holds may use only [`NEW_HOLDS_SHARE`] of the limit: under overload the rest is
-/// kept for buyers who already hold seats (confirm, release, extend), so the server
-/// finishes sales it started instead of starting sales it cannot finish.
+/// How long the client will wait for this request, in ms (a shorter deadline than the
+/// server's own makes the server drop the request once its answer would come too late).
+pub const REQUEST_TIMEOUT_HEADER: HeaderName = HeaderName::from_static("x-request-timeout-ms");
+
+/// The body of every `overloaded` refusal, rendered once (the one error format).
+const OVERLOADED_BODY: &str =
+    r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry after the given seconds"}}"#;
+
+/// Admits the request if the adaptive limit has room for its class, and bounds it by
+/// its deadline. Probes and availability polls are never refused here: probes must
+/// answer on a loaded server, and polls are served from a cache without an actor.
 pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    // Probes must answer on a loaded server: they are cheap and never queue.
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+    let (method, path) = (request.method(), request.uri().path());
+    if matches!(path, "/healthz" | "/readyz") || is_availability_poll(method, path) {
         return next.run(request).await;
     }
-    let retry_after = shared.http.retry_after_s;
-    let admitted = shared.in_flight.fetch_add(1, Ordering::AcqRel);
-    let _slot = InFlightSlot(&shared);
-    shared.route_metrics.set_in_flight(admitted + 1);
-    let new_hold = request.method() == Method::POST && request.uri().path().ends_with("/holds");
-    let limit = if new_hold {
-        shared.http.in_flight_max * NEW_HOLDS_SHARE.0 / NEW_HOLDS_SHARE.1
-    } else {
-        shared.http.in_flight_max
+    let timeout = match request_timeout(&request, shared.http.request_timeout_ms) {
+        Ok(timeout) => timeout,
+        Err(error) => return error.into_response(),
     };
-    if admitted >= limit {
+    let Some(admitted) = shared.overload.admit(class_of(path)) else {
         metrics::counter!(REJECTIONS_TOTAL, "reason" => "overloaded").increment(1);
-        return ApiError::unavailable(
-            "overloaded",
-            "the server is at capacity; retry after the given seconds",
-            retry_after,
-        )
-        .into_response();
-    }
-    let timeout = Duration::from_millis(shared.http.request_timeout_ms);
-    match tokio::time::timeout(timeout, next.run(request)).await {
+        return overloaded(shared.overload.retry_after_s());
+    };
+    shared.route_metrics.set_in_flight(shared.overload.in_flight());
+    let deadline = Instant::now() + timeout;
+    let served = tokio::time::timeout(timeout, deadline::serve_within(deadline, next.run(request))).await;
+    admitted.completed();
+    match served {
         Ok(response) => response,
         Err(_) => {
             metrics::counter!(REJECTIONS_TOTAL, "reason" => "timeout").increment(1);
+            let retry_after = shared.overload.retry_after_s();
             ApiError::unavailable("timeout", "the request took too long; retry after the given seconds", retry_after)
                 .into_response()
         }
     }
 }
 
-/// The share (numerator, denominator) of `in_flight_max` that new holds may fill.
-const NEW_HOLDS_SHARE: (usize, usize) = (3, 4);
+/// Requests that finish a sale already started go first: a buyer's own hold (confirm,
+/// extend, release, read) and orders. Everything else starts new work.
+fn class_of(path: &str) -> Class {
+    if path.starts_with("/v1/holds/") || path.starts_with("/v1/orders/") {
+        Class::Finish
+    } else {
+        Class::Start
+    }
+}
 
-struct InFlightSlot<'a>(&'a Shared);
+fn is_availability_poll(method: &Method, path: &str) -> bool {
+    method == Method::GET && path.starts_with("/v1/events/") && path.ends_with("/availability")
+}
 
-impl Drop for InFlightSlot<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+/// The server's timeout, or the client's `X-Request-Timeout-Ms` if that is shorter.
+fn request_timeout(request: &Request, server_ms: u64) -> Result<Duration, ApiError> {
+    let Some(value) = request.headers().get(&REQUEST_TIMEOUT_HEADER) else {
+        return Ok(Duration::from_millis(server_ms));
+    };
+    let client_ms = value.to_str().ok().and_then(|text| text.parse::<u64>().ok()).filter(|ms| *ms > 0);
+    let Some(client_ms) = client_ms else {
+        return Err(ApiError::bad_request(
+            "invalid_request_timeout",
+            "X-Request-Timeout-Ms must be a whole number of milliseconds, at least 1",
+        ));
+    };
+    Ok(Duration::from_millis(client_ms.min(server_ms)))
+}
+
+/// 503 `overloaded` with `Retry-After`, from the prebuilt body.
+fn overloaded(retry_after_s: u64) -> Response {
+    let mut response = Response::new(Body::from(OVERLOADED_BODY));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_s));
+    response.extensions_mut().insert(ErrorCode("overloaded"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buyers_finishing_a_sale_are_told_from_those_starting_one() {
+        assert_eq!(class_of("/v1/holds/h1/confirm"), Class::Finish);
+        assert_eq!(class_of("/v1/holds/h1"), Class::Finish);
+        assert_eq!(class_of("/v1/orders/o1/cancel"), Class::Finish);
+        assert_eq!(class_of("/v1/events/demo/holds"), Class::Start);
+        assert_eq!(class_of("/v1/events"), Class::Start);
+        assert_eq!(class_of("/v1/gates/g1/scan"), Class::Start);
+        assert!(is_availability_poll(&Method::GET, "/v1/events/demo/availability"));
+        assert!(!is_availability_poll(&Method::POST, "/v1/events/demo/availability"));
+    }
+
+    #[test]
+    fn the_overloaded_body_is_the_one_error_format() {
+        let body: serde_json::Value = serde_json::from_str(OVERLOADED_BODY).unwrap();
+        assert_eq!(body["error"]["code"], "overloaded");
+        assert!(body["error"]["message"].is_string());
     }
 }

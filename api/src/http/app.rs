@@ -6,10 +6,10 @@
 //! is locked only by admin changes, which then publish a new catalogue.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use hakken_engine::actor::{SectionActor, SectionCall, SectionHandle, Unavailable};
+use hakken_engine::actor::{SectionActor, SectionCall, SectionHandle, ShedReason, Unavailable};
 use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::event::Event;
 use hakken_engine::ids::SectionKey;
@@ -22,6 +22,7 @@ use crate::config::{GatesConfig, HttpConfig};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::idempotency::Idempotency;
 use crate::http::limiter::CustomerLimiter;
+use crate::http::overload::Overload;
 use crate::http::route_metrics::RouteMetrics;
 
 /// One event as the server serves it: its definition, venue, section handles and
@@ -172,6 +173,21 @@ pub fn unavailable(unavailable: Unavailable, retry_after_s: u64) -> ApiError {
             ApiError::unavailable("section_busy", "this section is busy; retry after the given seconds", retry_after_s)
         }
         Unavailable::Stopped => shutting_down(),
+        Unavailable::Shed(reason) => {
+            metrics::counter!(crate::http::route_metrics::REJECTIONS_TOTAL, "reason" => reason.as_str()).increment(1);
+            match reason {
+                ShedReason::StandingQueue => ApiError::unavailable(
+                    "section_busy",
+                    "this section has more requests than it can serve in time; retry after the given seconds",
+                    retry_after_s,
+                ),
+                ShedReason::DeadlinePassed | ShedReason::CallerGone => ApiError::unavailable(
+                    "deadline_exceeded",
+                    "the request could not be served before its deadline; nothing was changed",
+                    retry_after_s,
+                ),
+            }
+        }
         Unavailable::Storage(error) => {
             tracing::error!(%error, "a change could not be made durable");
             ApiError::unavailable("storage_unavailable", "the change could not be stored; it was not made", 5)
@@ -186,20 +202,22 @@ pub struct Shared {
     pub gates: GatesConfig,
     pub admin_token: String,
     pub gate_token: String,
-    pub in_flight: AtomicUsize,
+    pub overload: Overload,
     pub shutting_down: AtomicBool,
     pub route_metrics: RouteMetrics,
 }
 
 impl Shared {
     pub fn new(http: HttpConfig, gates: GatesConfig, admin_token: String, gate_token: String) -> Shared {
+        let overload =
+            Overload::new(http.in_flight_min, http.in_flight_max, http.retry_after_s, http.retry_after_max_s);
         Shared {
             app: OnceLock::new(),
             http,
             gates,
             admin_token,
             gate_token,
-            in_flight: AtomicUsize::new(0),
+            overload,
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),
         }
@@ -216,6 +234,11 @@ impl Shared {
 
     pub fn ready_app(&self) -> Option<&Arc<App>> {
         self.app.get()
+    }
+
+    /// The Retry-After of a 503: spread over the time the backlog takes to drain.
+    pub fn retry_after_s(&self) -> u64 {
+        self.overload.retry_after_s()
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -1,9 +1,11 @@
 //! The HTTP API: routes, the OpenAPI document generated from them, health, and the
-//! layers every request passes (outermost first): metrics and log line → in-flight
-//! limit and timeout → admin/gate token → body limit → `Idempotency-Key` → handler.
+//! layers every request passes (outermost first): admission (adaptive in-flight limit,
+//! deadline) → metrics and log line → admin/gate token → body limit →
+//! `Idempotency-Key` → handler. Admission is outermost so a refusal costs no route
+//! metrics or log line (refusals are counted by reason).
 //!
 //! Module dependencies point one way: the state ([`app`]) uses the leaf modules
-//! ([`limiter`], [`route_metrics`], [`idempotency`], [`error`]); the layers ([`admission`],
+//! ([`limiter`], [`overload`], [`route_metrics`], [`idempotency`], [`error`]); the layers ([`admission`],
 //! [`auth`], [`idempotency_layer`]) and the handlers use the state.
 
 pub mod admin;
@@ -14,11 +16,13 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod gates;
+pub mod gradient_limit;
 pub mod holds;
 pub mod idempotency;
 pub mod idempotency_layer;
 pub mod limiter;
 pub mod openapi;
+pub mod overload;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;
@@ -78,8 +82,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency_layer::idempotent))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(gatekeeper, auth::authenticate))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), admission::admit))
         .layer(axum::middleware::from_fn_with_state(shared.route_metrics.clone(), route_metrics::observe))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), admission::admit))
         .with_state(shared)
 }
 
