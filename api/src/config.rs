@@ -74,6 +74,9 @@ pub struct HttpConfig {
     pub in_flight_max: usize,
     /// ... and its floor: however slow requests get, this many are still let in.
     pub in_flight_min: usize,
+    /// Requests may queue until they take this long before the limit shrinks (it also
+    /// shrinks only once latency is well above the unloaded one).
+    pub latency_target_ms: u64,
     /// A request not answered by then gets 503 + Retry-After.
     pub request_timeout_ms: u64,
     /// Largest request body; larger gets 413.
@@ -97,7 +100,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             in_flight_max: 4096,
-            in_flight_min: 16,
+            in_flight_min: 128,
+            latency_target_ms: 250,
             request_timeout_ms: 5_000,
             body_bytes_max: 16 * 1024,
             retry_after_s: 1,

@@ -209,8 +209,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(http: HttpConfig, gates: GatesConfig, admin_token: String, gate_token: String) -> Shared {
-        let overload =
-            Overload::new(http.in_flight_min, http.in_flight_max, http.retry_after_s, http.retry_after_max_s);
+        let overload = Overload::new(
+            http.in_flight_min,
+            http.in_flight_max,
+            std::time::Duration::from_millis(http.latency_target_ms),
+            http.retry_after_s,
+            http.retry_after_max_s,
+        );
         Shared {
             app: OnceLock::new(),
             http,

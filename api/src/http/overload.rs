@@ -91,9 +91,15 @@ impl Drop for Admitted<'_> {
 
 impl Overload {
     /// `ceiling` is the configured `in_flight_max`, `floor` the least the limit falls
-    /// to; Retry-After is at least `retry_after_min_s` and at most `retry_after_max_s`.
-    pub fn new(floor: usize, ceiling: usize, retry_after_min_s: u64, retry_after_max_s: u64) -> Overload {
-        let limit = GradientLimit::new(floor, ceiling);
+    /// to, `latency_target` how long requests may queue before it shrinks; Retry-After is at least `retry_after_min_s` and at most `retry_after_max_s`.
+    pub fn new(
+        floor: usize,
+        ceiling: usize,
+        latency_target: Duration,
+        retry_after_min_s: u64,
+        retry_after_max_s: u64,
+    ) -> Overload {
+        let limit = GradientLimit::new(floor, ceiling, latency_target);
         let limit_gauge = metrics::gauge!(CONCURRENCY_LIMIT);
         limit_gauge.set(limit.limit() as f64);
         Overload {
@@ -197,7 +203,7 @@ mod tests {
 
     #[test]
     fn new_work_fills_three_quarters_of_the_limit_and_finishing_work_the_rest() {
-        let overload = Overload::new(8, 100, 1, 30);
+        let overload = Overload::new(8, 100, Duration::ZERO, 1, 30);
         assert_eq!(overload.limit(), 8, "the limit starts at its floor");
         let starts: Vec<_> = (0..6).map_while(|_| overload.admit(Class::Start)).collect();
         assert_eq!(starts.len(), 6);
@@ -212,7 +218,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_the_minimum_until_anything_is_served_and_stays_within_bounds() {
-        let overload = Overload::new(4, 0, 2, 30);
+        let overload = Overload::new(4, 0, Duration::ZERO, 2, 30);
         assert!(overload.admit(Class::Finish).is_none(), "a ceiling of 0 refuses everything");
         assert_eq!(overload.retry_after_s(), 2);
         overload.drain_ms.store(12_300, Ordering::Relaxed);
