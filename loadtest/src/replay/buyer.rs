@@ -270,7 +270,7 @@ impl Run {
         let mut retries = 0;
         loop {
             Live::count(&self.live.requests_sent);
-            let result = tokio::time::timeout(self.request_timeout, self.pool.send(make())).await;
+            let result = self.pool.send_within(make(), self.request_timeout).await;
             // Time has passed: arrivals may be due.
             self.nudge.notify_one();
             let at = Instant::now();
