@@ -408,6 +408,7 @@ impl ReplayReport {
         for phase in &self.phases {
             let window = &phase.window;
             let refusals = &window.refusal_latency_us;
+            let refusal_ms = |us: u64| if refusals.count == 0 { "-".to_string() } else { ms(us) };
             writeln!(
                 f,
                 "{:<28} {:>8.1} {:>8} {:>10.1} {:>8}  {:>9} {:>9} {:>9}",
@@ -416,9 +417,9 @@ impl ReplayReport {
                 window.confirms,
                 window.goodput_per_second,
                 window.stalled_seconds,
-                ms(refusals.p50),
-                ms(refusals.p99),
-                ms(refusals.max)
+                refusal_ms(refusals.p50),
+                refusal_ms(refusals.p99),
+                refusal_ms(refusals.max)
             )?;
         }
         writeln!(
