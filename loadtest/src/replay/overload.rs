@@ -23,7 +23,7 @@ use crate::stats::{Latency, Outcome};
 
 /// Stalled seconds listed by their start time in the report; the rest are only counted.
 pub(super) const STALLED_LISTED_MAX: usize = 10;
-/// Seconds of a run tallied at most (a week: about 10 MB); later ones are not checked.
+/// Seconds of a run tallied at most (a week: about 5 MB); later ones are not checked.
 const SECONDS_TRACKED_MAX: usize = 7 * 24 * 3600;
 
 /// When each phase's buyers were arriving, as played: phase `p`'s window runs from its
