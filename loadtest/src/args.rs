@@ -131,7 +131,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
     /// A request without a reply this long after its step started (waiting for a
-    /// connection included) counts as a timeout, and its connection is closed.
+    /// connection included) counts as a timeout, and its connection is closed. Each
+    /// request tells the server so in `X-Request-Timeout-Ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
     /// Time allowed to open each connection.
@@ -283,7 +284,8 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) in_flight_max: Option<u64>,
     /// A request without a reply this long after it was sent (waiting for a connection
-    /// included) counts as a timeout.
+    /// included) counts as a timeout. Each request tells the server so in
+    /// `X-Request-Timeout-Ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
     /// Time allowed to open each connection.

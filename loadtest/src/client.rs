@@ -9,6 +9,10 @@
 //! Connections are opened lazily (or up front by [`Pool::connect_all`]), reused LIFO, and
 //! dropped after any error or timeout: a half-read HTTP/1.1 connection cannot be reused.
 //! There are no retries: a failed POST might have taken effect, and the driver counts it.
+//!
+//! Every request is sent with the time the caller will wait for it ([`Pool::send_within`]),
+//! and says so in [`REQUEST_TIMEOUT_MS`], so an overloaded server can refuse at once the
+//! work it could not finish in time instead of doing it for a client that has given up.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -23,9 +27,16 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio::time::error::Elapsed;
+use tokio::time::Instant;
 
 /// `Idempotency-Key`, sent on every POST with `--idempotency`.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// `X-Request-Timeout-Ms: <ms>`, sent on every request: how long the client waits for
+/// the reply, as given to [`Pool::send_within`]. The server takes the smaller of this and its
+/// own request timeout as the request's deadline.
+pub const REQUEST_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-request-timeout-ms");
 
 /// Where the pool connects to: a plain `http://host[:port]` base URL, resolved once.
 #[derive(Clone, Debug)]
@@ -64,6 +75,9 @@ impl Target {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    /// When the request went out on its connection (after waiting for one): refusals
+    /// are timed from here, to see how cheap the server's "no" is.
+    pub sent_at: Instant,
     /// `Retry-After` in whole seconds, when the server sent one (503 and 429 should).
     pub retry_after_seconds: Option<u64>,
     pub body: Bytes,
@@ -144,9 +158,20 @@ impl Pool {
     }
 
     /// Sends `request` on a pooled connection, waiting for one if all are busy, and
-    /// reads the whole response body. The caller bounds the time (dropping this future
-    /// drops the connection it used, and frees its slot).
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
+    /// reads the whole response body, all within `timeout` (`Err` past it, as
+    /// [`tokio::time::timeout`] answers; the connection is dropped and its slot freed).
+    /// The request says so in [`REQUEST_TIMEOUT_MS`]: the only way the tool sends, so
+    /// that every request tells the server when its client gives up.
+    pub async fn send_within(
+        &self,
+        mut request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Result<Reply, ClientError>, Elapsed> {
+        request.headers_mut().insert(REQUEST_TIMEOUT_MS, timeout_header(timeout));
+        tokio::time::timeout(timeout, self.send(request)).await
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
         let _permit = self.permits.acquire().await.expect("the pool never closes its semaphore");
         let mut sender = match self.take_idle() {
             Some(sender) => sender,
@@ -156,6 +181,7 @@ impl Pool {
             // The server closed this kept-alive connection while it was idle.
             sender = self.connect().await?;
         }
+        let sent_at = Instant::now();
         let response = sender.send_request(request).await.map_err(ClientError::Http)?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(ClientError::Http)?.to_bytes();
@@ -169,7 +195,7 @@ impl Pool {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.trim().parse().ok());
-        Ok(Reply { status: parts.status, retry_after_seconds, body })
+        Ok(Reply { status: parts.status, sent_at, retry_after_seconds, body })
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
@@ -198,6 +224,11 @@ impl Pool {
     }
 }
 
+/// `timeout` in whole milliseconds, as [`REQUEST_TIMEOUT_MS`] carries it.
+fn timeout_header(timeout: Duration) -> HeaderValue {
+    HeaderValue::from(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Attempts [`send_retrying`] makes at most.
 pub const PATIENT_ATTEMPTS_MAX: u32 = 10;
 /// The longest it waits between attempts, whatever `Retry-After` says.
@@ -216,7 +247,7 @@ pub async fn send_retrying(
 ) -> anyhow::Result<Reply> {
     let mut attempt = 1;
     loop {
-        let wait = match tokio::time::timeout(timeout, pool.send(make())).await {
+        let wait = match pool.send_within(make(), timeout).await {
             Ok(Ok(reply)) => {
                 let status = reply.status.as_u16();
                 let retryable = matches!(status, 503 | 429) || (status == 409 && reply.retry_after_seconds.is_some());
@@ -251,6 +282,43 @@ pub fn query_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on 127.0.0.1 that answers 200 to everything and hands back each
+    /// request's `X-Request-Timeout-Ms`.
+    async fn header_echo_server() -> (Target, tokio::sync::mpsc::UnboundedReceiver<Option<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target =
+            Target::resolve(&format!("http://{}", listener.local_addr().expect("address"))).await.expect("target");
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let header = request.headers().get(REQUEST_TIMEOUT_MS).map(|value| value.to_str().map(String::from));
+                let _ = sender.send(header.map(|text| text.expect("an ASCII header")));
+                async { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::new()))) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+        (target, receiver)
+    }
+
+    #[tokio::test]
+    async fn every_request_says_how_long_the_client_waits() {
+        let (target, mut headers) = header_echo_server().await;
+        let pool = Pool::new(target, PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) });
+        let post = pool.request(Method::POST, Uri::from_static("/v1/events/e/holds"), Some(Bytes::from_static(b"{}")));
+        let reply = pool.send_within(post, Duration::from_millis(2500)).await.expect("in time").expect("a reply");
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.sent_at <= Instant::now());
+        let get = || pool.request(Method::GET, Uri::from_static("/v1/events/e/availability"), None);
+        send_retrying(&pool, get, Duration::from_secs(3)).await.expect("a reply");
+        let mut seen = Vec::new();
+        while let Ok(header) = headers.try_recv() {
+            seen.push(header);
+        }
+        assert_eq!(seen, [Some("2500".to_string()), Some("3000".to_string())]);
+        assert_eq!(REQUEST_TIMEOUT_MS.as_str(), "x-request-timeout-ms");
+    }
 
     #[test]
     fn query_values_are_escaped() {

@@ -83,7 +83,8 @@ impl Layout {
 /// `GET path`, expecting 200 and a JSON body of type `T`.
 pub async fn get_json<T: DeserializeOwned>(pool: &Pool, path: &str, timeout: Duration) -> anyhow::Result<T> {
     let uri: Uri = path.parse().with_context(|| format!("{path:?} is not a valid path"))?;
-    let reply = tokio::time::timeout(timeout, pool.send(pool.request(Method::GET, uri, None)))
+    let reply = pool
+        .send_within(pool.request(Method::GET, uri, None), timeout)
         .await
         .with_context(|| format!("GET {path}: no reply in {timeout:?}"))?
         .with_context(|| format!("GET {path}"))?;

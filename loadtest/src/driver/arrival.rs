@@ -191,7 +191,7 @@ async fn exchange(
     if arrival.measured {
         plan.recorder.sent(arrival.index, step);
     }
-    let result = match tokio::time::timeout(plan.request_timeout, plan.pool.send(request)).await {
+    let result = match plan.pool.send_within(request, plan.request_timeout).await {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(_)) => Err(Outcome::ConnectionError),
         Err(_) => Err(Outcome::Timeout),
@@ -239,6 +239,7 @@ mod tests {
         let check = |status: u16, body: &str, expected: (Outcome, Option<&str>)| {
             let reply = Reply {
                 status: hyper::StatusCode::from_u16(status).expect("a status"),
+                sent_at: tokio::time::Instant::now(),
                 retry_after_seconds: None,
                 body: Bytes::copy_from_slice(body.as_bytes()),
             };

@@ -270,7 +270,7 @@ impl Run {
         let mut retries = 0;
         loop {
             Live::count(&self.live.requests_sent);
-            let result = tokio::time::timeout(self.request_timeout, self.pool.send(make())).await;
+            let result = self.pool.send_within(make(), self.request_timeout).await;
             // Time has passed: arrivals may be due.
             self.nudge.notify_one();
             let at = Instant::now();
@@ -280,18 +280,33 @@ impl Run {
                 Err(_) => return Ended { outcome: Outcome::Timeout, reply: None, at },
             };
             let outcome = Outcome::of_status(reply.status.as_u16());
-            if outcome.is_rejection() && retries < self.retries {
-                self.recorder.retried(index, step, outcome);
-                lock(&self.state).timeline.outcome(at.saturating_duration_since(self.start), outcome);
-                retries += 1;
-                let wait = reply.retry_after_seconds.map_or(RETRY_AFTER_DEFAULT, Duration::from_secs);
-                tokio::time::sleep(retry_wait(wait, self.retry_after_max, index, retries)).await;
-                continue;
+            if outcome.is_rejection() {
+                let retrying = retries < self.retries;
+                self.refused(&reply, outcome, at, retrying);
+                if retrying {
+                    self.recorder.retried(index, step, outcome);
+                    retries += 1;
+                    let wait = reply.retry_after_seconds.map_or(RETRY_AFTER_DEFAULT, Duration::from_secs);
+                    tokio::time::sleep(retry_wait(wait, self.retry_after_max, index, retries)).await;
+                    continue;
+                }
             }
             if tracked {
                 lock(&self.state).in_doubt.remove(&index);
             }
             return Ended { outcome, reply: Some(reply), at };
+        }
+    }
+
+    /// Records a 503/429 `reply` that came `at`, timed from when it was sent; the timeline
+    /// counts it here if it will be `retrying` (the final outcome is counted by the step's
+    /// caller).
+    fn refused(&self, reply: &Reply, outcome: Outcome, at: Instant, retrying: bool) {
+        let elapsed = at.saturating_duration_since(self.start);
+        let mut state = lock(&self.state);
+        state.refused(elapsed, at.saturating_duration_since(reply.sent_at));
+        if retrying {
+            state.timeline.outcome(elapsed, outcome);
         }
     }
 

@@ -25,12 +25,14 @@
 //!
 //! - `buyer`: one buyer's state machine, its retries, and resolving in-doubt confirms;
 //! - `tally`: what buyers' stories add up to (per phase, per interval, the ledger);
+//! - `overload`: stalled seconds, goodput and refusal latency per phase window;
 //! - `progress`: the live progress line; `report`: the report and its text.
 //!
 //! This module is the run loop: connect, read the baseline, pace the buyers, drain,
 //! resolve what is in doubt, read the verdict, and assemble the report.
 
 mod buyer;
+mod overload;
 mod progress;
 mod report;
 mod tally;
@@ -46,7 +48,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub use self::report::{BuyerCounts, PhaseReport, ReplayReport, ReplaySettings};
+use self::overload::PhaseWindows;
+pub use self::report::{BuyerCounts, OverloadReport, PhaseReport, PhaseWindowReport, ReplayReport, ReplaySettings};
 use self::tally::{InDoubt, RunState};
 use crate::client::{Pool, PoolConfig, Target};
 use crate::cpu::CpuTime;
@@ -174,6 +177,8 @@ pub async fn replay(
     let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
     let phase_count =
         queue.header.phases.len().max(buyers.iter().map(|buyer| buyer.phase as usize + 1).max().unwrap_or(0));
+    let windows = PhaseWindows::new(timing.offsets.iter().zip(&buyers).map(|(at, buyer)| (*at, buyer.phase as usize)));
+    let timeline_span = timing.span + timing.drain_timeout.min(timing.span);
     let run = Arc::new(Run {
         holds_uri: event_uri(&event, "holds")?,
         availability_uri: event_uri(&event, "availability")?,
@@ -194,7 +199,7 @@ pub async fn replay(
         live: Live::default(),
         seats_sold: AtomicU64::new(0),
         nudge: Arc::new(Notify::new()),
-        state: Mutex::new(RunState::new(phase_count, timing.span + timing.drain_timeout.min(timing.span))),
+        state: Mutex::new(RunState::new(phase_count, windows, timeline_span)),
     });
 
     let played = play(&run, Schedule::at_offsets(timing.offsets), timing.drain_timeout, config.progress, stop).await?;
@@ -307,6 +312,7 @@ fn launch(run: &Arc<Run>, tasks: &mut JoinSet<()>, arrival: Arrival) {
     if live.in_flight.load(Ordering::Relaxed) >= run.in_flight_max {
         Live::count(&live.arrivals_dropped);
         run.recorder.dropped(arrival.index);
+        lock(&run.state).dropped(Instant::now().saturating_duration_since(run.start));
         return;
     }
     live.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +329,8 @@ fn launch(run: &Arc<Run>, tasks: &mut JoinSet<()>, arrival: Arrival) {
 async fn settle(run: &Run, baseline: Availability) -> (Ledger, RunState) {
     let in_doubt: Vec<InDoubt> = lock(&run.state).in_doubt.drain().map(|(_, confirm)| confirm).collect();
     let unresolved = buyer::resolve_in_doubt(run, in_doubt).await;
-    let mut state = std::mem::replace(&mut *lock(&run.state), RunState::new(0, Duration::ZERO));
+    let mut state =
+        std::mem::replace(&mut *lock(&run.state), RunState::new(0, PhaseWindows::default(), Duration::ZERO));
     let ledger = Ledger {
         event: run.event.clone(),
         run_id: run.run_id.clone(),
@@ -351,6 +358,11 @@ fn report(
     buyers.dropped_by_driver = totals.arrivals_dropped;
     let window = played.schedule_elapsed.max(Duration::from_millis(1));
     let phase_name = |index: usize| header.phases.get(index).map(|phase| phase.name.clone());
+    let requests_sent = run.live.requests_sent.load(Ordering::Relaxed);
+    // Each timeout ends its step, so every timed-out request is counted once, in the
+    // step that sent it (the order step repeats its hold's or confirm's).
+    let client_timeouts: u64 =
+        STEPS.iter().filter(|step| **step != Step::Order).map(|step| totals.step(*step).counts.timeout).sum();
     ReplayReport {
         settings: ReplaySettings {
             queue: source,
@@ -371,11 +383,15 @@ fn report(
         buyers,
         start_lag_us: Latency::of(&totals.start_lag),
         steps: STEPS.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
+        overload: OverloadReport::new(state.overload.summary(), requests_sent, client_timeouts),
         phases: state
             .phases
             .iter()
             .enumerate()
-            .map(|(index, phase)| PhaseReport::new(phase_name(index).unwrap_or(format!("phase {index}")), phase))
+            .map(|(index, phase)| {
+                let name = phase_name(index).unwrap_or(format!("phase {index}"));
+                PhaseReport::new(name, phase, state.overload.window_summary(index))
+            })
             .collect(),
         seats_sold: run.seats_sold.load(Ordering::Relaxed),
         capacity: run.capacity,
@@ -383,7 +399,7 @@ fn report(
         sold_out_at_seconds: state.sold_out_at.map(|at| at.as_secs_f64()),
         first_sold_out_refusal_at_seconds: state.first_sold_out_refusal_at.map(|at| at.as_secs_f64()),
         timeline: state.timeline.report(state.sold_out_at),
-        driver: DriverReport::new(played.cpu, played.elapsed, run.live.requests_sent.load(Ordering::Relaxed)),
+        driver: DriverReport::new(played.cpu, played.elapsed, requests_sent),
         verdict,
     }
 }

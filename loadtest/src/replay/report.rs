@@ -1,11 +1,12 @@
 //! What a replay reports: [`ReplayReport`], written as `--json` and printed as text
-//! (settings, how buyers' stories ended, a table of steps and one of phases, what sold,
-//! the driver's own cost, and the verdict).
+//! (settings, how buyers' stories ended, a table of steps, the overload checks, tables
+//! of phases, what sold, the driver's own cost, and the verdict).
 
 use std::fmt;
 
 use serde::Serialize;
 
+use super::overload::{OverloadSummary, WindowSummary};
 use super::tally::PhaseStats;
 use crate::stats::{counted, DriverReport, Latency, Step, StepReport};
 use crate::timeline::TimelineReport;
@@ -49,6 +50,70 @@ pub struct ReplaySettings {
     pub threads: usize,
 }
 
+/// What the overload checks read, over the whole run (see `replay/overload.rs`): did
+/// the server keep answering while buyers arrived, did clients give up, and how fast
+/// were its refusals.
+#[derive(Clone, Debug, Serialize)]
+pub struct OverloadReport {
+    /// 1-second intervals from the start in which buyers arrived (launched or dropped).
+    pub seconds_with_arrivals: u64,
+    /// Of those, the ones in which no hold and no confirm got a definite answer (2xx, or
+    /// a 4xx but 429); 503, 429 and timeouts do not answer.
+    pub stalled_seconds: u64,
+    /// Start (seconds after the start) of the first stalled intervals, at most 10.
+    pub first_stalled_at_seconds: Vec<u64>,
+    /// Buyers' requests sent, retries included.
+    pub requests_sent: u64,
+    /// Requests without a reply within `--timeout`.
+    pub client_timeouts: u64,
+    /// `client_timeouts` per 100 `requests_sent`.
+    pub client_timeouts_percent: f64,
+    /// Every 503 and 429 (retried or final), from when it went out on its connection to
+    /// its reply: the cost of a refusal, without the wait for a connection.
+    pub refusal_latency_us: Latency,
+}
+
+impl OverloadReport {
+    pub(super) fn new(summary: OverloadSummary, requests_sent: u64, client_timeouts: u64) -> OverloadReport {
+        OverloadReport {
+            seconds_with_arrivals: summary.seconds_with_arrivals,
+            stalled_seconds: summary.stalled_seconds,
+            first_stalled_at_seconds: summary.first_stalled_at_seconds,
+            requests_sent,
+            client_timeouts,
+            client_timeouts_percent: super::overload::percent(client_timeouts, requests_sent),
+            refusal_latency_us: summary.refusal_latency_us,
+        }
+    }
+}
+
+/// What happened while a phase's buyers were arriving, whoever it happened to: from the
+/// phase's first arrival to the next phase's (the last phase: to its last arrival).
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseWindowReport {
+    pub seconds: f64,
+    /// Confirms answered 2xx in the window.
+    pub confirms: u64,
+    /// `confirms` per second of the window: the server's goodput at this phase's load.
+    pub goodput_per_second: f64,
+    /// Stalled seconds (see [`OverloadReport`]) starting in the window.
+    pub stalled_seconds: u64,
+    /// 503 and 429 replies in the window, from when each was sent.
+    pub refusal_latency_us: Latency,
+}
+
+impl PhaseWindowReport {
+    pub(super) fn new(window: WindowSummary) -> PhaseWindowReport {
+        PhaseWindowReport {
+            seconds: window.length.as_secs_f64(),
+            confirms: window.confirmed,
+            goodput_per_second: crate::stats::per_second(window.confirmed, window.length),
+            stalled_seconds: window.stalled_seconds,
+            refusal_latency_us: window.refusal_latency_us,
+        }
+    }
+}
+
 /// One phase's line of the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseReport {
@@ -61,10 +126,12 @@ pub struct PhaseReport {
     pub errors: u64,
     pub hold_latency_us: Latency,
     pub order_latency_us: Latency,
+    /// The counts above are of this phase's buyers; these are of its time window.
+    pub window: PhaseWindowReport,
 }
 
 impl PhaseReport {
-    pub(super) fn new(name: String, phase: &PhaseStats) -> PhaseReport {
+    pub(super) fn new(name: String, phase: &PhaseStats, window: WindowSummary) -> PhaseReport {
         PhaseReport {
             name,
             buyers: phase.buyers,
@@ -75,6 +142,7 @@ impl PhaseReport {
             errors: phase.errors,
             hold_latency_us: Latency::of(&phase.hold_latency),
             order_latency_us: Latency::of(&phase.order_latency),
+            window: PhaseWindowReport::new(window),
         }
     }
 }
@@ -93,6 +161,7 @@ pub struct ReplayReport {
     pub start_lag_us: Latency,
     /// availability, hold, confirm, release, order; rates per second of the schedule.
     pub steps: Vec<StepReport>,
+    pub overload: OverloadReport,
     pub phases: Vec<PhaseReport>,
     /// Seats in the orders confirmed by this run.
     pub seats_sold: u64,
@@ -126,9 +195,11 @@ impl fmt::Display for ReplayReport {
         writeln!(f)?;
         self.write_steps(f)?;
         self.write_failures(f)?;
+        self.write_overload(f)?;
         if self.phases.len() > 1 {
             writeln!(f)?;
             self.write_phases(f)?;
+            self.write_phase_windows(f)?;
         }
         writeln!(f)?;
         self.write_sales(f)?;
@@ -258,6 +329,40 @@ impl ReplayReport {
         Ok(())
     }
 
+    /// Stalled seconds, client timeouts, and how fast refusals came back.
+    fn write_overload(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overload = &self.overload;
+        write!(
+            f,
+            "stalled: {} of {} seconds with arrivals had no hold or confirm answered",
+            overload.stalled_seconds, overload.seconds_with_arrivals
+        )?;
+        if !overload.first_stalled_at_seconds.is_empty() {
+            let starts: Vec<String> =
+                overload.first_stalled_at_seconds.iter().map(|second| format!("{second} s")).collect();
+            let more = if overload.stalled_seconds > starts.len() as u64 { ", ..." } else { "" };
+            write!(f, " (from {}{more})", starts.join(", "))?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "client timeouts: {} of {} requests ({:.2}%)",
+            overload.client_timeouts, overload.requests_sent, overload.client_timeouts_percent
+        )?;
+        let refusals = &overload.refusal_latency_us;
+        if refusals.count > 0 {
+            writeln!(
+                f,
+                "refusals (503/429): {} replies, p50 {} ms, p99 {} ms, max {} ms from when each was sent",
+                refusals.count,
+                ms(refusals.p50),
+                ms(refusals.p99),
+                ms(refusals.max)
+            )?;
+        }
+        Ok(())
+    }
+
     /// One line per phase of the file.
     fn write_phases(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -291,6 +396,37 @@ impl ReplayReport {
             )?;
         }
         Ok(())
+    }
+
+    /// One line per phase: what happened while its buyers were arriving.
+    fn write_phase_windows(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<28} {:>8} {:>8} {:>10} {:>8}  {:>9} {:>9} {:>9}",
+            "phase window", "seconds", "confirms", "goodput/s", "stalled", "refuse50", "refuse99", "refusemax"
+        )?;
+        for phase in &self.phases {
+            let window = &phase.window;
+            let refusals = &window.refusal_latency_us;
+            let refusal_ms = |us: u64| if refusals.count == 0 { "-".to_string() } else { ms(us) };
+            writeln!(
+                f,
+                "{:<28} {:>8.1} {:>8} {:>10.1} {:>8}  {:>9} {:>9} {:>9}",
+                phase.name,
+                window.seconds,
+                window.confirms,
+                window.goodput_per_second,
+                window.stalled_seconds,
+                refusal_ms(refusals.p50),
+                refusal_ms(refusals.p99),
+                refusal_ms(refusals.max)
+            )?;
+        }
+        writeln!(
+            f,
+            "a window runs from the phase's first arrival to the next phase's; goodput = confirms answered 2xx in it \
+             per second; refusal latency in ms from when each 503/429 was sent"
+        )
     }
 
     /// Seats sold by the run and in all, and when the event sold out.

@@ -1,7 +1,7 @@
 //! What buyers' stories add up to, beyond the per-step statistics of
 //! [`crate::stats`]: how each buyer's story ended, counts and latencies per phase of the
-//! file and per interval of the timeline, when the event sold out, the acknowledged
-//! orders, and the confirms still in doubt.
+//! file and per interval of the timeline, the overload checks ([`super::overload`]), when
+//! the event sold out, the acknowledged orders, and the confirms still in doubt.
 //!
 //! [`RunState`] sits behind one lock that each buyer takes briefly per step; its methods
 //! say what a step's outcome counts towards, so the buyer's state machine
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::header::HeaderValue;
 
+use super::overload::{OverloadTally, PhaseWindows};
 use super::report::BuyerCounts;
 use crate::stats::Outcome;
 use crate::timeline::{Percentiles, TimelinePoint, TimelineReport};
@@ -36,6 +37,7 @@ pub(super) struct RunState {
     pub(super) buyers: BuyerCounts,
     pub(super) phases: Vec<PhaseStats>,
     pub(super) timeline: Timeline,
+    pub(super) overload: OverloadTally,
     pub(super) sold_out_at: Option<Duration>,
     pub(super) first_sold_out_refusal_at: Option<Duration>,
 }
@@ -103,23 +105,25 @@ enum PhaseStep {
     Order,
 }
 
-fn small_histogram() -> Histogram<u32> {
+pub(super) fn small_histogram() -> Histogram<u32> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, TIMELINE_SIGNIFICANT_FIGURES).expect("valid histogram bounds")
 }
 
-fn micros(latency: Duration) -> u64 {
+pub(super) fn micros(latency: Duration) -> u64 {
     u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, LATENCY_US_MAX)
 }
 
 impl RunState {
-    /// Before the first buyer: `phases` phases, a timeline for a run of about `span`.
-    pub(super) fn new(phases: usize, span: Duration) -> RunState {
+    /// Before the first buyer: `phases` phases arriving in `windows`, a timeline for a
+    /// run of about `span`.
+    pub(super) fn new(phases: usize, windows: PhaseWindows, span: Duration) -> RunState {
         RunState {
             orders: Vec::new(),
             in_doubt: HashMap::new(),
             buyers: BuyerCounts::default(),
             phases: (0..phases).map(|_| PhaseStats::new()).collect(),
             timeline: Timeline::new(span),
+            overload: OverloadTally::new(windows, phases),
             sold_out_at: None,
             first_sold_out_refusal_at: None,
         }
@@ -129,6 +133,20 @@ impl RunState {
     pub(super) fn arrived(&mut self, phase: usize, elapsed: Duration) {
         self.timeline.at(elapsed).counts.arrivals += 1;
         self.phases[phase].buyers += 1;
+        self.overload.arrival(elapsed);
+    }
+
+    /// A buyer due `elapsed` after the start was dropped by the driver (too many in
+    /// flight): not launched, but they did arrive, so a second of only such buyers can
+    /// still stall.
+    pub(super) fn dropped(&mut self, elapsed: Duration) {
+        self.overload.arrival(elapsed);
+    }
+
+    /// A 503 or 429 came back `elapsed` after the start, `latency` after it was sent
+    /// (whether it will be retried or not).
+    pub(super) fn refused(&mut self, elapsed: Duration, latency: Duration) {
+        self.overload.refused(elapsed, latency);
     }
 
     /// A hold of a buyer of `phase` ended, `elapsed` after the start, with `outcome`
@@ -148,6 +166,7 @@ impl RunState {
             interval.hold_latency.get_or_insert_with(small_histogram).saturating_record(micros(latency));
         }
         self.timeline.outcome(elapsed, outcome);
+        self.overload.ended(elapsed, outcome);
         let buyers = &mut self.buyers;
         match outcome {
             Outcome::Success => buyers.held += 1,
@@ -174,9 +193,13 @@ impl RunState {
     /// order (hold + confirm) after `order_latency`.
     pub(super) fn confirm_ended(&mut self, phase: usize, elapsed: Duration, outcome: Outcome, order_latency: Duration) {
         self.timeline.outcome(elapsed, outcome);
+        self.overload.ended(elapsed, outcome);
         self.phases[phase].count(outcome, order_latency, PhaseStep::Order);
         match outcome {
-            Outcome::Success => self.buyers.confirmed += 1,
+            Outcome::Success => {
+                self.buyers.confirmed += 1;
+                self.overload.confirmed(elapsed);
+            }
             outcome if outcome.is_rejection() => self.buyers.rejected += 1,
             _ => self.buyers.errors += 1,
         }
