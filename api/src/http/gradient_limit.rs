@@ -103,13 +103,14 @@ impl GradientLimit {
         }
         let allowed = (TOLERANCE * baseline).max(self.target_us);
         let gradient = (allowed / short).clamp(GRADIENT_MIN, 1.0);
-        let estimate = if short < allowed / 2.0 {
-            // Far below what is allowed: double (slow start), so a crowd arriving at a
-            // server that has just started finds the limit it needs within a second.
-            self.limit * 2.0
-        } else {
-            self.limit * gradient + self.limit.sqrt().max(4.0)
-        };
+        if short < allowed / 2.0 {
+            // Far below what is allowed: double, unsmoothed (TCP's slow start), so a
+            // crowd arriving at a server that has just started finds the limit it needs
+            // within a few windows.
+            self.limit = (self.limit * 2.0).clamp(self.floor, self.ceiling);
+            return self.limit();
+        }
+        let estimate = self.limit * gradient + self.limit.sqrt().max(4.0);
         self.limit = (self.limit * (1.0 - SMOOTHING) + estimate * SMOOTHING).clamp(self.floor, self.ceiling);
         self.limit()
     }
