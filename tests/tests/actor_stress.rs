@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use hakken_engine::actor::{
-    Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, SectionHandle, Snapshot, Sweep, Unavailable,
+    Confirm, HoldBest, HoldQuantity, HoldSeats, Release, SectionCall, SectionHandle, ShedReason, Snapshot, Sweep,
+    Unavailable,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::clock::{Clock, Millis};
@@ -40,11 +41,12 @@ where
     loop {
         match handle.call(call.clone()).await {
             Ok(reply) => return reply,
-            Err(Unavailable::Busy) => {
+            // A full mailbox, or a new hold meeting a standing queue: both say "later".
+            Err(Unavailable::Busy | Unavailable::Shed(ShedReason::StandingQueue)) => {
                 busy.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
-            Err(error @ (Unavailable::Stopped | Unavailable::Storage(_))) => panic!("{error}"),
+            Err(error) => panic!("{error}"),
         }
     }
 }
