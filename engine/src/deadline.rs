@@ -24,6 +24,18 @@ pub fn current() -> Option<Instant> {
     DEADLINE.try_with(|deadline| *deadline).ok()
 }
 
+/// `work` under the current deadline, for a task spawned on the request's behalf (a
+/// task-local does not follow `tokio::spawn` by itself).
+pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let deadline = current();
+    async move {
+        match deadline {
+            Some(deadline) => DEADLINE.scope(deadline, work).await,
+            None => work.await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -41,5 +53,7 @@ mod tests {
         .await;
         assert_eq!(seen, Some(deadline));
         assert_eq!(current(), None);
+        let spawned = serve_within(deadline, async { tokio::spawn(carried(async { current() })).await.unwrap() }).await;
+        assert_eq!(spawned, Some(deadline), "a spawned task carries the deadline it was spawned under");
     }
 }

@@ -159,8 +159,9 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
 
     let task_app = app.clone();
     let mut request = Request::from_parts(parts, Body::from(body));
-    // The first request runs to the end in its own task, whoever stops waiting for it.
-    let task = tokio::spawn(async move {
+    // The first request runs to the end in its own task, whoever stops waiting for it
+    // (within the request's deadline, which the task carries).
+    let task = tokio::spawn(hakken_engine::deadline::carried(async move {
         let idempotency = &task_app.idempotency;
         let Some(_running) = idempotency.begin(&key) else {
             let message = "a request with this `Idempotency-Key` is still running; retry after the given seconds";
@@ -188,7 +189,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
         };
         idempotency.store(slot, parts.status, &body).await;
         Response::from_parts(parts, Body::from(body))
-    });
+    }));
     task.await.map_err(|_| ApiError::unavailable("internal", "the request failed", 1).into_response())
 }
 
