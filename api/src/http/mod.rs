@@ -3,14 +3,17 @@
 //! limit and timeout → admin/gate token → body limit → `Idempotency-Key` → handler.
 //!
 //! Module dependencies point one way: the state ([`app`]) uses the leaf modules
-//! ([`limiter`], [`route_metrics`], [`idempotency`], [`error`]); the layers ([`admission`],
-//! [`auth`], [`idempotency_layer`]) and the handlers use the state.
+//! ([`limiter`], [`route_metrics`], [`idempotency`], [`availability_cache`], [`error`]);
+//! the layers ([`admission`], [`auth`], [`idempotency_layer`]) and the handlers use the
+//! state. Below them all, [`connections`] bounds the connections the server accepts.
 
 pub mod admin;
 pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod availability_cache;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod gates;
