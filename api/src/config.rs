@@ -94,6 +94,14 @@ pub struct HttpConfig {
     pub idempotency_ttl_s: u64,
     /// On SIGTERM/SIGINT, requests in flight get this long to finish.
     pub shutdown_grace_ms: u64,
+    // -- The edge: connections and availability polls (see `http::connections`,
+    // `http::availability_cache`).
+    /// Open connections at once; one more is answered 503 `too_many_connections` and
+    /// closed. Each costs a descriptor and buffers even when idle. Never 0.
+    pub connections_max: usize,
+    /// An event's rendered availability is served again for this long (its `at` says
+    /// when the counts were read); 0 renders every poll.
+    pub availability_cache_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -110,7 +118,19 @@ impl Default for HttpConfig {
             customer_requests_burst: 20,
             idempotency_ttl_s: 24 * 3600,
             shutdown_grace_ms: 10_000,
+            connections_max: 10_000,
+            availability_cache_ms: 250,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Refuses values the server cannot run with.
+    pub fn validate(&self) -> Result<()> {
+        if self.connections_max == 0 {
+            bail!("http.connections_max = 0 would refuse every connection; give a positive count (default 10000)");
+        }
+        Ok(())
     }
 }
 
@@ -167,7 +187,9 @@ impl Config {
     pub fn parse(text: &str, env: &[(String, String)]) -> Result<Config> {
         let mut table: toml::Table = toml::from_str(text)?;
         apply_env(&mut table, env)?;
-        Ok(toml::Value::Table(table).try_into()?)
+        let config: Config = toml::Value::Table(table).try_into()?;
+        config.http.validate()?;
+        Ok(config)
     }
 
     pub fn load_venues_and_events(&self) -> Result<VenuesAndEvents> {
@@ -312,6 +334,16 @@ mod tests {
         let error = Config::parse("", &env(&[("HAKKEN_STORAGE_DURABILITY", "maybe")])).unwrap_err();
         assert!(format!("{error:#}").contains("maybe"), "{error:#}");
         assert!(Config::parse("lisen = \"x\"", &[]).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn zero_connections_max_is_refused_with_its_name() {
+        let error = Config::parse("[http]\nconnections_max = 0\n", &[]).unwrap_err();
+        assert!(format!("{error:#}").contains("http.connections_max"), "{error:#}");
+        let error = Config::parse("", &env(&[("HAKKEN_HTTP_CONNECTIONS_MAX", "0")])).unwrap_err();
+        assert!(format!("{error:#}").contains("http.connections_max"), "{error:#}");
+        let config = Config::parse("", &env(&[("HAKKEN_HTTP_CONNECTIONS_MAX", "1")])).unwrap();
+        assert_eq!((config.http.connections_max, config.http.availability_cache_ms), (1, 250));
     }
 
     #[test]

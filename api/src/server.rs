@@ -3,8 +3,10 @@
 //! Start-up order: load and check the configured venues and events (a bad file stops
 //! the server before it listens), bind both listeners, then recover the store in the
 //! background. Until recovery finishes `/healthz` answers and `/readyz` and the API
-//! say 503 `starting`. On SIGTERM/SIGINT: stop accepting, let requests in flight
-//! finish (up to `shutdown_grace_ms`), then stop the section actors and flush the WAL.
+//! say 503 `starting`. The API listener admits at most `http.connections_max`
+//! connections at once (see [`crate::http::connections`]). On SIGTERM/SIGINT: stop
+//! accepting, let requests in flight finish (up to `shutdown_grace_ms`), then stop
+//! the section actors and flush the WAL.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use hakken_engine::clock::Clock;
 use hakken_engine::observe;
 use hakken_engine::registry::Registry;
@@ -22,6 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared};
+use crate::http::connections::BoundedListener;
 
 const LATENCY_BUCKETS_S: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -125,6 +129,13 @@ fn recover_in_background(config: Config, loaded: VenuesAndEvents, shared: Arc<Sh
 async fn serve_until_stopped(listener: TcpListener, shared: &Arc<Shared>) -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let router = crate::http::router(shared.clone());
+    // `tap_io` also gives the listener axum's `ConnectInfo<SocketAddr>`. Small answers
+    // go out at once rather than wait for Nagle's timer (axum 0.8 leaves it on).
+    let listener = BoundedListener::new(listener, &shared.http).tap_io(|stream| {
+        if let Err(error) = stream.tcp().set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let (shared, stop) = (shared.clone(), stop.clone());

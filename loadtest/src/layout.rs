@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Method, Uri};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -82,9 +83,28 @@ impl Layout {
 
 /// `GET path`, expecting 200 and a JSON body of type `T`.
 pub async fn get_json<T: DeserializeOwned>(pool: &Pool, path: &str, timeout: Duration) -> anyhow::Result<T> {
+    get_json_with(pool, path, timeout, false).await
+}
+
+/// [`get_json`], asking for an answer read now rather than a cached one
+/// (`Cache-Control: no-cache`; hakken caches availability polls for a moment).
+pub async fn get_json_fresh<T: DeserializeOwned>(pool: &Pool, path: &str, timeout: Duration) -> anyhow::Result<T> {
+    get_json_with(pool, path, timeout, true).await
+}
+
+async fn get_json_with<T: DeserializeOwned>(
+    pool: &Pool,
+    path: &str,
+    timeout: Duration,
+    fresh: bool,
+) -> anyhow::Result<T> {
     let uri: Uri = path.parse().with_context(|| format!("{path:?} is not a valid path"))?;
+    let mut request = pool.request(Method::GET, uri, None);
+    if fresh {
+        request.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
     let reply = pool
-        .send_within(pool.request(Method::GET, uri, None), timeout)
+        .send_within(request, timeout)
         .await
         .with_context(|| format!("GET {path}: no reply in {timeout:?}"))?
         .with_context(|| format!("GET {path}"))?;

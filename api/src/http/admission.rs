@@ -21,6 +21,7 @@ use hakken_engine::deadline;
 
 use crate::http::app::Shared;
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::events;
 use crate::http::overload::Class;
 use crate::http::route_metrics::REJECTIONS_TOTAL;
 
@@ -34,10 +35,12 @@ const OVERLOADED_BODY: &str =
 
 /// Admits the request if the adaptive limit has room for its class, and bounds it by
 /// its deadline. Probes and availability polls are never refused here: probes must
-/// answer on a loaded server, and polls are served from a cache without an actor.
+/// answer on a loaded server, and polls are served from a cache without an actor (a
+/// poll asking for fresh counts is admitted like other work).
 pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method(), request.uri().path());
-    if matches!(path, "/healthz" | "/readyz") || is_availability_poll(method, path) {
+    let cached_poll = is_availability_poll(method, path) && !events::wants_fresh(request.headers());
+    if matches!(path, "/healthz" | "/readyz") || cached_poll {
         return next.run(request).await;
     }
     let timeout = match request_timeout(&request, shared.http.request_timeout_ms) {

@@ -19,6 +19,7 @@ use hakken_engine::ticket_code::{EventKey, PublicKey};
 use hakken_engine::venue::Venue;
 
 use crate::config::{GatesConfig, HttpConfig};
+use crate::http::availability_cache::AvailabilityCache;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::idempotency::Idempotency;
 use crate::http::limiter::CustomerLimiter;
@@ -97,6 +98,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub limiter: CustomerLimiter,
     pub idempotency: Arc<Idempotency>,
+    /// Rendered availability bodies per event (`http.availability_cache_ms`).
+    pub availability_cache: AvailabilityCache<Catalogue>,
     /// The registry's clock: the one "now" of the process (hold expiry, doors open).
     clock: Clock,
 }
@@ -110,6 +113,7 @@ impl App {
             registry: Mutex::new(Some(registry)),
             catalogue: RwLock::new(catalogue),
             idempotency: Arc::new(Idempotency::new(store.clone(), http.idempotency_ttl_s)),
+            availability_cache: AvailabilityCache::new(http.availability_cache_ms),
             store,
             limiter: CustomerLimiter::new(http.customer_requests_per_s, http.customer_requests_burst),
         })

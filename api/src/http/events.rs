@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CACHE_CONTROL;
-use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
 use hakken_engine::inventory::seat_code;
 use hakken_engine::venue::{SeatFlags, SectionKind};
 
-use crate::http::app::Shared;
+use crate::http::app::{ServedEvent, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Path};
 use crate::http::views::{
     category_id, event_detail, event_summary, kind_name, AvailabilityResponse, CategoryAvailability, CountsView,
@@ -55,14 +57,38 @@ pub async fn get_event(
     Ok(axum::Json(EventResponse { event: event_detail(served, app.now().0) }))
 }
 
-/// Capacity, available, held and sold per section and per price category.
+/// Capacity, available, held and sold per section and per price category. Served
+/// from a per-event cache for `http.availability_cache_ms`; `at` is when the counts
+/// were read.
 #[utoipa::path(get, path = "/v1/events/{event}/availability", tag = "events",
     params(("event" = String, Path, description = "Event id")),
     responses((status = 200, body = AvailabilityResponse), (status = 404, body = ErrorBody)))]
-pub async fn availability(State(shared): State<Arc<Shared>>, Path(event): Path<String>) -> ApiResult<Response> {
+pub async fn availability(
+    State(shared): State<Arc<Shared>>,
+    Path(event): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let app = shared.app()?;
     let catalogue = app.catalogue();
     let served = catalogue.event(&event)?;
+    let render = |now| render_availability(served, now);
+    let body = if wants_fresh(&headers) {
+        app.availability_cache.render_fresh(app.now(), render)
+    } else {
+        app.availability_cache.serve(&catalogue, &served.event.id, app.now(), render)
+    };
+    let headers = [(CONTENT_TYPE, HeaderValue::from_static("application/json")), (CACHE_CONTROL, READ_CACHE)];
+    Ok((headers, body).into_response())
+}
+
+/// Whether the client asked for counts read now (`Cache-Control: no-cache`), as a check
+/// after a run does; such reads are admitted like other work, not served from the cache.
+pub fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers.get(CACHE_CONTROL).and_then(|value| value.to_str().ok()).is_some_and(|value| value.contains("no-cache"))
+}
+
+/// The availability body of one event, its counts read now.
+fn render_availability(served: &ServedEvent, now: Millis) -> Bytes {
     let mut total = CountsView::default();
     let sections = served
         .sections
@@ -86,7 +112,8 @@ pub async fn availability(State(shared): State<Arc<Shared>>, Path(event): Path<S
             }
         })
         .collect();
-    Ok(cached(AvailabilityResponse { event, at: format_instant(app.now()), total, sections }))
+    let response = AvailabilityResponse { event: served.event.id.clone(), at: format_instant(now), total, sections };
+    Bytes::from(serde_json::to_vec(&response).expect("an availability response serializes"))
 }
 
 /// Every seat of a reserved section with its state, for drawing a seat map. A hold

@@ -5,14 +5,18 @@
 //! metrics or log line (refusals are counted by reason).
 //!
 //! Module dependencies point one way: the state ([`app`]) uses the leaf modules
-//! ([`limiter`], [`overload`], [`route_metrics`], [`idempotency`], [`error`]); the layers ([`admission`],
-//! [`auth`], [`idempotency_layer`]) and the handlers use the state.
+//! ([`limiter`], [`overload`], [`route_metrics`], [`idempotency`], [`availability_cache`],
+//! [`error`]); the layers ([`admission`], [`auth`], [`idempotency_layer`]) and the
+//! handlers use the state. Below them all, [`connections`] bounds the connections the
+//! server accepts.
 
 pub mod admin;
 pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod availability_cache;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod gates;

@@ -64,6 +64,9 @@ impl Server {
             // The demo event is in 2027: let its doors be open for the tests.
             .env("HAKKEN_GATES_DOORS_OPEN_BEFORE_START_S", "315360000")
             .env("HAKKEN_LOG", "warn")
+            // Tests check counts right after the changes they make: read them afresh
+            // (overload_edge.rs turns the cache on to test it).
+            .env("HAKKEN_HTTP_AVAILABILITY_CACHE_MS", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in &self.env {

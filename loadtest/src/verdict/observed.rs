@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ledger, LedgerOrder, Ticket};
 use crate::client::{query_escape, send_retrying, Pool};
-use crate::layout::get_json;
+use crate::layout::{get_json, get_json_fresh};
 
 /// Order read-backs in flight at once.
 const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
@@ -47,9 +47,11 @@ pub struct SectionCounts {
 }
 
 impl Availability {
-    /// `GET /v1/events/{event}/availability`.
+    /// `GET /v1/events/{event}/availability`, read now (not the server's cached poll
+    /// answer: a verdict compares it with seat maps read at the same time).
     pub async fn fetch(pool: &Pool, event: &str, timeout: Duration) -> anyhow::Result<Availability> {
-        let reply: AvailabilityReply = get_json(pool, &format!("/v1/events/{event}/availability"), timeout).await?;
+        let reply: AvailabilityReply =
+            get_json_fresh(pool, &format!("/v1/events/{event}/availability"), timeout).await?;
         Ok(reply.into())
     }
 
