@@ -5,7 +5,8 @@
 //!
 //! Handlers list what they decide themselves (201, 404 `event_not_found`, 409
 //! `seats_unavailable`...); [`complete`] adds, from what each operation is:
-//! - every route but the probes: 503 (over capacity, timed out, starting, shutting down);
+//! - every route but the probes: the `X-Request-Timeout-Ms` header, 400 (a bad one), 503
+//!   (over capacity, past its deadline, timed out, starting, shutting down);
 //! - a route with a token (`security`): 401 (missing or wrong) and 403 (token not configured);
 //! - a JSON body: 400 (not JSON), 413 (too large), 415 (not `application/json`),
 //!   422 (wrong shape);
@@ -89,8 +90,9 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
         });
         let list = operation.as_object_mut().expect("an operation is an object").entry("parameters");
         list.or_insert_with(|| Value::Array(Vec::new())).as_array_mut().expect("parameters are a list").push(header);
-    } else if let Some(header) = operation["parameters"]
-        .as_array_mut()
+    } else if let Some(header) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
         .and_then(|list| list.iter_mut().find(|parameter| parameter["name"] == "Idempotency-Key"))
     {
         header["schema"] =
@@ -98,7 +100,23 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
     }
     let mut added: Vec<(u16, &str)> = Vec::new();
     if !PROBES.contains(&path) {
-        added.push((503, "Unavailable for now (over capacity, timed out, starting, shutting down): retry after `Retry-After` seconds"));
+        let header = json!({
+            "name": "X-Request-Timeout-Ms", "in": "header", "required": false,
+            "description": "How long the client will wait (ms); past it (or the server's own timeout) the request is dropped, unrun, with 503 `deadline_exceeded`",
+            "schema": {"type": "integer", "minimum": 1},
+        });
+        // (Indexing above may have left a `null` where an operation has no parameters.)
+        let list =
+            operation.as_object_mut().expect("an operation is an object").entry("parameters").or_insert(Value::Null);
+        if !list.is_array() {
+            *list = Value::Array(Vec::new());
+        }
+        list.as_array_mut().expect("parameters are a list").push(header);
+        added.push((
+            400,
+            "`X-Request-Timeout-Ms` is not a whole number of milliseconds, at least 1 (`invalid_request_timeout`)",
+        ));
+        added.push((503, "Unavailable for now (`overloaded`, `deadline_exceeded`, `section_busy`, `timeout`, `starting`, `shutting_down`): retry after `Retry-After` seconds"));
     }
     if secured {
         added.push((401, "No token, or the wrong one (`unauthorized`)"));
@@ -178,9 +196,11 @@ mod tests {
         }});
         complete(&mut document);
         assert_eq!(statuses(&document["paths"]["/healthz"]["get"]), ["200"]);
+        assert!(document["paths"]["/healthz"]["get"].get("parameters").is_none(), "no `parameters: null`");
         let operation = &document["paths"]["/v1/things/{thing}"]["post"];
         assert_eq!(statuses(operation), ["201", "400", "401", "403", "404", "409", "413", "415", "422", "503"]);
         assert_eq!(operation["responses"]["404"]["description"], "no thing, said the handler");
         assert_eq!(operation["parameters"][1]["name"], "Idempotency-Key");
+        assert_eq!(operation["parameters"][2]["name"], "X-Request-Timeout-Ms");
     }
 }
