@@ -156,8 +156,8 @@ fn the_adaptive_limit_grows_from_its_floor_and_holds_a_crowd_below_its_ceiling()
     assert_eq!(server.get("/readyz").status, 200);
 }
 
-/// With room for 8 requests, new holds may fill 6: buyers confirming the holds they
-/// have are refused far less often than a crowd of new holds, and all of them finish.
+/// With room for 8 requests, new holds may fill 6: 40 buyers confirming the holds they
+/// have are refused less often than a crowd of new holds, and all of them finish.
 #[test]
 fn buyers_confirming_go_before_a_crowd_of_new_holds() {
     let server = Arc::new(Server::start(&[
@@ -165,7 +165,7 @@ fn buyers_confirming_go_before_a_crowd_of_new_holds() {
         ("HAKKEN_HTTP_IN_FLIGHT_MAX", "8"),
         ("HAKKEN_HTTP_CUSTOMER_REQUESTS_BURST", "0"),
     ]));
-    let buyers: Vec<(String, String)> = (0..12)
+    let buyers: Vec<(String, String)> = (0..40)
         .map(|n| {
             let customer = format!("buyer-{n}");
             let hold = server.hold(json!({"customer": customer, "section": "FLOOR-C", "quantity": 1}));
@@ -231,5 +231,5 @@ fn buyers_confirming_go_before_a_crowd_of_new_holds() {
         confirm_share < hold_share,
         "confirms refused {confirms_refused} of {confirms_sent}, new holds {holds_refused} of {holds_sent}"
     );
-    assert_eq!(server.counts("FLOOR-C").2, 12, "every buyer's confirm went through");
+    assert_eq!(server.counts("FLOOR-C").2, 40, "every buyer's confirm went through");
 }
