@@ -67,6 +67,34 @@ pub struct BoundedListener {
     accept_errors: AcceptErrorLog,
 }
 
+/// Descriptors the process needs besides its connections (RocksDB's files, the
+/// metrics listener, logs), kept free when comparing with `connections_max`.
+const DESCRIPTORS_RESERVED: u64 = 1024;
+
+/// Warns when the process may open fewer files than `connections_max` needs: the
+/// connections beyond the descriptor limit never get the clear 503 (there is no
+/// descriptor to answer on), they wait in the kernel's backlog. Debian's default soft
+/// limit is 1,024; `ulimit -n` (or systemd's `LimitNOFILE`) raises it.
+fn warn_if_descriptors_run_out_first(connections_max: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else { return };
+    let Some(soft) = open_files_soft_limit(&limits) else { return };
+    let needed = connections_max as u64 + DESCRIPTORS_RESERVED;
+    if soft < needed {
+        tracing::warn!(
+            open_files_limit = soft,
+            connections_max,
+            "the open-files limit is below http.connections_max plus {DESCRIPTORS_RESERVED} for the store: \
+             raise it (ulimit -n {needed}) or lower connections_max, or connections beyond it wait unanswered"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text (`None` if unlimited or absent).
+fn open_files_soft_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+}
+
 /// The count of open connections: the accept loop adds, each connection's
 /// [`ConnectionGuard`] subtracts when the connection is dropped.
 struct OpenConnections {
@@ -77,6 +105,7 @@ struct OpenConnections {
 impl BoundedListener {
     pub fn new(listener: TcpListener, http: &HttpConfig) -> BoundedListener {
         assert!(http.connections_max > 0, "config validation refuses connections_max = 0");
+        warn_if_descriptors_run_out_first(http.connections_max);
         BoundedListener {
             listener,
             connections_max: http.connections_max,
@@ -355,5 +384,18 @@ mod tests {
         let _third_client = TcpStream::connect(address).await.unwrap();
         let (listener, _third) = accepting.await.unwrap();
         assert_eq!(listener.open_count(), 1, "the first was counted out, the third in");
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             95541                95541                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(open_files_soft_limit(limits), Some(1024));
+        assert_eq!(
+            open_files_soft_limit("Max open files            unlimited            unlimited            files"),
+            None
+        );
+        assert_eq!(open_files_soft_limit(""), None);
     }
 }
