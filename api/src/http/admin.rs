@@ -232,7 +232,7 @@ async fn apply(
     })
     .await?;
     for section in &sections {
-        call(section, SetTerms { event: event.clone() }, shared.retry_after_s()).await?;
+        call(section, SetTerms { event: event.clone() }, &shared.overload).await?;
     }
     tracing::info!(event = %event.id, "event changed");
     let catalogue = app.catalogue();

@@ -160,17 +160,19 @@ fn shutting_down() -> ApiError {
     ApiError::unavailable("shutting_down", "the server is shutting down", 1)
 }
 
-/// Calls a section actor, turning "could not" into 503s with Retry-After.
-pub async fn call<C>(section: &SectionHandle, call: C, retry_after_s: u64) -> ApiResult<C::Reply>
+/// Calls a section actor, turning "could not" into 503s with the Retry-After of
+/// `overload` (drawn only when there is a refusal to send).
+pub async fn call<C>(section: &SectionHandle, call: C, overload: &Overload) -> ApiResult<C::Reply>
 where
     C: SectionCall,
     SectionActor: actix::Handler<hakken_engine::actor::Call<C>>,
 {
-    section.call(call).await.map_err(|error| unavailable(error, retry_after_s))
+    section.call(call).await.map_err(|error| unavailable(error, overload))
 }
 
 /// Why a section call could not be made, as a 503 with Retry-After.
-pub fn unavailable(unavailable: Unavailable, retry_after_s: u64) -> ApiError {
+pub fn unavailable(unavailable: Unavailable, overload: &Overload) -> ApiError {
+    let retry_after_s = overload.retry_after_s();
     match unavailable {
         Unavailable::Busy => {
             metrics::counter!(crate::http::route_metrics::REJECTIONS_TOTAL, "reason" => "section_busy").increment(1);
@@ -243,11 +245,6 @@ impl Shared {
 
     pub fn ready_app(&self) -> Option<&Arc<App>> {
         self.app.get()
-    }
-
-    /// The Retry-After of a 503: spread over the time the backlog takes to drain.
-    pub fn retry_after_s(&self) -> u64 {
-        self.overload.retry_after_s()
     }
 
     pub fn is_shutting_down(&self) -> bool {

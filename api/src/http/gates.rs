@@ -225,7 +225,7 @@ async fn scan_one(shared: &Shared, app: &App, input: ScanInput<'_>) -> ApiResult
     })?;
     let scan =
         Scan { ticket, gate: input.gate.to_string(), scan_id: input.scan_id.to_string(), scanned_at: input.scanned_at };
-    let (outcome, order) = call(&served.sections[index], scan, shared.retry_after_s()).await?;
+    let (outcome, order) = call(&served.sections[index], scan, &shared.overload).await?;
     let scanned = order
         .filter(|_| outcome.names_ticket())
         .map(|order| scanned_ticket(served, index, &order, ticket.index, ticket.version));
@@ -378,7 +378,7 @@ pub async fn gate_bundle(
     let mut answers = Vec::with_capacity(served.sections.len());
     for section in &served.sections {
         let ask = Revocations { since, max: BUNDLE_REVOCATIONS_MAX };
-        answers.push(call(section, ask, shared.retry_after_s()).await?);
+        answers.push(call(section, ask, &shared.overload).await?);
     }
     let (revocations, cursor, complete) = merge_revocations(answers, since);
     let revoked = revocations

@@ -64,11 +64,11 @@ pub async fn create_hold(
     let (index, hold_call) = hold_call(&served, &event, &request, customer)?;
     let section = served.sections[index].clone();
     let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&served, index, granted);
-    let (slot, retry) = (answer_to.0, shared.retry_after_s());
+    let (slot, overload) = (answer_to.0, &shared.overload);
     Ok(match hold_call {
-        HoldCall::Seats(call) => call_changing(&section, call, slot, retry, render).await,
-        HoldCall::Best(call) => call_changing(&section, call, slot, retry, render).await,
-        HoldCall::Quantity(call) => call_changing(&section, call, slot, retry, render).await,
+        HoldCall::Seats(call) => call_changing(&section, call, slot, overload, render).await,
+        HoldCall::Best(call) => call_changing(&section, call, slot, overload, render).await,
+        HoldCall::Quantity(call) => call_changing(&section, call, slot, overload, render).await,
     })
 }
 
@@ -251,8 +251,7 @@ pub async fn get_hold(
 ) -> ApiResult<axum::Json<HoldResponse>> {
     let app = shared.app()?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
-    let found =
-        call(&served.sections[index], LookupHold { hold }, shared.retry_after_s()).await?.map_err(hold_error)?;
+    let found = call(&served.sections[index], LookupHold { hold }, &shared.overload).await?.map_err(hold_error)?;
     if found.expires_at() <= app.now() {
         return Err(hold_error(HoldError::Expired));
     }
@@ -271,7 +270,7 @@ pub async fn release_hold(
     let app = shared.app()?;
     let customer = required_customer(&query)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
-    call(&served.sections[index], Release { hold, customer }, shared.retry_after_s()).await?.map_err(hold_error)?;
+    call(&served.sections[index], Release { hold, customer }, &shared.overload).await?.map_err(hold_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -295,7 +294,7 @@ pub async fn extend_hold(
         Ok((StatusCode::OK, HoldResponse { hold: hold_view(&served, index, extended) }))
     };
     let extend = Extend { hold, customer };
-    Ok(call_changing(&section, extend, answer_to.0, shared.retry_after_s(), render).await)
+    Ok(call_changing(&section, extend, answer_to.0, &shared.overload, render).await)
 }
 
 /// Sell a held hold after payment: it becomes an order with one ticket per seat.
@@ -324,7 +323,7 @@ pub async fn confirm_hold(
         Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order) }))
     };
     let confirm = Confirm { hold, customer, buyer };
-    Ok(call_changing(&section, confirm, answer_to.0, shared.retry_after_s(), render).await)
+    Ok(call_changing(&section, confirm, answer_to.0, &shared.overload, render).await)
 }
 
 fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
@@ -365,7 +364,7 @@ pub async fn get_order(
     let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
     let read = ReadOrder { order: order_id, viewer };
     // Someone else's order is "not found" (the engine checks): ids are guessable, orders are private.
-    let order = call(&served.sections[index], read, shared.retry_after_s())
+    let order = call(&served.sections[index], read, &shared.overload)
         .await?
         .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
     Ok(axum::Json(OrderResponse { order: order_view(&served, index, &order) }))
@@ -417,5 +416,5 @@ pub async fn cancel_order(
         Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled) }))
     };
     let cancel = CancelOrder { order: order_id, viewer };
-    Ok(call_changing(&section, cancel, answer_to.0, shared.retry_after_s(), render).await)
+    Ok(call_changing(&section, cancel, answer_to.0, &shared.overload, render).await)
 }

@@ -33,6 +33,7 @@ use serde::Serialize;
 use crate::http::app::{unavailable, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::http::idempotency::{fingerprint, replayable, Slot};
+use crate::http::overload::Overload;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
@@ -63,7 +64,7 @@ pub async fn call_changing<C, T>(
     section: &SectionHandle,
     call: C,
     slot: Option<Slot>,
-    retry_after_s: u64,
+    overload: &Overload,
     render: impl Fn(&C::Reply) -> Rendered<T> + Clone + Send + 'static,
 ) -> Response
 where
@@ -82,7 +83,7 @@ where
     });
     let answered = match section.call_answering(call, answer).await {
         Ok(answered) => answered,
-        Err(error) => return unavailable(error, retry_after_s).into_response(),
+        Err(error) => return unavailable(error, overload).into_response(),
     };
     let mut response = match render(&answered.reply) {
         Ok((status, body)) => (status, axum::Json(body)).into_response(),

@@ -96,7 +96,7 @@ async fn locate(shared: &Shared, id: &str, query: &CustomerQuery, headers: &Head
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(id))?;
     let catalogue = app.catalogue();
     let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(id))?;
-    let order = call(&served.sections[index], ReadTicket { ticket, viewer }, shared.retry_after_s())
+    let order = call(&served.sections[index], ReadTicket { ticket, viewer }, &shared.overload)
         .await?
         .ok_or_else(|| ticket_not_found(id))?;
     Ok(Located { ticket, served: served.clone(), index, order })
@@ -264,7 +264,7 @@ pub async fn reissue_ticket(
     let render =
         move |reissued: &Result<(Order, u16), TicketError>| reissue_answer(&served, index, ticket, &id, reissued);
     let call = Reissue { ticket, proof };
-    Ok(call_changing(&section, call, answer_to.0, shared.retry_after_s(), render).await)
+    Ok(call_changing(&section, call, answer_to.0, &shared.overload, render).await)
 }
 
 /// The answer to a reissue: the ticket with its new code, or why not. Also the answer
