@@ -9,7 +9,7 @@
 //! has given up is dropped before it reaches an actor or the WAL.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -52,7 +52,7 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         return overloaded(shared.overload.retry_after_s());
     };
     shared.route_metrics.set_in_flight(shared.overload.in_flight());
-    let deadline = Instant::now() + timeout;
+    let deadline = admitted.at() + timeout;
     let served = tokio::time::timeout(timeout, deadline::serve_within(deadline, next.run(request))).await;
     admitted.completed();
     match served {

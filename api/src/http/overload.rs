@@ -74,12 +74,18 @@ pub struct Admitted<'a> {
 }
 
 impl Admitted<'_> {
+    /// When the request was admitted.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
     /// The request is answered: its latency joins the window.
     pub fn completed(self) {
-        let latency_us = self.at.elapsed().as_micros() as u64;
+        let now = Instant::now();
+        let latency_us = now.saturating_duration_since(self.at).as_micros() as u64;
         self.overload.samples.fetch_add(1, Ordering::Relaxed);
         self.overload.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
-        self.overload.maybe_end_window();
+        self.overload.maybe_end_window(now);
     }
 }
 
@@ -91,7 +97,8 @@ impl Drop for Admitted<'_> {
 
 impl Overload {
     /// `ceiling` is the configured `in_flight_max`, `floor` the least the limit falls
-    /// to, `latency_target` how long requests may queue before it shrinks; Retry-After is at least `retry_after_min_s` and at most `retry_after_max_s`.
+    /// to, `latency_target` how long requests may queue before it shrinks; Retry-After
+    /// is at least `retry_after_min_s` and at most `retry_after_max_s`.
     pub fn new(
         floor: usize,
         ceiling: usize,
@@ -140,7 +147,7 @@ impl Overload {
         if before >= room {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.refused.fetch_add(1, Ordering::Relaxed);
-            self.maybe_end_window();
+            self.maybe_end_window(Instant::now());
             return None;
         }
         self.in_flight_peak.fetch_max(before + 1, Ordering::Relaxed);
@@ -159,8 +166,8 @@ impl Overload {
         rand::Rng::gen_range(&mut rand::thread_rng(), self.retry_after_min_s..=high)
     }
 
-    fn maybe_end_window(&self) {
-        let now_us = self.epoch.elapsed().as_micros() as u64;
+    fn maybe_end_window(&self, now: Instant) {
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let started_us = self.window_started_us.load(Ordering::Relaxed);
         let elapsed = Duration::from_micros(now_us.saturating_sub(started_us));
         let samples = self.samples.load(Ordering::Relaxed);
