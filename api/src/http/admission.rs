@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use hakken_engine::deadline;
 
 use crate::http::app::Shared;
+use crate::http::availability_cache;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::events;
 use crate::http::overload::Class;
 use crate::http::route_metrics::REJECTIONS_TOTAL;
 
@@ -39,7 +39,7 @@ const OVERLOADED_BODY: &str =
 /// poll asking for fresh counts is admitted like other work).
 pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method(), request.uri().path());
-    let cached_poll = is_availability_poll(method, path) && !events::wants_fresh(request.headers());
+    let cached_poll = is_availability_poll(method, path) && !availability_cache::wants_fresh(request.headers());
     if matches!(path, "/healthz" | "/readyz") || cached_poll {
         return next.run(request).await;
     }

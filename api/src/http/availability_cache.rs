@@ -18,12 +18,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use axum::body::Bytes;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::HeaderMap;
 use hakken_engine::clock::Millis;
 use metrics::Counter;
 
 /// Label `result`: `hit` (served rendered bytes) or `miss` (rendered; also every
 /// poll when the cache is off).
 pub const AVAILABILITY_CACHE_TOTAL: &str = "hakken_http_availability_cache_total";
+
+/// Whether the client asked for counts read now (`Cache-Control: no-cache`), as a check
+/// after a run does; such reads are admitted like other work, not served from the cache.
+pub fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers.get(CACHE_CONTROL).and_then(|value| value.to_str().ok()).is_some_and(|value| value.contains("no-cache"))
+}
 
 /// `Source` is what bodies are rendered from (the server's catalogue): an entry is
 /// served only to requests reading the same one. Generic so that this stays a leaf
@@ -70,8 +78,6 @@ impl<Source> AvailabilityCache<Source> {
         }
     }
 
-    /// The body of `event`'s availability at `now`: a cached one rendered from
-    /// `source` if fresh enough, else `render(now)`'s (then cached).
     /// Renders a fresh body for a client that asked for one (`Cache-Control: no-cache`),
     /// leaving the cached entry as it is; counted as a miss.
     pub fn render_fresh(&self, now: Millis, render: impl FnOnce(Millis) -> Bytes) -> Bytes {
@@ -79,6 +85,8 @@ impl<Source> AvailabilityCache<Source> {
         render(now)
     }
 
+    /// The body of `event`'s availability at `now`: a cached one rendered from
+    /// `source` if fresh enough, else `render(now)`'s (then cached).
     pub fn serve(&self, source: &Arc<Source>, event: &str, now: Millis, render: impl FnOnce(Millis) -> Bytes) -> Bytes {
         if self.fresh_for_ms == 0 {
             self.misses.increment(1);

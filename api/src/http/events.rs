@@ -15,6 +15,7 @@ use hakken_engine::inventory::seat_code;
 use hakken_engine::venue::{SeatFlags, SectionKind};
 
 use crate::http::app::{ServedEvent, Shared};
+use crate::http::availability_cache;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Path};
 use crate::http::views::{
     category_id, event_detail, event_summary, kind_name, AvailabilityResponse, CategoryAvailability, CountsView,
@@ -72,19 +73,13 @@ pub async fn availability(
     let catalogue = app.catalogue();
     let served = catalogue.event(&event)?;
     let render = |now| render_availability(served, now);
-    let body = if wants_fresh(&headers) {
+    let body = if availability_cache::wants_fresh(&headers) {
         app.availability_cache.render_fresh(app.now(), render)
     } else {
         app.availability_cache.serve(&catalogue, &served.event.id, app.now(), render)
     };
     let headers = [(CONTENT_TYPE, HeaderValue::from_static("application/json")), (CACHE_CONTROL, READ_CACHE)];
     Ok((headers, body).into_response())
-}
-
-/// Whether the client asked for counts read now (`Cache-Control: no-cache`), as a check
-/// after a run does; such reads are admitted like other work, not served from the cache.
-pub fn wants_fresh(headers: &HeaderMap) -> bool {
-    headers.get(CACHE_CONTROL).and_then(|value| value.to_str().ok()).is_some_and(|value| value.contains("no-cache"))
 }
 
 /// The availability body of one event, its counts read now.
