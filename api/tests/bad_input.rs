@@ -342,6 +342,30 @@ fn each_bad_input_gets_its_documented_error_and_changes_nothing() {
             "Idempotency-Key",
             "has spaces",
         ),
+        with_header(
+            case(
+                "request timeout of 0 ms",
+                "POST",
+                &holds,
+                Some(r#"{"customer": "a", "section": "S101", "quantity": 1}"#),
+                400,
+                "invalid_request_timeout",
+            ),
+            "X-Request-Timeout-Ms",
+            "0",
+        ),
+        with_header(
+            case(
+                "request timeout not a number",
+                "POST",
+                &confirm,
+                Some(&good_confirm("owner")),
+                400,
+                "invalid_request_timeout",
+            ),
+            "X-Request-Timeout-Ms",
+            "soon",
+        ),
     ];
 
     for case in &cases {
