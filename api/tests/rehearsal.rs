@@ -37,6 +37,7 @@ fn replay_config(target: String) -> ReplayConfig {
         progress: false,
         verdict: true,
         threads: 1,
+        payments: Default::default(),
     }
 }
 

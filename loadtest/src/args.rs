@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use hakken_loadtest::driver::{SectionPick, Sections};
+use hakken_loadtest::replay::{PaymentMode, PaymentSettings};
 
 #[derive(Parser)]
 #[command(
@@ -325,6 +326,71 @@ pub(crate) struct ReplayArgs {
     /// No progress bar on stderr.
     #[arg(long)]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) payments: PaymentArgs,
+}
+
+/// How `replay`'s buyers pay, and what its verdict reads of the money.
+#[derive(Args)]
+#[command(next_help_heading = "Payments")]
+pub(crate) struct PaymentArgs {
+    /// `browser`: check out, pay at the PSP with a test card as Stripe.js does, poll for
+    /// the order; `trusted`: confirm on trust (`POST /v1/holds/{hold}/confirm`); `auto`:
+    /// `browser` unless the server's `GET /v1/payments/config` says provider `external`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) payments: PaymentMode,
+    /// `Authorization: Bearer` token of trusted confirms (hakken's `sales_token`).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) sales_token: Option<String>,
+    /// Share of paying buyers whose card is declined (`pm_card_chargeDeclined`).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) decline_share: f64,
+    /// Share of the declined who pay again with `pm_card_visa`; the rest walk away and
+    /// let their hold expire.
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) decline_retry_share: f64,
+    /// Share of paying buyers who pay at the PSP only after their hold expired.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) late_share: f64,
+    /// A late payer waits at most this long for the hold to expire (holds expiring
+    /// later are paid on time and counted apart).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) late_wait_max: Duration,
+    /// How long a buyer polls `GET /v1/holds/{hold}/payment` for the order after paying.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) payment_poll_timeout: Duration,
+    /// Connections to the PSP (at most --connections).
+    #[arg(long, default_value_t = 256)]
+    pub(crate) psp_connections: usize,
+    /// The PSP's secret key (`sk_test_...`): the verdict lists the PSP's PaymentIntents
+    /// with it and checks each against hakken's orders.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) psp_secret_key: Option<String>,
+    /// hakken's admin token: the verdict reads `GET /v1/admin/payments/reconcile`.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) admin_token: Option<String>,
+    /// After the run, how long payments may take to settle (webhooks delivered,
+    /// captures and voids done) before the verdict judges them.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) payment_settle: Duration,
+}
+
+impl PaymentArgs {
+    pub(crate) fn settings(&self) -> PaymentSettings {
+        PaymentSettings {
+            mode: self.payments,
+            sales_token: self.sales_token.clone(),
+            decline_share: self.decline_share,
+            decline_retry_share: self.decline_retry_share,
+            late_share: self.late_share,
+            late_wait_max: self.late_wait_max,
+            poll_timeout: self.payment_poll_timeout,
+            psp_connections: self.psp_connections,
+            psp_secret_key: self.psp_secret_key.clone(),
+            admin_token: self.admin_token.clone(),
+            settle_timeout: self.payment_settle,
+        }
+    }
 }
 
 #[derive(Args)]

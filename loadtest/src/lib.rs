@@ -10,7 +10,8 @@
 //!   [`generate`]: seeded spike, steady and ramp queues; [`prng`]: the portable PRNG
 //!   and hash behind every reproducible random choice.
 //! - [`schedule`]: when arrivals are due, and the pacer that launches them.
-//! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections; [`wire`]: the API's JSON.
+//! - [`client`]: a bounded pool of HTTP/1.1 keep-alive connections; [`wire`]: the API's JSON;
+//!   [`psp`]: paying at the PSP as a browser does, and listing its payments.
 //! - [`replay`]: buyers of a queue file, the replay report; [`verdict`]: the ledger,
 //!   reading the server back, and the consistency rules.
 //! - [`stats`]: per-step counters and latency histograms; [`timeline`] and [`plot`]:
@@ -29,6 +30,7 @@ pub mod generate;
 pub mod layout;
 pub mod plot;
 pub mod prng;
+pub mod psp;
 pub mod queue;
 pub mod replay;
 pub mod schedule;

@@ -141,6 +141,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
         progress: !args.quiet,
         verdict: !args.no_verdict,
         threads: args.threads,
+        payments: args.payments.settings(),
     };
     let source = args.queue.display().to_string();
     let outcome = runtime(args.threads)?.block_on(replay::replay(queue, source, config, interrupted()))?;

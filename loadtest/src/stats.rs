@@ -48,13 +48,31 @@ pub enum Step {
     Release,
     /// `POST /v1/scan`: a gate scanning a ticket.
     Scan,
+    /// `POST /v1/holds/{hold}/checkout`: hakken starts the payment at the PSP.
+    Checkout,
+    /// `POST {api_base}/v1/payment_intents/{id}/confirm` at the PSP, as Stripe.js does it
+    /// in a browser (publishable key and client secret); a decline is a conflict.
+    PspConfirm,
+    /// `GET /v1/holds/{hold}/payment` until it shows an order (or a void): from the PSP
+    /// confirm to hakken having taken the webhook and confirmed the hold.
+    Payment,
 }
 
-pub const STEP_COUNT: usize = 7;
+pub const STEP_COUNT: usize = 10;
 
 impl Step {
-    pub const ALL: [Step; STEP_COUNT] =
-        [Step::Hold, Step::Confirm, Step::Order, Step::Get, Step::Availability, Step::Release, Step::Scan];
+    pub const ALL: [Step; STEP_COUNT] = [
+        Step::Hold,
+        Step::Confirm,
+        Step::Order,
+        Step::Get,
+        Step::Availability,
+        Step::Release,
+        Step::Scan,
+        Step::Checkout,
+        Step::PspConfirm,
+        Step::Payment,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,6 +83,9 @@ impl Step {
             Step::Availability => "availability",
             Step::Release => "release",
             Step::Scan => "scan",
+            Step::Checkout => "checkout",
+            Step::PspConfirm => "psp_confirm",
+            Step::Payment => "payment",
         }
     }
 

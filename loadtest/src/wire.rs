@@ -17,6 +17,77 @@ pub struct ConfirmRequest<'a> {
     pub buyer: BuyerDetails<'a>,
 }
 
+/// `POST /v1/holds/{hold}/checkout`: start paying for a hold.
+#[derive(Serialize)]
+pub struct CheckoutRequest<'a> {
+    pub customer: &'a str,
+    pub buyer: BuyerDetails<'a>,
+}
+
+/// A payment as hakken shows it (`PaymentView`), in a checkout reply and in
+/// `GET /v1/holds/{hold}/payment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// The PSP's id (`pi_...`).
+    pub id: String,
+    #[serde(default)]
+    pub hold: String,
+    /// `awaiting_payment`, `ordered`, `captured`, `void_pending`, `voided`,
+    /// `refund_pending`, `refunded`.
+    pub status: String,
+    #[serde(default)]
+    pub amount: u64,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
+    pub provider: String,
+    /// Only for the buyer's browser; never logged nor written to a report.
+    #[serde(default, skip_serializing)]
+    pub client_secret: String,
+    #[serde(default)]
+    pub order: Option<String>,
+}
+
+impl PaymentView {
+    /// Whether hakken is done with this payment for now: an order came of it, or it was
+    /// voided or refunded. `awaiting_payment` and the `*_pending` states are not.
+    pub fn settled(&self) -> bool {
+        self.order.is_some() && matches!(self.status.as_str(), "ordered" | "captured")
+            || matches!(self.status.as_str(), "voided" | "refunded")
+    }
+}
+
+#[derive(Deserialize)]
+struct PaymentReply {
+    payment: PaymentView,
+}
+
+/// A checkout's reply: the payment, and the hold's new expiry.
+#[derive(Deserialize)]
+struct CheckoutReply {
+    payment: PaymentView,
+    #[serde(default)]
+    hold: Option<ExpiringHold>,
+}
+
+#[derive(Deserialize)]
+struct ExpiringHold {
+    #[serde(default)]
+    expires_at_ms: Option<u64>,
+}
+
+/// What a 2xx checkout reply says: the payment and when the hold now expires (ms
+/// since the epoch, if the reply says).
+pub fn checkout(body: &[u8]) -> Option<(PaymentView, Option<u64>)> {
+    let reply: CheckoutReply = serde_json::from_slice(body).ok()?;
+    Some((reply.payment, reply.hold.and_then(|hold| hold.expires_at_ms)))
+}
+
+/// The payment in a 2xx `GET /v1/holds/{hold}/payment` reply.
+pub fn payment(body: &[u8]) -> Option<PaymentView> {
+    serde_json::from_slice::<PaymentReply>(body).ok().map(|reply| reply.payment)
+}
+
 #[derive(Serialize)]
 pub struct BuyerDetails<'a> {
     pub name: &'a str,
@@ -36,7 +107,7 @@ pub struct HoldInfo<'a> {
     pub id: Cow<'a, str>,
 }
 
-/// A confirmed order.
+/// A confirmed order (the confirm's reply, and `GET /v1/orders/{order}`).
 #[derive(Deserialize)]
 pub struct OrderReply {
     pub order: OrderInfo,
@@ -90,4 +161,30 @@ pub fn scan_result(body: &[u8]) -> Option<String> {
 
 pub fn json(value: &impl Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("request bodies serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_and_payment_replies_parse() {
+        let body = br#"{"payment":{"id":"pi_1","hold":"h1","status":"awaiting_payment","amount":12900,
+            "currency":"EUR","provider":"test","client_secret":"pi_1_secret_z","order":null},
+            "hold":{"id":"h1","expires_at":"2026-12-02T18:00:00Z","expires_at_ms":1796320800000}}"#;
+        let (started, expires) = checkout(body).expect("parses");
+        assert_eq!((started.id.as_str(), started.client_secret.as_str()), ("pi_1", "pi_1_secret_z"));
+        assert_eq!(expires, Some(1_796_320_800_000));
+        assert!(!started.settled());
+        let text = serde_json::to_string(&started).expect("serializes");
+        assert!(!text.contains("secret"), "client secrets never leave the buyer: {text}");
+        let ordered = payment(br#"{"payment":{"id":"pi_1","status":"captured","order":"o7"}}"#).expect("parses");
+        assert!(ordered.settled());
+        let voided = payment(br#"{"payment":{"id":"pi_1","status":"voided","order":null}}"#).expect("parses");
+        assert!(voided.settled());
+        let pending = payment(br#"{"payment":{"id":"pi_1","status":"void_pending"}}"#).expect("parses");
+        assert!(!pending.settled());
+        assert!(checkout(b"{}").is_none());
+        assert!(payment(br#"{"payment":{}}"#).is_none());
+    }
 }

@@ -50,6 +50,7 @@ fn config(target: String, request_timeout: Duration) -> ReplayConfig {
         progress: false,
         verdict: false,
         threads: 1,
+        payments: Default::default(),
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::tally::InDoubt;
 use super::{lock, Run};
-use crate::client::{query_escape, send_retrying, Reply, IDEMPOTENCY_KEY};
+use crate::client::{query_escape, send_retrying, Pool, Reply, IDEMPOTENCY_KEY};
 use crate::prng::mix64;
 use crate::queue::{Buyer, Intent, Then};
 use crate::schedule::Arrival;
@@ -79,16 +79,16 @@ impl<'a> HoldRequest<'a> {
 }
 
 /// How a step ended: its outcome, its reply if it had a definite one, and when.
-struct Ended {
-    outcome: Outcome,
-    reply: Option<Reply>,
-    at: Instant,
+pub(super) struct Ended {
+    pub(super) outcome: Outcome,
+    pub(super) reply: Option<Reply>,
+    pub(super) at: Instant,
 }
 
 impl Ended {
     /// What a 2xx reply's body says, read by `parse`, and the step's outcome: a 2xx
     /// whose body does not parse is a malformed reply.
-    fn parsed<T>(&self, parse: impl FnOnce(&[u8]) -> Option<T>) -> (Outcome, Option<T>) {
+    pub(super) fn parsed<T>(&self, parse: impl FnOnce(&[u8]) -> Option<T>) -> (Outcome, Option<T>) {
         let value = match (&self.outcome, &self.reply) {
             (Outcome::Success, Some(reply)) => parse(&reply.body),
             _ => None,
@@ -101,18 +101,18 @@ impl Ended {
     }
 
     /// The API's error code of a reply that was not a success.
-    fn error_code(&self, outcome: Outcome) -> Option<String> {
+    pub(super) fn error_code(&self, outcome: Outcome) -> Option<String> {
         self.reply.as_ref().filter(|_| outcome != Outcome::Success).and_then(wire::error_code)
     }
 }
 
 /// A hold the buyer was granted.
-struct Held {
-    id: String,
+pub(super) struct Held {
+    pub(super) id: String,
     /// When the reply came: the think time starts here.
-    at: Instant,
+    pub(super) at: Instant,
     /// From when the hold was due to its reply: the first part of the order's latency.
-    latency: Duration,
+    pub(super) latency: Duration,
 }
 
 /// Plays buyer `arrival` to the end of their story (the task the pacer launched).
@@ -140,7 +140,11 @@ pub(super) async fn run_buyer(run: Arc<Run>, arrival: Arrival) {
         }
         Then::Confirm => {
             tokio::time::sleep_until(due).await;
-            run.confirm(index, buyer, &customer, &held, due).await;
+            if run.pay.is_some() {
+                run.pay(index, buyer, &customer, &held, due).await;
+            } else {
+                run.confirm(index, buyer, &customer, &held, due).await;
+            }
         }
     }
 }
@@ -172,7 +176,7 @@ fn enough_left(availability: &Availability, intent: &Intent) -> bool {
 }
 
 /// A request of `method` to `uri` carrying `body` and, if given, an `Idempotency-Key`.
-fn request(
+pub(super) fn request(
     run: &Run,
     method: Method,
     uri: &Uri,
@@ -192,7 +196,7 @@ fn confirm_uri(hold: &str) -> Uri {
 }
 
 impl Run {
-    fn key(&self, index: u64, step: &str) -> HeaderValue {
+    pub(super) fn key(&self, index: u64, step: &str) -> HeaderValue {
         HeaderValue::try_from(format!("{}-{index}-{step}", self.run_id)).expect("run ids are header-safe")
     }
 
@@ -255,8 +259,20 @@ impl Run {
     /// Runs one step of buyer `index`: sends the request `make` builds, retrying after a
     /// 503/429 as the server asks, at most `retries` times. `in_doubt` is registered
     /// before the first send and dropped once a definite reply came.
-    async fn step(
+    pub(super) async fn step(
         &self,
+        index: u64,
+        step: Step,
+        in_doubt: Option<InDoubt>,
+        make: impl Fn() -> Request<Full<Bytes>>,
+    ) -> Ended {
+        self.step_on(&self.pool, index, step, in_doubt, make).await
+    }
+
+    /// [`Run::step`] over `pool` (hakken's, or the PSP's).
+    pub(super) async fn step_on(
+        &self,
+        pool: &Pool,
         index: u64,
         step: Step,
         in_doubt: Option<InDoubt>,
@@ -270,7 +286,7 @@ impl Run {
         let mut retries = 0;
         loop {
             Live::count(&self.live.requests_sent);
-            let result = self.pool.send_within(make(), self.request_timeout).await;
+            let result = pool.send_within(make(), self.request_timeout).await;
             // Time has passed: arrivals may be due.
             self.nudge.notify_one();
             let at = Instant::now();
@@ -312,7 +328,7 @@ impl Run {
 
     /// Records how `step` of buyer `index` ended; the progress bar counts each
     /// request's failure once (the order step repeats its hold's or confirm's).
-    fn finish(&self, index: u64, step: Step, outcome: Outcome, latency: Duration, code: Option<&str>) {
+    pub(super) fn finish(&self, index: u64, step: Step, outcome: Outcome, latency: Duration, code: Option<&str>) {
         self.recorder.finished(index, step, outcome, latency, code);
         if step != Step::Order {
             self.live.outcome(outcome);
@@ -334,9 +350,7 @@ impl Run {
         let key = self.key(index, "confirm");
         let in_doubt =
             InDoubt { hold: held.id.clone(), customer: customer.to_string(), body: body.clone(), key: key.clone() };
-        let ended = self
-            .step(index, Step::Confirm, Some(in_doubt), || request(self, Method::POST, &uri, Some(&body), Some(&key)))
-            .await;
+        let ended = self.step(index, Step::Confirm, Some(in_doubt), || self.trusted_confirm(&uri, &body, &key)).await;
         let latency = ended.at.saturating_duration_since(due);
         let (outcome, order) = ended.parsed(wire::order);
         let code = ended.error_code(outcome);
@@ -349,13 +363,30 @@ impl Run {
         let seats = order.tickets.len() as u64;
         let sold = self.seats_sold.fetch_add(seats, Ordering::Relaxed) + seats;
         let sold_out = self.capacity > 0 && self.sold_before + sold >= self.capacity;
-        state.sold(ledger_order(order, customer), elapsed, latency, sold_out);
+        state.sold(ledger_order(order, customer, None), elapsed, latency, sold_out);
         self.recorder.sold(index, seats);
     }
 }
 
-fn ledger_order(order: OrderInfo, customer: &str) -> LedgerOrder {
-    LedgerOrder { id: order.id, customer: customer.to_string(), section: order.section, tickets: order.tickets }
+impl Run {
+    /// A trusted confirm of the hold at `uri`, with the sales-channel token if given.
+    fn trusted_confirm(&self, uri: &Uri, body: &Bytes, key: &HeaderValue) -> Request<Full<Bytes>> {
+        let mut request = request(self, Method::POST, uri, Some(body), Some(key));
+        if let Some(token) = &self.sales_authorization {
+            request.headers_mut().insert(hyper::header::AUTHORIZATION, token.clone());
+        }
+        request
+    }
+}
+
+pub(super) fn ledger_order(order: OrderInfo, customer: &str, payment: Option<String>) -> LedgerOrder {
+    LedgerOrder {
+        id: order.id,
+        customer: customer.to_string(),
+        section: order.section,
+        tickets: order.tickets,
+        payment,
+    }
 }
 
 /// Sends every in-doubt confirm again with its `Idempotency-Key`: the server answers
@@ -365,12 +396,9 @@ pub(super) async fn resolve_in_doubt(run: &Run, in_doubt: Vec<InDoubt>) -> Vec<S
     let mut unresolved = Vec::new();
     for confirm in in_doubt {
         let uri = confirm_uri(&confirm.hold);
-        let reply = send_retrying(
-            &run.pool,
-            || request(run, Method::POST, &uri, Some(&confirm.body), Some(&confirm.key)),
-            run.request_timeout,
-        )
-        .await;
+        let reply =
+            send_retrying(&run.pool, || run.trusted_confirm(&uri, &confirm.body, &confirm.key), run.request_timeout)
+                .await;
         let order = match &reply {
             Ok(reply) if reply.status.is_success() => wire::order(&reply.body),
             Ok(reply) if reply.status.is_client_error() && reply.retry_after_seconds.is_none() => continue,
@@ -381,7 +409,7 @@ pub(super) async fn resolve_in_doubt(run: &Run, in_doubt: Vec<InDoubt>) -> Vec<S
             continue;
         };
         run.seats_sold.fetch_add(order.tickets.len() as u64, Ordering::Relaxed);
-        lock(&run.state).orders.push(ledger_order(order, &confirm.customer));
+        lock(&run.state).orders.push(ledger_order(order, &confirm.customer, None));
     }
     unresolved
 }

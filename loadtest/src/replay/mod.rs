@@ -23,7 +23,14 @@
 //! sent again with its `Idempotency-Key`, which returns the first attempt's answer, so
 //! the ledger of sold seats is exact.
 //!
+//! When the server takes payments at a PSP (`GET /v1/payments/config` says a provider
+//! other than `external`), buyers who buy pay as a browser does instead of confirming
+//! on trust: checkout, confirm at the PSP, poll for the order (`pay`); the verdict then
+//! also checks the money ([`crate::verdict::payments`]), once hakken's captures and
+//! voids have settled (at most `--payment-settle`).
+//!
 //! - `buyer`: one buyer's state machine, its retries, and resolving in-doubt confirms;
+//! - `pay`: paying at the PSP, and resolving payments in doubt;
 //! - `tally`: what buyers' stories add up to (per phase, per interval, the ledger);
 //! - `overload`: stalled seconds, goodput and refusal latency per phase window;
 //! - `progress`: the live progress line; `report`: the report and its text.
@@ -33,6 +40,7 @@
 
 mod buyer;
 mod overload;
+mod pay;
 mod progress;
 mod report;
 mod tally;
@@ -43,23 +51,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
+use hyper::header::HeaderValue;
 use hyper::Uri;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::overload::PhaseWindows;
+use self::pay::Pay;
+pub use self::pay::{LateReport, PaymentMode, PaymentReport, PaymentSettings};
 pub use self::report::{BuyerCounts, OverloadReport, PhaseReport, PhaseWindowReport, ReplayReport, ReplaySettings};
 use self::tally::{InDoubt, RunState};
 use crate::client::{Pool, PoolConfig, Target};
 use crate::cpu::CpuTime;
-use crate::queue::{Buyer, Header, Queue};
+use crate::psp::{self, PaymentsConfig};
+use crate::queue::{Buyer, Header, Queue, Then};
 use crate::schedule::{pace, Arrival, PaceEnd, Schedule};
 use crate::stats::{DriverReport, Latency, Live, Recorder, Step, StepReport};
-use crate::verdict::{self, Availability, Ledger, Observed, Verdict};
+use crate::verdict::{self, Availability, Ledger, Observed, PaymentSources, PaymentsObserved, Verdict};
 
-/// The steps of a buyer, in the report's order.
+/// The steps of a buyer who confirms on trust, in the report's order.
 pub const STEPS: [Step; 5] = [Step::Availability, Step::Hold, Step::Confirm, Step::Release, Step::Order];
+/// The steps of a buyer who pays at the PSP, in the report's order.
+pub const PAYING_STEPS: [Step; 7] =
+    [Step::Availability, Step::Hold, Step::Checkout, Step::PspConfirm, Step::Payment, Step::Release, Step::Order];
+/// How often the verdict reads a paying run's state again while payments settle.
+const SETTLE_READ_INTERVAL: Duration = Duration::from_millis(500);
 /// Largest `--time-scale`: a week-long file played a thousand times slower is already
 /// two decades.
 const TIME_SCALE_MAX: f64 = 1000.0;
@@ -103,6 +120,8 @@ pub struct ReplayConfig {
     pub verdict: bool,
     /// Runtime worker threads (reported only; the caller builds the runtime).
     pub threads: usize,
+    /// How buyers pay, and what the verdict reads of the money.
+    pub payments: PaymentSettings,
 }
 
 /// What a replay produced.
@@ -136,6 +155,10 @@ struct Run {
     seats_sold: AtomicU64,
     nudge: Arc<Notify>,
     state: Mutex<RunState>,
+    /// Paying at the PSP; `None`: buyers confirm on trust.
+    pay: Option<Pay>,
+    /// `Bearer <--sales-token>` of trusted confirms.
+    sales_authorization: Option<HeaderValue>,
 }
 
 /// When the buyers of the file arrive, as played (scaled, cut to `--duration`).
@@ -171,9 +194,20 @@ pub async fn replay(
 ) -> anyhow::Result<ReplayOutcome> {
     check_config(&config)?;
     let event = config.event.clone().unwrap_or_else(|| queue.header.event.clone());
-    let (buyers, timing) = arriving(queue.buyers, &config);
+    let (buyers, mut timing) = arriving(queue.buyers, &config);
     let pool = connect(&config).await?;
     let baseline = read_baseline(&pool, &event, &config).await?;
+    let buying = buyers.iter().any(|buyer| buyer.then == Then::Confirm);
+    let pay = if buying { paying(&pool, &config).await? } else { None };
+    if pay.is_some() && config.drain_timeout.is_none() {
+        // Paying takes longer than confirming: the polls, and late payers' waits.
+        let settings = &config.payments;
+        timing.drain_timeout += settings.poll_timeout;
+        if settings.late_share > 0.0 {
+            timing.drain_timeout += settings.late_wait_max;
+        }
+    }
+    let sales_authorization = config.payments.sales_token.as_deref().map(psp::bearer).transpose()?;
     let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
     let phase_count =
         queue.header.phases.len().max(buyers.iter().map(|buyer| buyer.phase as usize + 1).max().unwrap_or(0));
@@ -200,20 +234,80 @@ pub async fn replay(
         seats_sold: AtomicU64::new(0),
         nudge: Arc::new(Notify::new()),
         state: Mutex::new(RunState::new(phase_count, windows, timeline_span)),
+        pay,
+        sales_authorization,
     });
 
     let played = play(&run, Schedule::at_offsets(timing.offsets), timing.drain_timeout, config.progress, stop).await?;
-    let (ledger, state) = settle(&run, baseline).await;
+    let (ledger, state, resolved) = settle(&run, baseline).await;
     let verdict = if config.verdict {
-        let observed = Observed::fetch(&run.pool, &ledger, config.request_timeout)
-            .await
-            .context("reading the final state back for the verdict")?;
-        Some(verdict::check(&ledger, &observed))
+        Some(
+            judge(&run, &ledger, config.request_timeout)
+                .await
+                .context("reading the final state back for the verdict")?,
+        )
     } else {
         None
     };
-    let report = report(&run, &config, &queue.header, source, played, state, verdict);
+    let mut report = report(&run, &config, &queue.header, source, played, state, verdict);
+    if let Some(payments) = report.payments.as_mut() {
+        (payments.resolved_orders, payments.unresolved) = resolved;
+    }
     Ok(ReplayOutcome { report, ledger })
+}
+
+/// How buyers pay: `Some` to pay at the PSP the server names, `None` to confirm on trust.
+async fn paying(pool: &Pool, config: &ReplayConfig) -> anyhow::Result<Option<Pay>> {
+    let settings = &config.payments;
+    if settings.mode == PaymentMode::Trusted {
+        return Ok(None);
+    }
+    let server = match PaymentsConfig::fetch(pool, config.request_timeout, settings.mode != PaymentMode::Auto).await {
+        Ok(server) => server,
+        Err(error) if settings.mode == PaymentMode::Auto => {
+            eprintln!("warning: {error:#}; buyers confirm on trust (--payments browser to insist)");
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let server = match (server, settings.mode) {
+        (Some(server), _) if !server.is_external() => server,
+        (_, PaymentMode::Auto) => return Ok(None),
+        (server, _) => anyhow::bail!(
+            "--payments browser: the server takes no payments at a PSP (provider {})",
+            server.map_or("unknown: no /v1/payments/config".to_string(), |server| server.provider)
+        ),
+    };
+    ensure!(!server.api_base.is_empty(), "the server's payments config has no api_base");
+    let target = Target::resolve(&server.api_base).await.context("the PSP's api_base")?;
+    let connections = settings.psp_connections.min(config.connections.max(1));
+    let psp = Pool::new(target, PoolConfig { connections_max: connections, connect_timeout: config.connect_timeout });
+    psp.connect_all().await.with_context(|| format!("cannot connect to the PSP at {}", server.api_base))?;
+    let publishable_key = psp::bearer(&server.publishable_key)?;
+    Ok(Some(Pay { psp, publishable_key, config: server, settings: settings.clone() }))
+}
+
+/// Reads the final state back and checks it. A paying run reads it again (at most
+/// `--payment-settle`) while payments are still on their way (captures and voids
+/// hakken has not finished, webhooks not yet delivered).
+async fn judge(run: &Run, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Verdict> {
+    let deadline = Instant::now() + run.pay.as_ref().map_or(Duration::ZERO, |pay| pay.settings.settle_timeout);
+    loop {
+        let mut observed = Observed::fetch(&run.pool, ledger, timeout).await?;
+        let Some(pay) = &run.pay else { return Ok(verdict::check(ledger, &observed)) };
+        let sources = PaymentSources {
+            psp: pay.settings.psp_secret_key.as_deref().map(|key| (&pay.psp, key)),
+            admin_token: pay.settings.admin_token.as_deref(),
+        };
+        observed.payments =
+            Some(PaymentsObserved::fetch(&run.pool, &sources, ledger, &observed.orders, timeout).await?);
+        let verdict = verdict::check(ledger, &observed);
+        let pending = verdict.payments.as_ref().map_or(0, |payments| payments.pending);
+        if (pending == 0 && verdict.passed()) || Instant::now() >= deadline {
+            return Ok(verdict);
+        }
+        tokio::time::sleep(SETTLE_READ_INTERVAL).await;
+    }
 }
 
 fn check_config(config: &ReplayConfig) -> anyhow::Result<()> {
@@ -223,7 +317,7 @@ fn check_config(config: &ReplayConfig) -> anyhow::Result<()> {
     );
     ensure!(config.connections > 0, "--connections must be at least 1");
     ensure!(config.in_flight_max != Some(0), "--in-flight-max must be at least 1");
-    Ok(())
+    config.payments.check()
 }
 
 /// The buyers that arrive (those due within `--duration`, after scaling), and when.
@@ -326,9 +420,10 @@ fn launch(run: &Arc<Run>, tasks: &mut JoinSet<()>, arrival: Arrival) {
 
 /// Resolves the confirms still in doubt and takes what the buyers recorded: the
 /// ledger of what the run was told, and the rest for the report.
-async fn settle(run: &Run, baseline: Availability) -> (Ledger, RunState) {
+async fn settle(run: &Run, baseline: Availability) -> (Ledger, RunState, (u64, u64)) {
     let in_doubt: Vec<InDoubt> = lock(&run.state).in_doubt.drain().map(|(_, confirm)| confirm).collect();
     let unresolved = buyer::resolve_in_doubt(run, in_doubt).await;
+    let resolved = pay::resolve_payments(run).await;
     let mut state =
         std::mem::replace(&mut *lock(&run.state), RunState::new(0, PhaseWindows::default(), Duration::ZERO));
     let ledger = Ledger {
@@ -337,8 +432,9 @@ async fn settle(run: &Run, baseline: Availability) -> (Ledger, RunState) {
         baseline,
         orders: std::mem::take(&mut state.orders),
         unresolved_confirms: unresolved,
+        payments: std::mem::take(&mut state.payments.ledger).into_values().collect(),
     };
-    (ledger, state)
+    (ledger, state, resolved)
 }
 
 /// The report of a replay of the queue `header` describes, read from `source`.
@@ -361,8 +457,12 @@ fn report(
     let requests_sent = run.live.requests_sent.load(Ordering::Relaxed);
     // Each timeout ends its step, so every timed-out request is counted once, in the
     // step that sent it (the order step repeats its hold's or confirm's).
+    let steps: &[Step] = if run.pay.is_some() { &PAYING_STEPS } else { &STEPS };
     let client_timeouts: u64 =
-        STEPS.iter().filter(|step| **step != Step::Order).map(|step| totals.step(*step).counts.timeout).sum();
+        steps.iter().filter(|step| **step != Step::Order).map(|step| totals.step(*step).counts.timeout).sum();
+    let mode = if run.pay.is_some() { "browser" } else { "trusted" };
+    let payments =
+        (run.pay.is_some() || run.sales_authorization.is_some()).then(|| state.payments.report(mode, run.pay.as_ref()));
     ReplayReport {
         settings: ReplaySettings {
             queue: source,
@@ -382,7 +482,7 @@ fn report(
         elapsed_seconds: played.elapsed.as_secs_f64(),
         buyers,
         start_lag_us: Latency::of(&totals.start_lag),
-        steps: STEPS.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
+        steps: steps.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
         overload: OverloadReport::new(state.overload.summary(), requests_sent, client_timeouts),
         phases: state
             .phases
@@ -400,6 +500,7 @@ fn report(
         first_sold_out_refusal_at_seconds: state.first_sold_out_refusal_at.map(|at| at.as_secs_f64()),
         timeline: state.timeline.report(state.sold_out_at),
         driver: DriverReport::new(played.cpu, played.elapsed, requests_sent),
+        payments,
         verdict,
     }
 }

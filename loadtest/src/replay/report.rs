@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::overload::{OverloadSummary, WindowSummary};
+use super::pay::PaymentReport;
 use super::tally::PhaseStats;
 use crate::stats::{counted, DriverReport, Latency, Step, StepReport};
 use crate::timeline::TimelineReport;
@@ -174,6 +175,8 @@ pub struct ReplayReport {
     pub first_sold_out_refusal_at_seconds: Option<f64>,
     pub timeline: TimelineReport,
     pub driver: DriverReport,
+    /// How buyers paid (`None`: on trust, without a sales token).
+    pub payments: Option<PaymentReport>,
     /// `None` with `--no-verdict`.
     pub verdict: Option<Verdict>,
 }
@@ -203,6 +206,9 @@ impl fmt::Display for ReplayReport {
         }
         writeln!(f)?;
         self.write_sales(f)?;
+        if let Some(payments) = &self.payments {
+            write_payments(f, payments)?;
+        }
         self.write_driver(f)?;
         if let Some(verdict) = &self.verdict {
             write!(f, "{verdict}")?;
@@ -301,7 +307,12 @@ impl ReplayReport {
                 ms(latency.max)
             )?;
         }
-        writeln!(f, "latency in ms of the successful requests, from when each step was due; order = hold + confirm")
+        let order = if self.payments.as_ref().is_some_and(|payments| payments.mode == "browser") {
+            "order = hold + checkout + PSP confirm + waiting for the order; payment = from the PSP's reply to the order"
+        } else {
+            "order = hold + confirm"
+        };
+        writeln!(f, "latency in ms of the successful requests, from when each step was due; {order}")
     }
 
     /// Refusals by error code and errors by kind, per request step (the order step
@@ -459,4 +470,52 @@ impl ReplayReport {
             driver.cores_busy
         )
     }
+}
+
+/// How buyers paid: the PSP's answers, the orders, late payments, and how long hakken
+/// took from the PSP's authorization to the order.
+fn write_payments(f: &mut fmt::Formatter<'_>, payments: &PaymentReport) -> fmt::Result {
+    if payments.mode != "browser" {
+        return writeln!(f, "payments: confirmed on trust with a sales-channel token");
+    }
+    writeln!(
+        f,
+        "payments (provider {}, PSP {}): {} checkouts ({} failed), {} PSP confirms: {} authorized, {} declined ({} \
+         retried with another card, {} left to expire), {} PSP errors; {} paid orders, {} voided, {} unsettled when \
+         the buyer stopped polling; in doubt after the run: {} orders found, {} unknown",
+        payments.provider.as_deref().unwrap_or("?"),
+        payments.psp.as_deref().unwrap_or("?"),
+        payments.checkouts,
+        payments.checkouts_failed,
+        payments.psp_confirms,
+        payments.authorized,
+        payments.declined,
+        payments.declines_retried,
+        payments.declined_left_to_expire,
+        payments.psp_errors,
+        payments.paid_orders,
+        payments.voided,
+        payments.unsettled,
+        payments.resolved_orders,
+        payments.unresolved
+    )?;
+    let late = &payments.late;
+    if late.payers + late.expiry_too_far > 0 {
+        writeln!(
+            f,
+            "late payments: {} paid after their hold expired: {} re-acquired, {} voided; {} holds expired too far \
+             away (paid on time)",
+            late.payers, late.reacquired, late.voided, late.expiry_too_far
+        )?;
+    }
+    let latency = &payments.confirm_to_order_us;
+    writeln!(
+        f,
+        "PSP confirm -> order: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms ({} orders)",
+        ms(latency.p50),
+        ms(latency.p90),
+        ms(latency.p99),
+        ms(latency.max),
+        latency.count
+    )
 }

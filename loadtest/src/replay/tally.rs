@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use hyper::header::HeaderValue;
 
 use super::overload::{OverloadTally, PhaseWindows};
+use super::pay::PaymentTally;
 use super::report::BuyerCounts;
 use crate::stats::Outcome;
 use crate::timeline::{Percentiles, TimelinePoint, TimelineReport};
@@ -40,6 +41,8 @@ pub(super) struct RunState {
     pub(super) overload: OverloadTally,
     pub(super) sold_out_at: Option<Duration>,
     pub(super) first_sold_out_refusal_at: Option<Duration>,
+    /// Checkouts, PSP confirms and what came of them (paying runs).
+    pub(super) payments: PaymentTally,
 }
 
 /// A confirm whose outcome is not known yet.
@@ -126,6 +129,7 @@ impl RunState {
             overload: OverloadTally::new(windows, phases),
             sold_out_at: None,
             first_sold_out_refusal_at: None,
+            payments: PaymentTally::default(),
         }
     }
 

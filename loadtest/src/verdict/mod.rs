@@ -23,6 +23,7 @@
 //! while it runs (what a rehearsal is); earlier sales are in the baseline.
 
 mod observed;
+pub mod payments;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -30,6 +31,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use self::observed::{Availability, Observed, SeatCounts, SeatState, SectionCounts, ServerOrder};
+pub use self::payments::{PaymentCheck, PaymentSources, PaymentsObserved};
 
 /// Violations printed at most; the rest are counted.
 pub const VIOLATIONS_SHOWN_MAX: usize = 20;
@@ -49,15 +51,41 @@ pub struct Ledger {
     /// it sold.
     #[serde(default)]
     pub unresolved_confirms: Vec<String>,
+    /// Every checkout of the run (buyers who paid at a PSP); empty when the run
+    /// confirmed on trust.
+    #[serde(default)]
+    pub payments: Vec<LedgerPayment>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A checkout of the run: a hold the buyer started paying for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerPayment {
+    pub hold: String,
+    pub customer: String,
+    /// The PSP's id, if the checkout's reply came.
+    #[serde(default)]
+    pub payment: Option<String>,
+    /// The PSP authorized it (the buyer paid).
+    #[serde(default)]
+    pub paid: bool,
+    /// Paid after the hold's expiry, on purpose.
+    #[serde(default)]
+    pub late: bool,
+    /// The order the buyer learned of.
+    #[serde(default)]
+    pub order: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerOrder {
     pub id: String,
     /// Who bought it (orders are readable by their customer).
     pub customer: String,
     pub section: String,
     pub tickets: Vec<Ticket>,
+    /// The PSP payment that bought it; `None` for a trusted confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,6 +102,8 @@ pub struct Verdict {
     pub seats_checked: u64,
     pub sections_checked: u64,
     pub seat_maps_checked: u64,
+    /// The money's rules ([`payments`]), for a run that paid at a PSP.
+    pub payments: Option<PaymentCheck>,
     /// Every inconsistency found, one sentence each; empty is a pass.
     pub violations: Vec<String>,
 }
@@ -90,14 +120,34 @@ impl fmt::Display for Verdict {
             "{} acknowledged orders ({} seats) read back, {} sections and {} seat maps checked",
             self.orders_checked, self.seats_checked, self.sections_checked, self.seat_maps_checked
         );
+        let money = self.payments.as_ref().map(|p| {
+            let psp = p.psp_intents.map_or("the PSP not listed (no --psp-secret-key)".to_string(), |intents| {
+                format!(
+                    "{intents} PSP payments: {} captured, {} refunded, {} voided, {} unpaid, {} pending",
+                    p.captured, p.refunded, p.voided, p.unpaid, p.pending
+                )
+            });
+            let reconcile = match p.reconcile_ok {
+                Some(true) => "reconcile ok",
+                Some(false) => "reconcile NOT ok",
+                None => "reconcile not read (no --admin-token)",
+            };
+            format!("; {} checkouts, {psp}, {reconcile}", p.checkouts)
+        });
+        let money = money.unwrap_or_default();
         if self.passed() {
+            let paid = if self.payments.is_some() {
+                ", every PSP payment is one order, void or refund and every order sold online is paid"
+            } else {
+                ""
+            };
             return writeln!(
                 f,
-                "verdict: PASS: {checked}; every sold seat is in exactly one confirmed order, the sold counts \
-                 equal the confirmed orders, nothing sold twice or beyond capacity"
+                "verdict: PASS: {checked}{money}; every sold seat is in exactly one confirmed order, the sold counts \
+                 equal the confirmed orders, nothing sold twice or beyond capacity{paid}"
             );
         }
-        writeln!(f, "verdict: FAIL: {} violation(s); {checked}", self.violations.len())?;
+        writeln!(f, "verdict: FAIL: {} violation(s); {checked}{money}", self.violations.len())?;
         for violation in self.violations.iter().take(VIOLATIONS_SHOWN_MAX) {
             writeln!(f, "  FAIL {violation}")?;
         }
@@ -118,6 +168,10 @@ pub fn check(ledger: &Ledger, observed: &Observed) -> Verdict {
     check_orders(ledger, observed, &mut verdict);
     check_counts(ledger, &observed.availability, &sold_by_run, &mut verdict);
     check_seat_maps(ledger, observed, &mut verdict);
+    if let Some(paid) = &observed.payments {
+        let orders = |id: &str| observed.orders.get(id).cloned().flatten();
+        verdict.payments = Some(payments::check(ledger, paid, &orders, &mut verdict.violations));
+    }
     verdict
 }
 
@@ -293,7 +347,7 @@ mod tests {
     }
 
     fn order(id: &str, section: &str, tickets: Vec<Ticket>) -> LedgerOrder {
-        LedgerOrder { id: id.into(), customer: format!("c-{id}"), section: section.into(), tickets }
+        LedgerOrder { id: id.into(), customer: format!("c-{id}"), section: section.into(), tickets, payment: None }
     }
 
     /// A consistent world: section A (reserved, 4 seats) had A-1 sold before the run,
@@ -311,12 +365,14 @@ mod tests {
                 order("o2", "GA", vec![ticket("t3", None), ticket("t4", None)]),
             ],
             unresolved_confirms: Vec::new(),
+            payments: Vec::new(),
         };
         let server_order = |order: &LedgerOrder| ServerOrder {
             id: order.id.clone(),
             section: order.section.clone(),
             state: "confirmed".into(),
             tickets: order.tickets.iter().rev().cloned().collect(),
+            ..ServerOrder::default()
         };
         let seat = |id: &str, state: &str| SeatState { id: id.into(), state: state.into() };
         let observed = Observed {
@@ -329,6 +385,7 @@ mod tests {
                 "A".to_string(),
                 vec![seat("A-1", "sold"), seat("A-2", "sold"), seat("A-3", "sold"), seat("A-4", "held")],
             )]),
+            payments: None,
         };
         (ledger, observed)
     }
@@ -409,6 +466,7 @@ mod tests {
                 section: "GA".into(),
                 state: "confirmed".into(),
                 tickets: ledger.orders[2].tickets.clone(),
+                ..ServerOrder::default()
             }),
         );
         observed.availability =

@@ -10,9 +10,11 @@ use anyhow::Context;
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::payments::PaymentsObserved;
 use super::{Ledger, LedgerOrder, Ticket};
 use crate::client::{query_escape, send_retrying, Pool};
 use crate::layout::{get_json, get_json_fresh};
+use crate::wire::PaymentView;
 
 /// Order read-backs in flight at once.
 const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
@@ -101,13 +103,23 @@ impl From<AvailabilityReply> for Availability {
 }
 
 /// An order as the server shows it now.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct ServerOrder {
     pub id: String,
     pub section: String,
     /// `confirmed` or `cancelled`.
     pub state: String,
     pub tickets: Vec<Ticket>,
+    #[serde(default)]
+    pub hold: String,
+    #[serde(default)]
+    pub total_minor: u64,
+    /// `online` (paid at the PSP), `box_office` or `external` (confirmed on trust);
+    /// `None` from a server before payments.
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub payment: Option<PaymentView>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +148,8 @@ pub struct Observed {
     pub orders: HashMap<String, Option<ServerOrder>>,
     /// Seat maps of the reserved sections whose counts changed or that the ledger sold in.
     pub seat_maps: BTreeMap<String, Vec<SeatState>>,
+    /// Where the money is, for a run that paid at a PSP.
+    pub payments: Option<PaymentsObserved>,
 }
 
 impl Observed {
@@ -164,14 +178,24 @@ impl Observed {
                 seat_maps.insert(section.to_string(), map.seats);
             }
         }
-        Ok(Observed { availability, orders, seat_maps })
+        Ok(Observed { availability, orders, seat_maps, payments: None })
     }
 }
 
 /// `GET /v1/orders/{id}?customer=...`: `None` on 404.
 async fn read_order(pool: &Pool, order: &LedgerOrder, timeout: Duration) -> anyhow::Result<Option<ServerOrder>> {
-    let path = format!("/v1/orders/{}?customer={}", order.id, query_escape(&order.customer));
-    let uri: hyper::Uri = path.parse().with_context(|| format!("order id {:?} does not fit in a path", order.id))?;
+    read_order_of(pool, &order.id, &order.customer, timeout).await
+}
+
+/// `GET /v1/orders/{id}?customer=...` of `customer`'s order `id`: `None` on 404.
+pub(super) async fn read_order_of(
+    pool: &Pool,
+    id: &str,
+    customer: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<ServerOrder>> {
+    let path = format!("/v1/orders/{id}?customer={}", query_escape(customer));
+    let uri: hyper::Uri = path.parse().with_context(|| format!("order id {id:?} does not fit in a path"))?;
     let reply = send_retrying(pool, || pool.request(hyper::Method::GET, uri.clone(), None), timeout)
         .await
         .with_context(|| format!("GET {path}"))?;
