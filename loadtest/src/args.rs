@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use hakken_loadtest::driver::{SectionPick, Sections};
-use hakken_loadtest::replay::{PaymentMode, PaymentSettings};
+use hakken_loadtest::replay::{PaymentMode, PaymentSettings, StormSettings};
 
 #[derive(Parser)]
 #[command(
@@ -373,6 +373,22 @@ pub(crate) struct PaymentArgs {
     /// captures and voids done) before the verdict judges them.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) payment_settle: Duration,
+    /// The payment-webhook storm: while buyers arrive, make the fake PSP
+    /// (`hakken-fakepsp`) duplicate, reorder, delay, drop and hold back webhooks, fail
+    /// and hang API calls, and authorize payments late, through its `/_fake/` API.
+    #[arg(long)]
+    pub(crate) storm: bool,
+    /// The fake PSP's base URL for --storm (default: the PSP hakken names in
+    /// `GET /v1/payments/config`).
+    #[arg(long, value_name = "URL", requires = "storm")]
+    pub(crate) storm_control: Option<String>,
+    /// How long each squall of the storm blows before the next.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) storm_every: Duration,
+    /// The squalls to play, in turn (comma-separated): duplicates, reorder, delay, drop,
+    /// capture_500, create_500, capture_timeout, pay_late, paused. Default: all.
+    #[arg(long, value_delimiter = ',', requires = "storm")]
+    pub(crate) storm_squalls: Vec<String>,
 }
 
 impl PaymentArgs {
@@ -389,6 +405,11 @@ impl PaymentArgs {
             psp_secret_key: self.psp_secret_key.clone(),
             admin_token: self.admin_token.clone(),
             settle_timeout: self.payment_settle,
+            storm: self.storm.then(|| StormSettings {
+                control: self.storm_control.clone(),
+                every: self.storm_every,
+                squalls: self.storm_squalls.clone(),
+            }),
         }
     }
 }

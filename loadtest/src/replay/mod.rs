@@ -43,6 +43,7 @@ mod overload;
 mod pay;
 mod progress;
 mod report;
+mod storm;
 mod tally;
 
 use std::future::Future;
@@ -61,6 +62,8 @@ use self::overload::PhaseWindows;
 use self::pay::Pay;
 pub use self::pay::{LateReport, PaymentMode, PaymentReport, PaymentSettings};
 pub use self::report::{BuyerCounts, OverloadReport, PhaseReport, PhaseWindowReport, ReplayReport, ReplaySettings};
+use self::storm::{Control, Squall};
+pub use self::storm::{StormReport, StormSettings, SQUALLS};
 use self::tally::{InDoubt, RunState};
 use crate::client::{Pool, PoolConfig, Target};
 use crate::cpu::CpuTime;
@@ -159,6 +162,15 @@ struct Run {
     pay: Option<Pay>,
     /// `Bearer <--sales-token>` of trusted confirms.
     sales_authorization: Option<HeaderValue>,
+    /// The webhook storm: the fake PSP's control API, the squalls, how long each blows.
+    storm: Option<Storm>,
+}
+
+struct Storm {
+    control: Control,
+    squalls: Vec<Squall>,
+    every: Duration,
+    report: Mutex<StormReport>,
 }
 
 /// When the buyers of the file arrive, as played (scaled, cut to `--duration`).
@@ -208,6 +220,16 @@ pub async fn replay(
         }
     }
     let sales_authorization = config.payments.sales_token.as_deref().map(psp::bearer).transpose()?;
+    let storm = match (&config.payments.storm, &pay) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!("--storm: buyers confirm on trust here; a storm needs buyers who pay"),
+        (Some(settings), Some(pay)) => {
+            let url = settings.control.clone().unwrap_or_else(|| pay.config.api_base.clone());
+            let control = Control::connect(&url, config.connect_timeout).await?;
+            let report = StormReport { control: control.url().to_string(), ..StormReport::default() };
+            Some(Storm { control, squalls: settings.chosen()?, every: settings.every, report: Mutex::new(report) })
+        }
+    };
     let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
     let phase_count =
         queue.header.phases.len().max(buyers.iter().map(|buyer| buyer.phase as usize + 1).max().unwrap_or(0));
@@ -236,6 +258,7 @@ pub async fn replay(
         state: Mutex::new(RunState::new(phase_count, windows, timeline_span)),
         pay,
         sales_authorization,
+        storm,
     });
 
     let played = play(&run, Schedule::at_offsets(timing.offsets), timing.drain_timeout, config.progress, stop).await?;
@@ -252,6 +275,11 @@ pub async fn replay(
     let mut report = report(&run, &config, &queue.header, source, played, state, verdict);
     if let Some(payments) = report.payments.as_mut() {
         (payments.resolved_orders, payments.unresolved) = resolved;
+        if let Some(storm) = &run.storm {
+            let mut storm_report = lock(&storm.report).clone();
+            storm_report.fake_stats = storm.control.stats().await.ok();
+            payments.storm = Some(storm_report);
+        }
     }
     Ok(ReplayOutcome { report, ledger })
 }
@@ -376,6 +404,14 @@ async fn play(
     let cpu_before = CpuTime::now()?;
     let progress = show_progress.then(|| tokio::spawn(progress::print_progress(run.clone(), run.span)));
     let mut tasks = JoinSet::new();
+    let storm = run.storm.is_some().then(|| {
+        let run = run.clone();
+        tokio::spawn(async move {
+            if let Some(storm) = &run.storm {
+                storm::blow(&storm.control, &storm.squalls, storm.every, &storm.report).await;
+            }
+        })
+    });
     let end = pace(&schedule, start, stop, &run.nudge, |arrival| {
         // Reap finished buyers so the set stays as small as the buyers in flight.
         while tasks.try_join_next().is_some() {}
@@ -383,6 +419,14 @@ async fn play(
     })
     .await;
     let schedule_elapsed = start.elapsed();
+    if let (Some(blowing), Some(storm)) = (storm, &run.storm) {
+        // Every buyer has arrived: the storm ends, and the drain sees hakken recover.
+        blowing.abort();
+        let _ = blowing.await;
+        if storm.control.calm().await.is_err() {
+            lock(&storm.report).control_errors += 1;
+        }
+    }
     let deadline = Instant::now() + drain_timeout.min(DRAIN_TIMEOUT_MAX);
     while run.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         tokio::time::sleep(DRAIN_POLL_INTERVAL).await;

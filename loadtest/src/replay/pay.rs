@@ -31,6 +31,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::buyer::{ledger_order, request, Held};
+use super::storm::{StormReport, StormSettings};
 use super::tally::{micros, small_histogram};
 use super::{lock, Run};
 use crate::client::{query_escape, send_retrying, Pool, Reply};
@@ -97,6 +98,8 @@ pub struct PaymentSettings {
     /// After the run, how long payments in doubt (and hakken's pending captures and
     /// voids) may take to settle before the verdict judges them.
     pub settle_timeout: Duration,
+    /// Make the fake PSP misbehave while buyers pay (the webhook storm).
+    pub storm: Option<StormSettings>,
 }
 
 impl Default for PaymentSettings {
@@ -113,6 +116,7 @@ impl Default for PaymentSettings {
             psp_secret_key: None,
             admin_token: None,
             settle_timeout: Duration::from_secs(30),
+            storm: None,
         }
     }
 }
@@ -127,6 +131,11 @@ impl PaymentSettings {
             anyhow::ensure!((0.0..=1.0).contains(&share), "{name} must be between 0 and 1");
         }
         anyhow::ensure!(self.psp_connections > 0, "--psp-connections must be at least 1");
+        if let Some(storm) = &self.storm {
+            anyhow::ensure!(self.mode != PaymentMode::Trusted, "--storm needs buyers who pay at the PSP");
+            anyhow::ensure!(!storm.every.is_zero(), "--storm-every must be more than 0");
+            storm.chosen()?;
+        }
         Ok(())
     }
 }
@@ -246,6 +255,8 @@ pub struct PaymentReport {
     /// Payments in doubt after the run, read again: orders found, still unknown.
     pub resolved_orders: u64,
     pub unresolved: u64,
+    /// The webhook storm, if one blew.
+    pub storm: Option<StormReport>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -284,6 +295,7 @@ impl PaymentTally {
             confirm_to_order_us: Latency::of(&self.confirm_to_order),
             resolved_orders: 0,
             unresolved: 0,
+            storm: None,
         }
     }
 }

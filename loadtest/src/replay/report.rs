@@ -508,6 +508,27 @@ fn write_payments(f: &mut fmt::Formatter<'_>, payments: &PaymentReport) -> fmt::
             late.payers, late.reacquired, late.voided, late.expiry_too_far
         )?;
     }
+    if let Some(storm) = &payments.storm {
+        let mut played: Vec<(&str, u64)> = Vec::new();
+        for name in &storm.played {
+            match played.iter_mut().find(|(seen, _)| seen == name) {
+                Some((_, count)) => *count += 1,
+                None => played.push((name, 1)),
+            }
+        }
+        let played: Vec<String> = played.iter().map(|(name, count)| format!("{name} x{count}")).collect();
+        writeln!(
+            f,
+            "webhook storm at {}: {} squalls ({}), {} control errors",
+            storm.control,
+            storm.played.len(),
+            played.join(", "),
+            storm.control_errors
+        )?;
+        if let Some(stats) = &storm.fake_stats {
+            writeln!(f, "fake PSP after the storm: webhooks {} api {}", stats["webhooks"], stats["api"])?;
+        }
+    }
     let latency = &payments.confirm_to_order_us;
     writeln!(
         f,
