@@ -109,6 +109,21 @@ pub(crate) struct RunArgs {
     /// Send an `Idempotency-Key` header (<run>-<arrival>-<step>) with every POST.
     #[arg(long)]
     pub(crate) idempotency: bool,
+    /// Pay at the PSP as a browser does: after the hold, `POST /v1/holds/{hold}/checkout`,
+    /// confirm the payment at the PSP hakken names (`GET /v1/payments/config`) with
+    /// `pm_card_visa`, and poll `GET /v1/holds/{hold}/payment` until the order shows.
+    #[arg(long)]
+    pub(crate) pay: bool,
+    /// `Authorization: Bearer` token of trusted confirms (hakken's `sales_token`).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "pay")]
+    pub(crate) sales_token: Option<String>,
+    /// With --pay: how long an arrival polls its payment for the order.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) payment_poll_timeout: Duration,
+    /// The server's process id: report its CPU time over the run per completed arrival
+    /// (read from /proc/PID/stat).
+    #[arg(long, value_name = "PID")]
+    pub(crate) server_pid: Option<u32>,
     /// Instead of orders, GET this path once per arrival (for measuring the driver
     /// against serve-trivial; --event and --sections are then unused).
     #[arg(long, value_name = "PATH")]

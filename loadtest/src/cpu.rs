@@ -1,4 +1,5 @@
-//! The process's own CPU time, to report what each request cost the driver.
+//! The process's own CPU time, to report what each request cost the driver; and
+//! another process's (`run --server-pid`), to report what each order cost the server.
 //!
 //! Read from `/proc/self/stat` (fields 14 and 15, `utime` and `stime`, summed over all
 //! threads), not `getrusage`: that would need `unsafe` FFI, which the workspace denies.
@@ -25,6 +26,15 @@ impl CpuTime {
     pub fn now() -> anyhow::Result<CpuTime> {
         let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
         parse_stat(&stat).context("parsing /proc/self/stat")
+    }
+
+    /// The CPU time of process `pid` (another process on this machine: the server
+    /// under test, to report its CPU per order).
+    pub fn of_pid(pid: u32) -> anyhow::Result<CpuTime> {
+        let path = format!("/proc/{pid}/stat");
+        let stat =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {path} (is process {pid} running?)"))?;
+        parse_stat(&stat).with_context(|| format!("parsing {path}"))
     }
 
     pub fn since(self, earlier: CpuTime) -> CpuTime {
@@ -60,5 +70,8 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
         let now = CpuTime::now().expect("this is Linux");
         assert_eq!(now.since(now).total(), Duration::ZERO);
+        let mine = CpuTime::of_pid(std::process::id()).expect("this process");
+        assert!(mine.total() >= now.total());
+        assert!(CpuTime::of_pid(u32::MAX).is_err());
     }
 }

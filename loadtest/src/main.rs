@@ -216,6 +216,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             quantity: args.quantity,
             customers: args.customers,
             idempotency: args.idempotency,
+            pay: args.pay,
+            sales_token: args.sales_token,
+            payment_poll_timeout: args.payment_poll_timeout,
         }),
     };
     check_run_id(args.run_id.as_deref())?;
@@ -233,6 +236,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         run_id: args.run_id,
         progress: !args.quiet,
         threads: args.threads,
+        server_pid: args.server_pid,
     };
     let report = runtime(args.threads)?.block_on(driver::run(config, interrupted()))?;
     print!("{report}");

@@ -35,6 +35,7 @@ fn config(target: String, workload: Workload) -> RunConfig {
         run_id: Some("test".into()),
         progress: false,
         threads: 1,
+        server_pid: None,
     }
 }
 
@@ -133,6 +134,9 @@ async fn order_counts_add_up() {
         quantity: 2,
         customers: None,
         idempotency: true,
+        pay: false,
+        sales_token: None,
+        payment_poll_timeout: Duration::from_secs(1),
     });
     let report = driver::run(config(target, workload), std::future::pending()).await.expect("run");
 

@@ -7,17 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Method, Uri};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{OrderPlan, Plan, PlanKind, SectionPick};
-use crate::client::{Reply, IDEMPOTENCY_KEY};
+use super::{OrderPlan, Plan, PlanKind, PlanPay, SectionPick};
+use crate::client::{query_escape, Reply, IDEMPOTENCY_KEY};
 use crate::prng::mix64;
+use crate::psp::{self, ConfirmOutcome};
 use crate::schedule::Arrival;
 use crate::stats::{Live, Outcome, Step};
-use crate::wire::{self, json, BuyerDetails, ConfirmRequest};
+use crate::wire::{self, json, BuyerDetails, CheckoutRequest, ConfirmRequest};
+
+/// The first wait between polls of a payment; each next one is half as long again.
+const POLL_FIRST_WAIT: Duration = Duration::from_millis(10);
+const POLL_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// Counts an arrival out of `in_flight` however its task ends.
 struct InFlight(Arc<Plan>);
@@ -96,13 +101,18 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     }
     let result = exchange(plan, arrival, Step::Hold, request).await;
     let hold_replied = Instant::now();
-    let (outcome, error_code, confirm_uri) = answered(result, confirm_uri);
+    let (outcome, error_code, hold) =
+        answered(result, |body| wire::hold_id(body).filter(|id| hold_path(id, "").is_some()));
     let hold_latency = hold_replied.saturating_duration_since(arrival.scheduled);
     finish(plan, arrival, Step::Hold, outcome, hold_latency, error_code.as_deref());
-    let Some(confirm_uri) = confirm_uri else {
+    let Some(hold) = hold else {
         finish(plan, arrival, Step::Order, outcome, hold_latency, error_code.as_deref());
         return;
     };
+    if let Some(pay) = &order.pay {
+        return pay_order(plan, order, pay, arrival, &customer, customer_number, &hold, hold_replied).await;
+    }
+    let confirm_uri = hold_path(&hold, "/confirm").expect("checked above");
 
     let payment_reference = format!("pay-{}-{}", plan.run_id, arrival.index);
     let name = format!("Buyer {customer_number}");
@@ -115,6 +125,9 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     let mut request = plan.pool.request(Method::POST, confirm_uri, Some(body));
     if order.idempotency {
         request.headers_mut().insert(IDEMPOTENCY_KEY, idempotency_key(plan, arrival, "confirm"));
+    }
+    if let Some(token) = &order.sales_authorization {
+        request.headers_mut().insert(AUTHORIZATION, token.clone());
     }
     let result = exchange(plan, arrival, Step::Confirm, request).await;
     let confirmed = Instant::now();
@@ -161,8 +174,120 @@ fn refusal(reply: &Reply) -> (Outcome, Option<String>) {
 
 /// `/v1/holds/{id}/confirm` for the hold in a 2xx reply, or `None` if the reply has no
 /// usable hold id.
+#[cfg(test)]
 fn confirm_uri(hold_reply: &[u8]) -> Option<Uri> {
-    format!("/v1/holds/{}/confirm", wire::hold_id(hold_reply)?).parse().ok()
+    hold_path(&wire::hold_id(hold_reply)?, "/confirm")
+}
+
+/// `/v1/holds/{hold}{suffix}`, or `None` if the id does not fit in a path.
+fn hold_path(hold: &str, suffix: &str) -> Option<Uri> {
+    format!("/v1/holds/{hold}{suffix}").parse().ok()
+}
+
+/// A paid order after the hold: checkout, the PSP confirm a browser makes (test card
+/// `pm_card_visa`), then polling the hold's payment until hakken, told by the PSP's
+/// webhook, shows the order. Each is a step; the order step ends with the last.
+#[allow(clippy::too_many_arguments)]
+async fn pay_order(
+    plan: &Plan,
+    order: &OrderPlan,
+    pay: &PlanPay,
+    arrival: Arrival,
+    customer: &str,
+    customer_number: u64,
+    hold: &str,
+    hold_replied: Instant,
+) {
+    let end = |outcome: Outcome, code: Option<String>| {
+        finish(plan, arrival, Step::Order, outcome, arrival.scheduled.elapsed(), code.as_deref());
+    };
+    let name = format!("Buyer {customer_number}");
+    let email = format!("buyer-{}-{customer_number}@example.com", plan.run_id);
+    let body = json(&CheckoutRequest { customer, buyer: BuyerDetails { name: &name, email: &email } });
+    let uri = hold_path(hold, "/checkout").expect("checked by the caller");
+    let mut request = plan.pool.request(Method::POST, uri, Some(body));
+    if order.idempotency {
+        request.headers_mut().insert(IDEMPOTENCY_KEY, idempotency_key(plan, arrival, "checkout"));
+    }
+    let result = exchange(plan, arrival, Step::Checkout, request).await;
+    let (outcome, code, started) = answered(result, wire::checkout);
+    finish(plan, arrival, Step::Checkout, outcome, hold_replied.elapsed(), code.as_deref());
+    let Some((payment, _)) = started else { return end(outcome, code) };
+
+    let sent = Instant::now();
+    let key = idempotency_key(plan, arrival, "psp-confirm");
+    let request = psp::confirm_request(
+        &pay.psp,
+        &payment.id,
+        &payment.client_secret,
+        psp::CARD_VISA,
+        &pay.publishable_key,
+        Some(&key),
+    )
+    .expect("escaped payment ids make valid paths");
+    Live::count(&plan.live.requests_sent);
+    if arrival.measured {
+        plan.recorder.sent(arrival.index, Step::PspConfirm);
+    }
+    let result = pay.psp.send_within(request, plan.request_timeout).await;
+    plan.nudge.notify_one();
+    let (outcome, code) = match &result {
+        Ok(Ok(reply)) => match ConfirmOutcome::of(reply) {
+            ConfirmOutcome::Authorized { .. } => (Outcome::Success, None),
+            ConfirmOutcome::Declined { code } => (Outcome::Conflict, Some(format!("402 {code}"))),
+            ConfirmOutcome::RequiresAction => (Outcome::BadReply, None),
+            ConfirmOutcome::Failed { status, code } => {
+                (Outcome::of_status(status), Some(format!("{status} {}", code.as_deref().unwrap_or("-"))))
+            }
+        },
+        Ok(Err(_)) => (Outcome::ConnectionError, None),
+        Err(_) => (Outcome::Timeout, None),
+    };
+    let paid_at = Instant::now();
+    finish(plan, arrival, Step::PspConfirm, outcome, paid_at.saturating_duration_since(sent), code.as_deref());
+    if outcome != Outcome::Success {
+        return end(outcome, code);
+    }
+
+    if arrival.measured {
+        plan.recorder.sent(arrival.index, Step::Payment);
+    }
+    let uri: Uri = format!("/v1/holds/{hold}/payment?customer={}", query_escape(customer))
+        .parse()
+        .expect("hold ids and escaped customers make valid paths");
+    let deadline = paid_at + pay.poll_timeout;
+    let mut wait = POLL_FIRST_WAIT;
+    let settled = loop {
+        Live::count(&plan.live.requests_sent);
+        let reply =
+            plan.pool.send_within(plan.pool.request(Method::GET, uri.clone(), None), plan.request_timeout).await;
+        plan.nudge.notify_one();
+        if let Ok(Ok(reply)) = reply {
+            if let Some(view) = reply.status.is_success().then(|| wire::payment(&reply.body)).flatten() {
+                if view.settled() {
+                    break Some(view);
+                }
+            }
+        }
+        if Instant::now() + wait > deadline {
+            break None;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 3 / 2).min(POLL_WAIT_MAX);
+    };
+    let waited = paid_at.elapsed();
+    let (outcome, code) = match &settled {
+        Some(view) if view.order.is_some() && matches!(view.status.as_str(), "ordered" | "captured") => {
+            (Outcome::Success, None)
+        }
+        Some(view) => (Outcome::Conflict, Some(format!("payment {}", view.status))),
+        None => (Outcome::Timeout, None),
+    };
+    finish(plan, arrival, Step::Payment, outcome, waited, code.as_deref());
+    end(outcome, code);
+    if outcome == Outcome::Success && arrival.measured {
+        plan.recorder.sold(arrival.index, u64::from(order.quantity));
+    }
 }
 
 fn pick_section(order: &OrderPlan, salt: u64, arrival: u64) -> &str {
@@ -266,6 +391,8 @@ mod tests {
             quantity: 2,
             customers: None,
             idempotency: false,
+            pay: None,
+            sales_authorization: None,
         };
         let picks: Vec<&str> = (0..4).map(|arrival| pick_section(&order, 7, arrival)).collect();
         assert_eq!(picks, ["S1", "S2", "S3", "S1"]);

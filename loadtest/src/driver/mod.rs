@@ -26,7 +26,7 @@ use hyper::Uri;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub use self::report::{ArrivalReport, Report, RunSettings};
+pub use self::report::{ArrivalReport, Report, RunSettings, ServerCpuReport};
 use crate::client::{Pool, PoolConfig, Target};
 use crate::cpu::CpuTime;
 use crate::layout::{Layout, SectionKind};
@@ -81,6 +81,13 @@ pub struct OrderConfig {
     pub customers: Option<u64>,
     /// Send an `Idempotency-Key` with every POST.
     pub idempotency: bool,
+    /// Pay at the PSP as a browser does (checkout, PSP confirm, poll for the order)
+    /// instead of confirming on trust.
+    pub pay: bool,
+    /// `Authorization: Bearer` of trusted confirms (hakken's `sales_token`).
+    pub sales_token: Option<String>,
+    /// How long an arrival polls its payment for the order.
+    pub payment_poll_timeout: Duration,
 }
 
 /// Everything a run needs; the CLI's `run` flags.
@@ -107,6 +114,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Runtime worker threads (the caller builds the runtime; only reported here).
     pub threads: usize,
+    /// The server's process id: its CPU time over the run is reported per completed order.
+    pub server_pid: Option<u32>,
 }
 
 /// What an order arrival needs, resolved before the clock starts.
@@ -118,6 +127,17 @@ struct OrderPlan {
     quantity: u32,
     customers: Option<u64>,
     idempotency: bool,
+    /// Paying at the PSP; `None`: trusted confirms.
+    pay: Option<Box<PlanPay>>,
+    /// `Bearer <sales token>` of trusted confirms.
+    sales_authorization: Option<HeaderValue>,
+}
+
+/// The PSP of a paying run.
+struct PlanPay {
+    psp: Pool,
+    publishable_key: HeaderValue,
+    poll_timeout: Duration,
 }
 
 enum PlanKind {
@@ -152,7 +172,7 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
     let pool =
         Pool::new(target, PoolConfig { connections_max: config.connections, connect_timeout: config.connect_timeout });
     pool.connect_all().await.with_context(|| format!("cannot connect to {}", config.target))?;
-    let kind = prepare(&pool, &config.workload, config.request_timeout).await?;
+    let kind = prepare(&pool, &config, config.request_timeout).await?;
     let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
     let plan = Arc::new(Plan {
         pool,
@@ -167,6 +187,7 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
     });
 
     let schedule = Schedule::new(config.rate_per_second, config.warmup, config.duration);
+    let server_before = config.server_pid.map(CpuTime::of_pid).transpose()?;
     let cpu_before = CpuTime::now()?;
     let start = Instant::now();
     let progress = config.progress.then(|| tokio::spawn(print_progress(plan.clone(), start)));
@@ -181,11 +202,15 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
     drain(&plan.live, config.drain_timeout).await;
     let elapsed = start.elapsed();
     let cpu = CpuTime::now()?.since(cpu_before);
+    let server_cpu = match (config.server_pid, server_before) {
+        (Some(pid), Some(before)) => Some(CpuTime::of_pid(pid)?.since(before)),
+        _ => None,
+    };
     if let Some(progress) = progress {
         progress.abort();
     }
 
-    Ok(report::report(&config, &plan, &schedule, Paced { end, last_measured_launch, start, elapsed, cpu }))
+    Ok(report::report(&config, &plan, &schedule, Paced { end, last_measured_launch, start, elapsed, cpu, server_cpu }))
 }
 
 /// How pacing went, for the report.
@@ -198,6 +223,8 @@ struct Paced {
     elapsed: Duration,
     /// The process's CPU time over `elapsed`.
     cpu: CpuTime,
+    /// The server's (`--server-pid`) over the same time.
+    server_cpu: Option<CpuTime>,
 }
 
 impl PlanKind {
@@ -207,8 +234,9 @@ impl PlanKind {
             PlanKind::Orders(plan) => {
                 let shown = plan.sections.len().min(DESCRIBED_SECTIONS_MAX);
                 let more = if shown < plan.sections.len() { ",..." } else { "" };
+                let how = if plan.pay.is_some() { "paid orders (PSP)" } else { "orders" };
                 format!(
-                    "orders of {} seats for event {} in {} section(s) ({}{more})",
+                    "{how} of {} seats for event {} in {} section(s) ({}{more})",
                     plan.quantity,
                     plan.event,
                     plan.sections.len(),
@@ -223,6 +251,9 @@ impl PlanKind {
     /// The steps an arrival goes through; the last is the whole arrival.
     fn steps(&self) -> &'static [Step] {
         match self {
+            PlanKind::Orders(plan) if plan.pay.is_some() => {
+                &[Step::Hold, Step::Checkout, Step::PspConfirm, Step::Payment, Step::Order]
+            }
             PlanKind::Orders(_) => &[Step::Hold, Step::Confirm, Step::Order],
             PlanKind::PlainGet { .. } => &[Step::Get],
             PlanKind::Scans { .. } => &[Step::Scan],
@@ -230,10 +261,10 @@ impl PlanKind {
     }
 }
 
-/// Resolves what arrivals need before the clock starts: URIs and, for `--sections
-/// auto`, the event's reserved sections.
-async fn prepare(pool: &Pool, workload: &Workload, timeout: Duration) -> anyhow::Result<PlanKind> {
-    match workload {
+/// Resolves what arrivals need before the clock starts: URIs, for `--sections auto`
+/// the event's reserved sections, and for `--pay` the PSP (connected).
+async fn prepare(pool: &Pool, run: &RunConfig, timeout: Duration) -> anyhow::Result<PlanKind> {
+    match &run.workload {
         Workload::Scans { codes, gate_token, gates } => {
             ensure!(!codes.is_empty(), "the codes file has no codes");
             ensure!(*gates > 0, "--gates must be at least 1");
@@ -254,6 +285,8 @@ async fn prepare(pool: &Pool, workload: &Workload, timeout: Duration) -> anyhow:
             };
             ensure!(!sections.is_empty(), "no sections to hold seats in");
             let holds = format!("/v1/events/{}/holds", config.event);
+            let pay = if config.pay { Some(Box::new(connect_psp(pool, run, config, timeout).await?)) } else { None };
+            let sales_authorization = config.sales_token.as_deref().map(crate::psp::bearer).transpose()?;
             Ok(PlanKind::Orders(OrderPlan {
                 event: config.event.clone(),
                 holds_uri: holds
@@ -264,9 +297,27 @@ async fn prepare(pool: &Pool, workload: &Workload, timeout: Duration) -> anyhow:
                 quantity: config.quantity,
                 customers: config.customers,
                 idempotency: config.idempotency,
+                pay,
+                sales_authorization,
             }))
         }
     }
+}
+
+/// The PSP hakken names in `GET /v1/payments/config`, with `--connections` connections open.
+async fn connect_psp(pool: &Pool, run: &RunConfig, config: &OrderConfig, timeout: Duration) -> anyhow::Result<PlanPay> {
+    let server = crate::psp::PaymentsConfig::fetch(pool, timeout, true)
+        .await?
+        .filter(|server| !server.is_external() && !server.api_base.is_empty())
+        .context("--pay: the server takes no payments at a PSP (GET /v1/payments/config)")?;
+    let target = Target::resolve(&server.api_base).await.context("the PSP's api_base")?;
+    let psp = Pool::new(target, PoolConfig { connections_max: run.connections, connect_timeout: run.connect_timeout });
+    psp.connect_all().await.with_context(|| format!("cannot connect to the PSP at {}", server.api_base))?;
+    Ok(PlanPay {
+        psp,
+        publishable_key: crate::psp::bearer(&server.publishable_key)?,
+        poll_timeout: config.payment_poll_timeout,
+    })
 }
 
 /// The ids of the event's reserved sections, from `GET /v1/events/{event}`.

@@ -57,6 +57,22 @@ pub struct Report {
     /// Tickets in confirmed orders.
     pub seats_sold: u64,
     pub driver: DriverReport,
+    /// The server's CPU over the run (`--server-pid`), per completed arrival.
+    pub server: Option<ServerCpuReport>,
+}
+
+/// The server's CPU time over the run, warmup and drain included, per arrival that
+/// completed in that time (warmup included): what one order cost it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerCpuReport {
+    pub pid: u32,
+    pub cpu_user_seconds: f64,
+    pub cpu_system_seconds: f64,
+    /// Arrivals completed (2xx orders, GETs or scans), warmup included.
+    pub completed_total: u64,
+    pub cpu_us_per_completed: f64,
+    /// (user + system) / elapsed: 1.0 is one core fully busy.
+    pub cores_busy: f64,
 }
 
 fn ms(us: u64) -> String {
@@ -209,7 +225,21 @@ impl Report {
             driver.cores_busy,
             driver.elapsed_seconds,
             driver.cpu_source
-        )
+        )?;
+        if let Some(server) = &self.server {
+            writeln!(
+                f,
+                "server CPU (pid {}): {:.2} s user + {:.2} s system for {} completed = {:.1} µs per completed; {:.2} \
+                 cores busy",
+                server.pid,
+                server.cpu_user_seconds,
+                server.cpu_system_seconds,
+                server.completed_total,
+                server.cpu_us_per_completed,
+                server.cores_busy
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -232,6 +262,18 @@ pub(super) fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced
     let completed = totals.step(*steps.last().expect("a workload has steps")).counts.success;
     let requests_total = plan.live.requests_sent.load(Ordering::Relaxed);
     let (cpu, elapsed) = (paced.cpu, paced.elapsed);
+    let completed_total = plan.live.completed.load(Ordering::Relaxed);
+    let server = config.server_pid.zip(paced.server_cpu).map(|(pid, server)| {
+        let seconds = server.total().as_secs_f64();
+        ServerCpuReport {
+            pid,
+            cpu_user_seconds: server.user.as_secs_f64(),
+            cpu_system_seconds: server.system.as_secs_f64(),
+            completed_total,
+            cpu_us_per_completed: if completed_total == 0 { 0.0 } else { seconds * 1e6 / completed_total as f64 },
+            cores_busy: seconds / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+        }
+    });
     Report {
         settings: RunSettings {
             workload: plan.kind.describe(),
@@ -260,5 +302,6 @@ pub(super) fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced
         completed_per_second: per_second(completed, window),
         seats_sold: totals.seats_sold,
         driver: DriverReport::new(cpu, elapsed, requests_total),
+        server,
     }
 }
