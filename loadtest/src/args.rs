@@ -453,6 +453,13 @@ pub(crate) struct VerifyArgs {
     /// Ledger written by `replay --ledger`.
     #[arg(long)]
     pub(crate) ledger: PathBuf,
+    /// For a ledger of a paying run: the PSP's secret key, to check every PSP payment
+    /// of the run against hakken's orders (the PSP is the one the server names).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) psp_secret_key: Option<String>,
+    /// hakken's admin token: also check its reconcile report.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) admin_token: Option<String>,
     /// Per request.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,

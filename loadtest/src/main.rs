@@ -182,7 +182,13 @@ fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let file = std::fs::File::open(&args.ledger).with_context(|| format!("opening {}", args.ledger.display()))?;
     let ledger: Ledger = serde_json::from_reader(std::io::BufReader::new(file))
         .with_context(|| format!("reading the ledger {}", args.ledger.display()))?;
-    let verdict = runtime(1)?.block_on(replay::verify(&args.target, &ledger, args.timeout))?;
+    let verdict = runtime(1)?.block_on(replay::verify_paid(
+        &args.target,
+        &ledger,
+        args.timeout,
+        args.psp_secret_key.as_deref(),
+        args.admin_token.as_deref(),
+    ))?;
     print!("{verdict}");
     Ok(verdict.passed())
 }

@@ -161,6 +161,19 @@ struct StripeError {
     code: Option<String>,
     #[serde(default)]
     decline_code: Option<String>,
+    /// The intent as it is now (Stripe adds it to errors about an intent).
+    #[serde(default)]
+    payment_intent: Option<IntentStatus>,
+}
+
+#[derive(Deserialize)]
+struct IntentStatus {
+    status: String,
+}
+
+/// Statuses of an intent the buyer has paid (authorized, or further along).
+fn is_authorized(status: &str) -> bool {
+    matches!(status, "requires_capture" | "processing" | "succeeded")
 }
 
 impl ConfirmOutcome {
@@ -169,9 +182,7 @@ impl ConfirmOutcome {
         if reply.status.is_success() {
             return match serde_json::from_slice::<PaymentIntent>(&reply.body) {
                 Ok(intent) if intent.status == "requires_action" => ConfirmOutcome::RequiresAction,
-                Ok(intent) if matches!(intent.status.as_str(), "requires_capture" | "processing" | "succeeded") => {
-                    ConfirmOutcome::Authorized { status: intent.status }
-                }
+                Ok(intent) if is_authorized(&intent.status) => ConfirmOutcome::Authorized { status: intent.status },
                 Ok(intent) => ConfirmOutcome::Failed { status, code: Some(intent.status) },
                 Err(_) => ConfirmOutcome::Failed { status, code: None },
             };
@@ -181,6 +192,12 @@ impl ConfirmOutcome {
             Some(error) if error.kind == "card_error" => ConfirmOutcome::Declined {
                 code: error.decline_code.or(error.code).unwrap_or_else(|| "card_declined".to_string()),
             },
+            // Confirmed already (a retry after a lost reply): paid all the same.
+            Some(StripeError { code: Some(code), payment_intent: Some(intent), .. })
+                if code == "payment_intent_unexpected_state" && is_authorized(&intent.status) =>
+            {
+                ConfirmOutcome::Authorized { status: intent.status }
+            }
             Some(error) => ConfirmOutcome::Failed { status, code: error.code },
             None => ConfirmOutcome::Failed { status, code: None },
         }
@@ -302,6 +319,17 @@ mod tests {
             ConfirmOutcome::Failed { status: 500, code: Some("internal".into()) }
         );
         assert_eq!(ConfirmOutcome::of(&reply(502, "<html>")), ConfirmOutcome::Failed { status: 502, code: None });
+        let again = r#"{"error":{"code":"payment_intent_unexpected_state","type":"invalid_request_error",
+            "payment_intent":{"id":"pi_1","status":"requires_capture"}}}"#;
+        assert_eq!(
+            ConfirmOutcome::of(&reply(400, again)),
+            ConfirmOutcome::Authorized { status: "requires_capture".into() }
+        );
+        let voided = again.replace("requires_capture", "canceled");
+        assert_eq!(
+            ConfirmOutcome::of(&reply(400, &voided)),
+            ConfirmOutcome::Failed { status: 400, code: Some("payment_intent_unexpected_state".into()) }
+        );
         assert_eq!(ConfirmOutcome::of(&reply(200, "{}")), ConfirmOutcome::Failed { status: 200, code: None });
     }
 

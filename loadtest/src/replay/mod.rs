@@ -581,8 +581,36 @@ pub async fn ticket_codes(target: &str, ledger: &Ledger, timeout: Duration) -> a
 
 /// Runs the verdict alone against a ledger written earlier (`verify`).
 pub async fn verify(target: &str, ledger: &Ledger, timeout: Duration) -> anyhow::Result<Verdict> {
+    verify_paid(target, ledger, timeout, None, None).await
+}
+
+/// [`verify`], and for a ledger of a paying run the money too: the PSP's payments
+/// (listed with `psp_secret_key`, at the PSP the server names) and hakken's reconcile
+/// report (with `admin_token`).
+pub async fn verify_paid(
+    target: &str,
+    ledger: &Ledger,
+    timeout: Duration,
+    psp_secret_key: Option<&str>,
+    admin_token: Option<&str>,
+) -> anyhow::Result<Verdict> {
     let target = Target::resolve(target).await?;
     let pool = Pool::new(target, PoolConfig { connections_max: 32, connect_timeout: timeout });
-    let observed = Observed::fetch(&pool, ledger, timeout).await?;
+    let mut observed = Observed::fetch(&pool, ledger, timeout).await?;
+    if !ledger.payments.is_empty() {
+        let psp = match psp_secret_key {
+            Some(key) => {
+                let server = PaymentsConfig::fetch(&pool, timeout, true)
+                    .await?
+                    .filter(|server| !server.api_base.is_empty())
+                    .context("the ledger has payments but the server names no PSP")?;
+                let target = Target::resolve(&server.api_base).await.context("the PSP's api_base")?;
+                Some((Pool::new(target, PoolConfig { connections_max: 4, connect_timeout: timeout }), key))
+            }
+            None => None,
+        };
+        let sources = PaymentSources { psp: psp.as_ref().map(|(pool, key)| (pool, *key)), admin_token };
+        observed.payments = Some(PaymentsObserved::fetch(&pool, &sources, ledger, &observed.orders, timeout).await?);
+    }
     Ok(verdict::check(ledger, &observed))
 }

@@ -499,13 +499,6 @@ impl Run {
                 }
                 None => (ended.outcome, None),
             };
-            // A retry after a lost reply finds the intent already confirmed: it is paid.
-            let already = matches!(&confirmed, Some(ConfirmOutcome::Failed { code: Some(code), .. })
-                if code == "payment_intent_unexpected_state" && attempt > 1);
-            if already {
-                self.finish(index, Step::PspConfirm, Outcome::Success, latency, None);
-                return ConfirmOutcome::Authorized { status: "requires_capture".into() };
-            }
             let retry = attempt < PSP_ATTEMPTS_MAX
                 && match &confirmed {
                     None => true,
