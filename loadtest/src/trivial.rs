@@ -22,6 +22,10 @@ use tokio::net::TcpListener;
 /// Decides the reply to a request: status and JSON body.
 pub type Handler = Arc<dyn Fn(&Method, &str) -> (StatusCode, Bytes) + Send + Sync>;
 
+/// Decides the reply to a request from its method, path with query, and body: for
+/// stand-ins that keep state (a fake hakken and PSP in the payment tests).
+pub type RequestHandler = Arc<dyn Fn(&Method, &str, &[u8]) -> (StatusCode, Bytes) + Send + Sync>;
+
 /// 200 `{}` to everything.
 pub fn empty_json() -> Handler {
     Arc::new(|_, _| (StatusCode::OK, Bytes::from_static(b"{}")))
@@ -29,6 +33,17 @@ pub fn empty_json() -> Handler {
 
 /// Accepts connections on `listener` forever, serving each from `handler`.
 pub async fn serve(listener: TcpListener, handler: Handler) -> std::io::Result<()> {
+    serve_requests(
+        listener,
+        Arc::new(move |method: &Method, path: &str, _: &[u8]| {
+            handler(method, path.split_once('?').map_or(path, |(path, _)| path))
+        }),
+    )
+    .await
+}
+
+/// [`serve`] with a handler that also sees the query and the body.
+pub async fn serve_requests(listener: TcpListener, handler: RequestHandler) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -41,13 +56,14 @@ pub async fn serve(listener: TcpListener, handler: Handler) -> std::io::Result<(
     }
 }
 
-async fn answer(handler: Handler, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(handler: RequestHandler, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     // Read the whole body so the connection can carry the next request.
-    if body.collect().await.is_err() {
+    let Ok(body) = body.collect().await else {
         return Ok(reply(StatusCode::BAD_REQUEST, Bytes::from_static(b"{}")));
-    }
-    let (status, body) = handler(&parts.method, parts.uri.path());
+    };
+    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |path| path.as_str());
+    let (status, body) = handler(&parts.method, path, &body.to_bytes());
     Ok(reply(status, body))
 }
 

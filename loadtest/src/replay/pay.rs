@@ -193,6 +193,7 @@ pub(super) struct PaymentTally {
     pub(super) late_reacquired: u64,
     pub(super) late_voided: u64,
     pub(super) late_too_far: u64,
+    pub(super) late_declined: u64,
     pub(super) confirm_to_order: Histogram<u32>,
     /// Every checkout of the run, by buyer (the ledger's `payments`).
     pub(super) ledger: BTreeMap<u64, LedgerPayment>,
@@ -217,6 +218,7 @@ impl Default for PaymentTally {
             late_reacquired: 0,
             late_voided: 0,
             late_too_far: 0,
+            late_declined: 0,
             confirm_to_order: small_histogram(),
             ledger: BTreeMap::new(),
             in_doubt: BTreeMap::new(),
@@ -265,6 +267,8 @@ pub struct LateReport {
     /// Paid after the expiry and got their seats back (`late_payment = "reacquire_same"`).
     pub reacquired: u64,
     pub voided: u64,
+    /// Paid late with a declined card, and walked away.
+    pub declined: u64,
     /// The hold expired further away than `--late-wait-max`: they paid on time.
     pub expiry_too_far: u64,
 }
@@ -290,6 +294,7 @@ impl PaymentTally {
                 payers: self.late_payers,
                 reacquired: self.late_reacquired,
                 voided: self.late_voided,
+                declined: self.late_declined,
                 expiry_too_far: self.late_too_far,
             },
             confirm_to_order_us: Latency::of(&self.confirm_to_order),
@@ -340,7 +345,10 @@ impl Run {
         };
         self.finish(index, Step::Order, outcome, latency, code.as_deref());
         let mut state = lock(&self.state);
-        state.confirm_ended(buyer.phase as usize, elapsed, outcome, latency);
+        match &paid {
+            Paid::Refused(..) => state.payment_refused(elapsed, outcome),
+            _ => state.confirm_ended(buyer.phase as usize, elapsed, outcome, latency),
+        }
         if let Paid::Ordered(order, payment) = paid {
             let seats = order.tickets.len() as u64;
             let sold = self.seats_sold.fetch_add(seats, Ordering::Relaxed) + seats;
@@ -414,6 +422,7 @@ impl Run {
                         if !retry {
                             // The buyer walks away; the hold expires on the server.
                             payments.declined_left_to_expire += 1;
+                            payments.late_declined += u64::from(late);
                             payments.in_doubt.remove(&index);
                             return Paid::Refused(Outcome::Conflict, Some(format!("402 {code}")));
                         }

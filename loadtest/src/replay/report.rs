@@ -25,6 +25,9 @@ pub struct BuyerCounts {
     pub abandoned: u64,
     /// Left their hold to expire on the server.
     pub left_to_expire: u64,
+    /// Paying buyers whose card was declined (and who walked away), or whose late
+    /// payment hakken voided.
+    pub payment_refused: u64,
     /// Hold refused with 409 (taken, sold out, limit).
     pub hold_conflicts: u64,
     /// A request still 503/429 after its retries.
@@ -247,8 +250,8 @@ impl ReplayReport {
         writeln!(
             f,
             "buyers: {} arrived, {} dropped by the driver (in flight >= {}), {} gave up after polling, {} held, \
-             {} confirmed, {} abandoned, {} left to expire, {} refused (409), {} rejected (503/429 after {} retries), \
-             {} errors, {} unfinished",
+             {} confirmed, {} abandoned, {} left to expire, {} refused (409), {} payments declined or voided, \
+             {} rejected (503/429 after {} retries), {} errors, {} unfinished",
             buyers.arrived,
             buyers.dropped_by_driver,
             settings.in_flight_max,
@@ -258,6 +261,7 @@ impl ReplayReport {
             buyers.abandoned,
             buyers.left_to_expire,
             buyers.hold_conflicts,
+            buyers.payment_refused,
             buyers.rejected,
             settings.retries,
             buyers.errors,
@@ -503,9 +507,9 @@ fn write_payments(f: &mut fmt::Formatter<'_>, payments: &PaymentReport) -> fmt::
     if late.payers + late.expiry_too_far > 0 {
         writeln!(
             f,
-            "late payments: {} paid after their hold expired: {} re-acquired, {} voided; {} holds expired too far \
-             away (paid on time)",
-            late.payers, late.reacquired, late.voided, late.expiry_too_far
+            "late payments: {} paid after their hold expired: {} re-acquired, {} voided, {} declined; {} holds \
+             expired too far away (paid on time)",
+            late.payers, late.reacquired, late.voided, late.declined, late.expiry_too_far
         )?;
     }
     if let Some(storm) = &payments.storm {

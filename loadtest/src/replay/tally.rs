@@ -209,6 +209,14 @@ impl RunState {
         }
     }
 
+    /// A paying buyer's payment ended in a definite "no", `elapsed` after the start: the
+    /// card declined and the buyer walked away, or hakken voided a late payment.
+    pub(super) fn payment_refused(&mut self, elapsed: Duration, outcome: Outcome) {
+        self.timeline.outcome(elapsed, outcome);
+        self.overload.ended(elapsed, outcome);
+        self.buyers.payment_refused += 1;
+    }
+
     /// A confirm answered with an order of `seats` seats, `elapsed` after the start,
     /// after `confirm_latency`; `sold_out` when the event has no seat left now.
     pub(super) fn sold(&mut self, order: LedgerOrder, elapsed: Duration, confirm_latency: Duration, sold_out: bool) {
