@@ -35,7 +35,8 @@ use crate::deadline;
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
+    Availability, Buyer, Checkout, Granted, Hold, HoldError, HoldRefused, Inventory, LatePayment, Order, OrderError, Payment,
+    PaymentDue, PaymentError, PaymentStart, PspReport, SectionState,
 };
 use crate::observe::SectionMetrics;
 use crate::standing_queue::StandingQueue;
@@ -431,6 +432,40 @@ section_call!(
         Viewer::Admin => PrincipalRecord::Admin,
         Viewer::Customer(customer) => PrincipalRecord::Customer(customer.0.to_string()),
     }
+);
+section_call!(
+    /// Checkout: the hold starts paying with a payment the API made at the PSP.
+    StartPayment { hold: HoldId, customer: CustomerId, start: PaymentStart } -> Result<Checkout, PaymentError>,
+    |self, inventory, now| inventory.start_payment(self.hold, &self.customer, &self.start, now),
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
+);
+section_call!(
+    /// A fact the PSP reported about the hold's payment (a webhook, or the sweep's read).
+    ReportPayment { hold: HoldId, psp_id: String, report: PspReport, late: LatePayment } -> Result<Payment, PaymentError>,
+    |self, inventory, now| inventory.payment_reported(self.hold, &self.psp_id, self.report, self.late, now)
+);
+section_call!(
+    /// The hold's payment, if it was checked out.
+    ReadPayment { hold: HoldId } -> Option<Payment>,
+    |self, inventory, _now| inventory.payment(self.hold).cloned()
+);
+section_call!(
+    /// The payment that bought an order, if one did.
+    ReadOrderPayment { order: OrderId } -> Option<Payment>,
+    |self, inventory, _now| inventory.payment_of_order(self.order).cloned()
+);
+section_call!(
+    /// Payments the PSP must be asked about now (bounded, round robin).
+    PaymentsDue { grace_ms: u64, abandon_after_ms: u64 } -> Vec<(Payment, PaymentDue)>,
+    |self, inventory, now| inventory.payments_due(now, self.grace_ms, self.abandon_after_ms)
+);
+section_call!(
+    /// Every payment of the section with the order it bought (reconciliation).
+    ListPayments {} -> Vec<(Payment, Option<Order>)>,
+    |self, inventory, _now| inventory
+        .payments()
+        .map(|payment| (payment.clone(), payment.order().and_then(|order| inventory.order(order)).cloned()))
+        .collect()
 );
 section_call!(
     /// An order, if `viewer` may see it (its customer, or an admin).

@@ -141,6 +141,53 @@ impl Harness {
                     .map(|_| "cancelled".to_string())
                     .unwrap_or_else(|error| format!("error: {error}"))
             }
+            "checkout" | "authorized" | "captured" | "canceled" | "refunded" | "payment" => {
+                let ga = words.contains(&"ga");
+                let id = self.hold_id(words[if words[0] == "checkout" { 2 } else { 1 }], ga);
+                let inventory = if ga { &mut self.ga } else { &mut self.reserved };
+                let psp_id = format!("pi_{}", id.number.0);
+                let late = if words.contains(&"void") { LatePayment::Void } else { LatePayment::ReacquireSame };
+                let amount = |inventory: &Inventory| match words.iter().position(|word| *word == "amount") {
+                    Some(at) => words[at + 1].parse().unwrap(),
+                    None => inventory.payment(id).map_or(0, |payment| payment.amount_minor),
+                };
+                let result = match words[0] {
+                    "checkout" => {
+                        let amount_minor = match inventory.hold(id) {
+                            Ok(hold) => hold.total_minor,
+                            Err(_) => 0,
+                        };
+                        let start = PaymentStart {
+                            provider: "test".into(),
+                            psp_id,
+                            amount_minor: words.iter().position(|word| *word == "amount").map_or(amount_minor, |at| words[at + 1].parse().unwrap()),
+                            currency: "EUR".into(),
+                            buyer: Buyer::default(),
+                            window_ms: 12_000,
+                        };
+                        inventory.start_payment(id, &customer(1), &start, now).map(|checkout| checkout.payment)
+                    }
+                    "payment" => inventory.payment(id).cloned().ok_or(PaymentError::NotFound),
+                    verb => {
+                        let report = match verb {
+                            "authorized" => PspReport::Authorized { amount_minor: amount(inventory) },
+                            "captured" => PspReport::Captured { amount_minor: amount(inventory) },
+                            "canceled" => PspReport::Canceled,
+                            _ => PspReport::Refunded,
+                        };
+                        inventory.payment_reported(id, &psp_id, report, late, now)
+                    }
+                };
+                match result {
+                    Ok(payment) => {
+                        let expires = inventory.hold(id).map_or(String::new(), |hold| {
+                            format!(" exp +{}s", u64::from(hold.expires_at_s) - T0.0 / 1000)
+                        });
+                        format!("{:?} {:?}{expires}", payment.state, payment.step()).replace("OrderNumber", "o")
+                    }
+                    Err(error) => format!("error: {error}"),
+                }
+            }
             "wait" => {
                 self.now = self.now.saturating_add(words[1].trim_end_matches('s').parse::<u64>().unwrap() * 1000);
                 String::new()
@@ -477,4 +524,151 @@ fn orders_are_seen_and_cancelled_only_by_their_customer_or_an_admin() {
     assert_eq!(harness.reserved.cancel_for(order, &bob, now), Err(OrderError::NotFound));
     assert_eq!(harness.reserved.cancel_for(order, &alice, now).map(|order| order.state), Ok(OrderState::Cancelled));
     assert_eq!(harness.reserved.cancel_for(order, &Viewer::Admin, now), Err(OrderError::AlreadyCancelled));
+}
+
+/// Replays everything `harness` journalled into a fresh inventory: it must end in the
+/// same state (recovery makes the same payment decisions as the live calls).
+fn assert_replays(harness: &mut Harness) {
+    let (mut fresh, mut restored) = (Harness::new(), Harness::new());
+    let sections = [
+        (&mut harness.reserved, &mut fresh.reserved, &mut restored.reserved),
+        (&mut harness.ga, &mut fresh.ga, &mut restored.ga),
+    ];
+    for (live, replayed, restored) in sections {
+        for record in live.take_journal() {
+            replayed.replay(&record).unwrap_or_else(|error| panic!("{record:?} did not replay: {error}"));
+        }
+        assert_eq!(replayed.snapshot(0), live.snapshot(0));
+        restored.restore(&live.snapshot(0)).expect("snapshot restores");
+        assert_eq!(restored.snapshot(0), live.snapshot(0));
+    }
+}
+
+fn check_payments(script: &str) {
+    let mut harness = Harness::new();
+    let mut expected = String::new();
+    let mut actual = String::new();
+    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (command, outcome) = line.split_once("=>").map_or((line, ""), |(c, o)| (c.trim(), o.trim()));
+        let got = harness.run(command);
+        writeln!(expected, "{command} => {outcome}").unwrap();
+        writeln!(actual, "{command} => {got}").unwrap();
+    }
+    assert_eq!(actual, expected, "\n--- actual ---\n{actual}");
+    assert_replays(&mut harness);
+}
+
+#[test]
+fn a_paid_hold_is_sold_once_and_captured_once_whatever_the_order_of_reports() {
+    check_payments(
+        "
+        hold alice 1-1 1-2          => h0 1-1,1-2 exp +10s 20000
+        checkout alice h0           => AwaitingPayment Nothing exp +12s
+        checkout alice h0           => AwaitingPayment Nothing exp +12s
+        checkout bob h0             => error: the hold belongs to another customer
+        confirm alice h0            => error: the hold is being paid for; it is confirmed when the payment is authorized
+        captured h0                 => Captured(o(0)) Nothing
+        authorized h0               => Captured(o(0)) Nothing
+        captured h0                 => Captured(o(0)) Nothing
+        counts                      => R0 16/0/2 GA0 5/0/0
+        hold bob 1-3                => h1 1-3 exp +10s 10000
+        checkout bob h1             => AwaitingPayment Nothing exp +12s
+        authorized h1               => Ordered(o(1)) Capture
+        authorized h1               => Ordered(o(1)) Capture
+        captured h1                 => Captured(o(1)) Nothing
+        canceled h1                 => Captured(o(1)) Nothing
+        cancel o1                   => cancelled
+        payment h1                  => RefundDue(Some(o(1))) Refund
+        refunded h1                 => Refunded(Some(o(1))) Nothing
+        refunded h1                 => Refunded(Some(o(1))) Nothing
+        counts                      => R0 16/0/2 GA0 5/0/0
+        ",
+    );
+}
+
+#[test]
+fn checkout_extends_the_hold_once_within_its_lifetime_and_checks_the_amount() {
+    check_payments(
+        "
+        hold alice 1-1              => h0 1-1 exp +10s 10000
+        wait 8s
+        checkout alice h0 amount 5  => error: the payment's amount is not the hold's (10000)
+        checkout alice h0           => AwaitingPayment Nothing exp +20s
+        wait 10s
+        checkout alice h0           => AwaitingPayment Nothing exp +20s
+        extend alice h0             => exp +25s
+        hold bob 1-2                => h1 1-2 exp +28s 10000
+        checkout bob h1             => AwaitingPayment Nothing exp +30s
+        authorized h1 amount 7      => VoidDue { reason: AmountMismatch, order: None } Void exp +30s
+        canceled h1                 => Voided { reason: AmountMismatch, order: None } Nothing exp +30s
+        authorized h1               => Voided { reason: AmountMismatch, order: None } Nothing exp +30s
+        checkout carol h9           => error: no such hold
+        authorized h9               => error: the hold has no payment
+        ",
+    );
+}
+
+#[test]
+fn a_late_payment_takes_the_same_seats_if_free_and_is_voided_if_not() {
+    check_payments(
+        "
+        hold alice 1-1 1-2          => h0 1-1,1-2 exp +10s 20000
+        checkout alice h0           => AwaitingPayment Nothing exp +12s
+        hold bob 2-1                => h1 2-1 exp +10s 10000
+        checkout bob h1             => AwaitingPayment Nothing exp +12s
+        hold carol 3-1              => h2 3-1 exp +10s 5000
+        checkout carol h2           => AwaitingPayment Nothing exp +12s
+        wait 13s
+        hold dave 2-1               => h3 2-1 exp +23s 10000
+        authorized h0               => Ordered(o(0)) Capture
+        map                         => ss.... h..... ......
+        authorized h1               => VoidDue { reason: Late, order: None } Void
+        authorized h2 void          => VoidDue { reason: Late, order: None } Void
+        map                         => ss.... h..... ......
+        canceled h1                 => Voided { reason: Late, order: None } Nothing
+        captured h2                 => RefundDue(None) Refund
+        captured h0                 => Captured(o(0)) Nothing
+        counts                      => R0 15/1/2 GA0 5/0/0
+        ",
+    );
+}
+
+#[test]
+fn a_late_general_admission_payment_reacquires_only_if_units_are_left() {
+    check_payments(
+        "
+        ga alice 2                  => h0 x2 exp +10s 8000
+        checkout alice h0 ga        => AwaitingPayment Nothing exp +12s
+        ga bob 2                    => h1 x2 exp +10s 8000
+        checkout bob h1 ga          => AwaitingPayment Nothing exp +12s
+        wait 13s
+        ga carol 3                  => h2 x3 exp +23s 12000
+        authorized h0 ga            => Ordered(o(0)) Capture
+        authorized h1 ga            => VoidDue { reason: Late, order: None } Void
+        counts                      => R0 18/0/0 GA0 0/3/2
+        cancel o0 ga                => cancelled
+        payment h0 ga               => VoidDue { reason: OrderCancelled, order: Some(o(0)) } Void
+        ",
+    );
+}
+
+#[test]
+fn payments_due_lists_what_the_psp_owes_or_must_be_asked() {
+    let mut harness = Harness::new();
+    for line in ["hold alice 1-1", "checkout alice h0", "hold bob 1-2", "checkout bob h1", "authorized h1"] {
+        harness.run(line);
+    }
+    let due = |harness: &mut Harness, grace_ms: u64, abandon_ms: u64| {
+        let now = harness.now;
+        let listed = harness.reserved.payments_due(now, grace_ms, abandon_ms);
+        listed.iter().map(|(payment, due)| format!("h{} {due:?}", payment.hold.number.0)).collect::<Vec<_>>().join(", ")
+    };
+    assert_eq!(due(&mut harness, 30_000, 60_000), "h1 Step(Capture)");
+    assert_eq!(due(&mut harness, 0, 60_000), "h0 Check, h1 Step(Capture)");
+    harness.run("wait 30s");
+    assert_eq!(due(&mut harness, 1_000, 20_000), "h0 Abandon, h1 Step(Capture)");
+    harness.run("canceled h0");
+    harness.run("captured h1");
+    assert_eq!(due(&mut harness, 0, 0), "");
+    assert_replays(&mut harness);
 }
