@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use hakken_api::config::Config;
-use hakken_api::http::app::{App, Shared};
+use hakken_api::http::app::{App, Shared, Tokens};
 use hakken_engine::clock::Clock;
 use hakken_engine::event::parse_instant;
 use serde_json::{json, Value};
@@ -18,6 +18,11 @@ use tower::ServiceExt;
 
 const ADMIN_TOKEN: &str = "in-process-admin";
 const GATE_TOKEN: &str = "in-process-gate";
+
+/// In process there is no PSP (`Shared` without a gateway): holds are confirmed on trust.
+fn tokens() -> Tokens {
+    Tokens { admin: ADMIN_TOKEN.into(), gate: GATE_TOKEN.into(), sales: String::new() }
+}
 const EVENT: &str = "demo-2027";
 
 /// One server's worth of state on a temporary store, with a manual clock.
@@ -57,7 +62,7 @@ impl InProcess {
         let clock = Clock::manual(parse_instant("2026-06-01T12:00:00Z").unwrap());
         let http = config.http.clone();
         let shared =
-            Arc::new(Shared::new(config.http.clone(), config.gates.clone(), ADMIN_TOKEN.into(), GATE_TOKEN.into()));
+            Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens(), None));
         let registry_clock = clock.clone();
         // Recovery reads and syncs the store: off the async workers, as the server does.
         let registry =

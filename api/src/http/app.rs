@@ -201,6 +201,13 @@ pub fn unavailable(unavailable: Unavailable, overload: &Overload) -> ApiError {
     }
 }
 
+/// The bearer tokens of the secured routes (empty: that role's routes are off).
+pub struct Tokens {
+    pub admin: String,
+    pub gate: String,
+    pub sales: String,
+}
+
 /// What every request can reach: the app once recovery has finished, and the bounds.
 pub struct Shared {
     app: OnceLock<Arc<App>>,
@@ -208,13 +215,16 @@ pub struct Shared {
     pub gates: GatesConfig,
     pub admin_token: String,
     pub gate_token: String,
+    pub sales_token: String,
+    /// The PSP's gateway; `None` when `payments.provider = "external"`.
+    pub payments: Option<Arc<crate::payments::gateway::Gateway>>,
     pub overload: Overload,
     pub shutting_down: AtomicBool,
     pub route_metrics: RouteMetrics,
 }
 
 impl Shared {
-    pub fn new(http: HttpConfig, gates: GatesConfig, admin_token: String, gate_token: String) -> Shared {
+    pub fn new(http: HttpConfig, gates: GatesConfig, tokens: Tokens, payments: Option<Arc<crate::payments::gateway::Gateway>>) -> Shared {
         let overload = Overload::new(
             http.in_flight_min,
             http.in_flight_max,
@@ -226,8 +236,10 @@ impl Shared {
             app: OnceLock::new(),
             http,
             gates,
-            admin_token,
-            gate_token,
+            admin_token: tokens.admin,
+            gate_token: tokens.gate,
+            sales_token: tokens.sales,
+            payments,
             overload,
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),

@@ -27,6 +27,8 @@ pub mod idempotency_layer;
 pub mod limiter;
 pub mod openapi;
 pub mod overload;
+pub mod payment_views;
+pub mod payments;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;
@@ -58,6 +60,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(holds::get_hold, holds::release_hold))
         .routes(routes!(holds::extend_hold))
         .routes(routes!(holds::confirm_hold))
+        .routes(routes!(payments::checkout))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::stripe_webhook))
+        .routes(routes!(payments::payments_config))
+        .routes(routes!(payments::reconcile))
         .routes(routes!(holds::get_order))
         .routes(routes!(holds::cancel_order))
         .routes(routes!(admin::open_sale))

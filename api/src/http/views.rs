@@ -333,6 +333,9 @@ pub struct OrderView {
     pub confirmed_at: String,
     pub payment_reference: String,
     pub buyer: BuyerView,
+    /// The payment that bought it at the PSP (shown by `GET /v1/orders/{order}`), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<crate::http::payment_views::PaymentView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -547,5 +550,6 @@ pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order) -> 
         confirmed_at: format_instant(order.confirmed_at),
         payment_reference: order.buyer.payment_reference.clone(),
         buyer: BuyerView { name: order.buyer.name.clone(), email: order.buyer.email.clone() },
+        payment: None,
     }
 }
