@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod payments;
 pub mod render;
 pub mod server;
 pub mod simulate;
