@@ -469,6 +469,11 @@ impl StripeClient {
     /// Checks the config (URL shape, key prefix, timeout) and sets up TLS for `https://`.
     /// No connection is opened until the first call.
     pub fn new(config: &StripeConfig) -> Result<StripeClient, ConfigError> {
+        StripeClient::trusting(config, rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+    }
+
+    /// [`StripeClient::new`] with other TLS roots than Mozilla's (tests: a local TLS server).
+    fn trusting(config: &StripeConfig, roots: rustls::RootCertStore) -> Result<StripeClient, ConfigError> {
         let key_mode = KeyMode::of_secret_key(&config.secret_key).map_err(ConfigError::SecretKey)?;
         if config.timeout.is_zero() {
             return Err(ConfigError::Timeout);
@@ -477,7 +482,7 @@ impl StripeClient {
             .map_err(|_| ConfigError::SecretKey(KeyModeError))?;
         authorization.set_sensitive(true);
         Ok(StripeClient {
-            endpoint: Endpoint::parse(&config.api_base)?,
+            endpoint: Endpoint::parse(&config.api_base, roots)?,
             authorization,
             key_mode,
             timeout: config.timeout,
@@ -746,7 +751,7 @@ where
 
 impl Endpoint {
     /// `http(s)://host[:port]`, a trailing `/` allowed, nothing else.
-    fn parse(api_base: &str) -> Result<Endpoint, ConfigError> {
+    fn parse(api_base: &str, roots: rustls::RootCertStore) -> Result<Endpoint, ConfigError> {
         let refuse = |reason| ConfigError::ApiBase { api_base: api_base.to_string(), reason };
         let uri: Uri = api_base.parse().map_err(|_| refuse("not a URL"))?;
         let https = match uri.scheme_str() {
@@ -764,16 +769,15 @@ impl Endpoint {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| refuse("the host is not valid"))?;
-        let tls = if https { Some(Tls::new(&host)?) } else { None };
+        let tls = if https { Some(Tls::new(&host, roots)?) } else { None };
         Ok(Endpoint { host, port, host_header, tls })
     }
 }
 
 impl Tls {
-    fn new(host: &str) -> Result<Tls, ConfigError> {
+    fn new(host: &str, roots: rustls::RootCertStore) -> Result<Tls, ConfigError> {
         let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|error| ConfigError::Tls(format!("{host:?} is not a TLS server name: {error}")))?;
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let mut config =
             rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -802,7 +806,7 @@ fn interpret<T: DeserializeOwned>(reply: &Reply) -> Result<T, PspError> {
     let status = reply.status.as_u16();
     if reply.status.is_success() {
         return serde_json::from_slice(&reply.body)
-            .map_err(|error| PspError::Malformed { status, detail: format!("not the expected object: {error}") });
+            .map_err(|error| PspError::Malformed { status, detail: json_error(&error) });
     }
     let stripe_error = serde_json::from_slice::<ErrorBody>(&reply.body).ok().map(|body| body.error);
     let message = stripe_error.as_ref().and_then(|error| error.message.clone());
@@ -828,6 +832,18 @@ fn interpret<T: DeserializeOwned>(reply: &Reply) -> Result<T, PspError> {
         },
         _ => Err(PspError::Malformed { status, detail: "an unexpected HTTP status".into() }),
     }
+}
+
+/// What was wrong with an answer's JSON, without quoting it: serde's message can contain
+/// a value from the body ("invalid type: string \"…\""), and the answer holds client
+/// secrets. Only the names of missing fields are kept.
+fn json_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let what = match message.split_once(" at line ") {
+        Some((what, _)) if what.starts_with("missing field") => what.to_string(),
+        _ => format!("{:?} error", error.classify()).to_lowercase(),
+    };
+    format!("not the expected object: {what} at line {} column {}", error.line(), error.column())
 }
 
 #[derive(Deserialize)]
@@ -1026,7 +1042,20 @@ mod tests {
             "<html>",
             Err(PspError::Malformed {
                 status: 200,
-                detail: "not the expected object: expected value at line 1 column 1".into(),
+                detail: "not the expected object: syntax error at line 1 column 1".into(),
+            }),
+        );
+        let mut wrong_type = intent_json("pi_1", "requires_capture");
+        wrong_type["client_secret"] = json!(["pi_1_secret_do_not_show"]);
+        check(
+            200,
+            &wrong_type.to_string(),
+            Err(PspError::Malformed {
+                status: 200,
+                detail: format!(
+                    "not the expected object: data error at line 1 column {}",
+                    wrong_type.to_string().find('[').expect("array")
+                ),
             }),
         );
         check(
@@ -1446,6 +1475,93 @@ mod tests {
         let error = client.retrieve_payment_intent("pi_1").await.expect_err("no TLS there");
         assert!(matches!(error, PspError::Unavailable { reason: UnavailableReason::Tls, .. }), "{error:?}");
         assert!(seen.lock().expect("lock").is_empty(), "the request was not sent in clear");
+    }
+
+    /// A test CA (CA:TRUE, 100 years) and a leaf it signed for `localhost` and
+    /// `127.0.0.1`, made with openssl for this test only.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBmDCCAT+gAwIBAgIUWT9DYHYzU5sjPOJHcksYSaZhD/EwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOaGFra2VuIHRlc3QgQ0EwIBcNMjYxMjAyMTcwODEyWhgPMjEy
+NjExMDgxNzA4MTJaMBkxFzAVBgNVBAMMDmhha2tlbiB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAE7Ks5PV8X6SHDm7CDWbclVB8Qhja8Y28djanq3Nqd
+XHCUSnyy2wYCdLPKknEMQhgWiozQZZ57MYbrmVk6Z7GQMqNjMGEwHQYDVR0OBBYE
+FOvKGFNeWwue077VSWhSBEsQP3jmMB8GA1UdIwQYMBaAFOvKGFNeWwue077VSWhS
+BEsQP3jmMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgIEMAoGCCqGSM49
+BAMCA0cAMEQCIAWOBhGTx00QXMcmxJwh3HlZiszUxOhLcOziY1NSDy2dAiAwh7Uc
+SzIcHQ3dovBwxM9xYK8w4L88yfDJkd5BxC9IVA==
+-----END CERTIFICATE-----
+";
+    const TEST_LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBxDCCAWqgAwIBAgIUBnbl2iq2K8Cl34sGCNcOtLwzmVkwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOaGFra2VuIHRlc3QgQ0EwIBcNMjYxMjAyMTcwODEzWhgPMjEy
+NjExMDgxNzA4MTNaMBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEG
+CCqGSM49AwEHA0IABMouSgQ1O0s9Ff+E3/Brl1ymbfX7pQipEpnjch9cBxEgsXfU
+7S5T4eXuoR42NmN/dQ/i1Uh44qH0quL/MuQp7jqjgZIwgY8wGgYDVR0RBBMwEYIJ
+bG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwEwYDVR0lBAwwCgYIKwYBBQUH
+AwEwDgYDVR0PAQH/BAQDAgeAMB0GA1UdDgQWBBTPxJehSRKERwbmkTDG57wG1wHa
+uzAfBgNVHSMEGDAWgBTryhhTXlsLntO+1UloUgRLED945jAKBggqhkjOPQQDAgNI
+ADBFAiBv1ZMkzFg1jn9igGkNzI1tNgBL14ekMhJ9+2XFSIuXBAIhAI88nB9KjgXa
+lxoxW2ZeZg1zyRdHrNvyQLETBb3TjMkM
+-----END CERTIFICATE-----
+";
+    const TEST_LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5bv1ObfgeduSef81
+XsyoDmDydkjxUIdaX11QQKwcKOChRANCAATKLkoENTtLPRX/hN/wa5dcpm31+6UI
+qRKZ43IfXAcRILF31O0uU+Hl7qEeNjZjf3UP4tVIeOKh9Kri/zLkKe46
+-----END PRIVATE KEY-----
+";
+
+    /// An HTTPS server on 127.0.0.1 with the test leaf certificate, answering every
+    /// request with a PaymentIntent.
+    async fn tls_stub() -> std::net::SocketAddr {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = vec![CertificateDer::from_pem_slice(TEST_LEAF_PEM.as_bytes()).expect("leaf")];
+        let key = PrivateKeyDer::from_pem_slice(TEST_LEAF_KEY_PEM.as_bytes()).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .expect("certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let service = hyper::service::service_fn(|_request| async {
+                        let body = Full::new(Bytes::from(intent_json("pi_tls", "succeeded").to_string()));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn https_verifies_the_server_against_the_roots() {
+        use rustls::pki_types::pem::PemObject;
+        let address = tls_stub().await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(TEST_CA_PEM.as_bytes()).expect("CA"))
+            .expect("a valid CA");
+        let base = format!("https://localhost:{}", address.port());
+        let trusting = StripeClient::trusting(&config(&base), roots).expect("client");
+        let intent = trusting.retrieve_payment_intent("pi_tls").await.expect("answered over TLS");
+        assert_eq!(intent.id, "pi_tls");
+        // Mozilla's roots do not include the test CA: the handshake fails, nothing is sent.
+        let default = StripeClient::new(&config(&base)).expect("client");
+        let error = default.retrieve_payment_intent("pi_tls").await.expect_err("untrusted");
+        assert!(matches!(error, PspError::Unavailable { reason: UnavailableReason::Tls, .. }), "{error:?}");
+        assert!(error.to_string().contains("certificate"), "{error}");
     }
 
     #[test]
