@@ -16,6 +16,7 @@
 //! the replayed state cannot drift from the live one.
 
 mod apply;
+mod buyers;
 mod error;
 mod holds;
 mod model;
@@ -34,6 +35,7 @@ use crate::lockfree::{HoldNumber, Reclaimed};
 use crate::venue::Venue;
 use crate::wal::Record;
 
+pub use buyers::Reseal;
 pub use error::{ApplyError, HoldError, HoldRefused, OrderError, TicketError};
 pub use model::{Buyer, Granted, Hold, Order, OrderState, Units};
 pub use state::{seat_code, Availability, Counts, SectionState, Stock};

@@ -41,12 +41,13 @@ pub const WAL_QUEUE_FULL_TOTAL: &str = "hakken_wal_queue_full_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 
-const OPERATIONS: [&str; 8] = ["hold", "extend", "release", "expire", "confirm", "cancel", "reissue", "admit"];
+const OPERATIONS: [&str; 10] =
+    ["hold", "extend", "release", "expire", "confirm", "cancel", "reissue", "admit", "erase_buyer", "reseal_buyer"];
 const STATES: [&str; 3] = ["available", "held", "sold"];
 
 /// One section's metric handles, registered once when its actor starts.
 pub struct SectionMetrics {
-    operations: [Counter; 8],
+    operations: [Counter; 10],
     seats: [Gauge; 3],
     call_seconds: Histogram,
     queue_sojourn_seconds: Histogram,
@@ -114,6 +115,8 @@ impl SectionMetrics {
             Record::OrderCancelled { .. } => 5,
             Record::TicketReissued { .. } => 6,
             Record::TicketAdmitted { .. } => 7,
+            Record::BuyerErased { .. } => 8,
+            Record::BuyerResealed { .. } => 9,
         };
         self.operations[operation].increment(1);
     }

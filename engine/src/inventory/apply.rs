@@ -101,6 +101,8 @@ impl Inventory {
             Record::TicketAdmitted { order, index, version, admission } => {
                 self.apply_admitted(OrderNumber(*order), *index, *version, admission)
             }
+            Record::BuyerErased { order, at_ms } => self.apply_buyer_erased(OrderNumber(*order), *at_ms),
+            Record::BuyerResealed { order, sealed, .. } => self.apply_buyer_resealed(OrderNumber(*order), sealed),
         }
     }
 
