@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod privacy;
 pub mod render;
 pub mod server;
 pub mod simulate;

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared};
 use crate::http::connections::BoundedListener;
+use crate::privacy::Privacy;
 
 const LATENCY_BUCKETS_S: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -36,6 +37,8 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub fn serve(config: Config) -> Result<()> {
     let metrics = install_metrics()?;
     let loaded = config.load_venues_and_events()?;
+    // Without usable keys buyers' data could not be sealed: refuse before listening.
+    let privacy = Arc::new(Privacy::new(config.privacy.keyring()?));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -43,7 +46,7 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    runtime.block_on(run(config, loaded, metrics))
+    runtime.block_on(run(config, loaded, metrics, privacy))
 }
 
 fn install_metrics() -> Result<PrometheusHandle> {
@@ -54,7 +57,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle) -> Result<()> {
+async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle, privacy: Arc<Privacy>) -> Result<()> {
     let listener =
         TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let metrics_listener = TcpListener::bind(&config.metrics_listen)
@@ -66,7 +69,7 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
     println!("hakken listening on http://{address} (metrics on http://{metrics_address}/metrics)");
     tracing::info!(%address, %metrics_address, "listening");
 
-    let shared = shared_state(&config);
+    let shared = shared_state(&config, privacy);
     let recovery = recover_in_background(config, loaded, shared.clone());
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
@@ -79,12 +82,19 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
 }
 
 /// What every request can reach before recovery has finished: the bounds and tokens.
-fn shared_state(config: &Config) -> Arc<Shared> {
+fn shared_state(config: &Config, privacy: Arc<Privacy>) -> Arc<Shared> {
+    if privacy.keyring().has_demo_key() {
+        tracing::warn!(
+            "buyers' data is sealed with the public demo key of config/hakken.toml: it protects nothing; \
+             set HAKKEN_PRIVACY_KEYS and HAKKEN_PRIVACY_ACTIVE_KEY"
+        );
+    }
     let shared = Arc::new(Shared::new(
         config.http.clone(),
         config.gates.clone(),
         config.admin_token.clone(),
         config.gate_token.clone(),
+        privacy,
     ));
     if shared.admin_token.is_empty() {
         tracing::warn!("no admin token configured (HAKKEN_ADMIN_TOKEN): admin endpoints are off");

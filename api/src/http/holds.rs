@@ -34,6 +34,7 @@ use crate::http::views::{
     hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
     OrderResponse,
 };
+use crate::privacy::{BuyerData, Privacy};
 
 const CUSTOMER_BYTES_MAX: usize = 128;
 const PAYMENT_REFERENCE_BYTES_MAX: usize = 128;
@@ -234,7 +235,7 @@ fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<Served
     Ok((hold, served.clone(), index))
 }
 
-fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
+pub(crate) fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order: OrderId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
@@ -314,19 +315,22 @@ pub async fn confirm_hold(
 ) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
-    let buyer = buyer(&request)?;
+    let buyer = buyer(&request, &shared.privacy)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
         let order = order.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order) }))
+        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order, &privacy) }))
     };
     let confirm = Confirm { hold, customer, buyer };
     Ok(call_changing(&section, confirm, answer_to.0, &shared.overload, render).await)
 }
 
-fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
+/// The buyer of a confirm, checked, with the name and email sealed (the engine never
+/// sees them in the clear, see [`crate::privacy`]).
+pub fn buyer(request: &ConfirmRequest, privacy: &Privacy) -> ApiResult<Buyer> {
     let reference = request.payment_reference.trim();
     if reference.is_empty() || reference.len() > PAYMENT_REFERENCE_BYTES_MAX {
         let message = format!("`payment_reference` must be 1-{PAYMENT_REFERENCE_BYTES_MAX} bytes");
@@ -346,7 +350,8 @@ fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
     if !plausible {
         return Err(ApiError::invalid("invalid_buyer", format!("`buyer.email` {email:?} is not an email address")));
     }
-    Ok(Buyer { payment_reference: reference.into(), name: name.into(), email: email.into() })
+    let sealed = privacy.seal_buyer(&BuyerData { name: name.into(), email: email.into() });
+    Ok(Buyer { payment_reference: reference.into(), channel: String::new(), sealed: sealed.into() })
 }
 
 /// An order with its tickets. Only its customer (`?customer=`) or an admin sees it.
@@ -367,7 +372,7 @@ pub async fn get_order(
     let order = call(&served.sections[index], read, &shared.overload)
         .await?
         .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
-    Ok(axum::Json(OrderResponse { order: order_view(&served, index, &order) }))
+    Ok(axum::Json(OrderResponse { order: order_view(&served, index, &order, &shared.privacy) }))
 }
 
 /// Who cancels: the order's customer, or an admin (with the admin token) naming none.
@@ -407,13 +412,14 @@ pub async fn cancel_order(
     };
     let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     // Someone else's order is "not found" (the engine checks in the same turn as the cancel).
     let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
         let cancelled = cancelled.as_ref().map_err(|error| match error {
             OrderError::NotFound => ApiError::not_found("order_not_found", format!("no order {id:?}")),
             OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
         })?;
-        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled) }))
+        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled, &privacy) }))
     };
     let cancel = CancelOrder { order: order_id, viewer };
     Ok(call_changing(&section, cancel, answer_to.0, &shared.overload, render).await)
