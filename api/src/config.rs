@@ -4,7 +4,7 @@
 //! the file: `HAKKEN_` plus the key path joined by `_`, upper-cased. Top-level keys:
 //! `HAKKEN_LISTEN`, `HAKKEN_METRICS_LISTEN`, `HAKKEN_DATA_DIR`, `HAKKEN_ADMIN_TOKEN`;
 //! in tables: `HAKKEN_HTTP_IN_FLIGHT_MAX`, `HAKKEN_ENGINE_HOLD_TTL_MS`,
-//! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`) are comma-separated. The
+//! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`, `privacy.keys`) are comma-separated. The
 //! environment wins over the file, the file over the defaults.
 //!
 //! Paths the file gives (`venues`, `events`, `data_dir`, and the default data dir) are
@@ -49,6 +49,7 @@ pub struct Config {
     pub gates: GatesConfig,
     pub engine: EngineConfig,
     pub storage: StorageConfig,
+    pub privacy: PrivacyConfig,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             gates: GatesConfig::default(),
             engine: EngineConfig::default(),
             storage: StorageConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -267,6 +269,25 @@ pub struct GatesConfig {
 impl Default for GatesConfig {
     fn default() -> Self {
         GatesConfig { doors_open_before_start_s: 6 * 3600 }
+    }
+}
+
+/// Buyers' personal data at rest (see [`crate::privacy`]): the master keys that seal
+/// it. No default key: a server without keys refuses to start.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `"id:<base64 of 32 random bytes>"` each (`HAKKEN_PRIVACY_KEYS`, comma-separated).
+    /// Keys other than the active one only open what was sealed under them.
+    pub keys: Vec<String>,
+    /// The id of the key new seals use.
+    pub active_key: String,
+}
+
+impl PrivacyConfig {
+    /// The keyring, or why the server cannot run with these keys.
+    pub fn keyring(&self) -> Result<crate::privacy::Keyring> {
+        crate::privacy::Keyring::parse(&self.keys, &self.active_key).context("[privacy] keys")
     }
 }
 
@@ -486,9 +507,31 @@ mod tests {
     }
 
     #[test]
+    fn privacy_keys_come_from_the_environment_as_a_list() {
+        let k1 = format!("k1:{}", crate::privacy::DEMO_KEY_BASE64);
+        let keys = format!("{k1}, k2:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
+        let config = Config::parse(
+            "[privacy]\nactive_key = \"k1\"\n",
+            &env(&[("HAKKEN_PRIVACY_KEYS", &keys), ("HAKKEN_PRIVACY_ACTIVE_KEY", "k2")]),
+        )
+        .unwrap();
+        assert_eq!(config.privacy.keys.len(), 2);
+        assert_eq!(config.privacy.keyring().unwrap().active().id, "k2");
+        let error = Config::parse("", &[]).unwrap().privacy.keyring().unwrap_err();
+        assert!(format!("{error:#}").contains("HAKKEN_PRIVACY_KEYS"), "{error:#}");
+        let error = Config::parse("", &env(&[("HAKKEN_PRIVACY_KEYS", &k1), ("HAKKEN_PRIVACY_ACTIVE_KEY", "k3")]))
+            .unwrap()
+            .privacy
+            .keyring()
+            .unwrap_err();
+        assert!(format!("{error:#}").contains("\"k3\""), "{error:#}");
+    }
+
+    #[test]
     fn the_shipped_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
         let config = Config::load_with_env(&path, &[]).unwrap();
+        assert!(config.privacy.keyring().unwrap().has_demo_key(), "the demo runs on the demo key");
         assert!(!config.venues.is_empty() && !config.events.is_empty());
         // Unit tests run in api/, not beside the file: its paths resolve all the same.
         config.load_venues_and_events().unwrap();

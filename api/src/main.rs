@@ -130,6 +130,9 @@ fn verify_audit(config: &config::Config) -> Result<()> {
 fn check_config(config: &config::Config) -> Result<()> {
     config.payments.validate()?;
     let loaded = config.load_venues_and_events()?;
+    let keyring = config.privacy.keyring()?;
+    let demo = if keyring.has_demo_key() { " (includes the public demo key: not for production)" } else { "" };
+    println!("privacy: keys {}, active {}{demo}", keyring.ids().collect::<Vec<_>>().join(", "), keyring.active().id);
     for venue in &loaded.venues {
         let reserved = venue.sections.iter().filter(|section| section.seat_map().is_some()).count();
         println!(

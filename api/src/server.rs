@@ -27,6 +27,7 @@ use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared, Tokens};
 use crate::payments::gateway::Gateway;
 use crate::http::connections::BoundedListener;
+use crate::privacy::Privacy;
 
 const LATENCY_BUCKETS_S: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -38,6 +39,8 @@ pub fn serve(config: Config) -> Result<()> {
     config.payments.validate()?;
     let metrics = install_metrics()?;
     let loaded = config.load_venues_and_events()?;
+    // Without usable keys buyers' data could not be sealed: refuse before listening.
+    let privacy = Arc::new(Privacy::new(config.privacy.keyring()?));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -45,7 +48,7 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    runtime.block_on(run(config, loaded, metrics))
+    runtime.block_on(run(config, loaded, metrics, privacy))
 }
 
 fn install_metrics() -> Result<PrometheusHandle> {
@@ -56,7 +59,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle) -> Result<()> {
+async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle, privacy: Arc<Privacy>) -> Result<()> {
     let listener =
         TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let metrics_listener = TcpListener::bind(&config.metrics_listen)
@@ -72,7 +75,7 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
     // embedded PSP on loopback).
     let webhook_url = format!("http://{address}/v1/payments/webhooks/stripe");
     let payments = Gateway::start(&config.payments, webhook_url).await?;
-    let shared = shared_state(&config, payments);
+    let shared = shared_state(&config, payments, privacy);
     let recovery = recover_in_background(config, loaded, shared.clone());
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
@@ -85,13 +88,19 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
 }
 
 /// What every request can reach before recovery has finished: the bounds and tokens.
-fn shared_state(config: &Config, payments: Option<Arc<Gateway>>) -> Arc<Shared> {
+fn shared_state(config: &Config, payments: Option<Arc<Gateway>>, privacy: Arc<Privacy>) -> Arc<Shared> {
+    if privacy.keyring().has_demo_key() {
+        tracing::warn!(
+            "buyers' data is sealed with the public demo key of config/hakken.toml: it protects nothing; \
+             set HAKKEN_PRIVACY_KEYS and HAKKEN_PRIVACY_ACTIVE_KEY"
+        );
+    }
     let tokens = Tokens {
         admin: config.admin_token.clone(),
         gate: config.gate_token.clone(),
         sales: config.sales_token.clone(),
     };
-    let shared = Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens, payments));
+    let shared = Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens, payments, privacy));
     if shared.admin_token.is_empty() {
         tracing::warn!("no admin token configured (HAKKEN_ADMIN_TOKEN): admin endpoints are off");
     }

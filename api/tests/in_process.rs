@@ -61,8 +61,8 @@ impl InProcess {
         let loaded = config.load_venues_and_events().unwrap();
         let clock = Clock::manual(parse_instant("2026-06-01T12:00:00Z").unwrap());
         let http = config.http.clone();
-        let shared =
-            Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens(), None));
+        let privacy = Arc::new(hakken_api::privacy::Privacy::new(config.privacy.keyring().unwrap()));
+        let shared = Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens(), None, privacy));
         let registry_clock = clock.clone();
         // Recovery reads and syncs the store: off the async workers, as the server does.
         let registry =

@@ -163,8 +163,16 @@ impl SectionActor {
             wal::debug_assert_round_trip(record, framed);
         }
         wal.handle.append(section, first_seq, framed, audit, answer, done);
-        if wal.records_since_snapshot >= wal.snapshot_every_records {
+        let erased = records.iter().any(|record| matches!(record, wal::Record::BuyerErased { .. }));
+        if erased || wal.records_since_snapshot >= wal.snapshot_every_records {
             self.snapshot();
+        }
+        if erased {
+            // The snapshot deleted the older records that carried the erased blob;
+            // now the files that still hold their bytes are rewritten.
+            if let Some(wal) = &self.wal {
+                wal.handle.forget_deleted(section);
+            }
         }
     }
 
@@ -466,6 +474,20 @@ section_call!(
         .payments()
         .map(|payment| (payment.clone(), payment.order().and_then(|order| inventory.order(order)).cloned()))
         .collect()
+);
+section_call!(
+    /// Erase the personal data of an order's buyer (an admin's call; erasing twice is
+    /// the same answer). The order, seats and tickets stay valid.
+    EraseBuyer { order: OrderId } -> Result<Order, OrderError>,
+    |self, inventory, now| inventory.erase_buyer(self.order, now),
+    principal: |self| PrincipalRecord::Admin
+);
+section_call!(
+    /// Replace orders' sealed buyer data by the caller's fresh seals (key rotation),
+    /// where it is still what the caller read; returns how many were replaced.
+    ResealBuyers { reseals: Vec<crate::inventory::Reseal> } -> usize,
+    |self, inventory, now| inventory.reseal_buyers(&self.reseals, now),
+    principal: |self| PrincipalRecord::Admin
 );
 section_call!(
     /// An order, if `viewer` may see it (its customer, or an admin).

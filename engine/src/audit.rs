@@ -130,6 +130,19 @@ pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out:
             out.push(payment_entry(*at_ms, section, principal, "refund_due", *hold))
         }
         Record::PaymentRefunded { hold, at_ms } => out.push(payment_entry(*at_ms, section, principal, "refund", *hold)),
+        Record::BuyerErased { order, at_ms } => {
+            // Never the personal data itself: the entry says only that it is gone.
+            let mut entry = draft(*at_ms, section, principal, "erase_buyer");
+            entry.order = Some(*order);
+            entry.detail = "buyer's name and email erased".to_string();
+            out.push(entry);
+        }
+        Record::BuyerResealed { order, at_ms, .. } => {
+            let mut entry = draft(*at_ms, section, principal, "reseal_buyer");
+            entry.order = Some(*order);
+            entry.detail = "buyer's data sealed under the active key".to_string();
+            out.push(entry);
+        }
     }
 }
 

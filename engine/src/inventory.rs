@@ -17,6 +17,7 @@
 //! the replayed state cannot drift from the live one.
 
 mod apply;
+mod buyers;
 mod error;
 mod holds;
 mod model;
@@ -36,6 +37,7 @@ use crate::lockfree::{HoldNumber, OrderNumber, Reclaimed};
 use crate::venue::Venue;
 use crate::wal::Record;
 
+pub use buyers::Reseal;
 pub use error::{ApplyError, HoldError, HoldRefused, OrderError, TicketError};
 pub use model::{Buyer, Granted, Hold, Order, OrderState, Units};
 pub use payments::{

@@ -41,7 +41,7 @@ pub const WAL_QUEUE_FULL_TOTAL: &str = "hakken_wal_queue_full_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 
-const OPERATIONS: [&str; 15] = [
+const OPERATIONS: [&str; 17] = [
     "hold",
     "extend",
     "release",
@@ -57,12 +57,14 @@ const OPERATIONS: [&str; 15] = [
     "void",
     "refund_due",
     "refund",
+    "erase_buyer",
+    "reseal_buyer",
 ];
 const STATES: [&str; 3] = ["available", "held", "sold"];
 
 /// One section's metric handles, registered once when its actor starts.
 pub struct SectionMetrics {
-    operations: [Counter; 15],
+    operations: [Counter; 17],
     seats: [Gauge; 3],
     call_seconds: Histogram,
     queue_sojourn_seconds: Histogram,
@@ -137,6 +139,8 @@ impl SectionMetrics {
             Record::PaymentVoided { .. } => 12,
             Record::PaymentRefundDue { .. } => 13,
             Record::PaymentRefunded { .. } => 14,
+            Record::BuyerErased { .. } => 15,
+            Record::BuyerResealed { .. } => 16,
         };
         self.operations[operation].increment(1);
     }

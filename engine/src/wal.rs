@@ -100,6 +100,20 @@ pub enum Record {
         hold: u32,
         at_ms: u64,
     },
+    /// The buyer's personal data of `order` was erased (crypto-shredding: the sealed
+    /// blob, with the only wrapped copy of its data key, is dropped). The order, its
+    /// seats and tickets stay as they are.
+    BuyerErased {
+        order: u32,
+        at_ms: u64,
+    },
+    /// The buyer data of `order` was sealed afresh (key rotation: the same data, under
+    /// the active master key), so the key that sealed it before can be retired.
+    BuyerResealed {
+        order: u32,
+        sealed: Vec<u8>,
+        at_ms: u64,
+    },
 }
 
 /// A hold's payment at the PSP, as a snapshot stores it.
@@ -203,8 +217,11 @@ pub struct OrderRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct BuyerRecord {
     pub payment_reference: String,
-    pub name: String,
-    pub email: String,
+    /// `online`, `box_office` or `external`, as the API set it.
+    pub channel: String,
+    /// The buyer's name and email, sealed by the API (never plaintext on disk); empty
+    /// once erased.
+    pub sealed: Vec<u8>,
 }
 
 /// A section inventory's whole state after record `last_seq`.

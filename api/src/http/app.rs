@@ -25,6 +25,7 @@ use crate::http::idempotency::Idempotency;
 use crate::http::limiter::CustomerLimiter;
 use crate::http::overload::Overload;
 use crate::http::route_metrics::RouteMetrics;
+use crate::privacy::Privacy;
 
 /// One event as the server serves it: its definition, venue, section handles and
 /// signing key (the state handlers route to, not a JSON body: those are `*View`s).
@@ -221,10 +222,18 @@ pub struct Shared {
     pub overload: Overload,
     pub shutting_down: AtomicBool,
     pub route_metrics: RouteMetrics,
+    /// The master keys buyers' data and stored answers are sealed with.
+    pub privacy: Arc<Privacy>,
 }
 
 impl Shared {
-    pub fn new(http: HttpConfig, gates: GatesConfig, tokens: Tokens, payments: Option<Arc<crate::payments::gateway::Gateway>>) -> Shared {
+    pub fn new(
+        http: HttpConfig,
+        gates: GatesConfig,
+        tokens: Tokens,
+        payments: Option<Arc<crate::payments::gateway::Gateway>>,
+        privacy: Arc<Privacy>,
+    ) -> Shared {
         let overload = Overload::new(
             http.in_flight_min,
             http.in_flight_max,
@@ -243,6 +252,7 @@ impl Shared {
             overload,
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),
+            privacy,
         }
     }
 

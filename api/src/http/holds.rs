@@ -37,6 +37,7 @@ use crate::http::views::{
     hold_view, order_view, BuyerView, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
     OrderResponse,
 };
+use crate::privacy::BuyerData;
 
 const CUSTOMER_BYTES_MAX: usize = 128;
 const PAYMENT_REFERENCE_BYTES_MAX: usize = 128;
@@ -238,7 +239,7 @@ pub(crate) fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId,
     Ok((hold, served.clone(), index))
 }
 
-fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
+pub(crate) fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order: OrderId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
@@ -326,9 +327,10 @@ pub async fn confirm_hold(
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
         let order = order.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order) }))
+        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order, &privacy) }))
     };
     let confirm = Confirm { hold, customer, buyer };
     Ok(call_changing(&section, confirm, answer_to.0, &shared.overload, render).await)
@@ -345,7 +347,7 @@ fn payment_reference(reference: &str) -> ApiResult<&str> {
 
 /// The buyer of an order, checked, as the engine stores it: sold through `channel`
 /// (`online`, `box_office`, `external`) with the payment's reference.
-pub(crate) fn buyer_of(_shared: &Shared, buyer: &BuyerView, reference: &str, _channel: &str) -> ApiResult<Buyer> {
+pub(crate) fn buyer_of(shared: &Shared, buyer: &BuyerView, reference: &str, channel: &str) -> ApiResult<Buyer> {
     let name = buyer.name.trim();
     if name.is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
         let message = format!("`buyer.name` must be 1-{NAME_BYTES_MAX} bytes without control characters");
@@ -360,7 +362,8 @@ pub(crate) fn buyer_of(_shared: &Shared, buyer: &BuyerView, reference: &str, _ch
     if !plausible {
         return Err(ApiError::invalid("invalid_buyer", format!("`buyer.email` {email:?} is not an email address")));
     }
-    Ok(Buyer { payment_reference: reference.into(), name: name.into(), email: email.into() })
+    let sealed = shared.privacy.seal_buyer(&BuyerData { name: name.into(), email: email.into() });
+    Ok(Buyer { payment_reference: reference.into(), channel: channel.into(), sealed: sealed.into() })
 }
 
 /// An order with its tickets. Only its customer (`?customer=`) or an admin sees it.
@@ -381,7 +384,7 @@ pub async fn get_order(
     let order = call(&served.sections[index], read, &shared.overload)
         .await?
         .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
-    let mut view = order_view(&served, index, &order);
+    let mut view = order_view(&served, index, &order, &shared.privacy);
     if shared.payments.is_some() {
         let payment = call(&served.sections[index], ReadOrderPayment { order: order_id }, &shared.overload).await?;
         view.payment = payment.map(|payment| payment_view(&payment, None));
@@ -426,13 +429,14 @@ pub async fn cancel_order(
     };
     let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     // Someone else's order is "not found" (the engine checks in the same turn as the cancel).
     let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
         let cancelled = cancelled.as_ref().map_err(|error| match error {
             OrderError::NotFound => ApiError::not_found("order_not_found", format!("no order {id:?}")),
             OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
         })?;
-        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled) }))
+        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled, &privacy) }))
     };
     let cancel = CancelOrder { order: order_id, viewer };
     let answer = call_changing(&section, cancel, answer_to.0, &shared.overload, render).await;

@@ -29,6 +29,7 @@ pub mod openapi;
 pub mod overload;
 pub mod payment_views;
 pub mod payments;
+pub mod privacy;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;
@@ -70,6 +71,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(admin::open_sale))
         .routes(routes!(admin::close_sale))
         .routes(routes!(admin::backup))
+        .routes(routes!(privacy::erase_buyer))
+        .routes(routes!(privacy::rewrap))
         .routes(routes!(tickets::get_ticket))
         .routes(routes!(tickets::ticket_qr_svg))
         .routes(routes!(tickets::ticket_qr_png))

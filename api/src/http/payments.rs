@@ -185,7 +185,8 @@ pub async fn stripe_webhook(State(shared): State<Arc<Shared>>, headers: HeaderMa
         return Ok(received("duplicate"));
     }
     let outcome = handle_event(&shared, &gateway, &event).await?;
-    let slot = Slot { key, fingerprint: fingerprint(&[&body]), expires_at_ms: app.idempotency.expires_at_ms(now_ms) };
+    let expires_at_ms = app.idempotency.expires_at_ms(now_ms);
+    let slot = Slot { key, fingerprint: fingerprint(&[&body]), expires_at_ms, privacy: shared.privacy.clone() };
     app.idempotency.store(slot, StatusCode::OK, &Bytes::from_static(b"{}")).await;
     count_webhook(outcome);
     Ok(received(outcome))

@@ -116,6 +116,8 @@ impl Inventory {
             | Record::PaymentVoided { .. }
             | Record::PaymentRefundDue { .. }
             | Record::PaymentRefunded { .. } => self.apply_payment(record),
+            Record::BuyerErased { order, at_ms } => self.apply_buyer_erased(OrderNumber(*order), *at_ms),
+            Record::BuyerResealed { order, sealed, .. } => self.apply_buyer_resealed(OrderNumber(*order), sealed),
         }
     }
 

@@ -478,6 +478,12 @@ impl Inventory {
             return Err(self.apply_error(&what(), &problem));
         };
         payment.state = next;
+        // Once sold the order holds the buyer's (sealed) data, and a payment voided
+        // without an order needs none: the payment keeps no copy, so erasing an order's
+        // buyer erases it everywhere, and data is kept no longer than it serves.
+        if matches!(next, PaymentState::Ordered(_) | PaymentState::Voided { order: None, .. }) {
+            payment.buyer = Arc::new(payment.buyer.erased());
+        }
         if payment.unsettled() {
             self.unsettled.insert(number);
         } else {

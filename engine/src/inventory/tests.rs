@@ -424,12 +424,15 @@ fn sweep_frees_expired_holds() {
     );
 }
 
+/// What the API would have sealed for ana@example.com (opaque to the engine).
+const ANA_SEALED: &[u8] = b"sealed(ana@example.com)";
+
 /// A confirmed order of alice's for seats 1-1 and 1-2, bought by ana@example.com.
 fn sold_pair(harness: &mut Harness) -> OrderId {
     let alice = CustomerId::new("alice");
     let seats = [harness.seat_index("1-1"), harness.seat_index("1-2")];
     let hold = harness.reserved.hold_seats(&alice, &seats, harness.now).expect("free seats").hold;
-    let buyer = Buyer { email: "ana@example.com".to_string(), ..Buyer::default() };
+    let buyer = Buyer { sealed: Arc::from(ANA_SEALED), ..Buyer::default() };
     harness.reserved.confirm(hold.id, &alice, &buyer, harness.now).expect("live hold").id
 }
 
@@ -443,13 +446,20 @@ fn tickets_are_seen_and_reissued_only_by_their_owner_or_an_admin() {
     let seen = |viewer: &Viewer, ticket: TicketId| harness.reserved.ticket_order(ticket, viewer).is_some();
     assert_eq!((seen(&alice, ticket), seen(&Viewer::Admin, ticket), seen(&bob, ticket)), (true, true, false));
     assert!(!seen(&alice, TicketId { order, index: 2 }), "no third ticket");
-    let buyer = |order: Option<OrderId>, email: &str| ReissueProof::Buyer { order, email: email.to_string() };
+    // The API found the email in `sealed` (or did not: `None`).
+    let buyer = |order: Option<OrderId>, sealed: Option<&[u8]>| ReissueProof::Buyer {
+        order,
+        email_found_in: sealed.map(Arc::from),
+    };
+    let other_order = OrderId { section: order.section, number: OrderNumber(order.number.0 + 1) };
     let now = harness.now;
     let cases = [
         (ReissueProof::Missing, Err(TicketError::ProofMissing)),
-        (buyer(Some(order), "bob@example.com"), Err(TicketError::NotFound)),
-        (buyer(None, "ana@example.com"), Err(TicketError::NotFound)),
-        (buyer(Some(order), " ANA@example.com "), Ok(1)),
+        (buyer(Some(order), None), Err(TicketError::NotFound)),
+        (buyer(None, Some(ANA_SEALED)), Err(TicketError::NotFound)),
+        (buyer(Some(other_order), Some(ANA_SEALED)), Err(TicketError::NotFound)),
+        (buyer(Some(order), Some(b"sealed(someone else)")), Err(TicketError::NotFound)),
+        (buyer(Some(order), Some(ANA_SEALED)), Ok(1)),
         (ReissueProof::Admin, Ok(2)),
     ];
     for (proof, expected) in cases {
@@ -671,4 +681,43 @@ fn payments_due_lists_what_the_psp_owes_or_must_be_asked() {
     harness.run("captured h1");
     assert_eq!(due(&mut harness, 0, 0), "");
     assert_replays(&mut harness);
+}
+
+#[test]
+fn erasing_a_buyer_keeps_the_order_and_its_tickets_and_replays_the_same() {
+    let mut harness = Harness::new();
+    let order = sold_pair(&mut harness);
+    let mut log = harness.reserved.take_journal();
+    let later = Millis(T0.0 + 50);
+    let erased = harness.reserved.erase_buyer(order, later).expect("an order");
+    assert!(erased.buyer.is_erased() && erased.units.count() == 2 && erased.state == OrderState::Confirmed);
+    let erasure = harness.reserved.take_journal();
+    assert_eq!(erasure, vec![Record::BuyerErased { order: order.number.0, at_ms: later.0 }]);
+    log.extend(erasure);
+    // Again: the same answer, nothing recorded.
+    assert_eq!(harness.reserved.erase_buyer(order, later), Ok(erased.clone()));
+    assert!(harness.reserved.journal_is_empty(), "erasing twice records nothing");
+    let missing = OrderId { section: order.section, number: OrderNumber(9) };
+    assert_eq!(harness.reserved.erase_buyer(missing, later), Err(OrderError::NotFound));
+
+    // The buyer's proof no longer works (the blob it was checked against is gone);
+    // an admin's does, and the tickets still admit.
+    let ticket = TicketId { order, index: 0 };
+    let proof = ReissueProof::Buyer { order: Some(order), email_found_in: Some(Arc::from(ANA_SEALED)) };
+    assert_eq!(harness.reserved.reissue(ticket, &proof, later), Err(TicketError::NotFound));
+    assert!(matches!(harness.reserved.scan(order.number, 1, 0, "north", "s1", later), ScanOutcome::Admitted(_)));
+    assert_eq!(harness.reserved.reissue(ticket, &ReissueProof::Admin, later).map(|(_, version)| version), Ok(1));
+    log.extend(harness.reserved.take_journal());
+
+    // Replay and snapshot both reproduce the erasure; a second erasure record does not apply.
+    let mut replayed = Harness::new();
+    for record in &log {
+        replayed.reserved.replay(record).expect("replays");
+    }
+    assert_eq!(replayed.reserved.snapshot(1), harness.reserved.snapshot(1));
+    let mut restored = Harness::new();
+    restored.reserved.restore(&harness.reserved.snapshot(1)).expect("restores");
+    assert!(restored.reserved.order(order).expect("kept").buyer.is_erased());
+    assert!(replayed.reserved.replay(&Record::BuyerErased { order: order.number.0, at_ms: later.0 }).is_err());
+    assert!(replayed.reserved.replay(&Record::BuyerErased { order: 9, at_ms: later.0 }).is_err());
 }
