@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared, Tokens};
-use crate::payments::gateway::Gateway;
 use crate::http::connections::BoundedListener;
+use crate::payments::gateway::Gateway;
 use crate::privacy::Privacy;
 
 const LATENCY_BUCKETS_S: [f64; 16] =

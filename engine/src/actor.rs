@@ -35,8 +35,8 @@ use crate::deadline;
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Buyer, Checkout, Granted, Hold, HoldError, HoldRefused, Inventory, LatePayment, Order, OrderError, Payment,
-    PaymentDue, PaymentError, PaymentStart, PspReport, SectionState,
+    Availability, Buyer, Checkout, Granted, Hold, HoldError, HoldRefused, Inventory, LatePayment, Order, OrderError,
+    Payment, PaymentDue, PaymentError, PaymentStart, PspReport, SectionState,
 };
 use crate::observe::SectionMetrics;
 use crate::standing_queue::StandingQueue;

@@ -119,7 +119,9 @@ pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out:
             entry.order = Some(*order);
             out.push(entry);
         }
-        Record::PaymentCaptured { hold, at_ms } => out.push(payment_entry(*at_ms, section, principal, "capture", *hold)),
+        Record::PaymentCaptured { hold, at_ms } => {
+            out.push(payment_entry(*at_ms, section, principal, "capture", *hold))
+        }
         Record::PaymentVoidDue { hold, at_ms, reason } => {
             let mut entry = payment_entry(*at_ms, section, principal, "void_due", *hold);
             entry.detail = format!("{reason:?}");
@@ -146,7 +148,13 @@ pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out:
     }
 }
 
-fn payment_entry(at_ms: u64, section: Option<u32>, principal: &PrincipalRecord, action: &str, hold: u32) -> AuditRecord {
+fn payment_entry(
+    at_ms: u64,
+    section: Option<u32>,
+    principal: &PrincipalRecord,
+    action: &str,
+    hold: u32,
+) -> AuditRecord {
     let mut entry = draft(at_ms, section, principal, action);
     entry.hold = Some(hold);
     entry

@@ -41,8 +41,8 @@ pub use buyers::Reseal;
 pub use error::{ApplyError, HoldError, HoldRefused, OrderError, TicketError};
 pub use model::{Buyer, Granted, Hold, Order, OrderState, Units};
 pub use payments::{
-    Checkout, LatePayment, Payment, PaymentDue, PaymentError, PaymentStart, PaymentState, PaymentStep, PspReport, VoidReason,
-    PAYMENTS_DUE_MAX,
+    Checkout, LatePayment, Payment, PaymentDue, PaymentError, PaymentStart, PaymentState, PaymentStep, PspReport,
+    VoidReason, PAYMENTS_DUE_MAX,
 };
 pub use state::{seat_code, Availability, Counts, SectionState, Stock};
 pub use tickets::RefusedScan;

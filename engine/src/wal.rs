@@ -138,14 +138,28 @@ pub struct PaymentRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum PaymentStateRecord {
     AwaitingPayment,
-    Ordered { order: u32 },
-    Captured { order: u32 },
-    VoidDue { reason: VoidReasonRecord, order: Option<u32> },
-    Voided { reason: VoidReasonRecord, order: Option<u32> },
+    Ordered {
+        order: u32,
+    },
+    Captured {
+        order: u32,
+    },
+    VoidDue {
+        reason: VoidReasonRecord,
+        order: Option<u32>,
+    },
+    Voided {
+        reason: VoidReasonRecord,
+        order: Option<u32>,
+    },
     /// `order` is `None` when the money was taken for no order (a late payment captured
     /// at the PSP before hakken voided it).
-    RefundDue { order: Option<u32> },
-    Refunded { order: Option<u32> },
+    RefundDue {
+        order: Option<u32>,
+    },
+    Refunded {
+        order: Option<u32>,
+    },
 }
 
 /// Why an authorization is voided.

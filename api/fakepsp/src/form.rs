@@ -22,7 +22,9 @@ pub struct Params {
 
 impl Params {
     pub fn parse(body: &[u8]) -> Params {
-        Params { pairs: form_urlencoded::parse(body).map(|(key, value)| (key.into_owned(), value.into_owned())).collect() }
+        Params {
+            pairs: form_urlencoded::parse(body).map(|(key, value)| (key.into_owned(), value.into_owned())).collect(),
+        }
     }
 
     /// The parameters sorted by name: two requests with the same parameters in another
@@ -90,7 +92,11 @@ impl Params {
                 continue;
             };
             if inner.is_empty() || inner.contains('[') || inner.contains(']') {
-                return Err(ApiError::invalid("parameter_invalid_string", Some(key), format!("Invalid metadata key: {key}")));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_string",
+                    Some(key),
+                    format!("Invalid metadata key: {key}"),
+                ));
             }
             if inner.chars().count() > METADATA_KEY_CHARS_MAX {
                 return Err(ApiError::invalid(
@@ -129,7 +135,8 @@ mod tests {
 
     #[test]
     fn bracketed_metadata_and_scalars() {
-        let params = Params::parse(b"amount=1290&currency=eur&metadata%5Bhakken_hold%5D=h%201&metadata[e]=x&confirm=true");
+        let params =
+            Params::parse(b"amount=1290&currency=eur&metadata%5Bhakken_hold%5D=h%201&metadata[e]=x&confirm=true");
         assert_eq!(params.integer("amount"), Ok(Some(1290)));
         assert_eq!(params.text("currency"), Some("eur"));
         assert_eq!(params.boolean("confirm"), Ok(Some(true)));

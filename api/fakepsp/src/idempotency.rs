@@ -121,11 +121,7 @@ mod tests {
     use super::*;
 
     fn fingerprint(path: &str, amount: &str) -> Fingerprint {
-        Fingerprint {
-            method: "POST".into(),
-            path: path.into(),
-            params: vec![("amount".into(), amount.into())],
-        }
+        Fingerprint { method: "POST".into(), path: path.into(), params: vec![("amount".into(), amount.into())] }
     }
 
     fn answer(status: u16) -> StoredAnswer {

@@ -97,7 +97,10 @@ impl ApiError {
         error.insert("message".into(), json!(self.message));
         if let Some(code) = &self.code {
             error.insert("code".into(), json!(code));
-            error.insert("doc_url".into(), json!(format!("https://stripe.com/docs/error-codes/{}", code.replace('_', "-"))));
+            error.insert(
+                "doc_url".into(),
+                json!(format!("https://stripe.com/docs/error-codes/{}", code.replace('_', "-"))),
+            );
         }
         if let Some(decline_code) = &self.decline_code {
             error.insert("decline_code".into(), json!(decline_code));
@@ -179,14 +182,18 @@ pub enum CardBehaviour {
 /// Stripe's test payment methods this fake knows; others are `resource_missing`.
 pub fn test_payment_method(id: &str) -> Option<CardBehaviour> {
     match id {
-        "pm_card_visa" | "pm_card_mastercard" | "pm_card_amex" | "pm_card_visa_debit" => Some(CardBehaviour::Authorizes),
+        "pm_card_visa" | "pm_card_mastercard" | "pm_card_amex" | "pm_card_visa_debit" => {
+            Some(CardBehaviour::Authorizes)
+        }
         "pm_card_chargeDeclined" | "pm_card_visa_chargeDeclined" => {
             Some(CardBehaviour::Declines { decline_code: "generic_decline" })
         }
         "pm_card_chargeDeclinedInsufficientFunds" | "pm_card_visa_chargeDeclinedInsufficientFunds" => {
             Some(CardBehaviour::Declines { decline_code: "insufficient_funds" })
         }
-        "pm_card_authenticationRequired" | "pm_card_threeDSecure2Required" => Some(CardBehaviour::RequiresAuthentication),
+        "pm_card_authenticationRequired" | "pm_card_threeDSecure2Required" => {
+            Some(CardBehaviour::RequiresAuthentication)
+        }
         _ => None,
     }
 }
@@ -497,7 +504,12 @@ impl Psp {
         self.intent(id).map(|intent| intent.client_secret.as_str())
     }
 
-    pub fn create_intent(&mut self, create: CreateIntent, request: &RequestInfo, settle: Settlement) -> Result<Value, ApiError> {
+    pub fn create_intent(
+        &mut self,
+        create: CreateIntent,
+        request: &RequestInfo,
+        settle: Settlement,
+    ) -> Result<Value, ApiError> {
         self.ensure_room()?;
         let (seq, id) = self.ids.next("pi");
         let client_secret = format!("{id}_secret_{}", self.ids.secret());
@@ -617,7 +629,13 @@ impl Psp {
         self.emit_intent_event(kind, id, request);
     }
 
-    fn decline(&mut self, id: &str, payment_method: &str, decline_code: &'static str, request: &RequestInfo) -> ApiError {
+    fn decline(
+        &mut self,
+        id: &str,
+        payment_method: &str,
+        decline_code: &'static str,
+        request: &RequestInfo,
+    ) -> ApiError {
         let (_, charge_id) = self.ids.next("ch");
         let intent = self.intents.get_mut(id).expect("decline is called on a known intent");
         let message = if decline_code == "insufficient_funds" {
@@ -699,7 +717,12 @@ impl Psp {
         }
     }
 
-    pub fn capture(&mut self, id: &str, amount_to_capture: Option<i64>, request: &RequestInfo) -> Result<Value, ApiError> {
+    pub fn capture(
+        &mut self,
+        id: &str,
+        amount_to_capture: Option<i64>,
+        request: &RequestInfo,
+    ) -> Result<Value, ApiError> {
         let intent = self.intent(id)?;
         if intent.status != Status::RequiresCapture {
             return Err(unexpected_state(intent, "capture", "captured", "requires_capture"));
@@ -758,9 +781,10 @@ impl Psp {
         request: &RequestInfo,
     ) -> Result<Value, ApiError> {
         self.ensure_room()?;
-        let intent = self.intents.get(intent_id).ok_or_else(|| {
-            ApiError::missing(Some("payment_intent"), "payment_intent", intent_id)
-        })?;
+        let intent = self
+            .intents
+            .get(intent_id)
+            .ok_or_else(|| ApiError::missing(Some("payment_intent"), "payment_intent", intent_id))?;
         if intent.status != Status::Succeeded {
             return Err(ApiError::invalid(
                 "payment_intent_unexpected_state",
@@ -783,7 +807,11 @@ impl Psp {
         }
         let amount = amount.unwrap_or(remaining);
         if amount < 1 {
-            return Err(ApiError::invalid("parameter_invalid_integer", Some("amount"), "Invalid positive integer".into()));
+            return Err(ApiError::invalid(
+                "parameter_invalid_integer",
+                Some("amount"),
+                "Invalid positive integer".into(),
+            ));
         }
         if amount > remaining {
             return Err(ApiError::invalid(
@@ -819,14 +847,19 @@ impl Psp {
     }
 
     pub fn event_json(&self, id: &str) -> Result<Value, ApiError> {
-        self.events.get(id).map(|(_, event)| event.json.clone()).ok_or_else(|| ApiError::missing(Some("id"), "event", id))
+        self.events
+            .get(id)
+            .map(|(_, event)| event.json.clone())
+            .ok_or_else(|| ApiError::missing(Some("id"), "event", id))
     }
 
     /// PaymentIntents newest first, after `starting_after` (an id of an earlier page).
     pub fn list_intents(&self, limit: usize, starting_after: Option<&str>) -> Result<Page, ApiError> {
         let before = match starting_after {
             None => u64::MAX,
-            Some(id) => self.intent(id).map_err(|_| ApiError::missing(Some("starting_after"), "payment_intent", id))?.seq,
+            Some(id) => {
+                self.intent(id).map_err(|_| ApiError::missing(Some("starting_after"), "payment_intent", id))?.seq
+            }
         };
         let mut data: Vec<Value> =
             self.intent_order.range(..before).rev().take(limit + 1).map(|(_, id)| self.intents[id].json()).collect();
@@ -836,7 +869,12 @@ impl Psp {
     }
 
     /// Events newest first, optionally of one `type` (Stripe allows a `*` wildcard suffix).
-    pub fn list_events(&self, limit: usize, starting_after: Option<&str>, kind: Option<&str>) -> Result<Page, ApiError> {
+    pub fn list_events(
+        &self,
+        limit: usize,
+        starting_after: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Page, ApiError> {
         let before = match starting_after {
             None => u64::MAX,
             Some(id) => self.events.get(id).ok_or_else(|| ApiError::missing(Some("starting_after"), "event", id))?.0,
@@ -1004,7 +1042,10 @@ mod tests {
         let confirmed = psp.confirm(&id, Some("pm_card_authenticationRequired"), &request(), Settlement::Now).unwrap();
         assert_eq!(confirmed["status"], "requires_action");
         assert_eq!(confirmed["next_action"]["type"], "use_stripe_sdk");
-        assert_eq!(psp.capture(&id, None, &request()).unwrap_err().code.as_deref(), Some("payment_intent_unexpected_state"));
+        assert_eq!(
+            psp.capture(&id, None, &request()).unwrap_err().code.as_deref(),
+            Some("payment_intent_unexpected_state")
+        );
         assert_eq!(psp.authenticate(&id, true, &request()), Ok(true));
         assert_eq!(status(&psp, &id), "requires_capture");
         assert_eq!(psp.authenticate(&id, true, &request()), Ok(false));

@@ -70,7 +70,11 @@ impl Gatekeeper {
 fn required_role(security: &serde_json::Value) -> Option<Role> {
     let mut roles = security.as_array()?.iter().map(|alternative| {
         let schemes = alternative.as_object()?;
-        match (schemes.contains_key(ADMIN_SCHEME), schemes.contains_key(GATE_SCHEME), schemes.contains_key(SALES_SCHEME)) {
+        match (
+            schemes.contains_key(ADMIN_SCHEME),
+            schemes.contains_key(GATE_SCHEME),
+            schemes.contains_key(SALES_SCHEME),
+        ) {
             (true, false, false) => Some(Role::Admin),
             (false, true, false) => Some(Role::Gate),
             (false, false, true) => Some(Role::Sales),

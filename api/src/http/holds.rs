@@ -32,11 +32,11 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
 use crate::http::payment_views::payment_view;
-use crate::payments::gateway::describe;
 use crate::http::views::{
-    hold_view, order_view, BuyerView, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
-    OrderResponse,
+    hold_view, order_view, BuyerView, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest,
+    HoldResponse, OrderResponse,
 };
+use crate::payments::gateway::describe;
 use crate::privacy::BuyerData;
 
 const CUSTOMER_BYTES_MAX: usize = 128;

@@ -11,7 +11,12 @@ use crate::http::views::{BuyerView, HoldView};
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// The customer who made the hold.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$", example = "customer-42")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
     pub customer: String,
     /// Who pays: kept encrypted with the order (see the README's buyer data).
     pub buyer: BuyerView,

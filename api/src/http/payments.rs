@@ -40,7 +40,11 @@ const STRIPE_SIGNATURE: &str = "stripe-signature";
 
 fn gateway(shared: &Shared) -> ApiResult<&Arc<Gateway>> {
     shared.payments.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "payments_off", "this server takes no payments (payments.provider = \"external\")")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "payments_off",
+            "this server takes no payments (payments.provider = \"external\")",
+        )
     })
 }
 
@@ -145,7 +149,9 @@ pub async fn get_payment(
     let payment = call(&served.sections[index], ReadPayment { hold: hold_id }, &shared.overload).await?;
     // Someone else's payment is "not found": hold ids are guessable.
     match payment {
-        Some(payment) if payment.customer == customer => Ok(axum::Json(PaymentResponse { payment: payment_view(&payment, None) })),
+        Some(payment) if payment.customer == customer => {
+            Ok(axum::Json(PaymentResponse { payment: payment_view(&payment, None) }))
+        }
         _ => Err(ApiError::not_found("payment_not_found", format!("hold {id:?} has no payment of this customer"))),
     }
 }
@@ -204,7 +210,9 @@ fn count_webhook(outcome: &'static str) {
 async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
     let app = shared.app()?;
     let (psp_id, hold, refunded) = match &event.kind {
-        EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => (payment_intent.clone(), hakken_hold.clone(), false),
+        EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => {
+            (payment_intent.clone(), hakken_hold.clone(), false)
+        }
         EventKind::ChargeRefunded { payment_intent: Some(payment_intent), refunded, .. } => {
             // A charge carries no hold: the PaymentIntent's metadata has it.
             let intent = gateway.client().retrieve_payment_intent(payment_intent).await.map_err(psp_error)?;
@@ -213,7 +221,8 @@ async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) 
         _ => return Ok("ignored"),
     };
     let Some(hold) = hold.and_then(|hold| hold.parse::<HoldId>().ok()) else { return Ok("ignored") };
-    let Some((served, index)) = app.catalogue().locate(hold.section).map(|(served, index)| (served.clone(), index)) else {
+    let Some((served, index)) = app.catalogue().locate(hold.section).map(|(served, index)| (served.clone(), index))
+    else {
         return Ok("ignored");
     };
     let section = &served.sections[index];
@@ -254,12 +263,18 @@ pub fn psp_error(error: PspError) -> ApiError {
     match error {
         PspError::Refused { code, message, .. } => {
             let code = code.unwrap_or_default();
-            ApiError::new(StatusCode::BAD_GATEWAY, "psp_refused", format!("the payment provider refused: {code} {message}"))
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "psp_refused",
+                format!("the payment provider refused: {code} {message}"),
+            )
         }
         other if other.is_retryable() => {
             ApiError::unavailable("psp_unavailable", format!("the payment provider is unavailable: {other}"), 5)
         }
-        other => ApiError::new(StatusCode::BAD_GATEWAY, "psp_error", format!("the payment provider answered badly: {other}")),
+        other => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "psp_error", format!("the payment provider answered badly: {other}"))
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use dashmap::DashMap;
 use hakken_engine::actor::{PaymentsDue, ReportPayment, SectionHandle};
 use hakken_engine::ids::HoldId;
 use hakken_engine::inventory::{Hold, LatePayment, Payment, PaymentDue, PaymentError, PaymentStep, PspReport};
@@ -27,6 +28,7 @@ use crate::http::app::{call, Shared};
 use crate::http::error::ApiError;
 use crate::payments::stripe::{
     CreatePaymentIntent, PaymentIntent, PaymentIntentStatus, PspError, RefundStatus, StripeClient, StripeConfig,
+    UnavailableReason,
 };
 use crate::payments::webhook::KeyMode;
 
@@ -50,6 +52,12 @@ pub struct Gateway {
     pub api_base: String,
     /// The `test` provider's PSP, serving on loopback for as long as the gateway lives.
     _embedded: Option<hakken_fakepsp::RunningPsp>,
+    /// Per idempotency key base: how many times the PSP answered it with a 5xx. Stripe
+    /// stores even a 500 under its key, so a retry with that key gets the 500 again; the
+    /// next try uses a new key. That is safe because the PSP's own states refuse a second
+    /// capture, void or full refund, and in memory because a restart starting again from
+    /// the first key only replays the stored answers once more.
+    failed_keys: DashMap<String, u32>,
 }
 
 /// Why driving a payment stopped short.
@@ -101,6 +109,7 @@ impl Gateway {
             publishable_key,
             api_base,
             _embedded: embedded,
+            failed_keys: DashMap::new(),
         })))
     }
 
@@ -116,7 +125,8 @@ impl Gateway {
     /// hold's amount in the event's currency, hakken's ids in its metadata.
     pub async fn create(&self, hold: &Hold, event: &str, currency: &str) -> Result<PaymentIntent, PspError> {
         let hold_id = hold.id.to_string();
-        let metadata = BTreeMap::from([("hakken_hold".to_string(), hold_id.clone()), ("hakken_event".into(), event.into())]);
+        let metadata =
+            BTreeMap::from([("hakken_hold".to_string(), hold_id.clone()), ("hakken_event".into(), event.into())]);
         let request = CreatePaymentIntent {
             amount: hold.total_minor,
             currency: currency.to_string(),
@@ -130,7 +140,13 @@ impl Gateway {
     }
 
     /// Reads the payment's state at the PSP, reports it and settles what is owed.
-    pub async fn drive(&self, shared: &Shared, section: &SectionHandle, hold: HoldId, psp_id: &str) -> Result<Payment, DriveError> {
+    pub async fn drive(
+        &self,
+        shared: &Shared,
+        section: &SectionHandle,
+        hold: HoldId,
+        psp_id: &str,
+    ) -> Result<Payment, DriveError> {
         let intent = self.client.retrieve_payment_intent(psp_id).await.map_err(DriveError::Psp)?;
         match report_of(&intent) {
             Some(report) => {
@@ -156,30 +172,45 @@ impl Gateway {
 
     async fn read(&self, shared: &Shared, section: &SectionHandle, hold: HoldId) -> Result<Payment, DriveError> {
         let read = hakken_engine::actor::ReadPayment { hold };
-        call(section, read, &shared.overload).await.map_err(DriveError::Section)?.ok_or(DriveError::Payment(PaymentError::NotFound))
+        call(section, read, &shared.overload)
+            .await
+            .map_err(DriveError::Section)?
+            .ok_or(DriveError::Payment(PaymentError::NotFound))
     }
 
     /// Does what the payment's step says (capture, void, refund) and reports each
     /// answer, until nothing is owed or the PSP fails (then the sweep retries).
-    pub async fn settle(&self, shared: &Shared, section: &SectionHandle, mut payment: Payment) -> Result<Payment, DriveError> {
+    pub async fn settle(
+        &self,
+        shared: &Shared,
+        section: &SectionHandle,
+        mut payment: Payment,
+    ) -> Result<Payment, DriveError> {
         for _ in 0..STEPS_MAX {
             let psp_id = payment.psp_id.clone();
             let report = match payment.step() {
                 PaymentStep::Nothing => return Ok(payment),
                 PaymentStep::Capture => {
-                    let captured = self.client.capture(&psp_id, &format!("hakken-capture-{psp_id}")).await;
-                    self.answer_of(captured, &psp_id).await?
+                    let key = self.key("capture", &psp_id);
+                    let captured = self.client.capture(&psp_id, &key).await;
+                    self.answer_of(self.note_failure(&key, captured), &psp_id).await?
                 }
                 PaymentStep::Void => {
-                    let cancelled = self.client.cancel(&psp_id, &format!("hakken-cancel-{psp_id}")).await;
-                    self.answer_of(cancelled, &psp_id).await?
+                    let key = self.key("cancel", &psp_id);
+                    let cancelled = self.client.cancel(&psp_id, &key).await;
+                    self.answer_of(self.note_failure(&key, cancelled), &psp_id).await?
                 }
                 PaymentStep::Refund => {
-                    let refund = self.client.refund(&psp_id, &format!("hakken-refund-{psp_id}")).await.map_err(DriveError::Psp)?;
-                    match refund.status {
-                        RefundStatus::Succeeded => Some(PspReport::Refunded),
+                    let key = self.key("refund", &psp_id);
+                    match self.note_failure(&key, self.client.refund(&psp_id, &key).await) {
+                        Ok(refund) if refund.status == RefundStatus::Succeeded => Some(PspReport::Refunded),
                         // Pending: asked again (same key, same refund) at the next sweep.
-                        _ => None,
+                        Ok(_) => None,
+                        // An earlier try (another key) refunded it.
+                        Err(PspError::Refused { code: Some(code), .. }) if code == "charge_already_refunded" => {
+                            Some(PspReport::Refunded)
+                        }
+                        Err(error) => return Err(DriveError::Psp(error)),
                     }
                 }
             };
@@ -189,10 +220,33 @@ impl Gateway {
         Ok(payment)
     }
 
+    /// The idempotency key of `operation` on `psp_id`: made of hakken's ids, with a
+    /// suffix once the PSP stored a 5xx under the plain one (see `failed_keys`).
+    fn key(&self, operation: &str, psp_id: &str) -> String {
+        let base = format!("hakken-{operation}-{psp_id}");
+        match self.failed_keys.get(&base).map(|failed| *failed) {
+            None | Some(0) => base,
+            Some(failed) => format!("{base}-retry{failed}"),
+        }
+    }
+
+    /// Counts a 5xx answer to `key`, so the next try takes a fresh key.
+    fn note_failure<T>(&self, key: &str, answer: Result<T, PspError>) -> Result<T, PspError> {
+        if let Err(PspError::Unavailable { reason: UnavailableReason::ServerError, .. }) = &answer {
+            let base = key.split("-retry").next().unwrap_or(key).to_string();
+            *self.failed_keys.entry(base).or_insert(0) += 1;
+        }
+        answer
+    }
+
     /// What a capture or cancel answered, as a report. A PaymentIntent no longer in the
     /// state the call needs (captured or cancelled already, by an earlier try) is read
     /// afresh: its state is the fact.
-    async fn answer_of(&self, answer: Result<PaymentIntent, PspError>, psp_id: &str) -> Result<Option<PspReport>, DriveError> {
+    async fn answer_of(
+        &self,
+        answer: Result<PaymentIntent, PspError>,
+        psp_id: &str,
+    ) -> Result<Option<PspReport>, DriveError> {
         match answer {
             Ok(intent) => Ok(report_of(&intent)),
             Err(PspError::Refused { status: 400, .. }) => {
@@ -234,14 +288,21 @@ impl Gateway {
         }
     }
 
-    async fn sweep_one(&self, shared: &Shared, section: &SectionHandle, payment: Payment, owed: PaymentDue) -> Result<Payment, DriveError> {
+    async fn sweep_one(
+        &self,
+        shared: &Shared,
+        section: &SectionHandle,
+        payment: Payment,
+        owed: PaymentDue,
+    ) -> Result<Payment, DriveError> {
         match owed {
             PaymentDue::Step(_) => self.settle(shared, section, payment).await,
             PaymentDue::Check => self.drive(shared, section, payment.hold, &payment.psp_id).await,
             PaymentDue::Abandon => {
                 let psp_id = payment.psp_id.clone();
-                let cancelled = self.client.cancel(&psp_id, &format!("hakken-cancel-{psp_id}")).await;
-                match self.answer_of(cancelled, &psp_id).await? {
+                let key = self.key("cancel", &psp_id);
+                let cancelled = self.client.cancel(&psp_id, &key).await;
+                match self.answer_of(self.note_failure(&key, cancelled), &psp_id).await? {
                     Some(report) => {
                         let payment = self.report(shared, section, payment.hold, &psp_id, report).await?;
                         self.settle(shared, section, payment).await

@@ -105,7 +105,11 @@ pub fn check(hakken: &HakkenSide, intents: &[PaymentIntent]) -> ReconcileReport 
         psp_payments += 1;
         let moved = matches!(intent.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture);
         if moved && !known.contains(intent.id.as_str()) {
-            let detail = format!("{} at the PSP for hold {}, unknown to hakken", intent.status.as_str(), intent.hakken_hold().unwrap_or(""));
+            let detail = format!(
+                "{} at the PSP for hold {}, unknown to hakken",
+                intent.status.as_str(),
+                intent.hakken_hold().unwrap_or("")
+            );
             mismatch("unknown_payment", Some(&intent.id), None, detail);
         }
     }
@@ -135,12 +139,17 @@ pub async fn run(shared: &Shared, app: &App, gateway: &Gateway) -> ApiResult<Rec
             let snapshot = call(section, Export {}, &shared.overload).await?;
             let key = section.key;
             let _ = index;
-            hakken.orders.extend(snapshot.orders.iter().map(|order| OrderFacts {
-                id: hakken_engine::ids::OrderId { section: key, number: hakken_engine::ids::OrderNumber(order.order) }
+            hakken.orders.extend(snapshot.orders.iter().map(|order| {
+                OrderFacts {
+                    id: hakken_engine::ids::OrderId {
+                        section: key,
+                        number: hakken_engine::ids::OrderNumber(order.order),
+                    }
                     .to_string(),
-                channel: order.buyer.channel.clone(),
-                cancelled: order.cancelled,
-                total_minor: order.total_minor,
+                    channel: order.buyer.channel.clone(),
+                    cancelled: order.cancelled,
+                    total_minor: order.total_minor,
+                }
             }));
         }
     }
@@ -204,7 +213,8 @@ mod tests {
         let captured = payment(1, PaymentState::Captured(OrderNumber(0)));
         let voided = payment(2, PaymentState::Voided { reason: VoidReason::Late, order: None });
         let refunded = payment(3, PaymentState::Refunded(Some(OrderNumber(1))));
-        let intents = [intent("pi_1", "succeeded", 1000), intent("pi_2", "canceled", 0), intent("pi_3", "succeeded", 1000)];
+        let intents =
+            [intent("pi_1", "succeeded", 1000), intent("pi_2", "canceled", 0), intent("pi_3", "succeeded", 1000)];
         let orders = vec![order(0, "online", false), order(1, "online", true), order(2, "box_office", false)];
         let report = check(&HakkenSide { payments: vec![captured, voided, refunded], orders }, &intents);
         assert!(report.ok, "{:?}", report.mismatches);
@@ -236,7 +246,10 @@ mod tests {
         let ordered = payment(1, PaymentState::Ordered(OrderNumber(0)));
         let authorized = payment(2, PaymentState::AwaitingPayment);
         let intents = [intent("pi_1", "requires_capture", 0), intent("pi_2", "requires_capture", 0)];
-        let report = check(&HakkenSide { payments: vec![ordered, authorized], orders: vec![order(0, "online", false)] }, &intents);
+        let report = check(
+            &HakkenSide { payments: vec![ordered, authorized], orders: vec![order(0, "online", false)] },
+            &intents,
+        );
         assert!(report.ok, "{:?}", report.mismatches);
         assert_eq!(report.pending, 2);
     }

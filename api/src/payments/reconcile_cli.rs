@@ -29,7 +29,11 @@ pub fn run(address: &str, admin_token: &str) -> Result<bool> {
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n").context("the server's answer has no body")?;
     let status: u16 = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("no status line")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_string() };
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     let report: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("HTTP {status}: {body}"))?;
     if status != 200 {
         bail!("HTTP {status}: {}", report["error"]["message"].as_str().unwrap_or(&body));

@@ -22,7 +22,8 @@ impl Inventory {
             holds,
             orders: self.orders.iter().map(Order::to_record).collect(),
             payments: {
-                let mut payments: Vec<PaymentRecord> = self.payments.values().map(|payment| payment.to_record()).collect();
+                let mut payments: Vec<PaymentRecord> =
+                    self.payments.values().map(|payment| payment.to_record()).collect();
                 payments.sort_unstable_by_key(|payment| payment.hold);
                 payments
             },

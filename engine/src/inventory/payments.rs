@@ -75,8 +75,14 @@ pub enum PaymentState {
     /// Sold as this order; the authorization is still to be captured.
     Ordered(OrderNumber),
     Captured(OrderNumber),
-    VoidDue { reason: VoidReason, order: Option<OrderNumber> },
-    Voided { reason: VoidReason, order: Option<OrderNumber> },
+    VoidDue {
+        reason: VoidReason,
+        order: Option<OrderNumber>,
+    },
+    Voided {
+        reason: VoidReason,
+        order: Option<OrderNumber>,
+    },
     RefundDue(Option<OrderNumber>),
     Refunded(Option<OrderNumber>),
 }
@@ -452,7 +458,9 @@ impl Inventory {
     pub(super) fn apply_payment(&mut self, record: &Record) -> Result<(), ApplyError> {
         let what = || format!("{record:?}");
         let (hold, to) = match record {
-            Record::PaymentStarted { payment, expires_at_s } => return self.apply_payment_started(payment, *expires_at_s),
+            Record::PaymentStarted { payment, expires_at_s } => {
+                return self.apply_payment_started(payment, *expires_at_s)
+            }
             Record::PaymentOrdered { hold, order, .. } => {
                 if *order as usize >= self.orders.len() {
                     return Err(self.apply_error(&what(), "no such order"));
@@ -461,7 +469,9 @@ impl Inventory {
                 (*hold, Transition::Ordered(OrderNumber(*order)))
             }
             Record::PaymentCaptured { hold, .. } => (*hold, Transition::Captured),
-            Record::PaymentVoidDue { hold, reason, .. } => (*hold, Transition::VoidDue(void_reason_from_record(*reason))),
+            Record::PaymentVoidDue { hold, reason, .. } => {
+                (*hold, Transition::VoidDue(void_reason_from_record(*reason)))
+            }
             Record::PaymentVoided { hold, .. } => (*hold, Transition::Voided),
             Record::PaymentRefundDue { hold, .. } => (*hold, Transition::RefundDue),
             Record::PaymentRefunded { hold, .. } => (*hold, Transition::Refunded),

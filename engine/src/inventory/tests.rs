@@ -160,7 +160,10 @@ impl Harness {
                         let start = PaymentStart {
                             provider: "test".into(),
                             psp_id,
-                            amount_minor: words.iter().position(|word| *word == "amount").map_or(amount_minor, |at| words[at + 1].parse().unwrap()),
+                            amount_minor: words
+                                .iter()
+                                .position(|word| *word == "amount")
+                                .map_or(amount_minor, |at| words[at + 1].parse().unwrap()),
                             currency: "EUR".into(),
                             buyer: Buyer::default(),
                             window_ms: 12_000,
