@@ -17,7 +17,8 @@ fn config_elsewhere() -> tempfile::TempDir {
     std::fs::copy(repo().join("config/events/demo.toml"), dir.path().join("demo.toml")).unwrap();
     let file = "venues = [\"layouts/stadium.toml\"]\nevents = [\"demo.toml\"]\ndata_dir = \"store\"\n\
                 listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
-                [privacy]\nkeys = [\"demo:ZGVtby1rZXktcHVibGljLW5vdC1hLXNlY3JldC0wMDE=\"]\nactive_key = \"demo\"\n";
+                [privacy]\nkeys = [\"demo:ZGVtby1rZXktcHVibGljLW5vdC1hLXNlY3JldC0wMDE=\"]\nactive_key = \"demo\"\n\
+                [payments]\nprovider = \"test\"\n";
     std::fs::write(dir.path().join("hakken.toml"), file).unwrap();
     dir
 }

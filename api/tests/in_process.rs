@@ -147,13 +147,16 @@ async fn a_hold_expires_when_the_one_clock_says_so() {
     server.finish().await;
 }
 
-/// Every operation the document secures, with its path parameters filled in.
+/// Every operation the document secures with the admin or gate token, with its path
+/// parameters filled in. (The sales token of trusted confirms is not needed without a
+/// PSP, as here; `payments.rs` tests it against a server that has one.)
 async fn secured_operations(server: &InProcess) -> Vec<(Method, String)> {
     let document = server.get("/v1/openapi.json").await.body;
     let mut operations = Vec::new();
     for (path, methods) in document["paths"].as_object().unwrap() {
         for (method, operation) in methods.as_object().unwrap() {
-            if operation.get("security").is_some() {
+            let sales = operation["security"].to_string().contains("sales_token");
+            if operation.get("security").is_some() && !sales {
                 let uri = path.replace("{event}", EVENT).replace(['{', '}'], "");
                 operations.push((Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), uri));
             }

@@ -163,6 +163,7 @@ pub async fn get_payment(
     params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">")),
     request_body(content = String, content_type = "application/json", description = "A Stripe event"),
     responses((status = 200, description = "Handled (or not hakken's)"),
+        (status = 404, description = "`payments_off`: this server takes no payments", body = ErrorBody),
         (status = 400, description = "Bad signature, malformed event, or test/live mode mismatch", body = ErrorBody),
         (status = 503, description = "The PSP or the section could not be reached: the PSP retries", body = ErrorBody)))]
 pub async fn stripe_webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
@@ -251,6 +252,7 @@ async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) 
 #[utoipa::path(get, path = "/v1/admin/payments/reconcile", tag = "admin",
     security(("admin_token" = [])),
     responses((status = 200, body = ReconcileReport), (status = 401, body = ErrorBody),
+        (status = 404, description = "`payments_off`: this server takes no payments", body = ErrorBody),
         (status = 502, description = "The PSP could not be read", body = ErrorBody)))]
 pub async fn reconcile(State(shared): State<Arc<Shared>>) -> ApiResult<axum::Json<ReconcileReport>> {
     let app = shared.app()?;
