@@ -114,6 +114,10 @@ impl Store {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -121,11 +125,7 @@ mod tests {
     use super::*;
 
     fn fingerprint(path: &str, amount: &str) -> Fingerprint {
-        Fingerprint {
-            method: "POST".into(),
-            path: path.into(),
-            params: vec![("amount".into(), amount.into())],
-        }
+        Fingerprint { method: "POST".into(), path: path.into(), params: vec![("amount".into(), amount.into())] }
     }
 
     fn answer(status: u16) -> StoredAnswer {

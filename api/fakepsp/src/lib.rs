@@ -337,8 +337,10 @@ impl Shared {
 
     /// Hands the events the last operation caused to the webhook sender.
     pub(crate) fn deliver(&self, events: Vec<state::Event>) {
-        let bodies =
-            events.iter().map(|event| Bytes::from(serde_json::to_vec(&event.json).expect("events serialize"))).collect();
+        let bodies = events
+            .iter()
+            .map(|event| Bytes::from(serde_json::to_vec(&event.json).expect("events serialize")))
+            .collect();
         self.webhooks.enqueue(bodies);
     }
 }

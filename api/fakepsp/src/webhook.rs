@@ -363,8 +363,7 @@ impl Webhooks {
         }
         let stream = TcpStream::connect(authority).await.map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -403,7 +402,10 @@ mod tests {
     #[test]
     fn targets_are_http_with_a_port() {
         let target = Target::parse("http://127.0.0.1:9000/v1/payments/webhooks/stripe").unwrap();
-        assert_eq!((target.authority.as_str(), target.path.as_str()), ("127.0.0.1:9000", "/v1/payments/webhooks/stripe"));
+        assert_eq!(
+            (target.authority.as_str(), target.path.as_str()),
+            ("127.0.0.1:9000", "/v1/payments/webhooks/stripe")
+        );
         assert_eq!(Target::parse("http://localhost").unwrap().authority, "localhost:80");
         assert!(Target::parse("https://example.com/hook").is_err());
         assert!(Target::parse("not a url").is_err());
