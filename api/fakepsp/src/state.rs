@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -377,7 +378,17 @@ impl Refund {
 pub struct Event {
     pub id: String,
     pub kind: String,
-    pub json: Value,
+    /// The id of `data.object` (the intent or charge the event is about).
+    pub object_id: String,
+    /// The serialized event: what `GET /v1/events` lists and every webhook delivery
+    /// carries, byte for byte. Kept serialized: a parsed `Value` tree is several times larger.
+    pub body: Bytes,
+}
+
+impl Event {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("stored events are JSON")
+    }
 }
 
 /// How many times an operation actually changed a PaymentIntent, for tests that assert
@@ -466,7 +477,9 @@ impl Psp {
     }
 
     /// Refuses an operation that adds objects once the store is full (bounded memory).
-    fn ensure_room(&self) -> Result<(), ApiError> {
+    /// The HTTP layer asks first, so the refusal is not stored under an idempotency key;
+    /// the operations ask again, so the bound holds for every caller.
+    pub fn ensure_room(&self) -> Result<(), ApiError> {
         if self.objects() >= self.limits.objects_max {
             return Err(ApiError::invalid(
                 "fakepsp_objects_max",
@@ -841,10 +854,7 @@ impl Psp {
     }
 
     pub fn event_json(&self, id: &str) -> Result<Value, ApiError> {
-        self.events
-            .get(id)
-            .map(|(_, event)| event.json.clone())
-            .ok_or_else(|| ApiError::missing(Some("id"), "event", id))
+        self.events.get(id).map(|(_, event)| event.json()).ok_or_else(|| ApiError::missing(Some("id"), "event", id))
     }
 
     /// PaymentIntents newest first, after `starting_after` (an id of an earlier page).
@@ -887,7 +897,7 @@ impl Psp {
             .map(|(_, id)| &self.events[id].1)
             .filter(|event| matches(event))
             .take(limit + 1)
-            .map(|event| event.json.clone())
+            .map(Event::json)
             .collect();
         let has_more = data.len() > limit;
         data.truncate(limit);
@@ -905,6 +915,7 @@ impl Psp {
 
     fn emit(&mut self, kind: &str, object: Value, request: &RequestInfo) {
         let (seq, id) = self.ids.next("evt");
+        let object_id = object["id"].as_str().unwrap_or_default().to_string();
         let json = json!({
             "id": id,
             "object": "event",
@@ -919,7 +930,8 @@ impl Psp {
             },
             "type": kind,
         });
-        let event = Event { id: id.clone(), kind: kind.to_string(), json };
+        let body = Bytes::from(serde_json::to_vec(&json).expect("events serialize"));
+        let event = Event { id: id.clone(), kind: kind.to_string(), object_id, body };
         self.events.insert(id.clone(), (seq, event.clone()));
         self.event_order.insert(seq, id);
         self.outbox.push(event);
@@ -996,7 +1008,7 @@ mod tests {
             kinds(&outbox),
             ["payment_intent.created", "payment_intent.amount_capturable_updated", "payment_intent.succeeded"]
         );
-        assert_eq!(outbox[2].json["data"]["object"]["metadata"]["hakken_hold"], "h1");
+        assert_eq!(outbox[2].json()["data"]["object"]["metadata"]["hakken_hold"], "h1");
         assert!(psp.take_outbox().is_empty());
     }
 
@@ -1110,9 +1122,9 @@ mod tests {
         let outbox = psp.take_outbox();
         let last = outbox.last().unwrap();
         assert_eq!(last.kind, "charge.refunded");
-        assert_eq!(last.json["data"]["object"]["refunded"], true);
-        assert_eq!(last.json["data"]["object"]["amount_refunded"], 10_000);
-        assert_eq!(last.json["data"]["object"]["payment_intent"], id.as_str());
+        assert_eq!(last.json()["data"]["object"]["refunded"], true);
+        assert_eq!(last.json()["data"]["object"]["amount_refunded"], 10_000);
+        assert_eq!(last.json()["data"]["object"]["payment_intent"], id.as_str());
         let missing = psp.refund("pi_none", None, None, BTreeMap::new(), &request()).unwrap_err();
         assert_eq!((missing.status, missing.code), (404, Some("resource_missing")));
     }
