@@ -145,15 +145,15 @@ mod tests {
         assert_eq!(metadata.len(), 2);
         assert!(params.only(&["amount", "currency", "metadata", "confirm"]).is_ok());
         let refused = params.only(&["amount", "currency", "metadata"]).unwrap_err();
-        assert_eq!(refused.code.as_deref(), Some("parameter_unknown"));
+        assert_eq!(refused.code, Some("parameter_unknown"));
         assert_eq!(refused.param.as_deref(), Some("confirm"));
     }
 
     #[test]
     fn malformed_values_are_stripe_errors() {
         let params = Params::parse(b"amount=12.5&confirm=yes&metadata[a][b]=c");
-        assert_eq!(params.integer("amount").unwrap_err().code.as_deref(), Some("parameter_invalid_integer"));
-        assert_eq!(params.boolean("confirm").unwrap_err().code.as_deref(), Some("parameter_invalid_boolean"));
+        assert_eq!(params.integer("amount").unwrap_err().code, Some("parameter_invalid_integer"));
+        assert_eq!(params.boolean("confirm").unwrap_err().code, Some("parameter_invalid_boolean"));
         assert!(params.metadata().is_err());
         let long_key = format!("metadata[{}]=v", "k".repeat(41));
         assert!(Params::parse(long_key.as_bytes()).metadata().is_err());

@@ -1,6 +1,6 @@
 //! The HTTP layer: Stripe's routes and the `/_fake/` control API, thin over [`crate::state`].
 //!
-//! Every `/v1` call goes through [`api`]: authenticate (secret key, or publishable key
+//! Every `/v1` call goes through `api`: authenticate (secret key, or publishable key
 //! where Stripe.js may call), pick an injected fault, look the `Idempotency-Key` up, parse
 //! and validate the parameters (refusals here store nothing), execute under the one lock,
 //! store the answer under the key, hand the new events to the webhook sender. `fn app`
@@ -297,6 +297,7 @@ fn execute(
 ) -> Result<Result<Value, ApiError>, ApiError> {
     match operation {
         Operation::CreateIntent => {
+            psp.ensure_room()?;
             let create = create_params(params)?;
             Ok(psp.create_intent(create, request, settlement))
         }
@@ -311,6 +312,7 @@ fn execute(
             Ok(psp.intent_json(id))
         }
         Operation::Confirm(id) => {
+            psp.ensure_room()?;
             params.only(&["payment_method", "client_secret", "return_url", "expand", "payment_method_types"])?;
             check_client_secret(psp, id, params, kind)?;
             Ok(psp.confirm(id, params.text("payment_method"), request, settlement))
@@ -330,6 +332,7 @@ fn execute(
             Ok(psp.cancel(id, reason, request))
         }
         Operation::CreateRefund => {
+            psp.ensure_room()?;
             params.only(&["payment_intent", "amount", "reason", "metadata", "expand"])?;
             let intent = required(params, "payment_intent")?;
             let amount = params.integer("amount")?;
@@ -457,7 +460,7 @@ fn check_client_secret(psp: &Psp, id: &str, params: &Params, kind: KeyKind) -> R
 fn schedule_late_settlement(shared: &AppState, events: &[state::Event]) {
     let delay_ms = lock(&shared.faults).pay_late_ms;
     for event in events.iter().filter(|event| event.kind == "payment_intent.processing") {
-        let Some(id) = event.json["data"]["object"]["id"].as_str().map(str::to_string) else { continue };
+        let id = event.object_id.clone();
         let shared = shared.clone();
         let mut shutdown = shared.shutdown.clone();
         tokio::spawn(async move {
@@ -533,13 +536,13 @@ fn control_error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({"error": {"type": "invalid_request_error", "message": message}}))).into_response()
 }
 
-fn json_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, Response> {
-    let body = body.as_ref().map_err(|rejection| control_error(rejection.status(), rejection.body_text()))?;
+/// The control call's JSON body (empty is `{}`), or why not as (status, message).
+fn json_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, (StatusCode, String)> {
+    let body = body.as_ref().map_err(|rejection| (rejection.status(), rejection.body_text()))?;
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| control_error(StatusCode::BAD_REQUEST, format!("invalid JSON: {error}")))
+    serde_json::from_slice(body).map_err(|error| (StatusCode::BAD_REQUEST, format!("invalid JSON: {error}")))
 }
 
 async fn faults(State(shared): State<AppState>) -> Response {
@@ -549,7 +552,7 @@ async fn faults(State(shared): State<AppState>) -> Response {
 async fn set_faults(State(shared): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let patch = match json_body(&body) {
         Ok(patch) => patch,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let merged = {
         let mut faults = lock(&shared.faults);
@@ -584,7 +587,7 @@ async fn flush(State(shared): State<AppState>) -> Response {
 async fn set_webhook_url(State(shared): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let url = match body.get("url") {
         Some(Value::String(url)) => Some(url.as_str()),
@@ -609,7 +612,7 @@ async fn three_d_secure(
 ) -> Response {
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let succeed = match body.get("succeed") {
         None => true,

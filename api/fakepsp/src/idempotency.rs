@@ -6,7 +6,7 @@
 //! endpoint or other parameters is 400 `idempotency_error`. Requests refused before they
 //! executed (bad parameters, bad key) store nothing, as with Stripe. Keys are scoped by
 //! the API key used. Stripe forgets keys after 24 hours; this store forgets the oldest
-//! past [`Config::keys_max`](crate::Config) instead, so its memory is bounded.
+//! past `Config::idempotency_keys_max` ([`crate::Config`]) instead, so its memory is bounded.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -113,6 +113,10 @@ impl Store {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
