@@ -193,7 +193,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
             Ok(None) => {}
         }
         let expires_at_ms = idempotency.expires_at_ms(now_ms);
-        let slot = Slot { key, fingerprint, expires_at_ms, privacy: privacy };
+        let slot = Slot { key, fingerprint, expires_at_ms, privacy };
         request.extensions_mut().insert(slot.clone());
         let response = next.run(request).await;
         if response.extensions().get::<AnswerStored>().is_some() || !replayable(response.status()) {
