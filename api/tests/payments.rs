@@ -411,3 +411,106 @@ fn a_kill_between_authorization_and_capture_ends_in_one_order_and_one_capture() 
     assert_eq!(reconcile(&server)["ok"], true);
     let _ = EVENT;
 }
+
+#[test]
+fn bad_checkout_and_payment_requests_get_their_documented_error_and_change_nothing() {
+    let psp = Psp::start();
+    let server = server(&psp, &[]);
+    let hold_id = hold(&server, "owner", &["S101-L-1"]);
+    let checkout_path = format!("/v1/holds/{hold_id}/checkout");
+    let buyer = json!({"name": "N", "email": "n@example.com"});
+    let cases: Vec<(&str, &str, String, String, u16, &str)> = vec![
+        ("malformed JSON", "POST", checkout_path.clone(), "{\"customer\": ".into(), 400, "malformed_json"),
+        ("no buyer", "POST", checkout_path.clone(), json!({"customer": "owner"}).to_string(), 422, "invalid_body"),
+        (
+            "unknown field",
+            "POST",
+            checkout_path.clone(),
+            json!({"customer": "owner", "buyer": buyer, "amount": 1}).to_string(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "not an email",
+            "POST",
+            checkout_path.clone(),
+            json!({"customer": "owner", "buyer": {"name": "N", "email": "nope"}}).to_string(),
+            422,
+            "invalid_buyer",
+        ),
+        (
+            "blank name",
+            "POST",
+            checkout_path.clone(),
+            json!({"customer": "owner", "buyer": {"name": " ", "email": "n@example.com"}}).to_string(),
+            422,
+            "invalid_buyer",
+        ),
+        (
+            "empty customer",
+            "POST",
+            checkout_path.clone(),
+            json!({"customer": "", "buyer": buyer}).to_string(),
+            422,
+            "invalid_customer",
+        ),
+        (
+            "someone else's hold",
+            "POST",
+            checkout_path.clone(),
+            json!({"customer": "mallory", "buyer": buyer}).to_string(),
+            403,
+            "hold_not_yours",
+        ),
+        (
+            "unknown hold",
+            "POST",
+            "/v1/holds/h0-fffff/checkout".into(),
+            json!({"customer": "owner", "buyer": buyer}).to_string(),
+            404,
+            "hold_not_found",
+        ),
+        (
+            "garbage hold id",
+            "POST",
+            "/v1/holds/%20;drop/checkout".into(),
+            json!({"customer": "owner", "buyer": buyer}).to_string(),
+            404,
+            "hold_not_found",
+        ),
+        (
+            "payment without customer",
+            "GET",
+            format!("/v1/holds/{hold_id}/payment"),
+            String::new(),
+            422,
+            "missing_customer",
+        ),
+        (
+            "payment of no checkout",
+            "GET",
+            format!("/v1/holds/{hold_id}/payment?customer=owner"),
+            String::new(),
+            404,
+            "payment_not_found",
+        ),
+        (
+            "webhook without signature",
+            "POST",
+            "/v1/payments/webhooks/stripe".into(),
+            "{}".into(),
+            400,
+            "invalid_signature",
+        ),
+        ("webhook too large", "POST", "/v1/payments/webhooks/stripe".into(), "x".repeat(40_000), 413, "body_too_large"),
+        ("reconcile without token", "GET", "/v1/admin/payments/reconcile".into(), String::new(), 401, "unauthorized"),
+    ];
+    for (name, method, path, body, status, code) in cases {
+        let body = (!body.is_empty()).then_some(body);
+        let reply = server.request(method, &path, &[], body.as_deref());
+        assert_eq!((reply.status, reply.code()), (status, code), "{name}: {}", reply.text);
+    }
+    assert_eq!(seat_state(&server, "S101-L-1"), "held");
+    assert!(psp.control.stats().payment_intents.is_empty(), "no payment was created");
+    assert_eq!(server.get("/readyz").status, 200);
+}

@@ -19,7 +19,7 @@ use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, Payme
 use serde_json::json;
 
 use crate::http::app::{call, Shared};
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query, RawBody};
 use crate::http::holds::{buyer_of, customer_id, hold_error, locate_hold, required_customer};
 use crate::http::idempotency::{fingerprint, Slot};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
@@ -31,7 +31,7 @@ use crate::http::views::{hold_view, CustomerQuery};
 use crate::payments::gateway::{describe, DriveError, Gateway};
 use crate::payments::signature;
 use crate::payments::stripe::PspError;
-use crate::payments::webhook::{EventKind, WebhookEvent};
+use crate::payments::webhook::{EventKind, EventType, WebhookEvent};
 
 pub const WEBHOOKS_TOTAL: &str = "hakken_payment_webhooks_total";
 /// Stripe's default: a signature older (or newer) than this is refused.
@@ -165,8 +165,13 @@ pub async fn get_payment(
     responses((status = 200, description = "Handled (or not hakken's)"),
         (status = 404, description = "`payments_off`: this server takes no payments", body = ErrorBody),
         (status = 400, description = "Bad signature, malformed event, or test/live mode mismatch", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "The PSP or the section could not be reached: the PSP retries", body = ErrorBody)))]
-pub async fn stripe_webhook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn stripe_webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
     let gateway = gateway(&shared)?.clone();
     let app = shared.app()?;
     let header = headers.get(STRIPE_SIGNATURE).and_then(|value| value.to_str().ok());
@@ -210,6 +215,18 @@ fn count_webhook(outcome: &'static str) {
 /// Drives the payment the event is about; `ignored` if it is not one of hakken's.
 async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
     let app = shared.app()?;
+    // Only these say something happened that hakken acts on; a created PaymentIntent or
+    // a declined card leaves the hold waiting (the buyer may try another card).
+    let acts = matches!(
+        event.event_type,
+        EventType::PaymentIntentAmountCapturableUpdated
+            | EventType::PaymentIntentSucceeded
+            | EventType::PaymentIntentCanceled
+            | EventType::ChargeRefunded
+    );
+    if !acts {
+        return Ok("ignored");
+    }
     let (psp_id, hold, refunded) = match &event.kind {
         EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => {
             (payment_intent.clone(), hakken_hold.clone(), false)
