@@ -158,13 +158,17 @@ mod tests {
 
     #[test]
     fn api_faults_count_down_and_respect_the_match() {
-        let mut faults = Faults { fail_next: 1, timeout_next: 1, api_fault_match: Some("/capture".into()), ..Faults::default() };
+        let mut faults =
+            Faults { fail_next: 1, timeout_next: 1, api_fault_match: Some("/capture".into()), ..Faults::default() };
         assert_eq!(faults.take_api_fault("POST /v1/payment_intents"), None);
         assert_eq!(
             faults.take_api_fault("POST /v1/payment_intents/pi_1/capture"),
             Some(ApiFault::Timeout { hang_ms: 30_000, applies: false })
         );
-        assert_eq!(faults.take_api_fault("POST /v1/payment_intents/pi_1/capture"), Some(ApiFault::Fail { stores: true }));
+        assert_eq!(
+            faults.take_api_fault("POST /v1/payment_intents/pi_1/capture"),
+            Some(ApiFault::Fail { stores: true })
+        );
         assert_eq!(faults.take_api_fault("POST /v1/payment_intents/pi_1/capture"), None);
     }
 

@@ -22,7 +22,9 @@ pub struct Params {
 
 impl Params {
     pub fn parse(body: &[u8]) -> Params {
-        Params { pairs: form_urlencoded::parse(body).map(|(key, value)| (key.into_owned(), value.into_owned())).collect() }
+        Params {
+            pairs: form_urlencoded::parse(body).map(|(key, value)| (key.into_owned(), value.into_owned())).collect(),
+        }
     }
 
     /// The parameters sorted by name: two requests with the same parameters in another
@@ -90,7 +92,11 @@ impl Params {
                 continue;
             };
             if inner.is_empty() || inner.contains('[') || inner.contains(']') {
-                return Err(ApiError::invalid("parameter_invalid_string", Some(key), format!("Invalid metadata key: {key}")));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_string",
+                    Some(key),
+                    format!("Invalid metadata key: {key}"),
+                ));
             }
             if inner.chars().count() > METADATA_KEY_CHARS_MAX {
                 return Err(ApiError::invalid(
@@ -129,7 +135,8 @@ mod tests {
 
     #[test]
     fn bracketed_metadata_and_scalars() {
-        let params = Params::parse(b"amount=1290&currency=eur&metadata%5Bhakken_hold%5D=h%201&metadata[e]=x&confirm=true");
+        let params =
+            Params::parse(b"amount=1290&currency=eur&metadata%5Bhakken_hold%5D=h%201&metadata[e]=x&confirm=true");
         assert_eq!(params.integer("amount"), Ok(Some(1290)));
         assert_eq!(params.text("currency"), Some("eur"));
         assert_eq!(params.boolean("confirm"), Ok(Some(true)));
@@ -138,15 +145,15 @@ mod tests {
         assert_eq!(metadata.len(), 2);
         assert!(params.only(&["amount", "currency", "metadata", "confirm"]).is_ok());
         let refused = params.only(&["amount", "currency", "metadata"]).unwrap_err();
-        assert_eq!(refused.code.as_deref(), Some("parameter_unknown"));
+        assert_eq!(refused.code, Some("parameter_unknown"));
         assert_eq!(refused.param.as_deref(), Some("confirm"));
     }
 
     #[test]
     fn malformed_values_are_stripe_errors() {
         let params = Params::parse(b"amount=12.5&confirm=yes&metadata[a][b]=c");
-        assert_eq!(params.integer("amount").unwrap_err().code.as_deref(), Some("parameter_invalid_integer"));
-        assert_eq!(params.boolean("confirm").unwrap_err().code.as_deref(), Some("parameter_invalid_boolean"));
+        assert_eq!(params.integer("amount").unwrap_err().code, Some("parameter_invalid_integer"));
+        assert_eq!(params.boolean("confirm").unwrap_err().code, Some("parameter_invalid_boolean"));
         assert!(params.metadata().is_err());
         let long_key = format!("metadata[{}]=v", "k".repeat(41));
         assert!(Params::parse(long_key.as_bytes()).metadata().is_err());

@@ -1,6 +1,6 @@
 //! The HTTP layer: Stripe's routes and the `/_fake/` control API, thin over [`crate::state`].
 //!
-//! Every `/v1` call goes through [`api`]: authenticate (secret key, or publishable key
+//! Every `/v1` call goes through `api`: authenticate (secret key, or publishable key
 //! where Stripe.js may call), pick an injected fault, look the `Idempotency-Key` up, parse
 //! and validate the parameters (refusals here store nothing), execute under the one lock,
 //! store the answer under the key, hand the new events to the webhook sender. `fn app`
@@ -175,7 +175,8 @@ async fn api(shared: AppState, operation: Operation, call: Call) -> Response {
         return respond(&answer_of(&error), &request_id, None, false);
     }
     let is_post = call.method == Method::POST;
-    let params = if is_post { Params::parse(&call.body) } else { Params::parse(call.uri.query().unwrap_or("").as_bytes()) };
+    let params =
+        if is_post { Params::parse(&call.body) } else { Params::parse(call.uri.query().unwrap_or("").as_bytes()) };
     let idempotency_key = match idempotency_key(&call.headers, is_post) {
         Ok(found) => found,
         Err(error) => return respond(&answer_of(&error), &request_id, None, false),
@@ -201,7 +202,8 @@ async fn api(shared: AppState, operation: Operation, call: Call) -> Response {
         _ => {}
     }
     let settlement = if lock(&shared.faults).pay_late_ms > 0 { Settlement::Later } else { Settlement::Now };
-    let request = RequestInfo { request_id: request_id.clone(), idempotency_key: idempotency_key.clone(), now: unix_seconds() };
+    let request =
+        RequestInfo { request_id: request_id.clone(), idempotency_key: idempotency_key.clone(), now: unix_seconds() };
     let (answer, replayed, events) = {
         let mut core = lock(&shared.core);
         let core = &mut *core;
@@ -217,7 +219,9 @@ async fn api(shared: AppState, operation: Operation, call: Call) -> Response {
             Lookup::New => {
                 let outcome = match execute(&mut core.psp, &operation, &params, kind, &request, settlement) {
                     Ok(outcome) => outcome,
-                    Err(refused) => return respond(&answer_of(&refused), &request_id, idempotency_key.as_deref(), false),
+                    Err(refused) => {
+                        return respond(&answer_of(&refused), &request_id, idempotency_key.as_deref(), false)
+                    }
                 };
                 let answer = match &outcome {
                     Ok(value) => StoredAnswer { status: 200, body: Bytes::from(value.to_string()) },
@@ -293,6 +297,7 @@ fn execute(
 ) -> Result<Result<Value, ApiError>, ApiError> {
     match operation {
         Operation::CreateIntent => {
+            psp.ensure_room()?;
             let create = create_params(params)?;
             Ok(psp.create_intent(create, request, settlement))
         }
@@ -307,6 +312,7 @@ fn execute(
             Ok(psp.intent_json(id))
         }
         Operation::Confirm(id) => {
+            psp.ensure_room()?;
             params.only(&["payment_method", "client_secret", "return_url", "expand", "payment_method_types"])?;
             check_client_secret(psp, id, params, kind)?;
             Ok(psp.confirm(id, params.text("payment_method"), request, settlement))
@@ -318,10 +324,15 @@ fn execute(
         }
         Operation::Cancel(id) => {
             params.only(&["cancellation_reason", "expand"])?;
-            let reason = one_of(params, "cancellation_reason", &["duplicate", "fraudulent", "requested_by_customer", "abandoned"])?;
+            let reason = one_of(
+                params,
+                "cancellation_reason",
+                &["duplicate", "fraudulent", "requested_by_customer", "abandoned"],
+            )?;
             Ok(psp.cancel(id, reason, request))
         }
         Operation::CreateRefund => {
+            psp.ensure_room()?;
             params.only(&["payment_intent", "amount", "reason", "metadata", "expand"])?;
             let intent = required(params, "payment_intent")?;
             let amount = params.integer("amount")?;
@@ -362,11 +373,12 @@ fn create_params(params: &Params) -> Result<CreateIntent, ApiError> {
         "statement_descriptor",
         "statement_descriptor_suffix",
     ])?;
-    let amount = params
-        .integer("amount")?
-        .ok_or_else(|| ApiError::invalid("parameter_missing", Some("amount"), "Missing required param: amount.".into()))?;
+    let amount = params.integer("amount")?.ok_or_else(|| {
+        ApiError::invalid("parameter_missing", Some("amount"), "Missing required param: amount.".into())
+    })?;
     let currency = required(params, "currency")?;
-    let capture_method = params.text("capture_method").map(CaptureMethod::parse).transpose()?.unwrap_or(CaptureMethod::Automatic);
+    let capture_method =
+        params.text("capture_method").map(CaptureMethod::parse).transpose()?.unwrap_or(CaptureMethod::Automatic);
     let confirm = params.boolean("confirm")?.unwrap_or(false);
     let payment_method = params.text("payment_method").filter(|text| !text.is_empty()).map(str::to_string);
     if confirm && payment_method.is_none() {
@@ -448,7 +460,7 @@ fn check_client_secret(psp: &Psp, id: &str, params: &Params, kind: KeyKind) -> R
 fn schedule_late_settlement(shared: &AppState, events: &[state::Event]) {
     let delay_ms = lock(&shared.faults).pay_late_ms;
     for event in events.iter().filter(|event| event.kind == "payment_intent.processing") {
-        let Some(id) = event.json["data"]["object"]["id"].as_str().map(str::to_string) else { continue };
+        let id = event.object_id.clone();
         let shared = shared.clone();
         let mut shutdown = shared.shutdown.clone();
         tokio::spawn(async move {
@@ -524,12 +536,13 @@ fn control_error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({"error": {"type": "invalid_request_error", "message": message}}))).into_response()
 }
 
-fn json_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, Response> {
-    let body = body.as_ref().map_err(|rejection| control_error(rejection.status(), rejection.body_text()))?;
+/// The control call's JSON body (empty is `{}`), or why not as (status, message).
+fn json_body(body: &Result<Bytes, BytesRejection>) -> Result<Value, (StatusCode, String)> {
+    let body = body.as_ref().map_err(|rejection| (rejection.status(), rejection.body_text()))?;
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|error| control_error(StatusCode::BAD_REQUEST, format!("invalid JSON: {error}")))
+    serde_json::from_slice(body).map_err(|error| (StatusCode::BAD_REQUEST, format!("invalid JSON: {error}")))
 }
 
 async fn faults(State(shared): State<AppState>) -> Response {
@@ -539,7 +552,7 @@ async fn faults(State(shared): State<AppState>) -> Response {
 async fn set_faults(State(shared): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let patch = match json_body(&body) {
         Ok(patch) => patch,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let merged = {
         let mut faults = lock(&shared.faults);
@@ -574,12 +587,17 @@ async fn flush(State(shared): State<AppState>) -> Response {
 async fn set_webhook_url(State(shared): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let url = match body.get("url") {
         Some(Value::String(url)) => Some(url.as_str()),
         Some(Value::Null) => None,
-        _ => return control_error(StatusCode::BAD_REQUEST, "expected {\"url\": \"http://...\"} or {\"url\": null}".into()),
+        _ => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "expected {\"url\": \"http://...\"} or {\"url\": null}".into(),
+            )
+        }
     };
     match shared.webhooks.set_url(url) {
         Ok(()) => axum::Json(json!({"url": url})).into_response(),
@@ -594,7 +612,7 @@ async fn three_d_secure(
 ) -> Response {
     let body = match json_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return control_error(status, message),
     };
     let succeed = match body.get("succeed") {
         None => true,
@@ -616,7 +634,9 @@ async fn three_d_secure(
     shared.deliver(events);
     match outcome {
         Ok(Some(intent)) => axum::Json(intent).into_response(),
-        Ok(None) => control_error(StatusCode::CONFLICT, format!("{id} is not waiting for authentication (requires_action)")),
+        Ok(None) => {
+            control_error(StatusCode::CONFLICT, format!("{id} is not waiting for authentication (requires_action)"))
+        }
         Err(error) => control_error(StatusCode::NOT_FOUND, error.message),
     }
 }

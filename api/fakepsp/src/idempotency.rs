@@ -6,7 +6,7 @@
 //! endpoint or other parameters is 400 `idempotency_error`. Requests refused before they
 //! executed (bad parameters, bad key) store nothing, as with Stripe. Keys are scoped by
 //! the API key used. Stripe forgets keys after 24 hours; this store forgets the oldest
-//! past [`Config::keys_max`](crate::Config) instead, so its memory is bounded.
+//! past `Config::idempotency_keys_max` ([`crate::Config`]) instead, so its memory is bounded.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -114,6 +114,10 @@ impl Store {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -121,11 +125,7 @@ mod tests {
     use super::*;
 
     fn fingerprint(path: &str, amount: &str) -> Fingerprint {
-        Fingerprint {
-            method: "POST".into(),
-            path: path.into(),
-            params: vec![("amount".into(), amount.into())],
-        }
+        Fingerprint { method: "POST".into(), path: path.into(), params: vec![("amount".into(), amount.into())] }
     }
 
     fn answer(status: u16) -> StoredAnswer {

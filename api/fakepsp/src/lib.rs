@@ -64,7 +64,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -337,9 +336,7 @@ impl Shared {
 
     /// Hands the events the last operation caused to the webhook sender.
     pub(crate) fn deliver(&self, events: Vec<state::Event>) {
-        let bodies =
-            events.iter().map(|event| Bytes::from(serde_json::to_vec(&event.json).expect("events serialize"))).collect();
-        self.webhooks.enqueue(bodies);
+        self.webhooks.enqueue(events.into_iter().map(|event| event.body).collect());
     }
 }
 

@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The `v1` signature: lowercase hex of HMAC-SHA256(secret, "<timestamp>.<payload>").
+/// The `v1` signature: lowercase hex of HMAC-SHA256(secret, `"<timestamp>.<payload>"`).
 pub fn signature(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());

@@ -26,7 +26,7 @@ use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::faults::Faults;
 use crate::signing;
@@ -119,7 +119,8 @@ struct Inner {
     queue: Mutex<Queue>,
     wake: Notify,
     counters: Counters,
-    permits: Semaphore,
+    /// One per attempt in flight (`concurrency`).
+    permits: Arc<Semaphore>,
     /// Idle kept-alive connections, with the authority each was opened to.
     idle: Mutex<Vec<(String, SendRequest<Full<Bytes>>)>>,
     shutdown: watch::Receiver<bool>,
@@ -150,7 +151,7 @@ impl Webhooks {
         let target = url.map(Target::parse).transpose()?;
         Ok(Webhooks {
             inner: Arc::new(Inner {
-                permits: Semaphore::new(config.concurrency),
+                permits: Arc::new(Semaphore::new(config.concurrency)),
                 config,
                 secrets,
                 faults,
@@ -216,7 +217,7 @@ impl Webhooks {
                 return;
             }
             match self.next() {
-                Next::Batch(bodies) => self.dispatch(bodies),
+                Next::Batch(bodies) => self.dispatch(bodies).await,
                 Next::Wait(timeout) => {
                     let sleep = async {
                         match timeout {
@@ -264,7 +265,10 @@ impl Webhooks {
         Next::Batch(batch)
     }
 
-    fn dispatch(&self, bodies: Vec<Bytes>) {
+    /// Starts the deliveries of `bodies`. Without a delay, each first attempt's permit is
+    /// taken here, in order, so first attempts start in queue order (strictly so with
+    /// `concurrency` 1, which the reorder fault's tests rely on).
+    async fn dispatch(&self, bodies: Vec<Bytes>) {
         for body in bodies {
             let (dropped, copies, delay_ms) = {
                 let mut faults = lock(&self.inner.faults);
@@ -276,20 +280,25 @@ impl Webhooks {
             }
             for _ in 0..copies {
                 self.inner.counters.deliveries.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(self.clone().deliver(body.clone(), delay_ms));
+                let permit = if delay_ms == 0 {
+                    Some(self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed"))
+                } else {
+                    None
+                };
+                tokio::spawn(self.clone().deliver(body.clone(), delay_ms, permit));
             }
         }
     }
 
-    async fn deliver(self, body: Bytes, delay_ms: u64) {
+    async fn deliver(self, body: Bytes, delay_ms: u64, permit: Option<OwnedSemaphorePermit>) {
         let mut shutdown = self.inner.shutdown.clone();
         tokio::select! {
-            _ = self.attempts(body, delay_ms) => {}
+            _ = self.attempts(body, delay_ms, permit) => {}
             _ = shutdown.changed() => {}
         }
     }
 
-    async fn attempts(&self, body: Bytes, delay_ms: u64) {
+    async fn attempts(&self, body: Bytes, delay_ms: u64, mut first_permit: Option<OwnedSemaphorePermit>) {
         if delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         }
@@ -297,7 +306,10 @@ impl Webhooks {
         for attempt in 1..=config.attempts_max {
             let target = self.wait_until_deliverable().await;
             let delivered = {
-                let _permit = self.inner.permits.acquire().await.expect("the semaphore is never closed");
+                let _permit = match first_permit.take() {
+                    Some(permit) => permit,
+                    None => self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed"),
+                };
                 self.inner.counters.attempts.fetch_add(1, Ordering::Relaxed);
                 let timeout = Duration::from_millis(config.timeout_ms);
                 matches!(tokio::time::timeout(timeout, self.post(&target, body.clone())).await, Ok(Ok(true)))
@@ -363,8 +375,7 @@ impl Webhooks {
         }
         let stream = TcpStream::connect(authority).await.map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -403,7 +414,10 @@ mod tests {
     #[test]
     fn targets_are_http_with_a_port() {
         let target = Target::parse("http://127.0.0.1:9000/v1/payments/webhooks/stripe").unwrap();
-        assert_eq!((target.authority.as_str(), target.path.as_str()), ("127.0.0.1:9000", "/v1/payments/webhooks/stripe"));
+        assert_eq!(
+            (target.authority.as_str(), target.path.as_str()),
+            ("127.0.0.1:9000", "/v1/payments/webhooks/stripe")
+        );
         assert_eq!(Target::parse("http://localhost").unwrap().authority, "localhost:80");
         assert!(Target::parse("https://example.com/hook").is_err());
         assert!(Target::parse("not a url").is_err());
