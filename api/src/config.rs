@@ -4,7 +4,7 @@
 //! the file: `HAKKEN_` plus the key path joined by `_`, upper-cased. Top-level keys:
 //! `HAKKEN_LISTEN`, `HAKKEN_METRICS_LISTEN`, `HAKKEN_DATA_DIR`, `HAKKEN_ADMIN_TOKEN`;
 //! in tables: `HAKKEN_HTTP_IN_FLIGHT_MAX`, `HAKKEN_ENGINE_HOLD_TTL_MS`,
-//! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`) are comma-separated. The
+//! `HAKKEN_STORAGE_DURABILITY`; lists (`venues`, `events`, `privacy.keys`) are comma-separated. The
 //! environment wins over the file, the file over the defaults.
 //!
 //! Paths the file gives (`venues`, `events`, `data_dir`, and the default data dir) are
@@ -41,10 +41,15 @@ pub struct Config {
     pub admin_token: String,
     /// Bearer token of the gate endpoints (scans, gate bundles); empty disables them.
     pub gate_token: String,
+    /// Bearer token of trusted confirms (box office, integrators who charge elsewhere);
+    /// empty disables them, unless `payments.provider = "external"`.
+    pub sales_token: String,
     pub http: HttpConfig,
+    pub payments: PaymentsConfig,
     pub gates: GatesConfig,
     pub engine: EngineConfig,
     pub storage: StorageConfig,
+    pub privacy: PrivacyConfig,
 }
 
 impl Default for Config {
@@ -57,10 +62,13 @@ impl Default for Config {
             metrics_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
             gate_token: String::new(),
+            sales_token: String::new(),
             http: HttpConfig::default(),
+            payments: PaymentsConfig::default(),
             gates: GatesConfig::default(),
             engine: EngineConfig::default(),
             storage: StorageConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -134,6 +142,122 @@ impl HttpConfig {
     }
 }
 
+/// The money path (`crate::payments`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    pub provider: Provider,
+    pub late_payment: LatePaymentPolicy,
+    /// Checkout extends the hold once to now + this (never past its maximum lifetime).
+    pub payment_window_ms: u64,
+    /// A payment with no word from the PSP for this long is asked about by the sweep.
+    pub webhook_grace_ms: u64,
+    /// A payment never made this long after checkout (its hold ended) is cancelled at
+    /// the PSP, so it can no longer be paid.
+    pub abandon_after_ms: u64,
+    /// How often the sweep asks the PSP about payments and retries captures, voids and refunds.
+    pub sweep_interval_ms: u64,
+    pub stripe: StripeConfig,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            provider: Provider::Stripe,
+            late_payment: LatePaymentPolicy::ReacquireSame,
+            payment_window_ms: 15 * 60 * 1000,
+            webhook_grace_ms: 30_000,
+            abandon_after_ms: 2 * 3600 * 1000,
+            sweep_interval_ms: 2_000,
+            stripe: StripeConfig::default(),
+        }
+    }
+}
+
+/// Who takes the money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// hakken's fake PSP, embedded in the process on a loopback port (demos, tests).
+    Test,
+    /// Stripe's REST API at `payments.stripe.api_base`.
+    Stripe,
+    /// Nobody: integrators charge elsewhere and confirm holds on trust (no sales token needed).
+    External,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Test => "test",
+            Provider::Stripe => "stripe",
+            Provider::External => "external",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePaymentPolicy {
+    ReacquireSame,
+    Void,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeConfig {
+    pub api_base: String,
+    /// `sk_test_...` or `sk_live_...`; set it with HAKKEN_PAYMENTS_STRIPE_SECRET_KEY.
+    pub secret_key: String,
+    /// What browsers' Stripe.js uses (served by `GET /v1/payments/config`).
+    pub publishable_key: String,
+    /// `whsec_...`; several, comma-separated, while a secret is being rotated.
+    pub webhook_secret: String,
+    /// Each PSP call gets this long.
+    pub timeout_ms: u64,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        StripeConfig {
+            api_base: "https://api.stripe.com".into(),
+            secret_key: String::new(),
+            publishable_key: String::new(),
+            webhook_secret: String::new(),
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    /// Refuses a provider that cannot work with the keys given. Checked when the server
+    /// starts (and by `hakken check-config`), not when a file is parsed: the built-in
+    /// default is Stripe without keys, so a config that forgot `[payments]` cannot serve.
+    pub fn validate(&self) -> Result<()> {
+        if self.provider == Provider::Stripe {
+            let stripe = &self.stripe;
+            if !(stripe.secret_key.starts_with("sk_test_") || stripe.secret_key.starts_with("sk_live_")) {
+                bail!("payments.provider = \"stripe\" needs payments.stripe.secret_key (sk_test_... or sk_live_...; HAKKEN_PAYMENTS_STRIPE_SECRET_KEY)");
+            }
+            if self.webhook_secrets().next().is_none() {
+                bail!("payments.provider = \"stripe\" needs payments.stripe.webhook_secret (whsec_...; HAKKEN_PAYMENTS_STRIPE_WEBHOOK_SECRET)");
+            }
+            if self.webhook_secrets().any(|secret| !secret.starts_with("whsec_")) {
+                bail!("payments.stripe.webhook_secret: every comma-separated secret must start with whsec_");
+            }
+        }
+        if self.payment_window_ms == 0 || self.sweep_interval_ms == 0 {
+            bail!("payments.payment_window_ms and payments.sweep_interval_ms must be positive");
+        }
+        Ok(())
+    }
+
+    /// The configured webhook secrets (more than one while rotating).
+    pub fn webhook_secrets(&self) -> impl Iterator<Item = &str> {
+        self.stripe.webhook_secret.split(',').map(str::trim).filter(|secret| !secret.is_empty())
+    }
+}
+
 /// Entry control.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,6 +269,25 @@ pub struct GatesConfig {
 impl Default for GatesConfig {
     fn default() -> Self {
         GatesConfig { doors_open_before_start_s: 6 * 3600 }
+    }
+}
+
+/// Buyers' personal data at rest (see [`crate::privacy`]): the master keys that seal
+/// it. No default key: a server without keys refuses to start.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `"id:<base64 of 32 random bytes>"` each (`HAKKEN_PRIVACY_KEYS`, comma-separated).
+    /// Keys other than the active one only open what was sealed under them.
+    pub keys: Vec<String>,
+    /// The id of the key new seals use.
+    pub active_key: String,
+}
+
+impl PrivacyConfig {
+    /// The keyring, or why the server cannot run with these keys.
+    pub fn keyring(&self) -> Result<crate::privacy::Keyring> {
+        crate::privacy::Keyring::parse(&self.keys, &self.active_key).context("[privacy] keys")
     }
 }
 
@@ -364,9 +507,31 @@ mod tests {
     }
 
     #[test]
+    fn privacy_keys_come_from_the_environment_as_a_list() {
+        let k1 = format!("k1:{}", crate::privacy::DEMO_KEY_BASE64);
+        let keys = format!("{k1}, k2:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
+        let config = Config::parse(
+            "[privacy]\nactive_key = \"k1\"\n",
+            &env(&[("HAKKEN_PRIVACY_KEYS", &keys), ("HAKKEN_PRIVACY_ACTIVE_KEY", "k2")]),
+        )
+        .unwrap();
+        assert_eq!(config.privacy.keys.len(), 2);
+        assert_eq!(config.privacy.keyring().unwrap().active().id, "k2");
+        let error = Config::parse("", &[]).unwrap().privacy.keyring().unwrap_err();
+        assert!(format!("{error:#}").contains("HAKKEN_PRIVACY_KEYS"), "{error:#}");
+        let error = Config::parse("", &env(&[("HAKKEN_PRIVACY_KEYS", &k1), ("HAKKEN_PRIVACY_ACTIVE_KEY", "k3")]))
+            .unwrap()
+            .privacy
+            .keyring()
+            .unwrap_err();
+        assert!(format!("{error:#}").contains("\"k3\""), "{error:#}");
+    }
+
+    #[test]
     fn the_shipped_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
         let config = Config::load_with_env(&path, &[]).unwrap();
+        assert!(config.privacy.keyring().unwrap().has_demo_key(), "the demo runs on the demo key");
         assert!(!config.venues.is_empty() && !config.events.is_empty());
         // Unit tests run in api/, not beside the file: its paths resolve all the same.
         config.load_venues_and_events().unwrap();

@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod http;
+pub mod payments;
+pub mod privacy;
 pub mod render;
 pub mod server;
 pub mod simulate;

@@ -50,6 +50,24 @@ enum Command {
     /// The audit log of the store in `data_dir` (the server must be stopped).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Payments of a running server.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
+}
+
+#[derive(Subcommand)]
+enum PaymentsCommand {
+    /// Ask the running server to reconcile its payments and orders with the PSP: every
+    /// captured payment ↔ one order (or a void or refund), every online order ↔ one
+    /// captured payment of its amount. Prints the report; exits 1 on a mismatch.
+    Reconcile {
+        /// The server's address (default: `listen` of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+        /// The admin token (default: `admin_token` of the configuration, HAKKEN_ADMIN_TOKEN).
+        #[arg(long)]
+        admin_token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +95,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => verify_audit(&config),
+        Command::Payments(PaymentsCommand::Reconcile { url, admin_token }) => {
+            let address = url.unwrap_or_else(|| config.listen.clone());
+            let token = admin_token.unwrap_or_else(|| config.admin_token.clone());
+            if !hakken_api::payments::reconcile_cli::run(&address, &token)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -102,7 +128,11 @@ fn verify_audit(config: &config::Config) -> Result<()> {
 }
 
 fn check_config(config: &config::Config) -> Result<()> {
+    config.payments.validate()?;
     let loaded = config.load_venues_and_events()?;
+    let keyring = config.privacy.keyring()?;
+    let demo = if keyring.has_demo_key() { " (includes the public demo key: not for production)" } else { "" };
+    println!("privacy: keys {}, active {}{demo}", keyring.ids().collect::<Vec<_>>().join(", "), keyring.active().id);
     for venue in &loaded.venues {
         let reserved = venue.sections.iter().filter(|section| section.seat_map().is_some()).count();
         println!(

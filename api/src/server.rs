@@ -24,8 +24,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, VenuesAndEvents};
-use crate::http::app::{App, Shared};
+use crate::http::app::{App, Shared, Tokens};
 use crate::http::connections::BoundedListener;
+use crate::payments::gateway::Gateway;
+use crate::privacy::Privacy;
 
 const LATENCY_BUCKETS_S: [f64; 16] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -34,8 +36,11 @@ const GROUP_BUCKETS: [f64; 13] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 2
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 pub fn serve(config: Config) -> Result<()> {
+    config.payments.validate()?;
     let metrics = install_metrics()?;
     let loaded = config.load_venues_and_events()?;
+    // Without usable keys buyers' data could not be sealed: refuse before listening.
+    let privacy = Arc::new(Privacy::new(config.privacy.keyring()?));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -43,7 +48,7 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    runtime.block_on(run(config, loaded, metrics))
+    runtime.block_on(run(config, loaded, metrics, privacy))
 }
 
 fn install_metrics() -> Result<PrometheusHandle> {
@@ -54,7 +59,7 @@ fn install_metrics() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
-async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle) -> Result<()> {
+async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle, privacy: Arc<Privacy>) -> Result<()> {
     let listener =
         TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let metrics_listener = TcpListener::bind(&config.metrics_listen)
@@ -66,7 +71,11 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
     println!("hakken listening on http://{address} (metrics on http://{metrics_address}/metrics)");
     tracing::info!(%address, %metrics_address, "listening");
 
-    let shared = shared_state(&config);
+    // The PSP's webhooks come to this process's own listener (for `test`, from the
+    // embedded PSP on loopback).
+    let webhook_url = format!("http://{address}/v1/payments/webhooks/stripe");
+    let payments = Gateway::start(&config.payments, webhook_url).await?;
+    let shared = shared_state(&config, payments, privacy);
     let recovery = recover_in_background(config, loaded, shared.clone());
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
@@ -79,18 +88,31 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle)
 }
 
 /// What every request can reach before recovery has finished: the bounds and tokens.
-fn shared_state(config: &Config) -> Arc<Shared> {
-    let shared = Arc::new(Shared::new(
-        config.http.clone(),
-        config.gates.clone(),
-        config.admin_token.clone(),
-        config.gate_token.clone(),
-    ));
+fn shared_state(config: &Config, payments: Option<Arc<Gateway>>, privacy: Arc<Privacy>) -> Arc<Shared> {
+    if privacy.keyring().has_demo_key() {
+        tracing::warn!(
+            "buyers' data is sealed with the public demo key of config/hakken.toml: it protects nothing; \
+             set HAKKEN_PRIVACY_KEYS and HAKKEN_PRIVACY_ACTIVE_KEY"
+        );
+    }
+    let tokens = Tokens {
+        admin: config.admin_token.clone(),
+        gate: config.gate_token.clone(),
+        sales: config.sales_token.clone(),
+    };
+    let shared = Arc::new(Shared::new(config.http.clone(), config.gates.clone(), tokens, payments, privacy));
     if shared.admin_token.is_empty() {
         tracing::warn!("no admin token configured (HAKKEN_ADMIN_TOKEN): admin endpoints are off");
     }
     if shared.gate_token.is_empty() {
         tracing::warn!("no gate token configured (HAKKEN_GATE_TOKEN): scanning endpoints are off");
+    }
+    match &shared.payments {
+        None => tracing::warn!("payments.provider = \"external\": holds are confirmed on trust, without a sales token"),
+        Some(_) if shared.sales_token.is_empty() => {
+            tracing::info!("no sales token (HAKKEN_SALES_TOKEN): holds are sold only through payments")
+        }
+        Some(_) => {}
     }
     shared
 }
@@ -102,8 +124,12 @@ fn recover_in_background(config: Config, loaded: VenuesAndEvents, shared: Arc<Sh
         let started = Instant::now();
         let registry = recover(&config, loaded, Clock::System)?;
         let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
-        tokio::runtime::Handle::current().spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
+        let runtime = tokio::runtime::Handle::current();
+        runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
         shared.set_ready(app);
+        if let Some(gateway) = shared.payments.clone() {
+            runtime.spawn(gateway.sweep_forever(shared.clone()));
+        }
         println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");
         Ok(())

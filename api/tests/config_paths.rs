@@ -16,7 +16,9 @@ fn config_elsewhere() -> tempfile::TempDir {
     std::fs::copy(repo().join("config/venues/hakken-stadium.toml"), dir.path().join("layouts/stadium.toml")).unwrap();
     std::fs::copy(repo().join("config/events/demo.toml"), dir.path().join("demo.toml")).unwrap();
     let file = "venues = [\"layouts/stadium.toml\"]\nevents = [\"demo.toml\"]\ndata_dir = \"store\"\n\
-                listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n";
+                listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+                [privacy]\nkeys = [\"demo:ZGVtby1rZXktcHVibGljLW5vdC1hLXNlY3JldC0wMDE=\"]\nactive_key = \"demo\"\n\
+                [payments]\nprovider = \"test\"\n";
     std::fs::write(dir.path().join("hakken.toml"), file).unwrap();
     dir
 }

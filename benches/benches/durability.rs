@@ -210,8 +210,10 @@ fn record_sizes() {
                 confirmed_at_ms: at_ms,
                 buyer: BuyerRecord {
                     payment_reference: "pi_3PqL8a2eZvKYlo2C1x".into(),
-                    name: "Aiko Tanaka".into(),
-                    email: "aiko.tanaka@example.com".into(),
+                    channel: "online".into(),
+                    // A sealed name and email: header, wrapped data key, nonce, ~60
+                    // bytes of JSON and a tag (see the API's `privacy::seal`).
+                    sealed: vec![0xA5; 180],
                 },
             },
         ),

@@ -35,7 +35,8 @@ use crate::deadline;
 use crate::event::Event;
 use crate::ids::{CustomerId, HoldId, OrderId, SectionKey};
 use crate::inventory::{
-    Availability, Buyer, Granted, Hold, HoldError, HoldRefused, Inventory, Order, OrderError, SectionState,
+    Availability, Buyer, Checkout, Granted, Hold, HoldError, HoldRefused, Inventory, LatePayment, Order, OrderError,
+    Payment, PaymentDue, PaymentError, PaymentStart, PspReport, SectionState,
 };
 use crate::observe::SectionMetrics;
 use crate::standing_queue::StandingQueue;
@@ -162,8 +163,16 @@ impl SectionActor {
             wal::debug_assert_round_trip(record, framed);
         }
         wal.handle.append(section, first_seq, framed, audit, answer, done);
-        if wal.records_since_snapshot >= wal.snapshot_every_records {
+        let erased = records.iter().any(|record| matches!(record, wal::Record::BuyerErased { .. }));
+        if erased || wal.records_since_snapshot >= wal.snapshot_every_records {
             self.snapshot();
+        }
+        if erased {
+            // The snapshot deleted the older records that carried the erased blob;
+            // now the files that still hold their bytes are rewritten.
+            if let Some(wal) = &self.wal {
+                wal.handle.forget_deleted(section);
+            }
         }
     }
 
@@ -431,6 +440,54 @@ section_call!(
         Viewer::Admin => PrincipalRecord::Admin,
         Viewer::Customer(customer) => PrincipalRecord::Customer(customer.0.to_string()),
     }
+);
+section_call!(
+    /// Checkout: the hold starts paying with a payment the API made at the PSP.
+    StartPayment { hold: HoldId, customer: CustomerId, start: PaymentStart } -> Result<Checkout, PaymentError>,
+    |self, inventory, now| inventory.start_payment(self.hold, &self.customer, &self.start, now),
+    principal: |self| PrincipalRecord::Customer(self.customer.0.to_string())
+);
+section_call!(
+    /// A fact the PSP reported about the hold's payment (a webhook, or the sweep's read).
+    ReportPayment { hold: HoldId, psp_id: String, report: PspReport, late: LatePayment } -> Result<Payment, PaymentError>,
+    |self, inventory, now| inventory.payment_reported(self.hold, &self.psp_id, self.report, self.late, now)
+);
+section_call!(
+    /// The hold's payment, if it was checked out.
+    ReadPayment { hold: HoldId } -> Option<Payment>,
+    |self, inventory, _now| inventory.payment(self.hold).cloned()
+);
+section_call!(
+    /// The payment that bought an order, if one did.
+    ReadOrderPayment { order: OrderId } -> Option<Payment>,
+    |self, inventory, _now| inventory.payment_of_order(self.order).cloned()
+);
+section_call!(
+    /// Payments the PSP must be asked about now (bounded, round robin).
+    PaymentsDue { grace_ms: u64, abandon_after_ms: u64 } -> Vec<(Payment, PaymentDue)>,
+    |self, inventory, now| inventory.payments_due(now, self.grace_ms, self.abandon_after_ms)
+);
+section_call!(
+    /// Every payment of the section with the order it bought (reconciliation).
+    ListPayments {} -> Vec<(Payment, Option<Order>)>,
+    |self, inventory, _now| inventory
+        .payments()
+        .map(|payment| (payment.clone(), payment.order().and_then(|order| inventory.order(order)).cloned()))
+        .collect()
+);
+section_call!(
+    /// Erase the personal data of an order's buyer (an admin's call; erasing twice is
+    /// the same answer). The order, seats and tickets stay valid.
+    EraseBuyer { order: OrderId } -> Result<Order, OrderError>,
+    |self, inventory, now| inventory.erase_buyer(self.order, now),
+    principal: |self| PrincipalRecord::Admin
+);
+section_call!(
+    /// Replace orders' sealed buyer data by the caller's fresh seals (key rotation),
+    /// where it is still what the caller read; returns how many were replaced.
+    ResealBuyers { reseals: Vec<crate::inventory::Reseal> } -> usize,
+    |self, inventory, now| inventory.reseal_buyers(&self.reseals, now),
+    principal: |self| PrincipalRecord::Admin
 );
 section_call!(
     /// An order, if `viewer` may see it (its customer, or an admin).

@@ -104,7 +104,60 @@ pub fn describe(section: u32, record: &Record, principal: &PrincipalRecord, out:
             entry.detail = format!("version {version}, scan {}", admission.scan_id);
             out.push(entry);
         }
+        Record::PaymentStarted { payment, expires_at_s } => {
+            let mut entry = draft(payment.started_at_ms, section, principal, "checkout");
+            entry.hold = Some(payment.hold);
+            entry.detail = format!(
+                "{} payment {}, {} {}; hold expires at {expires_at_s} s",
+                payment.provider, payment.psp_id, payment.amount_minor, payment.currency
+            );
+            out.push(entry);
+        }
+        Record::PaymentOrdered { hold, order, at_ms } => {
+            let mut entry = draft(*at_ms, section, principal, "payment_authorized");
+            entry.hold = Some(*hold);
+            entry.order = Some(*order);
+            out.push(entry);
+        }
+        Record::PaymentCaptured { hold, at_ms } => {
+            out.push(payment_entry(*at_ms, section, principal, "capture", *hold))
+        }
+        Record::PaymentVoidDue { hold, at_ms, reason } => {
+            let mut entry = payment_entry(*at_ms, section, principal, "void_due", *hold);
+            entry.detail = format!("{reason:?}");
+            out.push(entry);
+        }
+        Record::PaymentVoided { hold, at_ms } => out.push(payment_entry(*at_ms, section, principal, "void", *hold)),
+        Record::PaymentRefundDue { hold, at_ms } => {
+            out.push(payment_entry(*at_ms, section, principal, "refund_due", *hold))
+        }
+        Record::PaymentRefunded { hold, at_ms } => out.push(payment_entry(*at_ms, section, principal, "refund", *hold)),
+        Record::BuyerErased { order, at_ms } => {
+            // Never the personal data itself: the entry says only that it is gone.
+            let mut entry = draft(*at_ms, section, principal, "erase_buyer");
+            entry.order = Some(*order);
+            entry.detail = "buyer's name and email erased".to_string();
+            out.push(entry);
+        }
+        Record::BuyerResealed { order, at_ms, .. } => {
+            let mut entry = draft(*at_ms, section, principal, "reseal_buyer");
+            entry.order = Some(*order);
+            entry.detail = "buyer's data sealed under the active key".to_string();
+            out.push(entry);
+        }
     }
+}
+
+fn payment_entry(
+    at_ms: u64,
+    section: Option<u32>,
+    principal: &PrincipalRecord,
+    action: &str,
+    hold: u32,
+) -> AuditRecord {
+    let mut entry = draft(at_ms, section, principal, action);
+    entry.hold = Some(hold);
+    entry
 }
 
 /// The entry of a scan refused at section `section`.

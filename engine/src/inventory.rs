@@ -6,7 +6,8 @@
 //! readers (seat maps, availability polling) who never go through the actor.
 //!
 //! Lifecycle of a hold: created by `hold_*`; ends exactly once, by `release`,
-//! `confirm` (becomes an order), or expiry (the sweep, or a new holder reclaiming one
+//! `confirm` (becomes an order; on trust, or when its payment is authorized, see
+//! `payments.rs`), or expiry (the sweep, or a new holder reclaiming one
 //! of its seats, or any call that finds it expired). An order ends by `cancel`.
 //!
 //! Every change is made the same way, live or in recovery: an operation checks the
@@ -16,9 +17,11 @@
 //! the replayed state cannot drift from the live one.
 
 mod apply;
+mod buyers;
 mod error;
 mod holds;
 mod model;
+mod payments;
 mod state;
 mod tickets;
 
@@ -30,12 +33,17 @@ use crate::config::EngineConfig;
 use crate::event::{Event, OnSaleWindow};
 use crate::ids::{HoldId, OrderId, SectionKey};
 use crate::ledger::CustomerLedger;
-use crate::lockfree::{HoldNumber, Reclaimed};
+use crate::lockfree::{HoldNumber, OrderNumber, Reclaimed};
 use crate::venue::Venue;
 use crate::wal::Record;
 
+pub use buyers::Reseal;
 pub use error::{ApplyError, HoldError, HoldRefused, OrderError, TicketError};
 pub use model::{Buyer, Granted, Hold, Order, OrderState, Units};
+pub use payments::{
+    Checkout, LatePayment, Payment, PaymentDue, PaymentError, PaymentStart, PaymentState, PaymentStep, PspReport,
+    VoidReason, PAYMENTS_DUE_MAX,
+};
 pub use state::{seat_code, Availability, Counts, SectionState, Stock};
 pub use tickets::RefusedScan;
 
@@ -63,6 +71,14 @@ pub struct Inventory {
     /// Every order of this section, indexed by order number (numbers are dense).
     orders: Vec<Order>,
     next_hold: HoldNumber,
+    /// Every payment, by the hold it checked out (`payments.rs`).
+    payments: HashMap<HoldNumber, Payment>,
+    /// The payment that bought each order bought through the PSP.
+    order_payments: HashMap<OrderNumber, HoldNumber>,
+    /// Payments the PSP still has to be asked about (or the buyer to make).
+    unsettled: BTreeSet<HoldNumber>,
+    /// Where the next `payments_due` starts (not state: any start is correct).
+    payments_cursor: HoldNumber,
     /// Scratch buffer for seats taken over from expired holds.
     reclaimed: Vec<Reclaimed>,
     /// Records of live changes not yet taken by the actor (the WAL outbox).
@@ -103,6 +119,10 @@ impl Inventory {
             expiries: BTreeSet::new(),
             orders: Vec::new(),
             next_hold: HoldNumber(0),
+            payments: HashMap::new(),
+            order_payments: HashMap::new(),
+            unsettled: BTreeSet::new(),
+            payments_cursor: HoldNumber(0),
             reclaimed: Vec::new(),
             journal: Vec::new(),
             refused_scans: Vec::new(),

@@ -41,12 +41,30 @@ pub const WAL_QUEUE_FULL_TOTAL: &str = "hakken_wal_queue_full_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 
-const OPERATIONS: [&str; 8] = ["hold", "extend", "release", "expire", "confirm", "cancel", "reissue", "admit"];
+const OPERATIONS: [&str; 17] = [
+    "hold",
+    "extend",
+    "release",
+    "expire",
+    "confirm",
+    "cancel",
+    "reissue",
+    "admit",
+    "checkout",
+    "payment_authorized",
+    "capture",
+    "void_due",
+    "void",
+    "refund_due",
+    "refund",
+    "erase_buyer",
+    "reseal_buyer",
+];
 const STATES: [&str; 3] = ["available", "held", "sold"];
 
 /// One section's metric handles, registered once when its actor starts.
 pub struct SectionMetrics {
-    operations: [Counter; 8],
+    operations: [Counter; 17],
     seats: [Gauge; 3],
     call_seconds: Histogram,
     queue_sojourn_seconds: Histogram,
@@ -114,6 +132,15 @@ impl SectionMetrics {
             Record::OrderCancelled { .. } => 5,
             Record::TicketReissued { .. } => 6,
             Record::TicketAdmitted { .. } => 7,
+            Record::PaymentStarted { .. } => 8,
+            Record::PaymentOrdered { .. } => 9,
+            Record::PaymentCaptured { .. } => 10,
+            Record::PaymentVoidDue { .. } => 11,
+            Record::PaymentVoided { .. } => 12,
+            Record::PaymentRefundDue { .. } => 13,
+            Record::PaymentRefunded { .. } => 14,
+            Record::BuyerErased { .. } => 15,
+            Record::BuyerResealed { .. } => 16,
         };
         self.operations[operation].increment(1);
     }

@@ -18,6 +18,8 @@ pub mod calls;
 pub mod code;
 pub mod gate;
 
+use std::sync::Arc;
+
 use crate::clock::Millis;
 use crate::ids::{CustomerId, OrderId};
 use crate::inventory::{Order, OrderState, Units};
@@ -92,14 +94,19 @@ pub enum Viewer {
 }
 
 /// Why a reissue may be made: an admin's say-so, or the buyer's proof (the order id and
-/// the buyer's email, as they gave them).
+/// the buyer's email, as they gave them). The engine never sees the email in the clear
+/// (see [`crate::inventory::Buyer`]): the API opens the order's sealed buyer data,
+/// compares the email there and says which sealed blob it found it in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReissueProof {
     Admin,
-    /// `order` is `None` when what the buyer gave is not an order id at all.
     Buyer {
+        /// `None` when what the buyer gave is not an order id at all.
         order: Option<OrderId>,
-        email: String,
+        /// The order's sealed buyer data in which the API found the email the buyer
+        /// gave; `None` when it did not match (or the data could not be opened). It
+        /// must still be the order's (not erased or changed since the API read it).
+        email_found_in: Option<Arc<[u8]>>,
     },
     /// The buyer gave no proof.
     Missing,
@@ -111,8 +118,11 @@ impl ReissueProof {
     pub fn proves(&self, order: &Order) -> bool {
         match self {
             ReissueProof::Admin => true,
-            ReissueProof::Buyer { order: claimed, email } => {
-                *claimed == Some(order.id) && email.trim().eq_ignore_ascii_case(order.buyer.email.trim())
+            ReissueProof::Buyer { order: claimed, email_found_in } => {
+                let found_in_this_order = email_found_in
+                    .as_ref()
+                    .is_some_and(|sealed| !order.buyer.is_erased() && **sealed == *order.buyer.sealed);
+                *claimed == Some(order.id) && found_in_this_order
             }
             ReissueProof::Missing => false,
         }

@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -61,6 +61,119 @@ pub enum Record {
         version: u16,
         admission: AdmissionRecord,
     },
+    // -- Payments (`inventory/payments.rs`). A payment is keyed by the hold it checked
+    // out; each step of its life is a record, so recovery reproduces every decision.
+    /// Checkout: the hold is paying with `payment.psp_id`; it now expires at
+    /// `expires_at_s` (extended once by the payment window, never past its lifetime).
+    PaymentStarted {
+        payment: PaymentRecord,
+        expires_at_s: u32,
+    },
+    /// The PSP authorized the payment and order `order` was sold for it (from the live
+    /// hold, or from a hold re-acquired for a late payment: the records before it say).
+    PaymentOrdered {
+        hold: u32,
+        order: u32,
+        at_ms: u64,
+    },
+    /// The authorization was captured: the money moved.
+    PaymentCaptured {
+        hold: u32,
+        at_ms: u64,
+    },
+    /// The authorization must be voided (cancelled at the PSP, no money moved).
+    PaymentVoidDue {
+        hold: u32,
+        at_ms: u64,
+        reason: VoidReasonRecord,
+    },
+    PaymentVoided {
+        hold: u32,
+        at_ms: u64,
+    },
+    /// The payment's order was cancelled after capture: the money goes back.
+    PaymentRefundDue {
+        hold: u32,
+        at_ms: u64,
+    },
+    PaymentRefunded {
+        hold: u32,
+        at_ms: u64,
+    },
+    /// The buyer's personal data of `order` was erased (crypto-shredding: the sealed
+    /// blob, with the only wrapped copy of its data key, is dropped). The order, its
+    /// seats and tickets stay as they are.
+    BuyerErased {
+        order: u32,
+        at_ms: u64,
+    },
+    /// The buyer data of `order` was sealed afresh (key rotation: the same data, under
+    /// the active master key), so the key that sealed it before can be retired.
+    BuyerResealed {
+        order: u32,
+        sealed: Vec<u8>,
+        at_ms: u64,
+    },
+}
+
+/// A hold's payment at the PSP, as a snapshot stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct PaymentRecord {
+    pub hold: u32,
+    pub customer: String,
+    /// The provider that took it (`stripe`, `test`).
+    pub provider: String,
+    /// The PSP's id (a Stripe PaymentIntent id).
+    pub psp_id: String,
+    pub amount_minor: u64,
+    pub currency: String,
+    /// The hold's units: what a late payment re-acquires.
+    pub units: UnitsRecord,
+    /// Given to the order the payment buys.
+    pub buyer: BuyerRecord,
+    pub started_at_ms: u64,
+    pub state: PaymentStateRecord,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum PaymentStateRecord {
+    AwaitingPayment,
+    Ordered {
+        order: u32,
+    },
+    Captured {
+        order: u32,
+    },
+    VoidDue {
+        reason: VoidReasonRecord,
+        order: Option<u32>,
+    },
+    Voided {
+        reason: VoidReasonRecord,
+        order: Option<u32>,
+    },
+    /// `order` is `None` when the money was taken for no order (a late payment captured
+    /// at the PSP before hakken voided it).
+    RefundDue {
+        order: Option<u32>,
+    },
+    Refunded {
+        order: Option<u32>,
+    },
+}
+
+/// Why an authorization is voided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum VoidReasonRecord {
+    /// Authorized after the hold ended, and its seats were not re-acquired.
+    Late,
+    /// The PSP authorized another amount than the hold's.
+    AmountMismatch,
+    /// Never paid within the late-payment window: the PSP payment is cancelled so it
+    /// can no longer be paid.
+    Abandoned,
+    /// The order was cancelled before its payment was captured.
+    OrderCancelled,
 }
 
 /// The first (only) admission of a ticket.
@@ -118,8 +231,11 @@ pub struct OrderRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct BuyerRecord {
     pub payment_reference: String,
-    pub name: String,
-    pub email: String,
+    /// `online`, `box_office` or `external`, as the API set it.
+    pub channel: String,
+    /// The buyer's name and email, sealed by the API (never plaintext on disk); empty
+    /// once erased.
+    pub sealed: Vec<u8>,
 }
 
 /// A section inventory's whole state after record `last_seq`.
@@ -130,6 +246,8 @@ pub struct SectionSnapshot {
     pub holds: Vec<HoldRecord>,
     /// Every order, by order number.
     pub orders: Vec<OrderRecord>,
+    /// Every payment, by hold number.
+    pub payments: Vec<PaymentRecord>,
 }
 
 /// An event as stored: its definition, its venue's layout and the section keys it owns

@@ -25,6 +25,7 @@ use crate::http::idempotency::Idempotency;
 use crate::http::limiter::CustomerLimiter;
 use crate::http::overload::Overload;
 use crate::http::route_metrics::RouteMetrics;
+use crate::privacy::Privacy;
 
 /// One event as the server serves it: its definition, venue, section handles and
 /// signing key (the state handlers route to, not a JSON body: those are `*View`s).
@@ -201,6 +202,13 @@ pub fn unavailable(unavailable: Unavailable, overload: &Overload) -> ApiError {
     }
 }
 
+/// The bearer tokens of the secured routes (empty: that role's routes are off).
+pub struct Tokens {
+    pub admin: String,
+    pub gate: String,
+    pub sales: String,
+}
+
 /// What every request can reach: the app once recovery has finished, and the bounds.
 pub struct Shared {
     app: OnceLock<Arc<App>>,
@@ -208,13 +216,24 @@ pub struct Shared {
     pub gates: GatesConfig,
     pub admin_token: String,
     pub gate_token: String,
+    pub sales_token: String,
+    /// The PSP's gateway; `None` when `payments.provider = "external"`.
+    pub payments: Option<Arc<crate::payments::gateway::Gateway>>,
     pub overload: Overload,
     pub shutting_down: AtomicBool,
     pub route_metrics: RouteMetrics,
+    /// The master keys buyers' data and stored answers are sealed with.
+    pub privacy: Arc<Privacy>,
 }
 
 impl Shared {
-    pub fn new(http: HttpConfig, gates: GatesConfig, admin_token: String, gate_token: String) -> Shared {
+    pub fn new(
+        http: HttpConfig,
+        gates: GatesConfig,
+        tokens: Tokens,
+        payments: Option<Arc<crate::payments::gateway::Gateway>>,
+        privacy: Arc<Privacy>,
+    ) -> Shared {
         let overload = Overload::new(
             http.in_flight_min,
             http.in_flight_max,
@@ -226,11 +245,14 @@ impl Shared {
             app: OnceLock::new(),
             http,
             gates,
-            admin_token,
-            gate_token,
+            admin_token: tokens.admin,
+            gate_token: tokens.gate,
+            sales_token: tokens.sales,
+            payments,
             overload,
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),
+            privacy,
         }
     }
 

@@ -22,12 +22,16 @@ use crate::http::error::ApiError;
 /// The security scheme names of the OpenAPI document.
 pub const ADMIN_SCHEME: &str = "admin_token";
 pub const GATE_SCHEME: &str = "gate_token";
+pub const SALES_SCHEME: &str = "sales_token";
 
 /// Whose token a route needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Admin,
     Gate,
+    /// A sales channel confirming on trust (box office, an integrator charging
+    /// elsewhere); not needed when `payments.provider = "external"`.
+    Sales,
 }
 
 /// The token each secured route needs, by route template, and the tokens to check.
@@ -66,9 +70,14 @@ impl Gatekeeper {
 fn required_role(security: &serde_json::Value) -> Option<Role> {
     let mut roles = security.as_array()?.iter().map(|alternative| {
         let schemes = alternative.as_object()?;
-        match (schemes.contains_key(ADMIN_SCHEME), schemes.contains_key(GATE_SCHEME)) {
-            (true, false) => Some(Role::Admin),
-            (false, true) => Some(Role::Gate),
+        match (
+            schemes.contains_key(ADMIN_SCHEME),
+            schemes.contains_key(GATE_SCHEME),
+            schemes.contains_key(SALES_SCHEME),
+        ) {
+            (true, false, false) => Some(Role::Admin),
+            (false, true, false) => Some(Role::Gate),
+            (false, false, true) => Some(Role::Sales),
             _ => None,
         }
     });
@@ -85,6 +94,10 @@ pub async fn authenticate(State(gatekeeper): State<Gatekeeper>, request: Request
         None => Ok(()),
         Some(Role::Admin) => require_admin(&gatekeeper.shared, request.headers()),
         Some(Role::Gate) => require_gate(&gatekeeper.shared, request.headers()),
+        // Without a PSP, holds are sold only on trust: whoever integrates hakken
+        // charges elsewhere and guards the route itself.
+        Some(Role::Sales) if gatekeeper.shared.payments.is_none() => Ok(()),
+        Some(Role::Sales) => require_sales(&gatekeeper.shared, request.headers()),
     };
     match checked {
         Ok(()) => next.run(request).await,
@@ -100,6 +113,11 @@ pub fn require_admin(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiErro
 /// Checks `Authorization: Bearer <gate token>` (in constant time).
 pub fn require_gate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     require_bearer(&shared.gate_token, headers, "gate", "gates_disabled", "HAKKEN_GATE_TOKEN")
+}
+
+/// Checks `Authorization: Bearer <sales token>` (in constant time).
+pub fn require_sales(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_bearer(&shared.sales_token, headers, "sales", "sales_disabled", "HAKKEN_SALES_TOKEN")
 }
 
 /// Checks a bearer token; an empty configured token turns the endpoints off (403).
@@ -149,6 +167,7 @@ mod tests {
     fn the_role_is_the_one_every_alternative_demands() {
         assert_eq!(required_role(&json!([{ "admin_token": [] }])), Some(Role::Admin));
         assert_eq!(required_role(&json!([{ "gate_token": [] }])), Some(Role::Gate));
+        assert_eq!(required_role(&json!([{ "sales_token": [] }])), Some(Role::Sales));
         assert_eq!(required_role(&json!([{ "admin_token": [] }, {}])), None, "anonymous allowed");
         assert_eq!(required_role(&json!([{ "admin_token": [] }, { "gate_token": [] }])), None);
         assert_eq!(required_role(&json!([])), None);

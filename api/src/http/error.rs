@@ -137,6 +137,24 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// The raw request body (a signed webhook is verified over its exact bytes), with
+/// rejections in the one error format: 413 over the body limit, 400 if unreadable.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large"))
+            }
+            Err(rejection) => Err(ApiError::bad_request("unreadable_body", rejection.body_text())),
+        }
+    }
+}
+
 /// `axum::extract::Path` with rejections in the one error format.
 pub struct Path<T>(pub T);
 

@@ -28,6 +28,7 @@ use crate::http::audit::append_audit;
 use crate::http::auth::require_gate;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::views::category_id;
+use crate::privacy::Privacy;
 
 /// Longest gate name and scan id accepted (codes: the engine's `CODE_TEXT_BYTES_MAX`).
 const GATE_BYTES_MAX: usize = 64;
@@ -228,12 +229,19 @@ async fn scan_one(shared: &Shared, app: &App, input: ScanInput<'_>) -> ApiResult
     let (outcome, order) = call(&served.sections[index], scan, &shared.overload).await?;
     let scanned = order
         .filter(|_| outcome.names_ticket())
-        .map(|order| scanned_ticket(served, index, &order, ticket.index, ticket.version));
+        .map(|order| scanned_ticket(served, index, &order, ticket.index, ticket.version, &shared.privacy));
     Ok(answer(outcome, scanned))
 }
 
 /// The ticket a genuine scan names, for the gate's display.
-fn scanned_ticket(served: &ServedEvent, index: usize, order: &Order, ticket: u16, version: u16) -> ScannedTicket {
+fn scanned_ticket(
+    served: &ServedEvent,
+    index: usize,
+    order: &Order,
+    ticket: u16,
+    version: u16,
+    privacy: &Privacy,
+) -> ScannedTicket {
     let section = &served.venue.sections[index];
     let (seat, category) = match tickets::place(section, order, ticket) {
         Some((Place::Seat(seat), category)) => (Some(seat), category_id(&served.venue, category)),
@@ -247,7 +255,8 @@ fn scanned_ticket(served: &ServedEvent, index: usize, order: &Order, ticket: u16
         seat,
         category,
         version,
-        holder: order.buyer.name.clone(),
+        // Empty when the buyer was erased or cannot be read: the ticket still admits.
+        holder: privacy.show(&order.buyer).name().to_string(),
     }
 }
 

@@ -13,7 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hakken_engine::actor::{
-    CancelOrder, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, ReadOrder, Release,
+    CancelOrder, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, ReadOrder, ReadOrderPayment, Release,
+    SectionHandle,
 };
 use hakken_engine::best::BestRequest;
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
@@ -30,10 +31,13 @@ use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
+use crate::http::payment_views::payment_view;
 use crate::http::views::{
-    hold_view, order_view, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest, HoldResponse,
-    OrderResponse,
+    hold_view, order_view, BuyerView, ChoiceView, ConfirmRequest, CustomerQuery, CustomerRequest, HoldRequest,
+    HoldResponse, OrderResponse,
 };
+use crate::payments::gateway::describe;
+use crate::privacy::BuyerData;
 
 const CUSTOMER_BYTES_MAX: usize = 128;
 const PAYMENT_REFERENCE_BYTES_MAX: usize = 128;
@@ -200,7 +204,7 @@ fn hold_refused(served: &ServedEvent, index: usize, refused: HoldRefused) -> Api
     }
 }
 
-fn hold_error(error: HoldError) -> ApiError {
+pub(crate) fn hold_error(error: HoldError) -> ApiError {
     let message = error.to_string();
     match error {
         HoldError::NotFound => ApiError::not_found("hold_not_found", message),
@@ -208,10 +212,11 @@ fn hold_error(error: HoldError) -> ApiError {
         HoldError::NotYours => ApiError::new(StatusCode::FORBIDDEN, "hold_not_yours", message),
         HoldError::Expired => ApiError::conflict("hold_expired", message),
         HoldError::LifetimeReached => ApiError::conflict("hold_lifetime_reached", message),
+        HoldError::Paying => ApiError::conflict("hold_paying", message),
     }
 }
 
-fn customer_id(customer: &str) -> ApiResult<CustomerId> {
+pub(crate) fn customer_id(customer: &str) -> ApiResult<CustomerId> {
     if customer.is_empty() || customer.len() > CUSTOMER_BYTES_MAX || customer.chars().any(char::is_control) {
         let message = format!("`customer` must be 1-{CUSTOMER_BYTES_MAX} bytes without control characters");
         return Err(ApiError::invalid("invalid_customer", message));
@@ -219,7 +224,7 @@ fn customer_id(customer: &str) -> ApiResult<CustomerId> {
     Ok(CustomerId::new(customer))
 }
 
-fn required_customer(query: &CustomerQuery) -> ApiResult<CustomerId> {
+pub(crate) fn required_customer(query: &CustomerQuery) -> ApiResult<CustomerId> {
     match &query.customer {
         Some(customer) => customer_id(customer),
         None => Err(ApiError::invalid("missing_customer", "name the customer: `?customer=...`")),
@@ -227,14 +232,14 @@ fn required_customer(query: &CustomerQuery) -> ApiResult<CustomerId> {
 }
 
 /// The hold with this id, with its event and section.
-fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<ServedEvent>, usize)> {
+pub(crate) fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("hold_not_found", format!("no hold {id:?}"));
     let hold: HoldId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(hold.section).ok_or_else(not_found)?;
     Ok((hold, served.clone(), index))
 }
 
-fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
+pub(crate) fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderId, Arc<ServedEvent>, usize)> {
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order: OrderId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
@@ -303,7 +308,9 @@ pub async fn extend_hold(
     params(("hold" = String, Path, description = "Hold id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
     request_body = ConfirmRequest,
-    responses((status = 201, body = OrderResponse), (status = 403, description = "Another customer's hold", body = ErrorBody),
+    security(("sales_token" = [])),
+    responses((status = 201, body = OrderResponse), (status = 401, description = "No sales token", body = ErrorBody),
+        (status = 403, description = "Another customer's hold", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Expired or ended", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn confirm_hold(
@@ -314,30 +321,39 @@ pub async fn confirm_hold(
 ) -> ApiResult<Response> {
     let app = shared.app()?;
     let customer = customer_id(&request.customer)?;
-    let buyer = buyer(&request)?;
+    let reference = payment_reference(&request.payment_reference)?;
+    let channel = if shared.payments.is_none() { "external" } else { "box_office" };
+    let buyer = buyer_of(&shared, &request.buyer, reference, channel)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
         let order = order.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order) }))
+        Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order, &privacy) }))
     };
     let confirm = Confirm { hold, customer, buyer };
     Ok(call_changing(&section, confirm, answer_to.0, &shared.overload, render).await)
 }
 
-fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
-    let reference = request.payment_reference.trim();
+fn payment_reference(reference: &str) -> ApiResult<&str> {
+    let reference = reference.trim();
     if reference.is_empty() || reference.len() > PAYMENT_REFERENCE_BYTES_MAX {
         let message = format!("`payment_reference` must be 1-{PAYMENT_REFERENCE_BYTES_MAX} bytes");
         return Err(ApiError::invalid("invalid_payment_reference", message));
     }
-    let name = request.buyer.name.trim();
+    Ok(reference)
+}
+
+/// The buyer of an order, checked, as the engine stores it: sold through `channel`
+/// (`online`, `box_office`, `external`) with the payment's reference.
+pub(crate) fn buyer_of(shared: &Shared, buyer: &BuyerView, reference: &str, channel: &str) -> ApiResult<Buyer> {
+    let name = buyer.name.trim();
     if name.is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
         let message = format!("`buyer.name` must be 1-{NAME_BYTES_MAX} bytes without control characters");
         return Err(ApiError::invalid("invalid_buyer", message));
     }
-    let email = request.buyer.email.trim();
+    let email = buyer.email.trim();
     let plausible = email.len() <= EMAIL_BYTES_MAX
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email
@@ -346,7 +362,8 @@ fn buyer(request: &ConfirmRequest) -> ApiResult<Buyer> {
     if !plausible {
         return Err(ApiError::invalid("invalid_buyer", format!("`buyer.email` {email:?} is not an email address")));
     }
-    Ok(Buyer { payment_reference: reference.into(), name: name.into(), email: email.into() })
+    let sealed = shared.privacy.seal_buyer(&BuyerData { name: name.into(), email: email.into() });
+    Ok(Buyer { payment_reference: reference.into(), channel: channel.into(), sealed: sealed.into() })
 }
 
 /// An order with its tickets. Only its customer (`?customer=`) or an admin sees it.
@@ -367,7 +384,12 @@ pub async fn get_order(
     let order = call(&served.sections[index], read, &shared.overload)
         .await?
         .ok_or_else(|| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
-    Ok(axum::Json(OrderResponse { order: order_view(&served, index, &order) }))
+    let mut view = order_view(&served, index, &order, &shared.privacy);
+    if shared.payments.is_some() {
+        let payment = call(&served.sections[index], ReadOrderPayment { order: order_id }, &shared.overload).await?;
+        view.payment = payment.map(|payment| payment_view(&payment, None));
+    }
+    Ok(axum::Json(OrderResponse { order: view }))
 }
 
 /// Who cancels: the order's customer, or an admin (with the admin token) naming none.
@@ -407,14 +429,33 @@ pub async fn cancel_order(
     };
     let (order_id, served, index) = locate_order(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let privacy = shared.privacy.clone();
     // Someone else's order is "not found" (the engine checks in the same turn as the cancel).
     let render = move |cancelled: &Result<Order, OrderError>| -> Rendered<OrderResponse> {
         let cancelled = cancelled.as_ref().map_err(|error| match error {
             OrderError::NotFound => ApiError::not_found("order_not_found", format!("no order {id:?}")),
             OrderError::AlreadyCancelled => ApiError::conflict("order_cancelled", "the order is already cancelled"),
         })?;
-        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled) }))
+        Ok((StatusCode::OK, OrderResponse { order: order_view(&served, index, cancelled, &privacy) }))
     };
     let cancel = CancelOrder { order: order_id, viewer };
-    Ok(call_changing(&section, cancel, answer_to.0, &shared.overload, render).await)
+    let answer = call_changing(&section, cancel, answer_to.0, &shared.overload, render).await;
+    if answer.status().is_success() {
+        refund_in_background(&shared, section, order_id);
+    }
+    Ok(answer)
+}
+
+/// Gives a cancelled order's money back at the PSP (or voids its authorization) without
+/// holding up the answer; a refund that fails stays owed, visible on the payment, and the
+/// payments sweep retries it.
+fn refund_in_background(shared: &Arc<Shared>, section: SectionHandle, order: OrderId) {
+    let Some(gateway) = shared.payments.clone() else { return };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let Ok(Some(payment)) = call(&section, ReadOrderPayment { order }, &shared.overload).await else { return };
+        if let Err(error) = gateway.settle(&shared, &section, payment).await {
+            tracing::warn!(error = %describe(&error), "refund not made now; the payments sweep retries it");
+        }
+    });
 }

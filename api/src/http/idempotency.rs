@@ -5,7 +5,8 @@
 //! A leaf of the server's state ([`super::app`] holds one [`Idempotency`]): the layer
 //! that replays answers and the handlers' [`call_changing`](super::idempotency_layer::call_changing)
 //! live in [`super::idempotency_layer`], which uses the state, never the other way round.
-//! A damaged stored answer is an error (503 and a logged error), never a miss.
+//! A damaged stored answer is an error (503 and a logged error), never a miss. Answer
+//! bodies are stored sealed ([`crate::privacy`]) and opened on replay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use hakken_engine::store::{StorageError, Store};
 use hakken_engine::wal::IdempotentAnswer;
 
 use crate::http::error::ApiError;
+use crate::privacy::Privacy;
 
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -46,6 +48,9 @@ pub struct Slot {
     pub(crate) key: Vec<u8>,
     pub(crate) fingerprint: u64,
     pub(crate) expires_at_ms: u64,
+    /// Seals the answer's body before it is stored: answers may carry an order view
+    /// with the buyer's name and email, which never go to disk in the clear.
+    pub(crate) privacy: Arc<Privacy>,
 }
 
 impl Idempotency {
@@ -91,7 +96,7 @@ impl Idempotency {
             expires_at_ms: slot.expires_at_ms,
             fingerprint: slot.fingerprint,
             status: status.as_u16(),
-            body: body.to_vec(),
+            body: slot.privacy.seal_answer(body),
         };
         self.store.wal().put_idempotent(
             &slot.key,

@@ -34,6 +34,7 @@ use crate::http::app::{unavailable, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::http::idempotency::{fingerprint, replayable, Slot};
 use crate::http::overload::Overload;
+use crate::privacy::Privacy;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
@@ -73,12 +74,14 @@ where
     T: Serialize + 'static,
 {
     let answer = slot.map(|slot| {
-        let render = render.clone();
+        let (render, privacy) = (render.clone(), slot.privacy);
         AnswerSlot {
             key: slot.key,
             fingerprint: slot.fingerprint,
             expires_at_ms: slot.expires_at_ms,
-            render: Box::new(move |reply: &C::Reply| stored_form(&render(reply))),
+            render: Box::new(move |reply: &C::Reply| {
+                stored_form(&render(reply)).map(|(status, body)| (status, privacy.seal_answer(&body)))
+            }),
         }
     });
     let answered = match section.call_answering(call, answer).await {
@@ -116,11 +119,21 @@ fn stored_form<T: Serialize>(rendered: &Rendered<T>) -> Option<(u16, Vec<u8>)> {
     }
 }
 
-/// A stored answer as a replayed response.
-fn replay(answer: IdempotentAnswer) -> Response {
+/// A stored answer as a replayed response (its body opened: it is stored sealed). One
+/// that no configured key opens is an error (503), never a miss: running the request
+/// again could make its change twice.
+fn replay(answer: IdempotentAnswer, privacy: &Privacy) -> Response {
+    let body = match privacy.open_answer(&answer.body) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(reason = error.reason(), "a stored answer cannot be opened; its retries get 503");
+            let message = "the stored answer for this `Idempotency-Key` cannot be read now";
+            return ApiError::unavailable("storage_unavailable", message, 5).into_response();
+        }
+    };
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let has_body = !answer.body.is_empty();
-    let mut response = Response::new(Body::from(answer.body));
+    let has_body = !body.is_empty();
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     if has_body {
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -159,6 +172,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
     let fingerprint = fingerprint(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query, &body]);
 
     let task_app = app.clone();
+    let privacy = shared.privacy.clone();
     let mut request = Request::from_parts(parts, Body::from(body));
     // The first request runs to the end in its own task, whoever stops waiting for it
     // (within the request's deadline, which the task carries).
@@ -175,10 +189,11 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
                 let message = "this `Idempotency-Key` was used with another request; use a new key";
                 return ApiError::invalid("idempotency_key_reused", message).into_response();
             }
-            Ok(Some(stored)) => return replay(stored),
+            Ok(Some(stored)) => return replay(stored, &privacy),
             Ok(None) => {}
         }
-        let slot = Slot { key, fingerprint, expires_at_ms: idempotency.expires_at_ms(now_ms) };
+        let expires_at_ms = idempotency.expires_at_ms(now_ms);
+        let slot = Slot { key, fingerprint, expires_at_ms, privacy };
         request.extensions_mut().insert(slot.clone());
         let response = next.run(request).await;
         if response.extensions().get::<AnswerStored>().is_some() || !replayable(response.status()) {

@@ -27,6 +27,9 @@ pub mod idempotency_layer;
 pub mod limiter;
 pub mod openapi;
 pub mod overload;
+pub mod payment_views;
+pub mod payments;
+pub mod privacy;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;
@@ -58,11 +61,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(holds::get_hold, holds::release_hold))
         .routes(routes!(holds::extend_hold))
         .routes(routes!(holds::confirm_hold))
+        .routes(routes!(payments::checkout))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::stripe_webhook))
+        .routes(routes!(payments::payments_config))
+        .routes(routes!(payments::reconcile))
         .routes(routes!(holds::get_order))
         .routes(routes!(holds::cancel_order))
         .routes(routes!(admin::open_sale))
         .routes(routes!(admin::close_sale))
         .routes(routes!(admin::backup))
+        .routes(routes!(privacy::erase_buyer))
+        .routes(routes!(privacy::rewrap))
         .routes(routes!(tickets::get_ticket))
         .routes(routes!(tickets::ticket_qr_svg))
         .routes(routes!(tickets::ticket_qr_png))

@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::auth::{ADMIN_SCHEME, GATE_SCHEME};
+use crate::http::auth::{ADMIN_SCHEME, GATE_SCHEME, SALES_SCHEME};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use crate::http::auth::{ADMIN_SCHEME, GATE_SCHEME};
     tags((name = "events", description = "Events, availability, seat maps"),
         (name = "holds", description = "Timed holds on seats"),
         (name = "orders", description = "Confirmed orders and refunds"),
+        (name = "payments", description = "Checkout, payments at the PSP and its webhooks"),
         (name = "tickets", description = "Tickets: signed codes, QR and barcode images, printable pages, reissue"),
         (name = "gates", description = "Entry scans, offline batches and gate bundles (gate token)"),
         (name = "admin", description = "Event setup, operations and the audit log (admin token)"),
@@ -45,7 +46,7 @@ struct BearerTokens;
 impl Modify for BearerTokens {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for scheme in [ADMIN_SCHEME, GATE_SCHEME] {
+        for scheme in [ADMIN_SCHEME, GATE_SCHEME, SALES_SCHEME] {
             components.add_security_scheme(
                 scheme,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hakken_engine::actor::SectionHandle;
 use hakken_engine::clock::Millis;
 use hakken_engine::event::format_instant;
 use hakken_engine::ids::{CustomerId, OrderId, TicketId};
@@ -24,6 +25,7 @@ use crate::http::auth::is_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::views::{category_id, CustomerQuery};
+use crate::privacy::{self, Privacy, Shown};
 use crate::render::{self, TicketPage};
 
 /// Pixels per QR module of `qr.png`.
@@ -102,7 +104,7 @@ async fn locate(shared: &Shared, id: &str, query: &CustomerQuery, headers: &Head
     Ok(Located { ticket, served: served.clone(), index, order })
 }
 
-fn detail(located: &Located) -> ApiResult<TicketDetail> {
+fn detail(located: &Located, privacy: &Privacy) -> ApiResult<TicketDetail> {
     let Located { ticket, served, index, order } = located;
     let section = &served.venue.sections[*index];
     let version = order.ticket(ticket.index).version;
@@ -125,7 +127,8 @@ fn detail(located: &Located) -> ApiResult<TicketDetail> {
         category: category.unwrap_or_default(),
         state: TicketState::of(order, ticket.index).as_str(),
         version,
-        holder: order.buyer.name.clone(),
+        // Empty when the buyer was erased or cannot be read: the ticket stays valid.
+        holder: privacy.show(&order.buyer).name().to_string(),
         barcode: Barcode::issue(&served.signing, &served.event.id, *ticket, version).text(),
         code,
         admitted_at: admission.as_ref().map(|admission| format_instant(Millis(admission.at_ms))),
@@ -144,7 +147,7 @@ pub async fn get_ticket(
     headers: HeaderMap,
 ) -> ApiResult<axum::Json<TicketResponse>> {
     let located = locate(&shared, &id, &query, &headers).await?;
-    Ok(axum::Json(TicketResponse { ticket: detail(&located)? }))
+    Ok(axum::Json(TicketResponse { ticket: detail(&located, &shared.privacy)? }))
 }
 
 fn image(content_type: &'static str, body: Vec<u8>) -> Response {
@@ -168,7 +171,7 @@ pub async fn ticket_qr_svg(
     Query(query): Query<CustomerQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
+    let ticket = detail(&locate(&shared, &id, &query, &headers).await?, &shared.privacy)?;
     render_image("image/svg+xml", render::qr_svg(&ticket.code).map(String::into_bytes))
 }
 
@@ -182,7 +185,7 @@ pub async fn ticket_qr_png(
     Query(query): Query<CustomerQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
+    let ticket = detail(&locate(&shared, &id, &query, &headers).await?, &shared.privacy)?;
     render_image("image/png", render::qr_png(&ticket.code, QR_PNG_MODULE_PX))
 }
 
@@ -196,7 +199,7 @@ pub async fn ticket_barcode_svg(
     Query(query): Query<CustomerQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let ticket = detail(&locate(&shared, &id, &query, &headers).await?)?;
+    let ticket = detail(&locate(&shared, &id, &query, &headers).await?, &shared.privacy)?;
     render_image("image/svg+xml", render::code128_svg(&ticket.barcode).map(String::into_bytes))
 }
 
@@ -211,7 +214,7 @@ pub async fn ticket_page(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let located = locate(&shared, &id, &query, &headers).await?;
-    let ticket = detail(&located)?;
+    let ticket = detail(&located, &shared.privacy)?;
     let served = &located.served;
     let order = &located.order;
     let place = match &ticket.seat {
@@ -256,15 +259,44 @@ pub async fn reissue_ticket(
     let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(&id))?;
     let proof = match (is_admin(&shared, &headers), request.order, request.email) {
         (true, _, _) => ReissueProof::Admin,
-        (false, Some(order), Some(email)) => ReissueProof::Buyer { order: order.parse::<OrderId>().ok(), email },
+        (false, Some(order), Some(email)) => {
+            buyer_proof(&shared, &served.sections[index], ticket, &order, &email).await?
+        }
         (false, _, _) => ReissueProof::Missing,
     };
     let section = served.sections[index].clone();
     let served = served.clone();
-    let render =
-        move |reissued: &Result<(Order, u16), TicketError>| reissue_answer(&served, index, ticket, &id, reissued);
+    let privacy = shared.privacy.clone();
+    let render = move |reissued: &Result<(Order, u16), TicketError>| {
+        reissue_answer(&served, index, ticket, &id, reissued, &privacy)
+    };
     let call = Reissue { ticket, proof };
     Ok(call_changing(&section, call, answer_to.0, &shared.overload, render).await)
+}
+
+/// The buyer's proof for a reissue: the engine cannot read the email, so the email is
+/// compared here, in the opened buyer data of the ticket's order, and the engine is
+/// told which sealed blob it was found in (it checks the blob is still the order's, in
+/// the turn that reissues). A wrong order and a wrong email give the same proof, one
+/// that proves nothing, after the same work: nothing to probe.
+async fn buyer_proof(
+    shared: &Shared,
+    section: &SectionHandle,
+    ticket: TicketId,
+    order: &str,
+    email: &str,
+) -> ApiResult<ReissueProof> {
+    let claimed = order.parse::<OrderId>().ok();
+    let read = ReadTicket { ticket, viewer: Viewer::Admin };
+    let found = call(section, read, &shared.overload).await?;
+    let email_found_in = found.and_then(|order| {
+        let matches = match shared.privacy.show(&order.buyer) {
+            Shown::Readable(data) => privacy::email_matches(&data, email),
+            Shown::Erased | Shown::Unreadable => false,
+        };
+        (matches && claimed == Some(order.id)).then(|| order.buyer.sealed.clone())
+    });
+    Ok(ReissueProof::Buyer { order: claimed, email_found_in })
 }
 
 /// The answer to a reissue: the ticket with its new code, or why not. Also the answer
@@ -275,6 +307,7 @@ fn reissue_answer(
     ticket: TicketId,
     id: &str,
     reissued: &Result<(Order, u16), TicketError>,
+    privacy: &Privacy,
 ) -> Rendered<TicketResponse> {
     let (order, _) = reissued.as_ref().map_err(|error| match error {
         TicketError::NotFound => ticket_not_found(id),
@@ -286,5 +319,5 @@ fn reissue_answer(
         TicketError::VersionsExhausted => ApiError::conflict("reissue_limit", error.to_string()),
     })?;
     let located = Located { ticket, served: served.clone(), index, order: order.clone() };
-    Ok((StatusCode::OK, TicketResponse { ticket: detail(&located)? }))
+    Ok((StatusCode::OK, TicketResponse { ticket: detail(&located, privacy)? }))
 }

@@ -13,6 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::http::app::ServedEvent;
+use crate::privacy::{Privacy, Shown};
 
 #[derive(Serialize, ToSchema)]
 pub struct EventsResponse {
@@ -332,7 +333,19 @@ pub struct OrderView {
     pub currency: String,
     pub confirmed_at: String,
     pub payment_reference: String,
-    pub buyer: BuyerView,
+    /// The buyer's name and email; null when erased (`buyer_erased`) or when no
+    /// configured key opens them (`buyer_unreadable`: the key that sealed them was retired).
+    pub buyer: Option<BuyerView>,
+    /// An admin erased the buyer's personal data (the order and its tickets stay valid).
+    pub buyer_erased: bool,
+    /// The buyer's data is sealed under a key this server does not have.
+    pub buyer_unreadable: bool,
+    /// How it was sold: `online` (paid at the PSP), `box_office` (a sales channel's
+    /// trusted confirm) or `external` (a server without payments).
+    pub channel: String,
+    /// The payment that bought it at the PSP (shown by `GET /v1/orders/{order}`), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<crate::http::payment_views::PaymentView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -508,8 +521,10 @@ pub fn ticket_id(order: OrderId, n: usize) -> String {
     format!("t{:x}-{}-{n}", order.section.0, order.number)
 }
 
-pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order) -> OrderView {
+/// An order as JSON; the buyer's data is opened with `privacy`'s keys.
+pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order, privacy: &Privacy) -> OrderView {
     let section = &served.venue.sections[section_index];
+    let shown = privacy.show(&order.buyer);
     let tickets = match (&order.units, &section.kind) {
         (Units::Seats(seats), SectionKind::Reserved(map)) => seats
             .iter()
@@ -546,6 +561,13 @@ pub fn order_view(served: &ServedEvent, section_index: usize, order: &Order) -> 
         currency: served.event.currency.clone(),
         confirmed_at: format_instant(order.confirmed_at),
         payment_reference: order.buyer.payment_reference.clone(),
-        buyer: BuyerView { name: order.buyer.name.clone(), email: order.buyer.email.clone() },
+        buyer_erased: shown == Shown::Erased,
+        buyer_unreadable: shown == Shown::Unreadable,
+        buyer: match shown {
+            Shown::Readable(data) => Some(BuyerView { name: data.name, email: data.email }),
+            Shown::Erased | Shown::Unreadable => None,
+        },
+        channel: order.buyer.channel.clone(),
+        payment: None,
     }
 }

@@ -67,6 +67,9 @@ impl Server {
             // Tests check counts right after the changes they make: read them afresh
             // (overload_edge.rs turns the cache on to test it).
             .env("HAKKEN_HTTP_AVAILABILITY_CACHE_MS", "0")
+            // Tests confirm holds on trust unless they test payments (payments.rs
+            // sets the provider it tests).
+            .env("HAKKEN_PAYMENTS_PROVIDER", "external")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in &self.env {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::Millis;
 use crate::ids::{CustomerId, HoldId, OrderId};
 use crate::lockfree::{self, HoldNumber, OrderNumber, SeatState};
-use crate::wal::{BuyerRecord, HoldRecord, OrderRecord, Record, SectionSnapshot};
+use crate::wal::{BuyerRecord, HoldRecord, OrderRecord, PaymentRecord, Record, SectionSnapshot};
 
 use super::model::{units_count, units_from_record};
 use super::state::{assert_seats, assert_within_capacity, count_sold, CountChange};
@@ -21,6 +21,12 @@ impl Inventory {
             next_hold: self.next_hold.0,
             holds,
             orders: self.orders.iter().map(Order::to_record).collect(),
+            payments: {
+                let mut payments: Vec<PaymentRecord> =
+                    self.payments.values().map(|payment| payment.to_record()).collect();
+                payments.sort_unstable_by_key(|payment| payment.hold);
+                payments
+            },
         }
     }
 
@@ -37,6 +43,9 @@ impl Inventory {
             if !reclaimed.is_empty() {
                 return Err(self.apply_error(&format!("snapshot hold {}", hold.hold), "seats shared by two holds"));
             }
+        }
+        for payment in &snapshot.payments {
+            self.restore_payment(payment)?;
         }
         if snapshot.next_hold < self.next_hold.0 {
             return Err(self.apply_error("snapshot", "next hold number below a hold it contains"));
@@ -101,6 +110,15 @@ impl Inventory {
             Record::TicketAdmitted { order, index, version, admission } => {
                 self.apply_admitted(OrderNumber(*order), *index, *version, admission)
             }
+            Record::PaymentStarted { .. }
+            | Record::PaymentOrdered { .. }
+            | Record::PaymentCaptured { .. }
+            | Record::PaymentVoidDue { .. }
+            | Record::PaymentVoided { .. }
+            | Record::PaymentRefundDue { .. }
+            | Record::PaymentRefunded { .. } => self.apply_payment(record),
+            Record::BuyerErased { order, at_ms } => self.apply_buyer_erased(OrderNumber(*order), *at_ms),
+            Record::BuyerResealed { order, sealed, .. } => self.apply_buyer_resealed(OrderNumber(*order), sealed),
         }
     }
 

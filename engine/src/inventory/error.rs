@@ -55,6 +55,9 @@ pub enum HoldError {
     Expired,
     #[error("the hold has reached its maximum lifetime")]
     LifetimeReached,
+    /// Checked out and awaiting its payment: it is sold when the PSP authorizes it.
+    #[error("the hold is being paid for; it is confirmed when the payment is authorized")]
+    Paying,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -131,6 +131,9 @@ impl Inventory {
         now: Millis,
     ) -> Result<Order, HoldError> {
         self.owned_live_hold(id, customer, now)?;
+        if self.is_paying(id.number) {
+            return Err(HoldError::Paying);
+        }
         let order = u32::try_from(self.orders.len()).expect("order numbers exhausted");
         self.commit(Record::OrderConfirmed {
             order,
@@ -149,6 +152,7 @@ impl Inventory {
             return Err(OrderError::AlreadyCancelled);
         }
         self.commit(Record::OrderCancelled { order: id.number.0, at_ms: now.0 });
+        self.order_cancelled(id.number, now);
         Ok(self.orders[id.number.0 as usize].clone())
     }
 

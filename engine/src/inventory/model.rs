@@ -88,29 +88,47 @@ impl Order {
     }
 }
 
-/// Who paid for an order: the payment reference and the buyer's name and email, as
-/// the caller's payment step reported them. Stored with the order, never validated here.
+/// Who paid for an order: the payment reference, the sales channel, and the buyer's
+/// personal data (name, email) as the API sealed it. The engine never sees that data in
+/// the clear: `sealed` is opaque bytes (an AEAD envelope, see the API's `privacy`
+/// module) that the engine stores and compares, never reads. Empty `sealed` means the
+/// buyer was erased ([`Inventory::erase_buyer`](super::Inventory::erase_buyer)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Buyer {
     pub payment_reference: String,
-    pub name: String,
-    pub email: String,
+    /// How the order was sold (`online`, `box_office`, `external`), as the API says.
+    pub channel: String,
+    pub sealed: Arc<[u8]>,
 }
 
 impl Buyer {
+    /// Whether the buyer's personal data was erased (or never given).
+    pub fn is_erased(&self) -> bool {
+        self.sealed.is_empty()
+    }
+
+    /// The same buyer with the personal data gone.
+    pub fn erased(&self) -> Buyer {
+        Buyer {
+            payment_reference: self.payment_reference.clone(),
+            channel: self.channel.clone(),
+            sealed: Arc::from([]),
+        }
+    }
+
     pub(super) fn to_record(&self) -> BuyerRecord {
         BuyerRecord {
             payment_reference: self.payment_reference.clone(),
-            name: self.name.clone(),
-            email: self.email.clone(),
+            channel: self.channel.clone(),
+            sealed: self.sealed.to_vec(),
         }
     }
 
     pub(super) fn from_record(record: &BuyerRecord) -> Buyer {
         Buyer {
             payment_reference: record.payment_reference.clone(),
-            name: record.name.clone(),
-            email: record.email.clone(),
+            channel: record.channel.clone(),
+            sealed: Arc::from(record.sealed.as_slice()),
         }
     }
 }

@@ -59,6 +59,10 @@ pub(super) enum Command {
     Snapshot { section: u32, last_seq: u64, snapshot: Vec<u8> },
     /// A stored answer of a request that changed nothing in a section.
     Idempotent { answer: FramedAnswer, done: Completion },
+    /// After the group it is in is written: make RocksDB drop from its files what was
+    /// deleted of `section`'s log and overwritten of its snapshot (a buyer's erased
+    /// data must not linger in old log files or SST files; see `inventory/buyers.rs`).
+    Forget { section: u32 },
     /// Framed values for the `meta` column family (event definitions, signing-key
     /// seeds) with the audit entries of the admin change they make.
     Meta { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
@@ -73,7 +77,7 @@ impl Command {
             | Command::Idempotent { done, .. }
             | Command::Audit { done, .. }
             | Command::Meta { done, .. } => done(result),
-            Command::Snapshot { .. } | Command::Stop => {}
+            Command::Snapshot { .. } | Command::Forget { .. } | Command::Stop => {}
         }
     }
 
@@ -137,6 +141,13 @@ impl WalHandle {
 
     pub fn snapshot(&self, section: u32, last_seq: u64, snapshot: Vec<u8>) {
         self.send(Command::Snapshot { section, last_seq, snapshot });
+    }
+
+    /// Queues [`Command::Forget`]: once what is queued before it is written, the
+    /// section's deleted records and old snapshots are compacted out of RocksDB's files.
+    /// Send it after the snapshot that deleted them. Blocks while the queue is full.
+    pub fn forget_deleted(&self, section: u32) {
+        self.send(Command::Forget { section });
     }
 
     pub fn failed(&self) -> bool {
@@ -277,10 +288,41 @@ impl Writer {
                     }
                     chain(&mut batch, audit);
                 }
-                Command::Stop => {}
+                Command::Forget { .. } | Command::Stop => {}
             }
         }
         batch
+    }
+
+    /// Rewrites the files that may still hold `section`'s deleted records or replaced
+    /// snapshots: every column family is flushed (so the RocksDB log files that carried
+    /// the old writes become obsolete and are deleted), then the section's key ranges are
+    /// compacted down to the bottom level, dropping what the deletes cover. Costs a few
+    /// milliseconds of the writer's time plus the section's share of the files; only
+    /// erasures ask for it.
+    fn forget(&self, section: u32) {
+        let started = Instant::now();
+        let handles: Vec<_> = super::COLUMN_FAMILIES
+            .iter()
+            .map(|name| self.db.cf_handle(name).expect("column family created at open"))
+            .collect();
+        if let Err(error) = self.db.flush_cfs_opt(&handles, &rocksdb::FlushOptions::default()) {
+            tracing::error!(section, %error, "flushing before compacting an erasure failed; the old bytes stay until RocksDB compacts by itself");
+            return;
+        }
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        let wal_cf = self.db.cf_handle(CF_WAL).expect("column family created at open");
+        let records = (wal::record_key(section, 0), wal::record_key(section, u64::MAX));
+        self.db.compact_range_cf_opt(wal_cf, Some(records.0), Some(records.1), &options);
+        let snapshots = self.db.cf_handle(CF_SNAPSHOTS).expect("column family created at open");
+        let key = wal::snapshot_key(section);
+        self.db.compact_range_cf_opt(snapshots, Some(key), Some(key), &options);
+        tracing::info!(
+            section,
+            seconds = started.elapsed().as_secs_f64(),
+            "erased data compacted out of the store's files"
+        );
     }
 
     fn write_group(&mut self, group: Vec<Command>, write_options: &WriteOptions, unsynced_since: &mut Option<Instant>) {
@@ -312,8 +354,18 @@ impl Writer {
             tracing::error!(%error, "WAL write failed; acknowledgements stop until restart");
             StorageError::Failed(error)
         });
+        let forget: Vec<u32> = group
+            .iter()
+            .filter_map(|command| match command {
+                Command::Forget { section } => Some(*section),
+                _ => None,
+            })
+            .collect();
         for command in group {
             command.complete(result.clone());
+        }
+        if result.is_ok() {
+            forget.into_iter().for_each(|section| self.forget(section));
         }
     }
 

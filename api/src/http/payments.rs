@@ -1,0 +1,307 @@
+//! The money path over HTTP: checkout of a hold, its payment, the PSP's webhooks, the
+//! browser's PSP settings and reconciliation. The PSP conversations are the gateway's
+//! (`crate::payments::gateway`); a handler validates, routes to the hold's section and
+//! renders.
+//!
+//! Card data never reaches hakken: the buyer's browser confirms the payment at the PSP
+//! with the checkout's client secret (Stripe.js), and the PSP's signed webhook tells
+//! hakken to look. That keeps a promoter's hakken out of PCI DSS card-data scope.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hakken_engine::actor::{LookupHold, ReadPayment, StartPayment};
+use hakken_engine::ids::HoldId;
+use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PspReport};
+use serde_json::json;
+
+use crate::http::app::{call, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query, RawBody};
+use crate::http::holds::{buyer_of, customer_id, hold_error, locate_hold, required_customer};
+use crate::http::idempotency::{fingerprint, Slot};
+use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
+use crate::http::limiter::rate_limited;
+use crate::http::payment_views::{
+    payment_view, CheckoutRequest, CheckoutResponse, PaymentResponse, PaymentsConfigView, ReconcileReport,
+};
+use crate::http::views::{hold_view, CustomerQuery};
+use crate::payments::gateway::{describe, DriveError, Gateway};
+use crate::payments::signature;
+use crate::payments::stripe::PspError;
+use crate::payments::webhook::{EventKind, EventType, WebhookEvent};
+
+pub const WEBHOOKS_TOTAL: &str = "hakken_payment_webhooks_total";
+/// Stripe's default: a signature older (or newer) than this is refused.
+const SIGNATURE_TOLERANCE_S: i64 = 300;
+const STRIPE_SIGNATURE: &str = "stripe-signature";
+
+fn gateway(shared: &Shared) -> ApiResult<&Arc<Gateway>> {
+    shared.payments.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "payments_off",
+            "this server takes no payments (payments.provider = \"external\")",
+        )
+    })
+}
+
+/// What a browser needs to pay with Stripe.js.
+#[utoipa::path(get, path = "/v1/payments/config", tag = "payments",
+    responses((status = 200, body = PaymentsConfigView)))]
+pub async fn payments_config(State(shared): State<Arc<Shared>>) -> axum::Json<PaymentsConfigView> {
+    axum::Json(match &shared.payments {
+        Some(gateway) => PaymentsConfigView {
+            provider: gateway.provider.as_str(),
+            publishable_key: Some(gateway.publishable_key.clone()),
+            api_base: Some(gateway.api_base.clone()),
+        },
+        None => PaymentsConfigView { provider: "external", publishable_key: None, api_base: None },
+    })
+}
+
+/// Check a hold out: hakken creates the payment at the PSP (manual capture) and the
+/// hold waits for it, extended once by the payment window. The buyer pays at the PSP
+/// with `client_secret`; the hold is sold when the PSP says the payment is authorized.
+/// Checking the same hold out again answers the same payment.
+#[utoipa::path(post, path = "/v1/holds/{hold}/checkout", tag = "payments",
+    params(("hold" = String, Path, description = "Hold id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
+    request_body = CheckoutRequest,
+    responses((status = 201, body = CheckoutResponse), (status = 200, description = "Already checked out", body = CheckoutResponse),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Hold expired or ended", body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 502, description = "The PSP refused or failed; the hold is as it was", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn checkout(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    answer_to: AnswerTo,
+    Json(request): Json<CheckoutRequest>,
+) -> ApiResult<Response> {
+    let app = shared.app()?;
+    let gateway = gateway(&shared)?.clone();
+    let customer = customer_id(&request.customer)?;
+    let buyer = buyer_of(&shared, &request.buyer, "", "online")?;
+    app.limiter.check(&request.customer).map_err(rate_limited)?;
+    let (hold_id, served, index) = locate_hold(&app.catalogue(), &id)?;
+    let section = served.sections[index].clone();
+    let hold = match call(&section, LookupHold { hold: hold_id }, &shared.overload).await? {
+        Ok(hold) if hold.customer != customer => return Err(hold_error(HoldError::NotYours)),
+        Ok(hold) => hold,
+        // An ended hold may have been checked out (a retry after the answer was lost).
+        Err(error) => {
+            let existing = call(&section, ReadPayment { hold: hold_id }, &shared.overload).await?;
+            return match existing {
+                Some(payment) if payment.customer == customer => {
+                    let client_secret = client_secret(&gateway, &payment).await?;
+                    let payment = payment_view(&payment, client_secret);
+                    Ok((StatusCode::OK, axum::Json(CheckoutResponse { payment, hold: None })).into_response())
+                }
+                _ => Err(hold_error(error)),
+            };
+        }
+    };
+    let intent = gateway.create(&hold, &served.event.id, &served.event.currency).await.map_err(psp_error)?;
+    let client_secret = intent.client_secret.clone();
+    let mut buyer = buyer;
+    buyer.payment_reference = intent.id.clone();
+    let start = PaymentStart {
+        provider: gateway.provider.as_str().to_string(),
+        psp_id: intent.id.clone(),
+        amount_minor: hold.total_minor,
+        currency: served.event.currency.clone(),
+        buyer,
+        window_ms: gateway.window_ms,
+    };
+    let render = move |checkout: &Result<Checkout, PaymentError>| -> Rendered<CheckoutResponse> {
+        let checkout = checkout.as_ref().map_err(|error| payment_error(*error))?;
+        let status = if checkout.started { StatusCode::CREATED } else { StatusCode::OK };
+        let payment = payment_view(&checkout.payment, client_secret.clone());
+        let hold = checkout.hold.as_ref().map(|hold| hold_view(&served, index, hold));
+        Ok((status, CheckoutResponse { payment, hold }))
+    };
+    let start = StartPayment { hold: hold_id, customer, start };
+    Ok(call_changing(&section, start, answer_to.0, &shared.overload, render).await)
+}
+
+async fn client_secret(gateway: &Gateway, payment: &Payment) -> ApiResult<Option<String>> {
+    let intent = gateway.client().retrieve_payment_intent(&payment.psp_id).await.map_err(psp_error)?;
+    Ok(intent.client_secret)
+}
+
+/// The hold's payment: the buyer polls it after paying to learn the order.
+#[utoipa::path(get, path = "/v1/holds/{hold}/payment", tag = "payments",
+    params(("hold" = String, Path, description = "Hold id"), CustomerQuery),
+    responses((status = 200, body = PaymentResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_payment(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(query): Query<CustomerQuery>,
+) -> ApiResult<axum::Json<PaymentResponse>> {
+    let app = shared.app()?;
+    gateway(&shared)?;
+    let customer = required_customer(&query)?;
+    let (hold_id, served, index) = locate_hold(&app.catalogue(), &id)?;
+    let payment = call(&served.sections[index], ReadPayment { hold: hold_id }, &shared.overload).await?;
+    // Someone else's payment is "not found": hold ids are guessable.
+    match payment {
+        Some(payment) if payment.customer == customer => {
+            Ok(axum::Json(PaymentResponse { payment: payment_view(&payment, None) }))
+        }
+        _ => Err(ApiError::not_found("payment_not_found", format!("hold {id:?} has no payment of this customer"))),
+    }
+}
+
+/// The PSP's webhooks (Stripe's format). The signature is checked before the body is
+/// read as JSON; the event only says which payment to look at (its state is read from
+/// the PSP), and each event id is handled once.
+#[utoipa::path(post, path = "/v1/payments/webhooks/stripe", tag = "payments",
+    params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">")),
+    request_body(content = String, content_type = "application/json", description = "A Stripe event"),
+    responses((status = 200, description = "Handled (or not hakken's)"),
+        (status = 404, description = "`payments_off`: this server takes no payments", body = ErrorBody),
+        (status = 400, description = "Bad signature, malformed event, or test/live mode mismatch", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "The PSP or the section could not be reached: the PSP retries", body = ErrorBody)))]
+pub async fn stripe_webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let gateway = gateway(&shared)?.clone();
+    let app = shared.app()?;
+    let header = headers.get(STRIPE_SIGNATURE).and_then(|value| value.to_str().ok());
+    let now_unix = (app.now().0 / 1000) as i64;
+    if let Err(error) = signature::verify(header, &body, gateway.webhook_secrets(), now_unix, SIGNATURE_TOLERANCE_S) {
+        count_webhook("invalid_signature");
+        return Err(ApiError::bad_request("invalid_signature", error.to_string()));
+    }
+    let event = WebhookEvent::parse(&body).map_err(|error| {
+        count_webhook("malformed");
+        ApiError::bad_request("invalid_event", error.to_string())
+    })?;
+    if event.livemode != gateway.key_mode.livemode() {
+        count_webhook("livemode_mismatch");
+        let message = "the event's livemode does not match this server's key (test vs live)";
+        return Err(ApiError::bad_request("livemode_mismatch", message));
+    }
+    // Handled once per event id, durably (a retried delivery is answered at once).
+    let key = format!("webhook:stripe:{}", event.id).into_bytes();
+    let now_ms = app.now().0;
+    if app.idempotency.stored(&key, now_ms).await?.is_some() {
+        count_webhook("duplicate");
+        return Ok(received("duplicate"));
+    }
+    let outcome = handle_event(&shared, &gateway, &event).await?;
+    let expires_at_ms = app.idempotency.expires_at_ms(now_ms);
+    let slot = Slot { key, fingerprint: fingerprint(&[&body]), expires_at_ms, privacy: shared.privacy.clone() };
+    app.idempotency.store(slot, StatusCode::OK, &Bytes::from_static(b"{}")).await;
+    count_webhook(outcome);
+    Ok(received(outcome))
+}
+
+fn received(outcome: &'static str) -> Response {
+    (StatusCode::OK, axum::Json(json!({ "received": true, "outcome": outcome }))).into_response()
+}
+
+fn count_webhook(outcome: &'static str) {
+    metrics::counter!(WEBHOOKS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Drives the payment the event is about; `ignored` if it is not one of hakken's.
+async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
+    let app = shared.app()?;
+    // Only these say something happened that hakken acts on; a created PaymentIntent or
+    // a declined card leaves the hold waiting (the buyer may try another card).
+    let acts = matches!(
+        event.event_type,
+        EventType::PaymentIntentAmountCapturableUpdated
+            | EventType::PaymentIntentSucceeded
+            | EventType::PaymentIntentCanceled
+            | EventType::ChargeRefunded
+    );
+    if !acts {
+        return Ok("ignored");
+    }
+    let (psp_id, hold, refunded) = match &event.kind {
+        EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => {
+            (payment_intent.clone(), hakken_hold.clone(), false)
+        }
+        EventKind::ChargeRefunded { payment_intent: Some(payment_intent), refunded, .. } => {
+            // A charge carries no hold: the PaymentIntent's metadata has it.
+            let intent = gateway.client().retrieve_payment_intent(payment_intent).await.map_err(psp_error)?;
+            (payment_intent.clone(), intent.hakken_hold().map(str::to_string), *refunded)
+        }
+        _ => return Ok("ignored"),
+    };
+    let Some(hold) = hold.and_then(|hold| hold.parse::<HoldId>().ok()) else { return Ok("ignored") };
+    let Some((served, index)) = app.catalogue().locate(hold.section).map(|(served, index)| (served.clone(), index))
+    else {
+        return Ok("ignored");
+    };
+    let section = &served.sections[index];
+    let driven = if refunded {
+        match gateway.report(shared, section, hold, &psp_id, PspReport::Refunded).await {
+            Ok(payment) => gateway.settle(shared, section, payment).await,
+            Err(error) => Err(error),
+        }
+    } else {
+        gateway.drive(shared, section, hold, &psp_id).await
+    };
+    match driven {
+        Ok(_) => Ok("processed"),
+        // A PaymentIntent hakken never recorded (made before a crash, never paid) or another hold's.
+        Err(DriveError::Payment(PaymentError::NotFound | PaymentError::OtherPayment)) => Ok("ignored"),
+        Err(error) => {
+            tracing::warn!(error = %describe(&error), "webhook not handled now; the PSP will retry");
+            count_webhook("unavailable");
+            Err(ApiError::unavailable("psp_unavailable", "the payment could not be handled now; retry", 5))
+        }
+    }
+}
+
+/// Every captured payment ↔ one order (or a void or refund), every online order ↔ one
+/// captured payment of its amount.
+#[utoipa::path(get, path = "/v1/admin/payments/reconcile", tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, body = ReconcileReport), (status = 401, body = ErrorBody),
+        (status = 404, description = "`payments_off`: this server takes no payments", body = ErrorBody),
+        (status = 502, description = "The PSP could not be read", body = ErrorBody)))]
+pub async fn reconcile(State(shared): State<Arc<Shared>>) -> ApiResult<axum::Json<ReconcileReport>> {
+    let app = shared.app()?;
+    let gateway = gateway(&shared)?;
+    let report = crate::payments::reconcile::run(&shared, app, gateway).await?;
+    Ok(axum::Json(report))
+}
+
+pub fn psp_error(error: PspError) -> ApiError {
+    match error {
+        PspError::Refused { code, message, .. } => {
+            let code = code.unwrap_or_default();
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "psp_refused",
+                format!("the payment provider refused: {code} {message}"),
+            )
+        }
+        other if other.is_retryable() => {
+            ApiError::unavailable("psp_unavailable", format!("the payment provider is unavailable: {other}"), 5)
+        }
+        other => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "psp_error", format!("the payment provider answered badly: {other}"))
+        }
+    }
+}
+
+fn payment_error(error: PaymentError) -> ApiError {
+    match error {
+        PaymentError::Hold(error) => hold_error(error),
+        PaymentError::NotFound => ApiError::not_found("payment_not_found", error.to_string()),
+        PaymentError::OtherPayment => ApiError::conflict("payment_exists", error.to_string()),
+        PaymentError::AmountMismatch { .. } => ApiError::conflict("amount_changed", error.to_string()),
+    }
+}
