@@ -44,11 +44,16 @@ pub struct PaymentsConfig {
     /// `test` (the embedded fake PSP), `stripe`, or `external` (hakken takes payments
     /// elsewhere: orders are confirmed on trust).
     pub provider: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub publishable_key: String,
     /// The PSP's base URL, e.g. `http://127.0.0.1:PORT` (empty for `external`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub api_base: String,
+}
+
+/// A string that may be `null` (hakken sends `null` keys for `external`).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl PaymentsConfig {
@@ -349,6 +354,8 @@ mod tests {
         assert!(!config.is_external());
         assert_eq!(config.api_base, "http://127.0.0.1:9");
         assert!(PaymentsConfig::parse(br#"{"provider":"external"}"#).expect("parses").is_external());
+        let external = PaymentsConfig::parse(br#"{"provider":"external","publishable_key":null,"api_base":null}"#);
+        assert_eq!(external.expect("parses").api_base, "");
         assert!(PaymentsConfig::parse(b"{}").is_err());
     }
 }

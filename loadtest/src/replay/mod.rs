@@ -419,17 +419,18 @@ async fn play(
     })
     .await;
     let schedule_elapsed = start.elapsed();
+    let deadline = Instant::now() + drain_timeout.min(DRAIN_TIMEOUT_MAX);
+    while run.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
+    }
     if let (Some(blowing), Some(storm)) = (storm, &run.storm) {
-        // Every buyer has arrived: the storm ends, and the drain sees hakken recover.
+        // The buyers are done (or the drain is over): the storm ends, and what is still
+        // in doubt, the settle and the verdict see hakken recover.
         blowing.abort();
         let _ = blowing.await;
         if storm.control.calm().await.is_err() {
             lock(&storm.report).control_errors += 1;
         }
-    }
-    let deadline = Instant::now() + drain_timeout.min(DRAIN_TIMEOUT_MAX);
-    while run.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
     }
     let unfinished = run.live.in_flight.load(Ordering::Relaxed);
     // Stop the stragglers now: a buyer waking from a long think must not change the

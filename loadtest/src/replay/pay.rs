@@ -405,10 +405,7 @@ impl Run {
             entry.payment = Some(payment.id.clone());
         }
 
-        let late = pay.pays_late(index);
-        if late {
-            self.wait_for_expiry(expires_at_ms).await;
-        }
+        let late = pay.pays_late(index) && self.wait_for_expiry(expires_at_ms).await;
         let mut card = if pay.declines(index) { CARD_DECLINED } else { CARD_VISA };
         loop {
             match self.psp_confirm(index, &payment, card).await {
@@ -457,8 +454,9 @@ impl Run {
         self.wait_for_order(index, customer, &held.id, paid_at, late).await
     }
 
-    /// A late payer waits until a moment past the hold's expiry (at most `--late-wait-max`).
-    async fn wait_for_expiry(&self, expires_at_ms: Option<u64>) {
+    /// A late payer waits until a moment past the hold's expiry (at most `--late-wait-max`);
+    /// false if the expiry is further away than that (they pay on time).
+    async fn wait_for_expiry(&self, expires_at_ms: Option<u64>) -> bool {
         let pay = self.pay_state();
         let wait = expires_at_ms.map(|at| Duration::from_millis(at.saturating_sub(now_ms())) + LATE_MARGIN);
         let wait = wait.filter(|wait| *wait <= pay.settings.late_wait_max);
@@ -472,6 +470,7 @@ impl Run {
         if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
+        wait.is_some()
     }
 
     /// Confirms `payment` at the PSP with `card`, as the browser would; a 5xx or no

@@ -5,10 +5,10 @@
 //! capture of each payment (or one void), which the verdict then checks.
 //!
 //! The weather changes every `--storm-every`: each [`Squall`] first calms every fault,
-//! then sets its own (`POST /_fake/faults` merges the fields it is given). When the
-//! buyers have all arrived the storm ends: faults calmed, delivery resumed, held-back
-//! events flushed, so what follows (the drain, the settle, the verdict) sees hakken
-//! recover, not the storm still blowing. The fake's `/_fake/stats` at the end go into
+//! then sets its own (`POST /_fake/faults` merges the fields it is given). It blows
+//! until the buyers are done (or the drain gives up on them), then ends: faults calmed,
+//! delivery resumed, held-back events flushed, so what follows (payments in doubt read
+//! again, the settle, the verdict) sees hakken recover, not the storm still blowing. The fake's `/_fake/stats` at the end go into
 //! the report.
 //!
 //! API faults are aimed at hakken's calls (`/capture`, `/cancel`, creating intents); a

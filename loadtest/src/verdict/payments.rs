@@ -53,6 +53,9 @@ pub struct Reconcile {
     pub orders: u64,
     #[serde(default)]
     pub psp_payments: u64,
+    /// Payments with a capture, void or refund still owed (hakken's sweep retries them).
+    #[serde(default)]
+    pub pending: u64,
     #[serde(default)]
     pub mismatches: Vec<Mismatch>,
 }
@@ -362,6 +365,7 @@ pub fn check(
 fn check_reconcile(observed: &PaymentsObserved, violations: &mut Vec<String>, summary: &mut PaymentCheck) {
     let Some(reconcile) = &observed.reconcile else { return };
     summary.reconcile_ok = Some(reconcile.ok);
+    summary.pending += reconcile.pending;
     for mismatch in &reconcile.mismatches {
         violations.push(format!(
             "reconcile: {} (payment {}, order {}): {}",
@@ -470,7 +474,14 @@ mod tests {
                 ("h4".to_string(), Some(view("pi_4", "h4", "refunded", Some("o4")))),
             ]),
             orders: HashMap::new(),
-            reconcile: Some(Reconcile { ok: true, payments: 4, orders: 2, psp_payments: 4, mismatches: vec![] }),
+            reconcile: Some(Reconcile {
+                ok: true,
+                payments: 4,
+                orders: 2,
+                psp_payments: 4,
+                pending: 0,
+                mismatches: vec![],
+            }),
         };
         let orders = HashMap::from([
             ("o1".to_string(), server("o1", "confirmed", 100, "online")),
