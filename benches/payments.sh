@@ -77,7 +77,7 @@ run() { # MODE RATE: one run; its report goes to $OUT/MODE-RATE.json
     if [ "$mode" = paid ]; then flags=(--pay); else flags=(--sales-token "$SALES_TOKEN"); fi
     taskset -c 1 "$bin/hakken-loadtest" run --target "http://127.0.0.1:$HAKKEN_PORT" --event bench \
         --rate "$rate" --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" \
-        --threads 1 --quiet --server-pid "$hakken_pid" --run-id "$mode-$rate" "${flags[@]}" \
+        --threads 1 --quiet --drain-timeout 30s --server-pid "$hakken_pid" --run-id "$mode-$rate" "${flags[@]}" \
         --json "$OUT/$mode-$rate.json" > "$OUT/$mode-$rate.txt"
 }
 
