@@ -26,6 +26,9 @@ CONNECTIONS=${CONNECTIONS:-256}
 OUT=${OUT:-$(mktemp -d -t hakken-payments-bench.XXXXXX)}
 HAKKEN_PORT=${HAKKEN_PORT:-18080}
 PSP_PORT=${PSP_PORT:-18090}
+# Webhook deliveries in flight at the fake (its default, 32, caps paid orders at about
+# 32 / (hakken's webhook latency) / (events per order); Stripe delivers more at once).
+WEBHOOK_CONCURRENCY=${WEBHOOK_CONCURRENCY:-256}
 SALES_TOKEN=bench-sales-token
 WEBHOOK_SECRET=whsec_hakken_bench
 SECRET_KEY=sk_test_hakken_fakepsp
@@ -57,6 +60,7 @@ wait_for() { # URL: until it answers 2xx, at most 60 s
 taskset -c 1 "$bin/hakken-fakepsp" --listen "127.0.0.1:$PSP_PORT" \
     --webhook-url "http://127.0.0.1:$HAKKEN_PORT/v1/payments/webhooks/stripe" \
     --webhook-secret "$WEBHOOK_SECRET" --secret-key "$SECRET_KEY" --publishable-key "$PUBLISHABLE_KEY" \
+    --webhook-concurrency "$WEBHOOK_CONCURRENCY" \
     > "$OUT/fakepsp.log" 2>&1 &
 pids+=($!)
 
