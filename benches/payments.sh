@@ -67,6 +67,7 @@ pids+=($!)
 rm -rf "$OUT/data"
 HAKKEN_DATA_DIR="$OUT/data" HAKKEN_LISTEN="127.0.0.1:$HAKKEN_PORT" HAKKEN_METRICS_LISTEN=127.0.0.1:0 \
     HAKKEN_LOG=warn HAKKEN_SALES_TOKEN="$SALES_TOKEN" \
+    HAKKEN_PRIVACY_KEYS="bench:$(head -c 32 /dev/urandom | base64)" HAKKEN_PRIVACY_ACTIVE_KEY=bench \
     HAKKEN_PAYMENTS_PROVIDER=stripe HAKKEN_PAYMENTS_STRIPE_API_BASE="http://127.0.0.1:$PSP_PORT" \
     HAKKEN_PAYMENTS_STRIPE_SECRET_KEY="$SECRET_KEY" HAKKEN_PAYMENTS_STRIPE_PUBLISHABLE_KEY="$PUBLISHABLE_KEY" \
     HAKKEN_PAYMENTS_STRIPE_WEBHOOK_SECRET="$WEBHOOK_SECRET" \
@@ -74,7 +75,7 @@ HAKKEN_DATA_DIR="$OUT/data" HAKKEN_LISTEN="127.0.0.1:$HAKKEN_PORT" HAKKEN_METRIC
 hakken_pid=$!
 pids+=($hakken_pid)
 wait_for "http://127.0.0.1:$PSP_PORT/_fake/faults"
-wait_for "http://127.0.0.1:$HAKKEN_PORT/v1/payments/config"
+wait_for "http://127.0.0.1:$HAKKEN_PORT/v1/events/bench"   # 503 while recovering
 
 run() { # MODE RATE: one run; its report goes to $OUT/MODE-RATE.json
     local mode=$1 rate=$2 flags
@@ -99,7 +100,7 @@ def load(mode, rate):
     with open(f"{out}/{mode}-{rate}.json") as f:
         report = json.load(f)
     order = next(step for step in report["steps"] if step["step"] == "order")
-    counts = order["counts"]
+    counts = order
     bad = counts["sent"] - counts["success"]
     server = report.get("server") or {}
     return {
