@@ -177,6 +177,8 @@ async fn admin_and_gate_routes_refuse_a_missing_or_wrong_token_before_reading_th
         (Method::POST, format!("/v1/events/{EVENT}/open")),
         (Method::POST, format!("/v1/events/{EVENT}/close")),
         (Method::POST, "/v1/admin/backup".to_owned()),
+        (Method::POST, "/v1/admin/orders/order/erase-buyer".to_owned()),
+        (Method::POST, "/v1/admin/privacy/rewrap".to_owned()),
         (Method::GET, format!("/v1/events/{EVENT}/audit")),
         (Method::POST, "/v1/scan".to_owned()),
         (Method::POST, "/v1/scan/batch".to_owned()),

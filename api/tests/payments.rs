@@ -178,6 +178,25 @@ fn a_paid_hold_becomes_one_order_with_tickets_and_one_capture() {
     let report = reconcile(&server);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!((report["payments"].as_u64(), report["psp_payments"].as_u64()), (Some(1), Some(1)));
+    // The same from the command line, as an operator runs it.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_hakken"))
+        .current_dir(support::repo_root())
+        .args(["payments", "reconcile", "--url", &server.address, "--admin-token", support::ADMIN_TOKEN])
+        .env("HAKKEN_LOG", "warn")
+        .output()
+        .expect("hakken payments reconcile runs");
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success() && printed.contains("\"ok\": true"),
+        "{printed} {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_hakken"))
+        .current_dir(support::repo_root())
+        .args(["payments", "reconcile", "--url", &server.address, "--admin-token", "wrong"])
+        .output()
+        .expect("hakken payments reconcile runs");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"));
     assert!(server.metrics().contains("hakken_payment_webhooks_total{outcome=\"processed\"}"));
 }
 

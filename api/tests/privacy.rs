@@ -33,26 +33,30 @@ fn key(byte: u8) -> String {
     text
 }
 
+fn confirm_body(customer: &str) -> Value {
+    json!({"customer": customer, "payment_reference": format!("pay-{customer}"), "buyer": {"name": NAME, "email": EMAIL}})
+}
+
+/// Retries the confirm of `order` with its `Idempotency-Key`: the stored answer.
+fn replay_confirm(server: &Server, order: &Value, customer: &str, idempotency_key: &str) -> Value {
+    let path = format!("/v1/holds/{}/confirm", order["hold"].as_str().unwrap());
+    let replayed = server.post_with(&path, &[("Idempotency-Key", idempotency_key)], confirm_body(customer));
+    assert_eq!((replayed.status, replayed.header("idempotency-replayed")), (201, Some("true")), "{}", replayed.text);
+    replayed.json["order"].clone()
+}
+
 fn buy(server: &Server, customer: &str, seat: &str, idempotency_key: Option<&str>) -> Value {
     let hold = server.hold(json!({"customer": customer, "seats": [seat]}));
-    let body = json!({"customer": customer, "payment_reference": format!("pay-{customer}"),
-        "buyer": {"name": NAME, "email": EMAIL}});
     let path = format!("/v1/holds/{}/confirm", hold["id"].as_str().unwrap());
     let headers: Vec<(&str, &str)> = idempotency_key.map(|key| ("Idempotency-Key", key)).into_iter().collect();
-    let reply = server.post_with(&path, &headers, body.clone());
+    let reply = server.post_with(&path, &headers, confirm_body(customer));
     assert_eq!(reply.status, 201, "{}", reply.text);
-    if !headers.is_empty() {
+    let order = reply.json["order"].clone();
+    if let Some(key) = idempotency_key {
         // A retry replays the stored (sealed) answer, opened again.
-        let replayed = server.post_with(&path, &headers, body);
-        assert_eq!(
-            (replayed.status, replayed.header("idempotency-replayed")),
-            (201, Some("true")),
-            "{}",
-            replayed.text
-        );
-        assert_eq!(replayed.json, reply.json);
+        assert_eq!(replay_confirm(server, &order, customer, key), order);
     }
-    reply.json["order"].clone()
+    order
 }
 
 fn order(server: &Server, id: &str) -> Value {
@@ -118,7 +122,7 @@ fn names_and_emails_are_in_no_file_of_the_store_or_a_backup() {
 #[test]
 fn an_erased_buyer_is_gone_for_good_while_the_order_and_its_tickets_stay_valid() {
     let mut server = Server::start(&[]);
-    let sold = buy(&server, "priv-bea", "S105-H-4", None);
+    let sold = buy(&server, "priv-bea", "S105-H-4", Some("confirm-priv-bea"));
     let id = sold["id"].as_str().unwrap().to_string();
     let tickets: Vec<String> =
         sold["tickets"].as_array().unwrap().iter().map(|ticket| ticket["id"].as_str().unwrap().to_string()).collect();
@@ -140,6 +144,12 @@ fn an_erased_buyer_is_gone_for_good_while_the_order_and_its_tickets_stay_valid()
     assert_eq!(view["tickets"], sold["tickets"], "the tickets stay");
     assert_eq!(server.admin("POST", &path, None).json, erased.json, "erasing twice answers the same");
     assert_eq!(order(&server, &id), *view);
+    // The answer kept for the confirm's retries no longer shows the buyer either.
+    let replayed = replay_confirm(&server, &sold, "priv-bea", "confirm-priv-bea");
+    assert_eq!(
+        (&replayed["buyer"], &replayed["buyer_erased"], &replayed["id"]),
+        (&Value::Null, &json!(true), &sold["id"])
+    );
 
     // The tickets still admit; the buyer can no longer prove it is theirs, an admin can.
     let ticket = server.get(&format!("/v1/tickets/{}?customer=priv-bea", tickets[0]));

@@ -15,7 +15,8 @@
 //! records. A crash thus loses both or neither, and a retry never makes a second hold
 //! or order. The response then says (an extension) that its answer is durable; answers
 //! of requests that changed nothing are stored by the middleware afterwards.
-//! Where and how answers are stored is [`super::idempotency`]'s.
+//! Where and how answers are stored is [`super::idempotency`]'s. Stored bodies are
+//! sealed ([`crate::privacy`]); a replay opens them and leaves out a buyer erased since.
 
 use std::sync::Arc;
 
@@ -26,15 +27,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hakken_engine::actor::{AnswerSlot, Call, SectionActor, SectionCall, SectionHandle};
+use hakken_engine::actor::{AnswerSlot, Call, ReadOrder, SectionActor, SectionCall, SectionHandle};
+use hakken_engine::ids::OrderId;
+use hakken_engine::tickets::Viewer;
 use hakken_engine::wal::IdempotentAnswer;
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::http::app::{unavailable, Shared};
+use crate::http::app::{call, unavailable, App, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::http::idempotency::{fingerprint, replayable, Slot};
 use crate::http::overload::Overload;
-use crate::privacy::Privacy;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
@@ -119,11 +122,12 @@ fn stored_form<T: Serialize>(rendered: &Rendered<T>) -> Option<(u16, Vec<u8>)> {
     }
 }
 
-/// A stored answer as a replayed response (its body opened: it is stored sealed). One
-/// that no configured key opens is an error (503), never a miss: running the request
-/// again could make its change twice.
-fn replay(answer: IdempotentAnswer, privacy: &Privacy) -> Response {
-    let body = match privacy.open_answer(&answer.body) {
+/// A stored answer as a replayed response (its body opened: it is stored sealed; and a
+/// buyer erased since is not shown, see [`redact_erased`]). One that no configured key
+/// opens is an error (503), never a miss: running the request again could make its
+/// change twice.
+async fn replay(answer: IdempotentAnswer, shared: &Shared, app: &App) -> Response {
+    let body = match shared.privacy.open_answer(&answer.body) {
         Ok(body) => body,
         Err(error) => {
             tracing::error!(reason = error.reason(), "a stored answer cannot be opened; its retries get 503");
@@ -131,6 +135,7 @@ fn replay(answer: IdempotentAnswer, privacy: &Privacy) -> Response {
             return ApiError::unavailable("storage_unavailable", message, 5).into_response();
         }
     };
+    let body = redact_erased(shared, app, body).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let has_body = !body.is_empty();
     let mut response = Response::new(Body::from(body));
@@ -140,6 +145,35 @@ fn replay(answer: IdempotentAnswer, privacy: &Privacy) -> Response {
     }
     response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
+}
+
+/// A stored answer about to be replayed, without the buyer's data if the order it names
+/// (an order view's `order.id`, a ticket's `ticket.order`) has been erased since it was
+/// stored: an erasure reaches the answers kept for retries too (they stay sealed on disk
+/// until `idempotency_ttl_s` prunes them). Answers naming no order are left as they are.
+/// If the order's section cannot be asked now, the buyer is left out all the same.
+async fn redact_erased(shared: &Shared, app: &App, body: Vec<u8>) -> Vec<u8> {
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&body) else { return body };
+    let named = answer["order"]["id"].as_str().or_else(|| answer["ticket"]["order"].as_str());
+    let Some(order) = named.and_then(|id| id.parse::<OrderId>().ok()) else { return body };
+    let catalogue = app.catalogue();
+    let Some((served, index)) = catalogue.locate(order.section) else { return body };
+    let read = ReadOrder { order, viewer: Viewer::Admin };
+    let erased = match call(&served.sections[index], read, &shared.overload).await {
+        Ok(found) => found.is_some_and(|order| order.buyer.is_erased()),
+        Err(_) => true,
+    };
+    if !erased {
+        return body;
+    }
+    if let Some(view) = answer.get_mut("order").filter(|view| view.is_object()) {
+        view["buyer"] = Value::Null;
+        view["buyer_erased"] = Value::Bool(true);
+    }
+    if let Some(ticket) = answer.get_mut("ticket").filter(|ticket| ticket.is_object()) {
+        ticket["holder"] = Value::String(String::new());
+    }
+    serde_json::to_vec(&answer).unwrap_or(body)
 }
 
 pub async fn idempotent(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
@@ -172,7 +206,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
     let fingerprint = fingerprint(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query, &body]);
 
     let task_app = app.clone();
-    let privacy = shared.privacy.clone();
+    let task_shared = shared.clone();
     let mut request = Request::from_parts(parts, Body::from(body));
     // The first request runs to the end in its own task, whoever stops waiting for it
     // (within the request's deadline, which the task carries).
@@ -189,11 +223,11 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
                 let message = "this `Idempotency-Key` was used with another request; use a new key";
                 return ApiError::invalid("idempotency_key_reused", message).into_response();
             }
-            Ok(Some(stored)) => return replay(stored, &privacy),
+            Ok(Some(stored)) => return replay(stored, &task_shared, &task_app).await,
             Ok(None) => {}
         }
         let expires_at_ms = idempotency.expires_at_ms(now_ms);
-        let slot = Slot { key, fingerprint, expires_at_ms, privacy };
+        let slot = Slot { key, fingerprint, expires_at_ms, privacy: task_shared.privacy.clone() };
         request.extensions_mut().insert(slot.clone());
         let response = next.run(request).await;
         if response.extensions().get::<AnswerStored>().is_some() || !replayable(response.status()) {
