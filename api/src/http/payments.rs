@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hakken_engine::actor::{LookupHold, ReadPayment, StartPayment};
 use hakken_engine::ids::HoldId;
-use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PspReport};
+use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PaymentState, PspReport};
 use serde_json::json;
 
 use crate::http::app::{call, Shared};
@@ -189,6 +189,10 @@ pub async fn stripe_webhook(
         let message = "the event's livemode does not match this server's key (test vs live)";
         return Err(ApiError::bad_request("livemode_mismatch", message));
     }
+    if !acts_on(&event.event_type) {
+        count_webhook("ignored");
+        return Ok(received("ignored"));
+    }
     // Handled once per event id, durably (a retried delivery is answered at once).
     let key = format!("webhook:stripe:{}", event.id).into_bytes();
     let now_ms = app.now().0;
@@ -212,21 +216,22 @@ fn count_webhook(outcome: &'static str) {
     metrics::counter!(WEBHOOKS_TOTAL, "outcome" => outcome).increment(1);
 }
 
-/// Drives the payment the event is about; `ignored` if it is not one of hakken's.
-async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
-    let app = shared.app()?;
-    // Only these say something happened that hakken acts on; a created PaymentIntent or
-    // a declined card leaves the hold waiting (the buyer may try another card).
-    let acts = matches!(
-        event.event_type,
+/// Whether an event says something happened that hakken acts on: a created
+/// PaymentIntent or a declined card leaves the hold waiting (the buyer may try another
+/// card), so those are answered at once, without a PSP read or a stored event id.
+fn acts_on(event_type: &EventType) -> bool {
+    matches!(
+        event_type,
         EventType::PaymentIntentAmountCapturableUpdated
             | EventType::PaymentIntentSucceeded
             | EventType::PaymentIntentCanceled
             | EventType::ChargeRefunded
-    );
-    if !acts {
-        return Ok("ignored");
-    }
+    )
+}
+
+/// Drives the payment the event is about; `ignored` if it is not one of hakken's.
+async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
+    let app = shared.app()?;
     let (psp_id, hold, refunded) = match &event.kind {
         EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => {
             (payment_intent.clone(), hakken_hold.clone(), false)
@@ -244,6 +249,19 @@ async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) 
         return Ok("ignored");
     };
     let section = &served.sections[index];
+    // A payment already settled has nothing left for a prompt to change (the webhook of
+    // hakken's own capture, a repeat): no PSP read.
+    let known = call(section, ReadPayment { hold }, &shared.overload).await?;
+    let settled = known.as_ref().is_some_and(|payment| {
+        payment.psp_id == psp_id
+            && matches!(
+                payment.state,
+                PaymentState::Captured(_) | PaymentState::Voided { .. } | PaymentState::Refunded(_)
+            )
+    });
+    if settled && !refunded {
+        return Ok("processed");
+    }
     let driven = if refunded {
         match gateway.report(shared, section, hold, &psp_id, PspReport::Refunded).await {
             Ok(payment) => gateway.settle(shared, section, payment).await,
