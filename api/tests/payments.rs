@@ -533,3 +533,35 @@ fn bad_checkout_and_payment_requests_get_their_documented_error_and_change_nothi
     assert!(psp.control.stats().payment_intents.is_empty(), "no payment was created");
     assert_eq!(server.get("/readyz").status, 200);
 }
+
+#[test]
+fn the_embedded_test_psp_sells_with_nothing_else_running_and_a_restart_voids_what_it_forgot() {
+    let mut server = Server::start(&[
+        ("HAKKEN_PAYMENTS_PROVIDER", "test"),
+        ("HAKKEN_PAYMENTS_WEBHOOK_GRACE_MS", "300"),
+        ("HAKKEN_PAYMENTS_SWEEP_INTERVAL_MS", "100"),
+    ]);
+    let config = server.get("/v1/payments/config").json;
+    assert_eq!(config["provider"], "test");
+    let address = config["api_base"].as_str().unwrap().trim_start_matches("http://").to_string();
+    assert!(address.starts_with("127.0.0.1:"), "the embedded PSP is on loopback: {address}");
+    let embedded = |payment: &Value| {
+        let (id, secret) = (payment["id"].as_str().unwrap(), payment["client_secret"].as_str().unwrap());
+        let body = format!("payment_method=pm_card_visa&client_secret={secret}");
+        let auth = format!("Bearer {}", config["publishable_key"].as_str().unwrap());
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        raw_request(&address, "POST", &format!("/v1/payment_intents/{id}/confirm"), &headers, body.as_bytes())
+    };
+    let paid = hold(&server, "tia", &["S101-M-1"]);
+    let started = checkout(&server, &paid, "tia");
+    assert_eq!(embedded(&started.json["payment"]).status, 200);
+    await_status(&server, &paid, "tia", "captured");
+    // Checked out, never paid; then the process (and its in-memory PSP) restarts.
+    let unpaid = hold(&server, "uma", &["S101-M-2"]);
+    assert_eq!(checkout(&server, &unpaid, "uma").status, 201);
+    server.kill9();
+    server.spawn();
+    let voided = await_status(&server, &unpaid, "uma", "voided");
+    assert!(voided["order"].is_null());
+    assert_eq!(payment(&server, &paid, "tia")["status"], "captured", "what was settled stays settled");
+}

@@ -147,7 +147,16 @@ impl Gateway {
         hold: HoldId,
         psp_id: &str,
     ) -> Result<Payment, DriveError> {
-        let intent = self.client.retrieve_payment_intent(psp_id).await.map_err(DriveError::Psp)?;
+        let intent = match self.client.retrieve_payment_intent(psp_id).await {
+            Ok(intent) => intent,
+            // The PSP has no such payment (the `test` provider's PSP forgets everything at
+            // a restart): it can never be paid, so a payment awaiting it is void.
+            Err(PspError::Refused { status: 404, .. }) => {
+                let payment = self.report(shared, section, hold, psp_id, PspReport::Canceled).await?;
+                return Ok(payment);
+            }
+            Err(error) => return Err(DriveError::Psp(error)),
+        };
         match report_of(&intent) {
             Some(report) => {
                 let payment = self.report(shared, section, hold, psp_id, report).await?;
@@ -275,9 +284,17 @@ impl Gateway {
                     let Ok(due) = call(section, due, &shared.overload).await else { continue };
                     for (payment, owed) in due {
                         counts[due_index(owed)] += 1;
-                        if let Err(error) = self.sweep_one(&shared, section, payment, owed).await {
-                            metrics::counter!(PAYMENTS_SWEEP_FAILURES_TOTAL, "due" => due_label(owed)).increment(1);
-                            tracing::warn!(error = %describe(&error), due = due_label(owed), "payments sweep: will retry");
+                        match self.sweep_one(&shared, section, payment, owed).await {
+                            Ok(_) => {}
+                            // Not the PSP's to fix by retrying: reconciliation lists it.
+                            Err(DriveError::Psp(PspError::Refused { status: 404, .. })) => {
+                                metrics::counter!(PAYMENTS_SWEEP_FAILURES_TOTAL, "due" => due_label(owed)).increment(1);
+                                tracing::debug!(due = due_label(owed), "payments sweep: the PSP has no such payment");
+                            }
+                            Err(error) => {
+                                metrics::counter!(PAYMENTS_SWEEP_FAILURES_TOTAL, "due" => due_label(owed)).increment(1);
+                                tracing::warn!(error = %describe(&error), due = due_label(owed), "payments sweep: will retry");
+                            }
                         }
                     }
                 }
