@@ -302,8 +302,11 @@ pub async fn extend_hold(
     Ok(call_changing(&section, extend, answer_to.0, &shared.overload, render).await)
 }
 
-/// Sell a held hold after payment: it becomes an order with one ticket per seat.
-/// An expired, released or unknown hold is never sold.
+/// Sell a held hold on trust, for a sales channel that took the money itself (a box
+/// office, an integrator charging elsewhere): it becomes an order with one ticket per
+/// seat. Needs the sales token, unless the server takes no payments
+/// (`payments.provider = "external"`); buyers paying online check out instead. An
+/// expired, released, unknown or checked-out hold is never sold here.
 #[utoipa::path(post, path = "/v1/holds/{hold}/confirm", tag = "orders",
     params(("hold" = String, Path, description = "Hold id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
