@@ -61,6 +61,7 @@ taskset -c 1 "$bin/hakken-fakepsp" --listen "127.0.0.1:$PSP_PORT" \
     --webhook-url "http://127.0.0.1:$HAKKEN_PORT/v1/payments/webhooks/stripe" \
     --webhook-secret "$WEBHOOK_SECRET" --secret-key "$SECRET_KEY" --publishable-key "$PUBLISHABLE_KEY" \
     --webhook-concurrency "$WEBHOOK_CONCURRENCY" \
+    --webhook-events payment_intent.amount_capturable_updated,payment_intent.succeeded,payment_intent.canceled,charge.refunded \
     > "$OUT/fakepsp.log" 2>&1 &
 pids+=($!)
 

@@ -15,6 +15,13 @@ use support::{raw_request, Reply, Server, EVENT};
 const WEBHOOK_SECRET: &str = "whsec_payments_test_secret";
 const SALES_TOKEN: &str = "test-sales-token";
 const SECTION: &str = "S101";
+/// The event types a Stripe webhook endpoint for hakken subscribes to (README, Payments).
+const HAKKEN_EVENTS: [&str; 4] = [
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.canceled",
+    "charge.refunded",
+];
 
 /// The fake PSP, on its own runtime in this process.
 struct Psp {
@@ -31,6 +38,8 @@ impl Psp {
         config.webhook.retry_base_ms = 50;
         config.webhook.retry_max_ms = 500;
         config.webhook.attempts_max = 20;
+        // As a Stripe endpoint for hakken is set up: only the events hakken acts on.
+        config.enabled_events = Some(HAKKEN_EVENTS.iter().map(|kind| kind.to_string()).collect());
         let running = runtime.block_on(hakken_fakepsp::start(config)).expect("the fake PSP starts");
         let address = running.addr().to_string();
         Psp { control: running.control(), running: Some(running), address, runtime }
@@ -175,6 +184,8 @@ fn a_paid_hold_becomes_one_order_with_tickets_and_one_capture() {
     let psp_id = payment_view["id"].as_str().unwrap();
     let stats = psp.stats(psp_id);
     assert_eq!((stats.authorizations, stats.captures), (1, 1), "{stats:?}");
+    // Authorized and captured were sent; `payment_intent.created` was not subscribed to.
+    assert_eq!(psp.control.stats().webhooks.events, 2);
     let report = reconcile(&server);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!((report["payments"].as_u64(), report["psp_payments"].as_u64()), (Some(1), Some(1)));

@@ -87,6 +87,9 @@ pub struct Config {
     /// `pk_test_...`: accepted with the intent's `client_secret` for confirm and retrieve.
     pub publishable_key: String,
     pub webhook: WebhookConfig,
+    /// The event types the webhook endpoint subscribes to (Stripe's `enabled_events`);
+    /// `None` sends every type. Events not sent are still listed by `GET /v1/events`.
+    pub enabled_events: Option<Vec<String>>,
     /// PaymentIntents, charges, refunds and events stored at most (memory bound).
     pub objects_max: usize,
     /// Idempotency keys remembered at most (the oldest is forgotten first).
@@ -109,6 +112,7 @@ impl Config {
             secret_key: DEFAULT_SECRET_KEY.into(),
             publishable_key: DEFAULT_PUBLISHABLE_KEY.into(),
             webhook: WebhookConfig::default(),
+            enabled_events: None,
             objects_max: 500_000,
             idempotency_keys_max: 200_000,
             faults: Faults::default(),
@@ -184,6 +188,7 @@ pub async fn start(config: Config) -> Result<RunningPsp, StartError> {
         webhooks: webhooks.clone(),
         secret_key: config.secret_key.clone(),
         publishable_key: config.publishable_key.clone(),
+        enabled_events: config.enabled_events.clone(),
         api: ApiCounters::default(),
         shutdown: shutdown.clone(),
     });
@@ -310,6 +315,7 @@ pub(crate) struct Shared {
     pub(crate) webhooks: webhook::Webhooks,
     pub(crate) secret_key: String,
     pub(crate) publishable_key: String,
+    pub(crate) enabled_events: Option<Vec<String>>,
     pub(crate) api: ApiCounters,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -336,7 +342,9 @@ impl Shared {
 
     /// Hands the events the last operation caused to the webhook sender.
     pub(crate) fn deliver(&self, events: Vec<state::Event>) {
-        self.webhooks.enqueue(events.into_iter().map(|event| event.body).collect());
+        let enabled =
+            |event: &state::Event| self.enabled_events.as_ref().is_none_or(|enabled| enabled.contains(&event.kind));
+        self.webhooks.enqueue(events.into_iter().filter(enabled).map(|event| event.body).collect());
     }
 }
 

@@ -45,6 +45,10 @@ struct Cli {
     /// Webhook attempts in flight at most.
     #[arg(long, default_value_t = 32)]
     webhook_concurrency: usize,
+    /// Event types the endpoint subscribes to, comma-separated (Stripe's
+    /// `enabled_events`); default: every type. Others are still listed by `GET /v1/events`.
+    #[arg(long, value_delimiter = ',')]
+    webhook_events: Option<Vec<String>>,
     /// Seed of ids and client secrets (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
@@ -94,6 +98,7 @@ impl Cli {
         let mut config = Config::new(self.listen, String::new());
         config.webhook_url = self.webhook_url;
         config.webhook_secrets = self.webhook_secret;
+        config.enabled_events = self.webhook_events;
         config.secret_key = self.secret_key;
         config.publishable_key = self.publishable_key;
         config.objects_max = self.objects_max;

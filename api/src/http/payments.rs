@@ -220,13 +220,7 @@ fn count_webhook(outcome: &'static str) {
 /// PaymentIntent or a declined card leaves the hold waiting (the buyer may try another
 /// card), so those are answered at once, without a PSP read or a stored event id.
 fn acts_on(event_type: &EventType) -> bool {
-    matches!(
-        event_type,
-        EventType::PaymentIntentAmountCapturableUpdated
-            | EventType::PaymentIntentSucceeded
-            | EventType::PaymentIntentCanceled
-            | EventType::ChargeRefunded
-    )
+    crate::payments::gateway::WEBHOOK_EVENTS.contains(&event_type.as_str())
 }
 
 /// Drives the payment the event is about; `ignored` if it is not one of hakken's.

@@ -35,6 +35,15 @@ use crate::payments::webhook::KeyMode;
 /// Steps one drive takes at most (capture → captured → refund owed → refunded is the longest).
 const STEPS_MAX: usize = 4;
 
+/// The event types hakken acts on: what a Stripe webhook endpoint for it subscribes to
+/// (`enabled_events`; README, Payments). Others are answered 200 and ignored.
+pub const WEBHOOK_EVENTS: [&str; 4] = [
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.canceled",
+    "charge.refunded",
+];
+
 pub const PAYMENTS_DUE: &str = "hakken_payments_due";
 pub const PAYMENTS_SWEEP_FAILURES_TOTAL: &str = "hakken_payments_sweep_failures_total";
 
@@ -84,6 +93,7 @@ impl Gateway {
                 let secret = format!("whsec_{:032x}", rand::random::<u128>());
                 let mut psp = hakken_fakepsp::Config::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), secret.clone());
                 psp.webhook_url = Some(webhook_url);
+                psp.enabled_events = Some(WEBHOOK_EVENTS.iter().map(|kind| kind.to_string()).collect());
                 let (secret_key, publishable_key) = (psp.secret_key.clone(), psp.publishable_key.clone());
                 let running = hakken_fakepsp::start(psp).await.context("starting the embedded test PSP")?;
                 tracing::info!(api_base = %running.api_base(), "payments: the embedded test PSP is serving");
