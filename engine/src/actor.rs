@@ -468,12 +468,9 @@ section_call!(
     |self, inventory, now| inventory.payments_due(now, self.grace_ms, self.abandon_after_ms)
 );
 section_call!(
-    /// Every payment of the section with the order it bought (reconciliation).
-    ListPayments {} -> Vec<(Payment, Option<Order>)>,
-    |self, inventory, _now| inventory
-        .payments()
-        .map(|payment| (payment.clone(), payment.order().and_then(|order| inventory.order(order)).cloned()))
-        .collect()
+    /// Every payment of the section (reconciliation).
+    ListPayments {} -> Vec<Payment>,
+    |self, inventory, _now| inventory.payments().cloned().collect()
 );
 section_call!(
     /// Erase the personal data of an order's buyer (an admin's call; erasing twice is

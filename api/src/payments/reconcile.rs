@@ -33,7 +33,7 @@ pub struct OrderFacts {
     pub total_minor: u64,
 }
 
-/// hakken's side: every payment (with its order's id) and every order.
+/// hakken's side: every payment (each names its order) and every order.
 pub struct HakkenSide {
     pub payments: Vec<Payment>,
     pub orders: Vec<OrderFacts>,
@@ -133,12 +133,11 @@ pub fn check(hakken: &HakkenSide, intents: &[PaymentIntent]) -> ReconcileReport 
 pub async fn run(shared: &Shared, app: &App, gateway: &Gateway) -> ApiResult<ReconcileReport> {
     let mut hakken = HakkenSide { payments: Vec::new(), orders: Vec::new() };
     for served in app.catalogue().events.values() {
-        for (index, section) in served.sections.iter().enumerate() {
+        for section in &served.sections {
             let payments = call(section, ListPayments {}, &shared.overload).await?;
-            hakken.payments.extend(payments.into_iter().map(|(payment, _)| payment));
+            hakken.payments.extend(payments);
             let snapshot = call(section, Export {}, &shared.overload).await?;
             let key = section.key;
-            let _ = index;
             hakken.orders.extend(snapshot.orders.iter().map(|order| {
                 OrderFacts {
                     id: hakken_engine::ids::OrderId {

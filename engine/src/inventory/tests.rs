@@ -221,6 +221,11 @@ impl Harness {
 
 /// Runs `script` (lines of `command => expected`); compares all outputs at once.
 fn check(script: &str) {
+    checked(script);
+}
+
+/// Runs `script` as [`check`] does and returns the harness it leaves.
+fn checked(script: &str) -> Harness {
     let mut harness = Harness::new();
     let mut expected = String::new();
     let mut actual = String::new();
@@ -231,6 +236,7 @@ fn check(script: &str) {
         writeln!(actual, "{command} => {got}").unwrap();
     }
     assert_eq!(actual, expected, "\n--- actual ---\n{actual}");
+    harness
 }
 
 #[test]
@@ -557,18 +563,10 @@ fn assert_replays(harness: &mut Harness) {
     }
 }
 
+/// [`check`], then the script's records replayed and its snapshot restored must give
+/// the same state.
 fn check_payments(script: &str) {
-    let mut harness = Harness::new();
-    let mut expected = String::new();
-    let mut actual = String::new();
-    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
-        let (command, outcome) = line.split_once("=>").map_or((line, ""), |(c, o)| (c.trim(), o.trim()));
-        let got = harness.run(command);
-        writeln!(expected, "{command} => {outcome}").unwrap();
-        writeln!(actual, "{command} => {got}").unwrap();
-    }
-    assert_eq!(actual, expected, "\n--- actual ---\n{actual}");
-    assert_replays(&mut harness);
+    assert_replays(&mut checked(script));
 }
 
 #[test]
