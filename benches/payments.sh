@@ -38,7 +38,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${NO_BUILD:-}" ]; then
     cargo build --release -p hakken-api -p hakken-loadtest -p hakken-fakepsp
 fi
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 
 pids=()
@@ -61,7 +61,7 @@ taskset -c 1 "$bin/hakken-fakepsp" --listen "127.0.0.1:$PSP_PORT" \
     --webhook-url "http://127.0.0.1:$HAKKEN_PORT/v1/payments/webhooks/stripe" \
     --webhook-secret "$WEBHOOK_SECRET" --secret-key "$SECRET_KEY" --publishable-key "$PUBLISHABLE_KEY" \
     --webhook-concurrency "$WEBHOOK_CONCURRENCY" \
-    --webhook-events payment_intent.amount_capturable_updated,payment_intent.succeeded,payment_intent.canceled,charge.refunded \
+    --webhook-events payment_intent.amount_capturable_updated,payment_intent.canceled,charge.refunded \
     > "$OUT/fakepsp.log" 2>&1 &
 pids+=($!)
 

@@ -16,12 +16,8 @@ const WEBHOOK_SECRET: &str = "whsec_payments_test_secret";
 const SALES_TOKEN: &str = "test-sales-token";
 const SECTION: &str = "S101";
 /// The event types a Stripe webhook endpoint for hakken subscribes to (README, Payments).
-const HAKKEN_EVENTS: [&str; 4] = [
-    "payment_intent.amount_capturable_updated",
-    "payment_intent.succeeded",
-    "payment_intent.canceled",
-    "charge.refunded",
-];
+const HAKKEN_EVENTS: [&str; 3] =
+    ["payment_intent.amount_capturable_updated", "payment_intent.canceled", "charge.refunded"];
 
 /// The fake PSP, on its own runtime in this process.
 struct Psp {
@@ -184,8 +180,9 @@ fn a_paid_hold_becomes_one_order_with_tickets_and_one_capture() {
     let psp_id = payment_view["id"].as_str().unwrap();
     let stats = psp.stats(psp_id);
     assert_eq!((stats.authorizations, stats.captures), (1, 1), "{stats:?}");
-    // Authorized and captured were sent; `payment_intent.created` was not subscribed to.
-    assert_eq!(psp.control.stats().webhooks.events, 2);
+    // Only the authorization was sent: `payment_intent.created` and `.succeeded` (hakken's
+    // own capture) are not subscribed to.
+    assert_eq!(psp.control.stats().webhooks.events, 1);
     let report = reconcile(&server);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!((report["payments"].as_u64(), report["psp_payments"].as_u64()), (Some(1), Some(1)));
@@ -209,6 +206,47 @@ fn a_paid_hold_becomes_one_order_with_tickets_and_one_capture() {
         .expect("hakken payments reconcile runs");
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"));
     assert!(server.metrics().contains("hakken_payment_webhooks_total{outcome=\"processed\"}"));
+}
+
+#[test]
+fn a_long_poll_answers_when_the_webhook_made_the_order_and_at_its_end_otherwise() {
+    let psp = Psp::start();
+    let server = server(&psp, &[]);
+    let hold_id = hold(&server, "lena", &["S101-D-3"]);
+    let started = checkout(&server, &hold_id, "lena");
+    assert_eq!(started.status, 201, "{}", started.text);
+
+    // Nobody pays: the poll waits its time out, then answers the payment as it is.
+    let asked = Instant::now();
+    let unpaid = server.get(&format!("/v1/holds/{hold_id}/payment?customer=lena&wait_ms=300"));
+    assert_eq!((unpaid.status, unpaid.json["payment"]["status"].as_str()), (200, Some("awaiting_payment")));
+    assert!(asked.elapsed() >= Duration::from_millis(300), "answered before its wait ended: {:?}", asked.elapsed());
+    // Another customer learns nothing, waiting or not.
+    let other = server.get(&format!("/v1/holds/{hold_id}/payment?customer=mallory&wait_ms=300"));
+    assert_eq!((other.status, other.code()), (404, "payment_not_found"), "{}", other.text);
+
+    // Paid while the poll waits: it answers with the order, long before its 20 s.
+    let (polled, waited) = std::thread::scope(|scope| {
+        let poll = scope.spawn(|| {
+            let asked = Instant::now();
+            let reply = server.get(&format!("/v1/holds/{hold_id}/payment?customer=lena&wait_ms=20000"));
+            (reply, asked.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let paid = psp.pay(&started.json["payment"], "pm_card_visa");
+        assert_eq!(paid.status, 200, "{}", paid.text);
+        poll.join().expect("the poll thread")
+    });
+    assert_eq!(polled.status, 200, "{}", polled.text);
+    assert!(matches!(polled.json["payment"]["status"].as_str(), Some("ordered" | "captured")), "{}", polled.text);
+    assert!(polled.json["payment"]["order"].is_string(), "{}", polled.text);
+    assert!(waited < Duration::from_secs(10), "the poll was not woken: {waited:?}");
+    // A settled payment is answered at once, whatever the wait.
+    let asked = Instant::now();
+    let settled = server.get(&format!("/v1/holds/{hold_id}/payment?customer=lena&wait_ms=20000"));
+    assert_eq!(settled.status, 200, "{}", settled.text);
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    assert!(server.metrics().contains("hakken_payment_waiters"));
 }
 
 #[test]
@@ -258,7 +296,8 @@ fn forged_altered_stale_and_replayed_webhooks_are_refused_and_change_nothing() {
             "invalid_signature",
         ),
         ("stale", post(&body, &sign(&body, WEBHOOK_SECRET, now - 301)), "invalid_signature"),
-        ("from the future", post(&body, &sign(&body, WEBHOOK_SECRET, now + 301)), "invalid_signature"),
+        // A few seconds past the tolerance: the server's clock reads later than `now` did.
+        ("from the future", post(&body, &sign(&body, WEBHOOK_SECRET, now + 310)), "invalid_signature"),
         (
             "live event, test key",
             {
@@ -520,6 +559,30 @@ fn bad_checkout_and_payment_requests_get_their_documented_error_and_change_nothi
             "payment of no checkout",
             "GET",
             format!("/v1/holds/{hold_id}/payment?customer=owner"),
+            String::new(),
+            404,
+            "payment_not_found",
+        ),
+        (
+            "payment waiting too long",
+            "GET",
+            format!("/v1/holds/{hold_id}/payment?customer=owner&wait_ms=30001"),
+            String::new(),
+            422,
+            "invalid_wait",
+        ),
+        (
+            "payment waiting for words",
+            "GET",
+            format!("/v1/holds/{hold_id}/payment?customer=owner&wait_ms=soon"),
+            String::new(),
+            422,
+            "invalid_query",
+        ),
+        (
+            "long poll of no checkout",
+            "GET",
+            format!("/v1/holds/{hold_id}/payment?customer=owner&wait_ms=5000"),
             String::new(),
             404,
             "payment_not_found",

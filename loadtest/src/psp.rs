@@ -140,6 +140,21 @@ pub fn confirm_request(
     Ok(request)
 }
 
+/// The longest a payment read asks hakken to wait for the payment to move (its
+/// `wait_ms`; hakken's own maximum is 30 s).
+const PAYMENT_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// `GET /v1/holds/{hold}/payment?customer=…&wait_ms=…`: a long poll of the hold's
+/// payment, answered as soon as hakken acts on the PSP's webhook, waiting at most
+/// `wait` (capped at [`PAYMENT_WAIT_MAX`]). Made to come back well within a request
+/// timeout of `request_timeout`; a hakken without long polls answers at once.
+pub fn payment_poll_uri(hold: &str, customer: &str, wait: Duration, request_timeout: Duration) -> Uri {
+    let wait = wait.min(PAYMENT_WAIT_MAX).min(request_timeout / 2);
+    format!("/v1/holds/{hold}/payment?customer={}&wait_ms={}", query_escape(customer), wait.as_millis())
+        .parse()
+        .expect("hold ids and escaped customers make valid paths")
+}
+
 /// What a confirm at the PSP came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfirmOutcome {

@@ -8,6 +8,7 @@
 //! every section call they make ([`hakken_engine::deadline`]), so work whose buyer
 //! has given up is dropped before it reaches an actor or the WAL.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ const OVERLOADED_BODY: &str =
 pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method(), request.uri().path());
     let cached_poll = is_availability_poll(method, path) && !availability_cache::wants_fresh(request.headers());
-    if matches!(path, "/healthz" | "/readyz") || cached_poll {
+    if matches!(path, "/healthz" | "/readyz") || cached_poll || is_payment_long_poll(&request) {
         return next.run(request).await;
     }
     let timeout = match request_timeout(&request, shared.http.request_timeout_ms) {
@@ -74,6 +75,31 @@ fn class_of(path: &str) -> Class {
     } else {
         Class::Start
     }
+}
+
+/// A buyer waiting for the payment to move (`payment_waiters.rs`): a slot held for the
+/// whole wait would count an idle request as work, and its wait as latency, so the
+/// handler admits each of its reads itself ([`admitted`]).
+fn is_payment_long_poll(request: &Request) -> bool {
+    let path = request.uri().path();
+    request.method() == Method::GET
+        && path.starts_with("/v1/holds/")
+        && path.ends_with("/payment")
+        && request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair.starts_with("wait_ms=")))
+}
+
+/// `work` admitted and bounded as [`admit`] does a whole request: for a handler whose
+/// request is not held in flight while it waits. Refused: 503 `overloaded`.
+pub async fn admitted<F: Future>(shared: &Shared, class: Class, work: F) -> Result<F::Output, ApiError> {
+    let Some(admitted) = shared.overload.admit(class) else {
+        metrics::counter!(REJECTIONS_TOTAL, "reason" => "overloaded").increment(1);
+        let message = "the server is at capacity; retry after the given seconds";
+        return Err(ApiError::unavailable("overloaded", message, shared.overload.retry_after_s()));
+    };
+    let deadline = admitted.at() + Duration::from_millis(shared.http.request_timeout_ms);
+    let done = deadline::serve_within(deadline, work).await;
+    admitted.completed();
+    Ok(done)
 }
 
 fn is_availability_poll(method: &Method, path: &str) -> bool {

@@ -224,6 +224,8 @@ pub struct Shared {
     pub route_metrics: RouteMetrics,
     /// The master keys buyers' data and stored answers are sealed with.
     pub privacy: Arc<Privacy>,
+    /// Buyers long-polling their payment; woken by the gateway's reports.
+    pub payment_waiters: crate::http::payment_waiters::PaymentWaiters,
 }
 
 impl Shared {
@@ -253,6 +255,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             route_metrics: RouteMetrics::default(),
             privacy,
+            payment_waiters: crate::http::payment_waiters::PaymentWaiters::default(),
         }
     }
 

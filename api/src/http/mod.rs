@@ -28,6 +28,7 @@ pub mod limiter;
 pub mod openapi;
 pub mod overload;
 pub mod payment_views;
+pub mod payment_waiters;
 pub mod payments;
 pub mod privacy;
 pub mod route_metrics;

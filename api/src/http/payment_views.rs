@@ -22,6 +22,26 @@ pub struct CheckoutRequest {
     pub buyer: BuyerView,
 }
 
+/// The longest a payment read may wait for the payment to move (`wait_ms`).
+pub const PAYMENT_WAIT_MAX_MS: u64 = 30_000;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PaymentQuery {
+    /// The customer who made the hold.
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "customer-42"
+    )]
+    pub customer: Option<String>,
+    /// Wait up to this many ms (at most 30000) while the payment awaits the PSP: the
+    /// answer comes as soon as it moves (a long poll). 0 or absent: answer at once.
+    #[param(maximum = 30000, example = 10000)]
+    pub wait_ms: Option<u64>,
+}
+
 /// A hold's payment at the PSP.
 #[derive(Serialize, ToSchema)]
 pub struct PaymentView {

@@ -8,6 +8,7 @@
 //! hakken to look. That keeps a promoter's hakken out of PCI DSS card-data scope.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,15 +18,19 @@ use hakken_engine::actor::{LookupHold, ReadPayment, StartPayment};
 use hakken_engine::ids::HoldId;
 use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PaymentState, PspReport};
 use serde_json::json;
+use tokio::time::Instant;
 
+use crate::http::admission::admitted;
 use crate::http::app::{call, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query, RawBody};
 use crate::http::holds::{buyer_of, customer_id, hold_error, locate_hold, required_customer};
 use crate::http::idempotency::{fingerprint, Slot};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
+use crate::http::overload::Class;
 use crate::http::payment_views::{
-    payment_view, CheckoutRequest, CheckoutResponse, PaymentResponse, PaymentsConfigView, ReconcileReport,
+    payment_view, CheckoutRequest, CheckoutResponse, PaymentQuery, PaymentResponse, PaymentsConfigView,
+    ReconcileReport, PAYMENT_WAIT_MAX_MS,
 };
 use crate::http::views::{hold_view, CustomerQuery};
 use crate::payments::gateway::{describe, DriveError, Gateway};
@@ -133,20 +138,46 @@ async fn client_secret(gateway: &Gateway, payment: &Payment) -> ApiResult<Option
     Ok(intent.client_secret)
 }
 
-/// The hold's payment: the buyer polls it after paying to learn the order.
+/// The hold's payment: the buyer reads it after paying to learn the order. With
+/// `wait_ms`, a long poll: while the payment awaits the PSP's word, the answer waits
+/// (up to `wait_ms`) for the gateway to report its next state, and comes at once then.
 #[utoipa::path(get, path = "/v1/holds/{hold}/payment", tag = "payments",
-    params(("hold" = String, Path, description = "Hold id"), CustomerQuery),
-    responses((status = 200, body = PaymentResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("hold" = String, Path, description = "Hold id"), PaymentQuery),
+    responses((status = 200, body = PaymentResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn get_payment(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    Query(query): Query<CustomerQuery>,
+    Query(query): Query<PaymentQuery>,
 ) -> ApiResult<axum::Json<PaymentResponse>> {
     let app = shared.app()?;
     gateway(&shared)?;
-    let customer = required_customer(&query)?;
+    let customer = required_customer(&CustomerQuery { customer: query.customer })?;
+    let wait = match query.wait_ms {
+        Some(ms) if ms > PAYMENT_WAIT_MAX_MS => {
+            let message = format!("wait_ms is at most {PAYMENT_WAIT_MAX_MS}");
+            return Err(ApiError::invalid("invalid_wait", message));
+        }
+        ms => Duration::from_millis(ms.unwrap_or(0)),
+    };
     let (hold_id, served, index) = locate_hold(&app.catalogue(), &id)?;
-    let payment = call(&served.sections[index], ReadPayment { hold: hold_id }, &shared.overload).await?;
+    let section = &served.sections[index];
+    let read = || admitted(&shared, Class::Finish, call(section, ReadPayment { hold: hold_id }, &shared.overload));
+    // Registered before the first read, so a report between the read and the wait wakes it.
+    let waiter = if wait.is_zero() { None } else { shared.payment_waiters.register(hold_id) };
+    let give_up = Instant::now() + wait;
+    let payment = loop {
+        let woken = waiter.as_ref().map(|waiter| waiter.notified());
+        let payment = read().await??;
+        let awaiting = payment.as_ref().is_some_and(|payment| {
+            payment.customer == customer && matches!(payment.state, PaymentState::AwaitingPayment)
+        });
+        let Some(woken) = woken.filter(|_| awaiting) else { break payment };
+        if tokio::time::timeout_at(give_up, woken).await.is_err() {
+            // A change the gateway did not report (the hold expired) is read all the same.
+            break read().await??;
+        }
+    };
     // Someone else's payment is "not found": hold ids are guessable.
     match payment {
         Some(payment) if payment.customer == customer => {
@@ -220,7 +251,7 @@ fn count_webhook(outcome: &'static str) {
 /// PaymentIntent or a declined card leaves the hold waiting (the buyer may try another
 /// card), so those are answered at once, without a PSP read or a stored event id.
 fn acts_on(event_type: &EventType) -> bool {
-    crate::payments::gateway::WEBHOOK_EVENTS.contains(&event_type.as_str())
+    crate::payments::gateway::HANDLED_EVENTS.contains(&event_type.as_str())
 }
 
 /// Drives the payment the event is about; `ignored` if it is not one of hakken's.

@@ -35,9 +35,18 @@ use crate::payments::webhook::KeyMode;
 /// Steps one drive takes at most (capture → captured → refund owed → refunded is the longest).
 const STEPS_MAX: usize = 4;
 
-/// The event types hakken acts on: what a Stripe webhook endpoint for it subscribes to
-/// (`enabled_events`; README, Payments). Others are answered 200 and ignored.
-pub const WEBHOOK_EVENTS: [&str; 4] = [
+/// The event types a Stripe webhook endpoint for hakken subscribes to (`enabled_events`;
+/// README, Payments): an authorization, a cancellation, a refund. Not
+/// `payment_intent.succeeded`: a capture is hakken's own call, whose answer it reads (and
+/// the sweep retries one whose answer was lost), so that webhook would be one more
+/// request and one more stored event id per paid order telling hakken nothing new.
+pub const WEBHOOK_EVENTS: [&str; 3] =
+    ["payment_intent.amount_capturable_updated", "payment_intent.canceled", "charge.refunded"];
+
+/// The event types hakken acts on when they come: the subscribed ones, and
+/// `payment_intent.succeeded` from an endpoint subscribed to it too (a capture made
+/// elsewhere, e.g. in the PSP's dashboard). Others are answered 200 and ignored.
+pub const HANDLED_EVENTS: [&str; 4] = [
     "payment_intent.amount_capturable_updated",
     "payment_intent.succeeded",
     "payment_intent.canceled",
@@ -186,7 +195,10 @@ impl Gateway {
         report: PspReport,
     ) -> Result<Payment, DriveError> {
         let call_ = ReportPayment { hold, psp_id: psp_id.to_string(), report, late: self.late };
-        call(section, call_, &shared.overload).await.map_err(DriveError::Section)?.map_err(DriveError::Payment)
+        let reported = call(section, call_, &shared.overload).await;
+        // Whatever the section made of it, the buyer long-polling this payment reads it again.
+        shared.payment_waiters.wake(hold);
+        reported.map_err(DriveError::Section)?.map_err(DriveError::Payment)
     }
 
     async fn read(&self, shared: &Shared, section: &SectionHandle, hold: HoldId) -> Result<Payment, DriveError> {

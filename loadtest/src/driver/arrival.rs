@@ -13,14 +13,15 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{OrderPlan, Plan, PlanKind, PlanPay, SectionPick};
-use crate::client::{query_escape, Reply, IDEMPOTENCY_KEY};
+use crate::client::{Reply, IDEMPOTENCY_KEY};
 use crate::prng::mix64;
 use crate::psp::{self, ConfirmOutcome};
 use crate::schedule::Arrival;
 use crate::stats::{Live, Outcome, Step};
 use crate::wire::{self, json, BuyerDetails, CheckoutRequest, ConfirmRequest};
 
-/// The first wait between polls of a payment; each next one is half as long again.
+/// The first wait between reads of a payment that came back unsettled (a long poll
+/// that ran out, or a server without them); each next one is half as long again.
 const POLL_FIRST_WAIT: Duration = Duration::from_millis(10);
 const POLL_WAIT_MAX: Duration = Duration::from_millis(500);
 
@@ -252,15 +253,13 @@ async fn pay_order(
     if arrival.measured {
         plan.recorder.sent(arrival.index, Step::Payment);
     }
-    let uri: Uri = format!("/v1/holds/{hold}/payment?customer={}", query_escape(customer))
-        .parse()
-        .expect("hold ids and escaped customers make valid paths");
     let deadline = paid_at + pay.poll_timeout;
     let mut wait = POLL_FIRST_WAIT;
     let settled = loop {
         Live::count(&plan.live.requests_sent);
-        let reply =
-            plan.pool.send_within(plan.pool.request(Method::GET, uri.clone(), None), plan.request_timeout).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let uri = psp::payment_poll_uri(hold, customer, left, plan.request_timeout);
+        let reply = plan.pool.send_within(plan.pool.request(Method::GET, uri, None), plan.request_timeout).await;
         plan.nudge.notify_one();
         if let Ok(Ok(reply)) = reply {
             if let Some(view) = reply.status.is_success().then(|| wire::payment(&reply.body)).flatten() {

@@ -527,12 +527,13 @@ impl Run {
     /// `--payment-poll-timeout` after `paid_at`, then reads the order.
     async fn wait_for_order(&self, index: u64, customer: &str, hold: &str, paid_at: Instant, late: bool) -> Paid {
         let pay = self.pay_state();
-        let uri = payment_uri(hold, customer);
         let deadline = paid_at + pay.settings.poll_timeout;
         let mut wait = POLL_FIRST_WAIT;
         self.recorder.sent(index, Step::Payment);
         let settled = loop {
             Live::count(&self.live.requests_sent);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let uri = psp::payment_poll_uri(hold, customer, left, self.request_timeout);
             let sent = self.pool.send_within(request(self, Method::GET, &uri, None, None), self.request_timeout).await;
             self.nudge.notify_one();
             if let Ok(Ok(reply)) = &sent {
