@@ -29,15 +29,30 @@
 //! - [`metrics`]: the names of the metrics the relay reports.
 
 pub mod backoff;
+pub mod datetime;
+pub mod email;
+pub mod language;
 pub mod metrics;
 pub mod outcome;
+pub mod place;
+pub mod qr;
+pub mod smtp;
+pub mod templates;
 mod tls;
 pub mod webhook_payload;
 pub mod webhook_send;
 pub mod webhook_sign;
 
 pub use backoff::{NextAttempt, RetryPolicy, RetryPolicyError};
+pub use datetime::{format_starts_at, TimeZoneError, VenueTimeZone};
+pub use email::{
+    build_message, message_id, render_email, EmailError, EmailInput, EmailKind, RenderedEmail, TicketInput,
+};
+pub use language::{Language, LanguageError};
 pub use outcome::DeliveryOutcome;
+pub use place::{format_place, Place};
+pub use smtp::{EmailConfig, EmailConfigError, SmtpMailer, SmtpTls};
+pub use templates::{TemplateError, Templates};
 pub use webhook_payload::{WebhookEvent, WebhookEventKind};
 pub use webhook_send::{
     WebhookConfigError, WebhookEndpoint, WebhookEndpointConfig, WebhookMessage, WebhookMessageError, WebhookSender,
