@@ -353,16 +353,26 @@ where
 {
     let (mut sender, connection) =
         http1::handshake(TokioIo::new(stream)).await.map_err(|error| format!("connection: {error}"))?;
-    // The connection task ends when the exchange does (or with the attempt's timeout, when
-    // this future and the sender are dropped).
-    let driver = tokio::spawn(connection);
+    // The connection's task ends with this exchange, whichever way it ends: when the
+    // attempt's timeout drops this future, the guard aborts the task and the socket closes
+    // (hyper closes a connection whose request was dropped too; the guard does not rely on
+    // it), so a receiver that never answers holds no connection beyond its timeout.
+    let _driver = AbortOnDrop(tokio::spawn(connection));
     let response = sender.send_request(request).await.map_err(|error| format!("connection: {error}"))?;
     let (parts, body) = response.into_parts();
     // The status is the answer; the body is read (bounded) so the receiver's answer is
     // complete before the connection closes, and its errors do not change the outcome.
     let _ = Limited::new(body, RESPONSE_BYTES_MAX).collect().await;
-    driver.abort();
     Ok((parts.status, parts.headers))
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The outcome of an answer: see [`DeliveryOutcome`].

@@ -27,6 +27,10 @@ struct Received {
     body: Vec<u8>,
 }
 
+type Log = Arc<Mutex<Vec<Received>>>;
+/// When the client closed a connection the server kept silent on.
+type Closed = Arc<Mutex<Vec<Instant>>>;
+
 /// What the server does with its n-th request.
 #[derive(Debug, Clone)]
 enum Answer {
@@ -34,31 +38,36 @@ enum Answer {
         status: u16,
         extra_headers: &'static str,
     },
-    /// Read the request, then say nothing and keep the connection open.
+    /// Read the request, then say nothing (noting when the client closes).
     Hang,
 }
 
 /// A tiny HTTP/1.1 server: answers its requests in order from `answers` (the last one
 /// repeats) and records them.
-async fn serve(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<Received>>>) {
+async fn serve(answers: Vec<Answer>) -> (String, Log) {
+    let (url, log, _) = serve_noting_closes(answers).await;
+    (url, log)
+}
+
+async fn serve_noting_closes(answers: Vec<Answer>) -> (String, Log, Closed) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/hooks/hakken?token=t0", listener.local_addr().expect("addr"));
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = received.clone();
+    let (received, closed): (Log, Closed) = Default::default();
+    let (log, closes) = (received.clone(), closed.clone());
     tokio::spawn(async move {
         let mut served = 0;
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
             let answer = answers[served.min(answers.len() - 1)].clone();
             served += 1;
-            let log = log.clone();
-            tokio::spawn(async move { answer_one(stream, answer, log).await });
+            let (log, closes) = (log.clone(), closes.clone());
+            tokio::spawn(async move { answer_one(stream, answer, log, closes).await });
         }
     });
-    (url, received)
+    (url, received, closed)
 }
 
-async fn answer_one(mut stream: TcpStream, answer: Answer, log: Arc<Mutex<Vec<Received>>>) {
+async fn answer_one(mut stream: TcpStream, answer: Answer, log: Log, closed: Closed) {
     let Some(request) = read_request(&mut stream).await else { return };
     log.lock().expect("log").push(request);
     match answer {
@@ -68,7 +77,12 @@ async fn answer_one(mut stream: TcpStream, answer: Answer, log: Arc<Mutex<Vec<Re
             let _ = stream.write_all(reply.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
-        Answer::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+        Answer::Hang => {
+            let mut rest = [0u8; 64];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut rest)).await {
+                closed.lock().expect("closed").push(Instant::now());
+            }
+        }
     }
 }
 
@@ -187,7 +201,7 @@ async fn gone_rejected_and_retry_after() {
 
 #[tokio::test]
 async fn a_hanging_receiver_costs_one_bounded_timeout() {
-    let (url, received) = serve(vec![Answer::Hang]).await;
+    let (url, received, closed) = serve_noting_closes(vec![Answer::Hang]).await;
     let started = Instant::now();
     let outcome = sender(Duration::from_millis(300)).deliver(&endpoint(&url), &message(), now_unix_s()).await;
     let waited = started.elapsed();
@@ -197,6 +211,12 @@ async fn a_hanging_receiver_costs_one_bounded_timeout() {
     );
     assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(3), "waited {waited:?}");
     assert_eq!(received.lock().expect("log").len(), 1, "the request reached the receiver");
+    // The connection does not outlive the attempt: the receiver sees it closed at once.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while closed.lock().expect("closed").is_empty() {
+        assert!(Instant::now() < deadline, "the timed-out connection was left open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
