@@ -162,20 +162,30 @@ pub async fn get_payment(
     };
     let (hold_id, served, index) = locate_hold(&app.catalogue(), &id)?;
     let section = &served.sections[index];
-    let read = || admitted(&shared, Class::Finish, call(section, ReadPayment { hold: hold_id }, &shared.overload));
+    // A request with `wait_ms` passed the admission layer unadmitted (`is_payment_long_poll`)
+    // and admits each read itself; one without it was admitted as a whole already.
+    let long_poll = query.wait_ms.is_some();
+    let read = || async {
+        let read = call(section, ReadPayment { hold: hold_id }, &shared.overload);
+        if long_poll {
+            admitted(&shared, Class::Finish, read).await?
+        } else {
+            read.await
+        }
+    };
     // Registered before the first read, so a report between the read and the wait wakes it.
     let waiter = if wait.is_zero() { None } else { shared.payment_waiters.register(hold_id) };
     let give_up = Instant::now() + wait;
     let payment = loop {
         let woken = waiter.as_ref().map(|waiter| waiter.notified());
-        let payment = read().await??;
+        let payment = read().await?;
         let awaiting = payment.as_ref().is_some_and(|payment| {
             payment.customer == customer && matches!(payment.state, PaymentState::AwaitingPayment)
         });
         let Some(woken) = woken.filter(|_| awaiting) else { break payment };
         if tokio::time::timeout_at(give_up, woken).await.is_err() {
             // A change the gateway did not report (the hold expired) is read all the same.
-            break read().await??;
+            break read().await?;
         }
     };
     // Someone else's payment is "not found": hold ids are guessable.
