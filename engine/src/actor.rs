@@ -39,8 +39,9 @@ use crate::inventory::{
     Payment, PaymentDue, PaymentError, PaymentStart, PspReport, SectionState,
 };
 use crate::observe::SectionMetrics;
+use crate::outbox;
 use crate::standing_queue::StandingQueue;
-use crate::store::{Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
+use crate::store::{Appended, Completion, FramedAnswer, StorageConfig, StorageError, WalHandle};
 use crate::tickets::Viewer;
 use crate::venue::SeatIndex;
 use crate::wal::{self, PrincipalRecord};
@@ -129,22 +130,25 @@ impl SectionActor {
         }
         let section = self.inventory.key().0;
         let mut audit = Vec::with_capacity(records.len() + refused_scans.len());
+        let mut outbox = Vec::new();
         if self.wal.is_some() {
             for record in &records {
                 audit::describe(section, record, principal, &mut audit);
             }
             audit.extend(refused_scans.iter().map(|scan| audit::refused_scan(section, scan)));
+            outbox::describe(section, &records, &self.inventory, &mut outbox);
         }
-        Changes { records, audit }
+        Changes { records, audit, outbox }
     }
 
     /// Sends `changes` to the WAL with the stored answer of the request that made them;
     /// `done` runs when all of it is durable (at once if there is nothing to write).
     fn persist(&mut self, changes: Changes, answer: Option<FramedAnswer>, done: Completion) {
-        let Changes { records, audit } = changes;
+        let Changes { records, audit, outbox } = changes;
         let Some(wal) = &mut self.wal else { return done(Ok(())) };
         if records.is_empty() {
             assert!(answer.is_none(), "an answer goes with the records of the change it answers");
+            assert!(outbox.is_empty(), "outbox entries tell of records");
             if audit.is_empty() {
                 return done(Ok(()));
             }
@@ -162,7 +166,7 @@ impl SectionActor {
         for (record, framed) in records.iter().zip(&framed) {
             wal::debug_assert_round_trip(record, framed);
         }
-        wal.handle.append(section, first_seq, framed, audit, answer, done);
+        wal.handle.append(section, first_seq, framed, Appended { audit, outbox, answer }, done);
         let erased = records.iter().any(|record| matches!(record, wal::Record::BuyerErased { .. }));
         if erased || wal.records_since_snapshot >= wal.snapshot_every_records {
             self.snapshot();
@@ -255,6 +259,7 @@ pub trait SectionCall: Send + 'static {
 struct Changes {
     records: Vec<wal::Record>,
     audit: Vec<wal::AuditRecord>,
+    outbox: Vec<wal::OutboxEntry>,
 }
 
 /// The idempotency key of the request a call serves, for its answer to be stored in

@@ -35,6 +35,8 @@ pub mod ledger;
 #[cfg(not(loom))]
 pub mod observe;
 #[cfg(not(loom))]
+pub mod outbox;
+#[cfg(not(loom))]
 pub mod registry;
 #[cfg(not(loom))]
 pub mod standing_queue;

@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -370,6 +370,68 @@ pub struct IdempotentAnswer {
     pub fingerprint: u64,
     pub status: u16,
     pub body: Vec<u8>,
+}
+
+/// A change to tell outside hakken (a buyer email, a webhook), written in the same batch as
+/// the records it describes (`outbox.rs` makes them, the store's writer numbers them). It
+/// names ids only: whoever delivers it reads the rest (the order, its buyer) at delivery
+/// time, so an erased buyer is not kept here.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct OutboxEntry {
+    /// From 1, no gaps, never reused (the writer keeps the next one in `meta`).
+    pub seq: u64,
+    pub at_ms: u64,
+    pub section: u32,
+    pub kind: OutboxKindRecord,
+    pub hold: Option<u32>,
+    pub order: Option<u32>,
+    pub ticket: Option<u16>,
+    /// A reissued or admitted ticket's code version.
+    pub version: Option<u16>,
+    /// The gate that admitted a ticket; empty otherwise.
+    pub gate: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum OutboxKindRecord {
+    OrderConfirmed,
+    /// Cancelled, with its money refunded or its authorization voided.
+    OrderRefunded,
+    TicketReissued,
+    /// A payment authorized after its hold ended, voided: no order.
+    LatePaymentVoided,
+    /// A payment authorized after its hold ended that got its seats again: an order.
+    LatePaymentReacquired,
+    HoldExpiredWhilePaying,
+    TicketCheckedIn,
+}
+
+/// An outbox entry not delivered yet, or given up on, with what each destination
+/// (`email`, or a webhook endpoint's URL) made of it so far. Delivered entries are deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct OutboxStored {
+    pub entry: OutboxEntry,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DeliveryRecord {
+    pub destination: String,
+    pub state: DeliveryStateRecord,
+    pub attempts: u32,
+    /// The last attempt's outcome label and detail (never a reply's text).
+    pub last_outcome: String,
+    pub next_attempt_at_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum DeliveryStateRecord {
+    Pending,
+    Delivered,
+    /// Given up on (attempts exhausted, refused, endpoint gone): a dead letter.
+    Dead,
+    /// Nothing to deliver (the buyer was erased, the endpoint does not take the kind).
+    Skipped,
 }
 
 /// Key of an audit entry: its sequence number, big-endian (RocksDB order is log order).

@@ -399,7 +399,8 @@ impl Inventory {
     }
 
     /// Whether the hold is paying (checked out, no outcome yet): it is not confirmed on trust.
-    pub(super) fn is_paying(&self, number: HoldNumber) -> bool {
+    /// Whether hold `number` was checked out and its payment is still awaited.
+    pub fn is_paying(&self, number: HoldNumber) -> bool {
         self.payments.get(&number).is_some_and(|payment| payment.state == PaymentState::AwaitingPayment)
     }
 

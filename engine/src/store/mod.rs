@@ -5,11 +5,12 @@
 //! `meta` holds the format version, the event definitions (with their venues) and the
 //! events' signing-key seeds; `audit` the hash-chained audit log; `idempotency` the
 //! API's stored answers to retried requests ([`wal::IdempotentAnswer`]), each written in
-//! the same batch as the records of the change it answers.
+//! the same batch as the records of the change it answers; `outbox` what is still to be
+//! told outside (emails, webhooks), written in the same batch as the records it tells of.
 //!
 //! Rooms: `config` (how it writes), `writer` (the group-commit thread, the one way
 //! anything is written while the store runs), `recovery`, `backup`, `idempotency` and
-//! `audit_log` (reads of what the writer wrote).
+//! `audit_log` (reads of what the writer wrote), `outbox` (its layout, and the relay's reads).
 //!
 //! Durability: a section actor applies a change in memory, hands the records to the
 //! writer thread and answers its caller only when the writer says they are on disk.
@@ -35,6 +36,7 @@ mod audit_log;
 mod backup;
 mod config;
 mod idempotency;
+mod outbox;
 mod recovery;
 mod writer;
 
@@ -47,8 +49,9 @@ use rocksdb::{ColumnFamily, DBRecoveryMode, Options, WriteOptions, DB};
 
 pub use backup::{directory_bytes, restore_backup};
 pub use config::{Durability, StorageConfig};
+pub use outbox::{OutboxChange, Shelf};
 pub use recovery::{Recovered, RecoveredEvent, RecoveredSection};
-pub use writer::{Completion, FramedAnswer, WalHandle};
+pub use writer::{Appended, Completion, FramedAnswer, WalHandle};
 
 use crate::wal::{self, AuditRecord, EventDefinition};
 use writer::{Command, Writer};
@@ -59,7 +62,9 @@ const CF_META: &str = "meta";
 const CF_IDEMPOTENCY: &str = "idempotency";
 /// The audit log: `seq` (u64 BE) → framed [`wal::AuditStored`]; see `audit.rs`.
 const CF_AUDIT: &str = "audit";
-const COLUMN_FAMILIES: [&str; 5] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY, CF_AUDIT];
+/// The outbox: what the relay has yet to deliver, and its dead letters; see `outbox.rs`.
+const CF_OUTBOX: &str = "outbox";
+const COLUMN_FAMILIES: [&str; 6] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY, CF_AUDIT, CF_OUTBOX];
 const META_FORMAT: &[u8] = b"format";
 const META_EVENT_PREFIX: &[u8] = b"event/";
 /// `key/{event}` → the 32-byte seed of the event's ticket-signing key.
@@ -99,6 +104,7 @@ pub struct Store {
     wal: WalHandle,
     writer: Mutex<Option<JoinHandle<()>>>,
     inject_failure: Arc<AtomicBool>,
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -127,6 +133,12 @@ impl Store {
             what: "audit log".into(),
             problem,
         })?;
+        let outbox_next = outbox::read_next(&db).map_err(|problem| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: "outbox".into(),
+            problem,
+        })?;
+        let outbox_written = Arc::new(tokio::sync::Notify::new());
         let db = Arc::new(db);
         let (commands, queue) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
@@ -137,6 +149,8 @@ impl Store {
             failed: failed.clone(),
             inject_failure: inject_failure.clone(),
             audit_head,
+            outbox_next,
+            outbox_written: outbox_written.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
@@ -150,6 +164,7 @@ impl Store {
             wal: WalHandle { commands, failed },
             writer: Mutex::new(Some(writer)),
             inject_failure,
+            outbox_written,
         })
     }
 

@@ -18,10 +18,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
-use super::{Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_SNAPSHOTS, CF_WAL};
+use super::outbox::{self as outbox_keys, OutboxChange, Shelf};
+use super::{
+    Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_OUTBOX, CF_SNAPSHOTS, CF_WAL,
+};
 use crate::audit;
 use crate::observe;
-use crate::wal::{self, AuditRecord, IdempotentAnswer};
+use crate::wal::{self, AuditRecord, IdempotentAnswer, OutboxEntry, OutboxStored};
 
 /// What the writer does when a group is on disk (or failed).
 pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
@@ -41,18 +44,20 @@ impl FramedAnswer {
     }
 }
 
+/// What goes to disk with a section's records: the audit entries describing them
+/// (numbered and chained by the writer), the outbox entries telling of them (numbered by
+/// the writer), and the stored answer of the request that made them, if it had an
+/// idempotency key.
+#[derive(Debug, Default)]
+pub struct Appended {
+    pub audit: Vec<AuditRecord>,
+    pub outbox: Vec<OutboxEntry>,
+    pub answer: Option<FramedAnswer>,
+}
+
 pub(super) enum Command {
-    /// Records `first_seq..` of one section, already framed, the audit entries
-    /// describing them (numbered and chained by the writer), and the stored answer of
-    /// the request that made them, if it had an idempotency key.
-    Append {
-        section: u32,
-        first_seq: u64,
-        records: Vec<Vec<u8>>,
-        audit: Vec<AuditRecord>,
-        answer: Option<FramedAnswer>,
-        done: Completion,
-    },
+    /// Records `first_seq..` of one section, already framed, with what goes with them.
+    Append { section: u32, first_seq: u64, records: Vec<Vec<u8>>, with: Appended, done: Completion },
     /// Audit entries of changes outside the WAL (refused scans, backups).
     Audit { entries: Vec<AuditRecord>, done: Completion },
     /// A section's snapshot after `last_seq`; its older records are deleted with it.
@@ -66,6 +71,8 @@ pub(super) enum Command {
     /// Framed values for the `meta` column family (event definitions, signing-key
     /// seeds) with the audit entries of the admin change they make.
     Meta { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
+    /// The relay's progress on outbox entries (`store/outbox.rs`).
+    Outbox { changes: Vec<OutboxChange>, done: Completion },
     /// Ends the writer after everything queued before it.
     Stop,
 }
@@ -76,7 +83,8 @@ impl Command {
             Command::Append { done, .. }
             | Command::Idempotent { done, .. }
             | Command::Audit { done, .. }
-            | Command::Meta { done, .. } => done(result),
+            | Command::Meta { done, .. }
+            | Command::Outbox { done, .. } => done(result),
             Command::Snapshot { .. } | Command::Forget { .. } | Command::Stop => {}
         }
     }
@@ -101,18 +109,28 @@ impl WalHandle {
     /// Queues records for the next group, with their audit entries and the answer of
     /// the request that made them; `done` runs when all of it is durable. Blocks while
     /// the queue is full (back-pressure on the calling actor).
-    pub fn append(
-        &self,
-        section: u32,
-        first_seq: u64,
-        records: Vec<Vec<u8>>,
-        audit: Vec<AuditRecord>,
-        answer: Option<FramedAnswer>,
-        done: Completion,
-    ) {
+    pub fn append(&self, section: u32, first_seq: u64, records: Vec<Vec<u8>>, with: Appended, done: Completion) {
         assert!(first_seq >= 1, "sequence numbers start at 1");
         assert!(!records.is_empty(), "an append carries records");
-        self.send(Command::Append { section, first_seq, records, audit, answer, done });
+        self.send(Command::Append { section, first_seq, records, with, done });
+    }
+
+    /// Queues the relay's progress on outbox entries without ever blocking: when the
+    /// queue is full, `done` gets [`StorageError::Busy`] at once.
+    pub fn outbox(&self, changes: Vec<OutboxChange>, done: Completion) {
+        self.offer(Command::Outbox { changes, done });
+    }
+
+    /// [`outbox`](Self::outbox) for async code: resolves when the changes are durable.
+    pub async fn outbox_durable(&self, changes: Vec<OutboxChange>) -> Result<(), StorageError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.outbox(
+            changes,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        receiver.await.unwrap_or(Err(StorageError::Closed))
     }
 
     /// Queues audit entries for the next group; `done` runs when they are durable.
@@ -198,6 +216,10 @@ pub(super) struct Writer {
     pub(super) inject_failure: Arc<AtomicBool>,
     /// Where the next audit entry goes; only this thread appends.
     pub(super) audit_head: audit::ChainHead,
+    /// The number of the next outbox entry; only this thread numbers them.
+    pub(super) outbox_next: u64,
+    /// Told after every group that wrote outbox entries (the relay waits on it).
+    pub(super) outbox_written: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -246,11 +268,13 @@ impl Writer {
         (group, stop)
     }
 
-    /// The batch of a group; `audit_head` is advanced on a copy, kept only if it is written.
-    fn batch(&self, group: &[Command], audit_head: &mut audit::ChainHead) -> WriteBatch {
+    /// The batch of a group; `audit_head` and `outbox_next` are advanced on copies, kept
+    /// only if it is written.
+    fn batch(&self, group: &[Command], audit_head: &mut audit::ChainHead, outbox_next: &mut u64) -> WriteBatch {
         let cf = |name| self.db.cf_handle(name).expect("column family created at open");
-        let (wal_cf, snapshots, idempotency, audit_cf, meta) =
-            (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META));
+        let (wal_cf, snapshots, idempotency, audit_cf, meta, outbox_cf) =
+            (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META), cf(CF_OUTBOX));
+        let first_outbox = *outbox_next;
         let mut batch = WriteBatch::default();
         let mut chain = |batch: &mut WriteBatch, entries: &[AuditRecord]| {
             for entry in entries {
@@ -260,17 +284,27 @@ impl Writer {
         };
         for command in group {
             match command {
-                Command::Append { section, first_seq, records, audit, answer, .. } => {
+                Command::Append { section, first_seq, records, with, .. } => {
                     for (offset, record) in records.iter().enumerate() {
                         // Pair assertion: what goes to disk is a record recovery will read.
                         debug_assert!(wal::decode::<wal::Record>(record).is_ok(), "a framed record");
                         batch.put_cf(wal_cf, wal::record_key(*section, first_seq + offset as u64), record);
                     }
-                    chain(&mut batch, audit);
-                    if let Some(answer) = answer {
+                    chain(&mut batch, &with.audit);
+                    for entry in &with.outbox {
+                        let entry = OutboxEntry { seq: *outbox_next, ..entry.clone() };
+                        *outbox_next += 1;
+                        let key = outbox_keys::key(Shelf::Pending, entry.seq);
+                        let stored = OutboxStored { entry, deliveries: Vec::new() };
+                        let framed = wal::encode(&stored);
+                        wal::debug_assert_round_trip(&stored, &framed);
+                        batch.put_cf(outbox_cf, key, framed);
+                    }
+                    if let Some(answer) = &with.answer {
                         batch.put_cf(idempotency, &answer.key, &answer.framed);
                     }
                 }
+                Command::Outbox { changes, .. } => outbox_keys::write(&mut batch, outbox_cf, changes),
                 Command::Audit { entries, .. } => chain(&mut batch, entries),
                 Command::Snapshot { section, last_seq, snapshot } => {
                     debug_assert!(wal::decode::<wal::SectionSnapshot>(snapshot).is_ok(), "a framed snapshot");
@@ -290,6 +324,9 @@ impl Writer {
                 }
                 Command::Forget { .. } | Command::Stop => {}
             }
+        }
+        if *outbox_next != first_outbox {
+            batch.put_cf(meta, outbox_keys::META_NEXT, wal::encode(&*outbox_next));
         }
         batch
     }
@@ -331,7 +368,8 @@ impl Writer {
             return group.into_iter().for_each(|command| command.complete(Err(error.clone())));
         }
         let mut audit_head = self.audit_head;
-        let batch = self.batch(&group, &mut audit_head);
+        let mut outbox_next = self.outbox_next;
+        let batch = self.batch(&group, &mut audit_head, &mut outbox_next);
         let (records, bytes) = (batch.len(), batch.size_in_bytes());
         let started = Instant::now();
         let result = if self.inject_failure.swap(false, Ordering::AcqRel) {
@@ -341,6 +379,10 @@ impl Writer {
         };
         if result.is_ok() {
             self.audit_head = audit_head;
+            if outbox_next != self.outbox_next {
+                self.outbox_next = outbox_next;
+                self.outbox_written.notify_one();
+            }
         }
         if result.is_ok() && self.config.durability == Durability::Async && unsynced_since.is_none() {
             *unsynced_since = Some(Instant::now());
