@@ -50,6 +50,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub storage: StorageConfig,
     pub privacy: PrivacyConfig,
+    pub notifications: crate::notifications::NotificationsConfig,
 }
 
 impl Default for Config {
@@ -69,6 +70,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             storage: StorageConfig::default(),
             privacy: PrivacyConfig::default(),
+            notifications: crate::notifications::NotificationsConfig::default(),
         }
     }
 }
@@ -324,6 +326,9 @@ impl Config {
         }
         if !from_env("HAKKEN_DATA_DIR") {
             self.data_dir = base.join(&self.data_dir);
+        }
+        if !from_env("HAKKEN_NOTIFICATIONS_TEMPLATES_DIR") {
+            self.notifications.templates_dir = base.join(&self.notifications.templates_dir);
         }
     }
 

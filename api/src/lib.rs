@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod notifications;
 pub mod payments;
 pub mod privacy;
 pub mod render;

@@ -52,7 +52,14 @@ pub fn serve(config: Config) -> Result<()> {
 }
 
 fn install_metrics() -> Result<PrometheusHandle> {
+    use hakken_notify::metrics as notify;
+    // The notification histograms first: the first matching matcher picks the buckets.
     PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(notify::ATTEMPT_SECONDS.into()), notify::ATTEMPT_SECONDS_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(notify::DELIVERY_LATENCY_SECONDS.into()),
+            notify::DELIVERY_LATENCY_SECONDS_BUCKETS,
+        )?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS_S)?
         .set_buckets_for_metric(Matcher::Full(observe::WAL_GROUP_RECORDS.into()), &GROUP_BUCKETS)?
         .install_recorder()
@@ -75,8 +82,13 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle,
     // embedded PSP on loopback).
     let webhook_url = format!("http://{address}/v1/payments/webhooks/stripe");
     let payments = Gateway::start(&config.payments, webhook_url).await?;
+    // Checked before recovery: a bad template or SMTP setting stops the server now.
+    let relay = crate::notifications::configure(&config.notifications, &address.to_string())?;
+    if relay.is_none() {
+        tracing::info!("no [notifications.email] smtp_host nor [[notifications.webhooks]]: nothing is sent; the outbox keeps what is to tell");
+    }
     let shared = shared_state(&config, payments, privacy);
-    let recovery = recover_in_background(config, loaded, shared.clone());
+    let recovery = recover_in_background(config, loaded, shared.clone(), relay);
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
     if let Some(app) = shared.ready_app().cloned() {
@@ -119,7 +131,12 @@ fn shared_state(config: &Config, payments: Option<Arc<Gateway>>, privacy: Arc<Pr
 
 /// Recovers the store on a blocking thread while the listener already answers (503
 /// `starting` until then); a failed recovery ends the process.
-fn recover_in_background(config: Config, loaded: VenuesAndEvents, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+fn recover_in_background(
+    config: Config,
+    loaded: VenuesAndEvents,
+    shared: Arc<Shared>,
+    relay: Option<(crate::notifications::RelayParts, crate::notifications::RelayHandle)>,
+) -> tokio::task::JoinHandle<()> {
     let recovery = tokio::task::spawn_blocking(move || -> Result<()> {
         let started = Instant::now();
         let registry = recover(&config, loaded, Clock::System)?;
@@ -129,6 +146,10 @@ fn recover_in_background(config: Config, loaded: VenuesAndEvents, shared: Arc<Sh
         shared.set_ready(app);
         if let Some(gateway) = shared.payments.clone() {
             runtime.spawn(gateway.sweep_forever(shared.clone()));
+        }
+        if let Some((relay, handle)) = relay {
+            let _ = shared.notifications.set(handle);
+            runtime.spawn(relay.run(shared.clone()));
         }
         println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");

@@ -226,6 +226,8 @@ pub struct Shared {
     pub privacy: Arc<Privacy>,
     /// Buyers long-polling their payment; woken by the gateway's reports.
     pub payment_waiters: crate::http::payment_waiters::PaymentWaiters,
+    /// The outbox relay, once it runs (`None` while notifications are off).
+    pub notifications: OnceLock<crate::notifications::RelayHandle>,
 }
 
 impl Shared {
@@ -256,6 +258,7 @@ impl Shared {
             route_metrics: RouteMetrics::default(),
             privacy,
             payment_waiters: crate::http::payment_waiters::PaymentWaiters::default(),
+            notifications: OnceLock::new(),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod idempotency;
 pub mod idempotency_layer;
 pub mod limiter;
 pub mod openapi;
+pub mod outbox;
 pub mod overload;
 pub mod payment_views;
 pub mod payment_waiters;
@@ -72,6 +73,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(admin::open_sale))
         .routes(routes!(admin::close_sale))
         .routes(routes!(admin::backup))
+        .routes(routes!(outbox::list_outbox))
+        .routes(routes!(outbox::retry_outbox))
         .routes(routes!(privacy::erase_buyer))
         .routes(routes!(privacy::rewrap))
         .routes(routes!(tickets::get_ticket))
