@@ -30,11 +30,17 @@ pub(crate) struct Server {
     pub(crate) data_dir: PathBuf,
     /// Extra environment of the process; changes apply at the next [`Server::spawn`].
     pub(crate) env: Vec<(String, String)>,
+    /// `--config` of the process; the repository's `config/hakken.toml` when `None`.
+    pub(crate) config: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub(crate) fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_with_config(None, env)
+    }
+
+    pub(crate) fn start_with_config(config: Option<PathBuf>, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
@@ -44,6 +50,7 @@ impl Server {
             metrics_address: String::new(),
             data_dir,
             env,
+            config,
             _dir: Some(dir),
         };
         server.spawn();
@@ -55,6 +62,8 @@ impl Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hakken"));
         command
             .current_dir(repo_root())
+            .arg("--config")
+            .arg(self.config.clone().unwrap_or_else(|| repo_root().join("config/hakken.toml")))
             .arg("serve")
             .env("HAKKEN_DATA_DIR", &self.data_dir)
             .env("HAKKEN_LISTEN", "127.0.0.1:0")
