@@ -4,7 +4,7 @@
 //! `kind` an [`EmailKind`](crate::EmailKind) or [`WebhookEventKind`](crate::WebhookEventKind)
 //! name; never an order, ticket, address or endpoint URL.
 
-/// Gauge: outbox entries not yet delivered, by `channel` and `state` (`pending`, `dead`).
+/// Gauge: outbox entries not yet delivered (`state="pending"`) or given up on (`state="dead"`), as the store counts them.
 pub const OUTBOX_ENTRIES: &str = "hakken_notification_outbox_entries";
 
 /// Gauge: age of the oldest pending entry, by `channel`; the relay's lag.
