@@ -309,6 +309,8 @@ fn every_route_is_in_the_openapi_document_and_served() {
         ("get", "/v1/orders/{order}"),
         ("post", "/v1/orders/{order}/cancel"),
         ("post", "/v1/admin/backup"),
+        ("get", "/v1/admin/outbox"),
+        ("post", "/v1/admin/outbox/{id}/retry"),
         ("get", "/v1/tickets/{ticket}"),
         ("get", "/v1/tickets/{ticket}/qr.svg"),
         ("get", "/v1/tickets/{ticket}/qr.png"),
