@@ -302,3 +302,55 @@ fn a_sale_is_emailed_with_a_scannable_qr_and_told_to_webhooks_with_retries_and_d
     assert!(metrics.contains("hakken_notification_delivery_latency_seconds_bucket{channel=\"email\""));
     assert!(!metrics.contains("ana@example.com"));
 }
+
+/// Kill -9 right after confirms are acknowledged, a few cycles: after each restart every
+/// acknowledged order's email arrives, and every email is of an order the store has.
+#[test]
+fn every_acknowledged_order_is_emailed_across_kill_9() {
+    let Some(smtp) = start_smtp_server() else {
+        eprintln!("SKIPPED: python3 is not installed, so the notifications crash test (aiosmtpd) did not run");
+        return;
+    };
+    let config_dir = repo_root().join("config");
+    let templates = config_dir.join("notifications/templates");
+    let port = smtp.port.to_string();
+    let mut server = Server::start(&[
+        ("HAKKEN_NOTIFICATIONS_TEMPLATES_DIR", templates.to_str().unwrap()),
+        ("HAKKEN_NOTIFICATIONS_EMAIL_SMTP_HOST", "127.0.0.1"),
+        ("HAKKEN_NOTIFICATIONS_EMAIL_SMTP_PORT", &port),
+        ("HAKKEN_NOTIFICATIONS_EMAIL_TLS", "none"),
+        ("HAKKEN_HTTP_CUSTOMER_REQUESTS_PER_S", "0"),
+        ("HAKKEN_HTTP_CUSTOMER_REQUESTS_BURST", "0"),
+    ]);
+    let cycles: usize = std::env::var("HAKKEN_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mut acknowledged = Vec::new();
+    for cycle in 0..cycles {
+        for n in 0..5 {
+            let customer = format!("c{cycle}-{n}");
+            let reply = server.post(
+                &format!("/v1/events/{EVENT}/holds"),
+                json!({"customer": customer, "section": "S102", "quantity": 1}),
+            );
+            assert_eq!(reply.status, 201, "{}", reply.text);
+            let hold = reply.json["hold"]["id"].as_str().unwrap().to_string();
+            let order = server.confirm(&hold, &customer);
+            acknowledged.push(order["id"].as_str().unwrap().to_string());
+        }
+        // Killed at once after the last acknowledgement: the relay had no time to send all.
+        server.kill9();
+        server.spawn();
+    }
+    let order_in = regex::Regex::new(r"\bo[0-9a-f]+-[0-9a-f]+\b").unwrap();
+    let emailed = wait_for("every acknowledged order's email", 60, || {
+        let emailed: std::collections::BTreeSet<String> = emails(smtp.maildir.path())
+            .iter()
+            .filter_map(|raw| text_part(&mailparse::parse_mail(raw).unwrap()))
+            .filter_map(|text| order_in.find(&text).map(|found| found.as_str().to_string()))
+            .collect();
+        acknowledged.iter().all(|order| emailed.contains(order)).then_some(emailed)
+    });
+    for order in &emailed {
+        let reply = server.admin("GET", &format!("/v1/orders/{order}"), None);
+        assert_eq!(reply.status, 200, "an email for an order the store does not have: {order}: {}", reply.text);
+    }
+}
