@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use hakken_api::config::Config;
-use hakken_api::http::app::{App, Shared, Tokens};
+use hakken_api::config::{Config, VenuesAndEvents};
+use hakken_api::http::app::{App, CatalogueError, Shared, Tokens};
 use hakken_engine::clock::Clock;
 use hakken_engine::event::parse_instant;
 use serde_json::{json, Value};
@@ -47,6 +47,12 @@ impl Answer {
 impl InProcess {
     /// The shipped configuration, its demo event half-way through its on-sale.
     async fn start() -> InProcess {
+        InProcess::start_with(|_| {}).await.unwrap()
+    }
+
+    /// [`InProcess::start`] with the loaded venues and events changed by `edit` first;
+    /// the error is `App::new`'s (an event that cannot be served).
+    async fn start_with(edit: impl FnOnce(&mut VenuesAndEvents)) -> Result<InProcess, CatalogueError> {
         let dir = tempfile::tempdir().unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
         let env: Vec<(String, String)> = [
@@ -58,7 +64,8 @@ impl InProcess {
         .map(|(name, value)| (name.to_string(), value))
         .collect();
         let config = Config::load_with_env(&path, &env).unwrap();
-        let loaded = config.load_venues_and_events().unwrap();
+        let mut loaded = config.load_venues_and_events().unwrap();
+        edit(&mut loaded);
         let clock = Clock::manual(parse_instant("2026-06-01T12:00:00Z").unwrap());
         let http = config.http.clone();
         let privacy = Arc::new(hakken_api::privacy::Privacy::new(config.privacy.keyring().unwrap()));
@@ -70,9 +77,9 @@ impl InProcess {
                 .await
                 .unwrap()
                 .unwrap();
-        let app = Arc::new(App::new(registry, &http).unwrap());
+        let app = Arc::new(App::new(registry, &http)?);
         shared.set_ready(app.clone());
-        InProcess { router: hakken_api::http::router(shared), clock, app, _dir: dir }
+        Ok(InProcess { router: hakken_api::http::router(shared), clock, app, _dir: dir })
     }
 
     async fn send(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
@@ -236,4 +243,17 @@ async fn a_refused_token_is_not_stored_as_the_idempotent_answer() {
         retried.body
     );
     server.finish().await;
+}
+
+/// A time zone the tz database does not know passes the engine's shape check but the
+/// server does not serve the event: `App::new` fails (a start-up error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_time_zone_is_not_served() {
+    let refused = InProcess::start_with(|loaded| loaded.venues[0].time_zone = "Mars/Olympus_Mons".into()).await;
+    let Err(error) = refused else { panic!("an unknown zone was served") };
+    assert_eq!(
+        error.to_string(),
+        "an event cannot be served: venue hakken-stadium: unknown time zone \"Mars/Olympus_Mons\": \
+         give an IANA name such as \"Asia/Tokyo\""
+    );
 }

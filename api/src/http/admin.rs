@@ -16,7 +16,7 @@ use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, T
 use hakken_engine::registry::RegistryError;
 use hakken_engine::wal::{AuditRecord, PrincipalRecord};
 
-use crate::http::app::{call, App, Shared};
+use crate::http::app::{call, locale, App, LocaleError, Shared};
 use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::http::views::{
@@ -32,6 +32,21 @@ fn window(on_sale: &OnSaleRequest) -> ApiResult<OnSaleWindow> {
         opens_at: instant("on_sale.opens_at", &on_sale.opens_at)?,
         closes_at: instant("on_sale.closes_at", &on_sale.closes_at)?,
     })
+}
+
+/// An event the API could not print: its venue's time zone is not in the tz database,
+/// or its language is not one of the templates'.
+fn locale_error(error: LocaleError) -> ApiError {
+    match error {
+        LocaleError::TimeZone { .. } => ApiError::invalid("unknown_time_zone", error.to_string()),
+        LocaleError::Language { .. } => ApiError::invalid("invalid_language", error.to_string()),
+    }
+}
+
+/// Checks that the event can be served (see [`locale`]), then the engine's checks.
+fn check_event(event: &Event, venue: &hakken_engine::venue::Venue) -> ApiResult<()> {
+    locale(event, venue).map_err(locale_error)?;
+    event.check(venue).map_err(|problem| ApiError::invalid("invalid_event", problem))
 }
 
 fn registry_error(error: RegistryError) -> ApiError {
@@ -103,7 +118,7 @@ pub async fn create_event(
         ticket_types,
         language: request.language.unwrap_or_else(|| LANGUAGE_DEFAULT.to_string()),
     };
-    event.check(&venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+    check_event(&event, &venue)?;
     let id = event.id.clone();
     let detail =
         format!("venue {}, starts {}, language {}", event.venue_id, format_instant(event.starts_at), event.language);
@@ -232,7 +247,7 @@ async fn apply(
             registry.event(&id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))?;
         let mut event = Event::clone(&entry.event);
         edit(&mut event)?;
-        event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+        check_event(&event, &entry.venue)?;
         let audit = audit::event_entry(&event.id, at_ms, &PrincipalRecord::Admin, action, "ok", terms_detail(&event));
         registry.update_event_audited(event, vec![audit]).map_err(registry_error)
     })
