@@ -340,15 +340,26 @@ impl Config {
         Ok(config)
     }
 
+    /// Loads the files and checks them as the server will serve them: the engine checks a
+    /// time zone's shape only, so each venue's zone is looked up in the tz database here
+    /// (an unknown one stops the server before it listens).
     pub fn load_venues_and_events(&self) -> Result<VenuesAndEvents> {
-        let venues = self.venues.iter().map(|path| Venue::load(path)).collect::<Result<Vec<_>, _>>()?;
+        let mut venues = Vec::new();
+        for path in &self.venues {
+            let venue = Venue::load(path)?;
+            hakken_notify::VenueTimeZone::parse(&venue.time_zone)
+                .with_context(|| format!("{}: [venue] time_zone", path.display()))?;
+            venues.push(venue);
+        }
         let mut events = Vec::new();
         for path in &self.events {
             let venue_id = peek_venue_id(path)?;
             let Some(venue) = venues.iter().find(|venue| venue.id == venue_id) else {
                 bail!("{}: venue {venue_id:?} is not among the configured venues", path.display());
             };
-            events.push(Event::load(path, venue)?);
+            let event = Event::load(path, venue)?;
+            crate::http::app::locale(&event, venue).with_context(|| path.display().to_string())?;
+            events.push(event);
         }
         Ok(VenuesAndEvents { venues, events })
     }

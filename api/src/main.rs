@@ -136,21 +136,23 @@ fn check_config(config: &config::Config) -> Result<()> {
     for venue in &loaded.venues {
         let reserved = venue.sections.iter().filter(|section| section.seat_map().is_some()).count();
         println!(
-            "venue {}: {} sections ({} reserved, {} general admission), capacity {}",
+            "venue {}: {} sections ({} reserved, {} general admission), capacity {}, time zone {}",
             venue.id,
             venue.sections.len(),
             reserved,
             venue.sections.len() - reserved,
-            venue.capacity()
+            venue.capacity(),
+            venue.time_zone
         );
     }
     for event in &loaded.events {
         println!(
-            "event {} at {}: {} ticket types, {}",
+            "event {} at {}: {} ticket types, {}, language {}",
             event.id,
             event.venue_id,
             event.ticket_types.len(),
-            event.currency
+            event.currency,
+            event.language
         );
     }
     println!("ok");

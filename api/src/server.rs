@@ -140,7 +140,7 @@ fn recover_in_background(
     let recovery = tokio::task::spawn_blocking(move || -> Result<()> {
         let started = Instant::now();
         let registry = recover(&config, loaded, Clock::System)?;
-        let app = Arc::new(App::new(registry, &config.http).context("reading the events' signing keys")?);
+        let app = Arc::new(App::new(registry, &config.http).context("taking the events into service")?);
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
         shared.set_ready(app);

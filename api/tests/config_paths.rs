@@ -61,3 +61,25 @@ fn serve_keeps_its_store_beside_the_config() {
     assert!(dir.path().join("store").is_dir(), "the store is in the config's folder");
     assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing in the working directory");
 }
+
+/// The engine checks a time zone's shape only; the server looks it up before it listens,
+/// and `check-config` does the same.
+#[test]
+fn an_unknown_time_zone_stops_the_server_before_it_listens() {
+    let dir = config_elsewhere();
+    let venue = dir.path().join("layouts/stadium.toml");
+    let text = std::fs::read_to_string(&venue).unwrap();
+    let text = text.replace("time_zone = \"Europe/Berlin\"", "time_zone = \"Europe/Atlantis\"");
+    std::fs::write(&venue, text).unwrap();
+    for command in ["check-config", "serve"] {
+        let output = hakken(&dir.path().join("hakken.toml"), dir.path()).arg(command).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("stadium.toml: [venue] time_zone")
+                && stderr.contains("unknown time zone \"Europe/Atlantis\""),
+            "{command}: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("hakken listening"), "{command} did not listen");
+    }
+}

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use hakken_api::config::Config;
-use hakken_api::http::app::{App, Shared, Tokens};
+use hakken_api::config::{Config, VenuesAndEvents};
+use hakken_api::http::app::{App, CatalogueError, Shared, Tokens};
 use hakken_engine::clock::Clock;
 use hakken_engine::event::parse_instant;
 use serde_json::{json, Value};
@@ -36,6 +36,8 @@ struct InProcess {
 struct Answer {
     status: StatusCode,
     body: Value,
+    /// The body as text (HTML pages are not JSON).
+    text: String,
 }
 
 impl Answer {
@@ -47,6 +49,12 @@ impl Answer {
 impl InProcess {
     /// The shipped configuration, its demo event half-way through its on-sale.
     async fn start() -> InProcess {
+        InProcess::start_with(|_| {}).await.unwrap()
+    }
+
+    /// [`InProcess::start`] with the loaded venues and events changed by `edit` first;
+    /// the error is `App::new`'s (an event that cannot be served).
+    async fn start_with(edit: impl FnOnce(&mut VenuesAndEvents)) -> Result<InProcess, CatalogueError> {
         let dir = tempfile::tempdir().unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hakken.toml");
         let env: Vec<(String, String)> = [
@@ -58,7 +66,8 @@ impl InProcess {
         .map(|(name, value)| (name.to_string(), value))
         .collect();
         let config = Config::load_with_env(&path, &env).unwrap();
-        let loaded = config.load_venues_and_events().unwrap();
+        let mut loaded = config.load_venues_and_events().unwrap();
+        edit(&mut loaded);
         let clock = Clock::manual(parse_instant("2026-06-01T12:00:00Z").unwrap());
         let http = config.http.clone();
         let privacy = Arc::new(hakken_api::privacy::Privacy::new(config.privacy.keyring().unwrap()));
@@ -70,9 +79,9 @@ impl InProcess {
                 .await
                 .unwrap()
                 .unwrap();
-        let app = Arc::new(App::new(registry, &http).unwrap());
+        let app = Arc::new(App::new(registry, &http)?);
         shared.set_ready(app.clone());
-        InProcess { router: hakken_api::http::router(shared), clock, app, _dir: dir }
+        Ok(InProcess { router: hakken_api::http::router(shared), clock, app, _dir: dir })
     }
 
     async fn send(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
@@ -87,7 +96,8 @@ impl InProcess {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), text }
     }
 
     async fn get(&self, uri: &str) -> Answer {
@@ -236,4 +246,78 @@ async fn a_refused_token_is_not_stored_as_the_idempotent_answer() {
         retried.body
     );
     server.finish().await;
+}
+
+/// Buys `seat` for `customer` and returns the printable page of its ticket.
+async fn ticket_page(server: &InProcess, customer: &str, seat: &str) -> String {
+    let hold = server.post(&format!("/v1/events/{EVENT}/holds"), json!({"customer": customer, "seats": [seat]})).await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    let confirm = json!({"customer": customer, "payment_reference": format!("pay-{customer}"),
+        "buyer": {"name": format!("Buyer {customer}"), "email": format!("{customer}@example.com")}});
+    let hold = hold.body["hold"]["id"].as_str().unwrap().to_owned();
+    let order = server.post(&format!("/v1/holds/{hold}/confirm"), confirm).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+    let ticket = order.body["order"]["tickets"][0]["id"].as_str().unwrap().to_owned();
+    let page = server.get(&format!("/v1/tickets/{ticket}/ticket.html?customer={customer}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    page.text
+}
+
+/// The demo event (19:30 at +02:00, 17:30 UTC) as a Japanese event in Tokyo: the printed
+/// ticket reads in Japanese and Tokyo time; switched to English through the admin API, in
+/// English with the zone named. Never the raw UTC timestamp or the seat id alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_page_prints_the_venue_time_and_place_in_the_event_language() {
+    let server = InProcess::start_with(|loaded| {
+        loaded.venues[0].time_zone = "Asia/Tokyo".into();
+        loaded.events[0].language = "ja".into();
+    })
+    .await
+    .unwrap();
+    let japanese = ticket_page(&server, "aiko", "S101-D-1").await;
+    for text in ["<html lang=\"ja\">", "2027年7月11日(日) 02:30 開演", "Lower Tier 101ブロック D列 1番", "座席", "有効"]
+    {
+        assert!(japanese.contains(text), "the page shows {text}:\n{japanese}");
+    }
+    assert!(!japanese.contains("2027-07-10T17:30:00.000Z") && !japanese.contains("現地時間"), "{japanese}");
+
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("authorization", bearer.as_str())];
+    let patch = |language: &str| json!({"language": language}).to_string();
+    let refused = server.send(Method::PATCH, &format!("/v1/events/{EVENT}"), &admin, Some(&patch("fr"))).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_language"));
+    let changed = server.send(Method::PATCH, &format!("/v1/events/{EVENT}"), &admin, Some(&patch("en"))).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let english = ticket_page(&server, "ben", "S101-D-2").await;
+    for text in
+        ["<html lang=\"en\">", "Sunday 11 July 2027, 02:30 (JST)", "Section Lower Tier 101, Row D, Seat 2", "Place"]
+    {
+        assert!(english.contains(text), "the page shows {text}:\n{english}");
+    }
+
+    // A new event takes a language too, checked before it is stored.
+    let mut create = json!({"id": "matinee", "name": "Matinee", "venue": "hakken-stadium",
+        "starts_at": "2027-07-11T14:00:00+09:00", "currency": "EUR", "language": "fr",
+        "on_sale": {"opens_at": "2026-01-01T00:00:00Z", "closes_at": "2027-07-11T04:00:00Z"},
+        "ticket_types": [{"id": "CAT1", "name": "Category 1", "category": "CAT1", "price_minor": 5000}]});
+    let refused = server.send(Method::POST, "/v1/events", &admin, Some(&create.to_string())).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_language"));
+    create["language"] = json!("ja");
+    let created = server.send(Method::POST, "/v1/events", &admin, Some(&create.to_string())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(server.app.catalogue().event("matinee").unwrap().language, hakken_notify::Language::Ja);
+    server.finish().await;
+}
+
+/// A time zone the tz database does not know passes the engine's shape check but the
+/// server does not serve the event: `App::new` fails (a start-up error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_time_zone_is_not_served() {
+    let refused = InProcess::start_with(|loaded| loaded.venues[0].time_zone = "Mars/Olympus_Mons".into()).await;
+    let Err(error) = refused else { panic!("an unknown zone was served") };
+    assert_eq!(
+        error.to_string(),
+        "an event cannot be served: venue hakken-stadium: unknown time zone \"Mars/Olympus_Mons\": \
+         give an IANA name such as \"Asia/Tokyo\""
+    );
 }

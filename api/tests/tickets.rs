@@ -63,9 +63,12 @@ fn a_ticket_admits_once_and_its_code_and_images_are_genuine() {
     assert!(barcode.text.contains(ticket["barcode"].as_str().unwrap()), "the barcode's text is printed under it");
     let page = server.get(&format!("/v1/tickets/{id}/ticket.html?customer=ana"));
     assert_eq!(page.status, 200);
-    for text in ["Hakken Open Air 2027", "S101-D-1", "Buyer ana", &id] {
-        assert!(page.text.contains(text), "the page shows {text}");
+    // Times in the venue's zone (Berlin, summer time) and the place as a person reads it.
+    let place = "Section Lower Tier 101, Row D, Seat 1";
+    for text in ["Hakken Open Air 2027", "Saturday 10 July 2027, 19:30 (CEST)", place, "Buyer ana", &id] {
+        assert!(page.text.contains(text), "the page shows {text}: {}", page.text);
     }
+    assert!(!page.text.contains("2027-07-10T17:30:00.000Z"), "no raw UTC timestamp");
 
     // Sixteen gates scan the same code at once: exactly one admits.
     let server = Arc::new(server);
@@ -363,7 +366,7 @@ fn printed_barcodes_and_general_admission_tickets_scan_too() {
     let ticket = ticket(&server, &id, "hal");
     assert_eq!((ticket["seat"].clone(), ticket["section"].as_str()), (Value::Null, Some("FLOOR-A")));
     let page = server.get(&format!("/v1/tickets/{id}/ticket.html?customer=hal"));
-    assert!(page.text.contains("General admission"), "{}", page.text);
+    assert!(page.text.contains("General admission, Floor A (front of stage)"), "{}", page.text);
 
     // The printed barcode admits once, like the QR code; a made-up tag never does.
     let barcode = ticket["barcode"].as_str().unwrap().to_string();

@@ -2,8 +2,10 @@
 //! checking on the way back what the TOML loader checks on the way in.
 
 use crate::clock::Millis;
-use crate::event::{Event, OnSaleWindow, TicketType};
-use crate::venue::{Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue};
+use crate::event::{check_language, Event, OnSaleWindow, TicketType};
+use crate::venue::{
+    check_time_zone_name, Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue,
+};
 use crate::wal::{
     EventDefinition, EventRecord, SeatRecord, SectionKindRecord, SectionRecord, TicketTypeRecord, VenueRecord,
 };
@@ -29,12 +31,14 @@ pub fn to_definition(first_section_key: u32, event: &Event, venue: &Venue) -> Ev
                     price_minor: ticket_type.price_minor,
                 })
                 .collect(),
+            language: event.language.clone(),
         },
         venue: VenueRecord {
             id: venue.id.clone(),
             name: venue.name.clone(),
             categories: venue.categories.iter().map(|category| (category.id.clone(), category.name.clone())).collect(),
             sections: venue.sections.iter().map(section_record).collect(),
+            time_zone: venue.time_zone.clone(),
         },
     }
 }
@@ -81,6 +85,7 @@ fn category_of(index: u8, categories: usize) -> Result<CategoryIndex, String> {
 }
 
 fn venue_from_record(record: &VenueRecord) -> Result<Venue, String> {
+    check_time_zone_name(&record.time_zone).map_err(|problem| format!("venue {}: {problem}", record.id))?;
     let categories = record.categories.len();
     let sections = record
         .sections
@@ -100,6 +105,7 @@ fn venue_from_record(record: &VenueRecord) -> Result<Venue, String> {
     Ok(Venue {
         id: record.id.clone(),
         name: record.name.clone(),
+        time_zone: record.time_zone.clone(),
         categories: record
             .categories
             .iter()
@@ -146,6 +152,7 @@ fn seat_map_from_record(
 }
 
 fn event_from_record(record: &EventRecord, venue: &Venue) -> Result<Event, String> {
+    check_language(&record.language).map_err(|problem| format!("event {}: {problem}", record.id))?;
     let ticket_types = record
         .ticket_types
         .iter()
@@ -169,6 +176,7 @@ fn event_from_record(record: &EventRecord, venue: &Venue) -> Result<Event, Strin
         },
         currency: record.currency.clone(),
         ticket_types,
+        language: record.language.clone(),
     })
 }
 
@@ -179,12 +187,15 @@ mod tests {
 
     #[test]
     fn definitions_round_trip() {
-        let venue = grid_venue(GridShape { sections: 2, rows: 3, seats_per_row: 4, ga_sections: 1, ga_capacity: 9 });
-        let event = open_event(&venue);
+        let mut venue =
+            grid_venue(GridShape { sections: 2, rows: 3, seats_per_row: 4, ga_sections: 1, ga_capacity: 9 });
+        venue.time_zone = "Asia/Tokyo".into();
+        let event = Event { language: "ja".into(), ..open_event(&venue) };
         let definition = to_definition(5, &event, &venue);
         let (event_back, venue_back) = from_definition(&definition).unwrap();
         assert_eq!(to_definition(5, &event_back, &venue_back), definition);
         assert_eq!(event_back.ticket_types, event.ticket_types);
+        assert_eq!((venue_back.time_zone.as_str(), event_back.language.as_str()), ("Asia/Tokyo", "ja"));
     }
 
     #[test]
@@ -199,5 +210,11 @@ mod tests {
         let mut broken = to_definition(0, &event, &venue);
         broken.event.ticket_types[0].category = 200;
         assert!(from_definition(&broken).unwrap_err().contains("category index 200"));
+        let mut broken = to_definition(0, &event, &venue);
+        broken.event.language = "fr".into();
+        assert!(from_definition(&broken).unwrap_err().contains("event open: language \"fr\""));
+        let mut broken = to_definition(0, &event, &venue);
+        broken.venue.time_zone = "Europe/ Berlin".into();
+        assert!(from_definition(&broken).unwrap_err().contains("venue grid: time zone \"Europe/ Berlin\""));
     }
 }

@@ -19,6 +19,23 @@ pub struct Event {
     /// ISO 4217 code, e.g. `EUR`; one currency per event.
     pub currency: String,
     pub ticket_types: Vec<TicketType>,
+    /// The language of the event's emails and printed tickets: one of [`LANGUAGES`].
+    pub language: String,
+}
+
+/// The languages an event's notifications and tickets can be written in (BCP 47 tags):
+/// those `hakken-notify` ships words and templates for.
+pub const LANGUAGES: [&str; 2] = ["ja", "en"];
+/// The language of an event file without `language`.
+pub const LANGUAGE_DEFAULT: &str = "en";
+
+/// Whether `language` is one of [`LANGUAGES`].
+pub fn check_language(language: &str) -> Result<(), String> {
+    if LANGUAGES.contains(&language) {
+        Ok(())
+    } else {
+        Err(format!("language {language:?} must be one of {LANGUAGES:?}"))
+    }
 }
 
 /// Holds are accepted from `opens_at` (inclusive) to `closes_at` (exclusive).
@@ -58,8 +75,8 @@ impl Event {
 
 impl Event {
     /// The checks an event file gets, for events built elsewhere (the admin API):
-    /// a usable id, a three-letter currency, a window that closes after it opens,
-    /// ticket types with unique ids, known categories and a sane count.
+    /// a usable id, a three-letter currency, a known language, a window that closes
+    /// after it opens, ticket types with unique ids, known categories and a sane count.
     pub fn check(&self, venue: &Venue) -> Result<(), String> {
         let id_ok = |id: &str| {
             !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
@@ -76,6 +93,7 @@ impl Event {
         if self.currency.len() != 3 || !self.currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
             return Err(format!("currency {:?} is not three uppercase letters", self.currency));
         }
+        check_language(&self.language)?;
         if self.on_sale.closes_at <= self.on_sale.opens_at {
             return Err("the on-sale must close after it opens".into());
         }

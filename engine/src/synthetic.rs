@@ -40,7 +40,13 @@ pub fn grid_venue(shape: GridShape) -> Venue {
         name: format!("Standing {index}"),
         kind: SectionKind::GeneralAdmission { capacity: shape.ga_capacity, category: FLOOR },
     }));
-    Venue { id: "grid".into(), name: "Generated venue".into(), categories, sections }
+    Venue {
+        id: "grid".into(),
+        name: "Generated venue".into(),
+        time_zone: crate::venue::TIME_ZONE_DEFAULT.into(),
+        categories,
+        sections,
+    }
 }
 
 fn grid_seat_map(rows: u16, seats_per_row: u16) -> SeatMap {
@@ -95,5 +101,6 @@ pub fn open_event(venue: &Venue) -> Event {
             price("standard", STANDARD, 5_000),
             price("floor", FLOOR, 4_000),
         ],
+        language: crate::event::LANGUAGE_DEFAULT.into(),
     }
 }

@@ -30,8 +30,28 @@ pub struct Category {
 pub struct Venue {
     pub id: String,
     pub name: String,
+    /// IANA time zone name (`Europe/Berlin`): the zone tickets and emails print the
+    /// event's times in. The engine checks its shape only ([`check_time_zone_name`]; it
+    /// has no tz database); the API checks the name against one before serving.
+    pub time_zone: String,
     pub categories: Vec<Category>,
     pub sections: Vec<Section>,
+}
+
+/// The time zone of a venue file without `time_zone`.
+pub const TIME_ZONE_DEFAULT: &str = "UTC";
+/// Bytes of a time zone name; the longest IANA names are about 30.
+pub const TIME_ZONE_BYTES_MAX: usize = 64;
+
+/// The shape of an IANA time zone name: non-empty, no whitespace, at most
+/// [`TIME_ZONE_BYTES_MAX`] bytes. Whether the zone exists is for a tz database to say.
+pub fn check_time_zone_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > TIME_ZONE_BYTES_MAX || name.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "time zone {name:?} must be an IANA name such as \"Europe/Berlin\": 1-{TIME_ZONE_BYTES_MAX} bytes, no whitespace"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -269,6 +269,8 @@ pub struct EventRecord {
     pub on_sale_closes_at_ms: u64,
     pub currency: String,
     pub ticket_types: Vec<TicketTypeRecord>,
+    /// `Event::language` (`ja`, `en`); since format version 6.
+    pub language: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -286,6 +288,8 @@ pub struct VenueRecord {
     /// (id, name) per category index.
     pub categories: Vec<(String, String)>,
     pub sections: Vec<SectionRecord>,
+    /// `Venue::time_zone`, an IANA name; since format version 6.
+    pub time_zone: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

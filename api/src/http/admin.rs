@@ -12,11 +12,11 @@ use axum::http::{HeaderMap, StatusCode};
 use hakken_engine::actor::SetTerms;
 use hakken_engine::audit;
 use hakken_engine::clock::Millis;
-use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType};
+use hakken_engine::event::{format_instant, parse_instant, Event, OnSaleWindow, TicketType, LANGUAGE_DEFAULT};
 use hakken_engine::registry::RegistryError;
 use hakken_engine::wal::{AuditRecord, PrincipalRecord};
 
-use crate::http::app::{call, App, Shared};
+use crate::http::app::{call, locale, App, LocaleError, Shared};
 use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::http::views::{
@@ -32,6 +32,21 @@ fn window(on_sale: &OnSaleRequest) -> ApiResult<OnSaleWindow> {
         opens_at: instant("on_sale.opens_at", &on_sale.opens_at)?,
         closes_at: instant("on_sale.closes_at", &on_sale.closes_at)?,
     })
+}
+
+/// An event the API could not print: its venue's time zone is not in the tz database,
+/// or its language is not one of the templates'.
+fn locale_error(error: LocaleError) -> ApiError {
+    match error {
+        LocaleError::TimeZone { .. } => ApiError::invalid("unknown_time_zone", error.to_string()),
+        LocaleError::Language { .. } => ApiError::invalid("invalid_language", error.to_string()),
+    }
+}
+
+/// Checks that the event can be served (see [`locale`]), then the engine's checks.
+fn check_event(event: &Event, venue: &hakken_engine::venue::Venue) -> ApiResult<()> {
+    locale(event, venue).map_err(locale_error)?;
+    event.check(venue).map_err(|problem| ApiError::invalid("invalid_event", problem))
 }
 
 fn registry_error(error: RegistryError) -> ApiError {
@@ -101,10 +116,12 @@ pub async fn create_event(
         on_sale: window(&request.on_sale)?,
         currency: request.currency,
         ticket_types,
+        language: request.language.unwrap_or_else(|| LANGUAGE_DEFAULT.to_string()),
     };
-    event.check(&venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+    check_event(&event, &venue)?;
     let id = event.id.clone();
-    let detail = format!("venue {}, starts {}", event.venue_id, format_instant(event.starts_at));
+    let detail =
+        format!("venue {}, starts {}, language {}", event.venue_id, format_instant(event.starts_at), event.language);
     let entry = admin_entry(app, &id, "event_create", detail);
     change(app, move |registry| registry.add_event_audited(event, vec![entry]).map(|_| ()).map_err(registry_error))
         .await?;
@@ -114,7 +131,7 @@ pub async fn create_event(
     Ok((StatusCode::CREATED, axum::Json(EventResponse { event: event_detail(served, app.now().0) })))
 }
 
-/// Change an event's name, on-sale window or prices.
+/// Change an event's name, on-sale window, prices or language.
 #[utoipa::path(patch, path = "/v1/events/{event}", tag = "admin",
     params(("event" = String, Path, description = "Event id")),
     request_body = UpdateEventRequest,
@@ -135,6 +152,9 @@ pub async fn update_event(
         }
         if let Some(on_sale) = on_sale {
             event.on_sale = on_sale;
+        }
+        if let Some(language) = request.language {
+            event.language = language;
         }
         for (ticket_type, price) in request.prices.unwrap_or_default() {
             let found = event.ticket_types.iter_mut().find(|known| known.id == ticket_type);
@@ -202,11 +222,12 @@ fn admin_entry(app: &App, event: &str, action: &str, detail: String) -> AuditRec
 /// What the audit log says of an event's terms after a change.
 fn terms_detail(event: &Event) -> String {
     format!(
-        "name {:?}, on sale {} to {}, prices {:?}",
+        "name {:?}, on sale {} to {}, prices {:?}, language {}",
         event.name,
         format_instant(event.on_sale.opens_at),
         format_instant(event.on_sale.closes_at),
-        event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>()
+        event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>(),
+        event.language
     )
 }
 
@@ -226,7 +247,7 @@ async fn apply(
             registry.event(&id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))?;
         let mut event = Event::clone(&entry.event);
         edit(&mut event)?;
-        event.check(&entry.venue).map_err(|problem| ApiError::invalid("invalid_event", problem))?;
+        check_event(&event, &entry.venue)?;
         let audit = audit::event_entry(&event.id, at_ms, &PrincipalRecord::Admin, action, "ok", terms_detail(&event));
         registry.update_event_audited(event, vec![audit]).map_err(registry_error)
     })

@@ -17,6 +17,7 @@ use hakken_engine::registry::Registry;
 use hakken_engine::store::{Store, StoreError};
 use hakken_engine::ticket_code::{EventKey, PublicKey};
 use hakken_engine::venue::Venue;
+use hakken_notify::{Language, LanguageError, TimeZoneError, VenueTimeZone};
 
 use crate::config::{GatesConfig, HttpConfig};
 use crate::http::availability_cache::AvailabilityCache;
@@ -37,6 +38,40 @@ pub struct ServedEvent {
     /// Signs the event's ticket codes; its seed lives in the store, never served.
     pub signing: Arc<EventKey>,
     pub public_key: PublicKey,
+    /// The venue's time zone, found in the tz database when the event was taken into
+    /// service: what the ticket page and the emails print times in.
+    pub time_zone: VenueTimeZone,
+    /// The event's language: the ticket page's and the emails'.
+    pub language: Language,
+}
+
+/// Why an event cannot be served: the engine checks the shape of a venue's time zone and
+/// the event's language, the API checks them against its tz database and its languages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocaleError {
+    #[error("venue {venue}: {error}")]
+    TimeZone { venue: String, error: TimeZoneError },
+    #[error("event {event}: {error}")]
+    Language { event: String, error: LanguageError },
+}
+
+/// The venue's time zone and the event's language, parsed once for everything that
+/// prints the event (the ticket page, the emails).
+pub fn locale(event: &Event, venue: &Venue) -> Result<(VenueTimeZone, Language), LocaleError> {
+    let time_zone = VenueTimeZone::parse(&venue.time_zone)
+        .map_err(|error| LocaleError::TimeZone { venue: venue.id.clone(), error })?;
+    let language =
+        event.language.parse::<Language>().map_err(|error| LocaleError::Language { event: event.id.clone(), error })?;
+    Ok((time_zone, language))
+}
+
+/// Why the catalogue could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("reading an event's signing key: {0}")]
+    Store(#[from] StoreError),
+    #[error("an event cannot be served: {0}")]
+    Locale(#[from] LocaleError),
 }
 
 impl ServedEvent {
@@ -56,11 +91,12 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// Every event of the registry, with its signing key (made and stored the first
-    /// time an event is seen).
-    fn of(registry: &Registry, store: &Store) -> Result<Catalogue, StoreError> {
+    /// time an event is seen), its venue's time zone and its language.
+    fn of(registry: &Registry, store: &Store) -> Result<Catalogue, CatalogueError> {
         let mut catalogue = Catalogue::default();
         let mut keyed = Vec::new();
         for entry in registry.events() {
+            let (time_zone, language) = locale(&entry.event, &entry.venue)?;
             let seed = store.event_key_seed(&entry.event.id, rand::random())?;
             let signing = Arc::new(EventKey::from_seed(seed));
             let served = Arc::new(ServedEvent {
@@ -69,6 +105,8 @@ impl Catalogue {
                 sections: entry.sections.clone(),
                 public_key: signing.public(),
                 signing,
+                time_zone,
+                language,
             });
             for (index, section) in entry.sections.iter().enumerate() {
                 keyed.push((section.key, served.clone(), index));
@@ -106,7 +144,9 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(registry: Registry, http: &HttpConfig) -> Result<App, StoreError> {
+    /// Fails on a store error or on an event that cannot be served (a time zone this
+    /// build's tz database does not know): a start-up error.
+    pub fn new(registry: Registry, http: &HttpConfig) -> Result<App, CatalogueError> {
         let store = registry.store().expect("the server's registry is durable").clone();
         let catalogue = Arc::new(Catalogue::of(&registry, &store)?);
         Ok(App {
@@ -139,9 +179,16 @@ impl App {
         let mut guard = self.registry.lock().expect("registry lock");
         let registry = guard.as_mut().ok_or_else(shutting_down)?;
         let result = change(registry);
-        let catalogue = Catalogue::of(registry, &self.store).map_err(|error| {
-            tracing::error!(%error, "storing an event's signing key failed");
-            ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)
+        let catalogue = Catalogue::of(registry, &self.store).map_err(|error| match error {
+            CatalogueError::Store(error) => {
+                tracing::error!(%error, "storing an event's signing key failed");
+                ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)
+            }
+            // A bug: admin changes check the locale before they change the registry.
+            CatalogueError::Locale(error) => {
+                tracing::error!(%error, "an event in the registry cannot be served");
+                ApiError::unavailable("internal", "the events could not be served after the change", 1)
+            }
         })?;
         *self.catalogue.write().expect("catalogue lock") = Arc::new(catalogue);
         result

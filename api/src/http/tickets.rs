@@ -17,6 +17,7 @@ use hakken_engine::inventory::{Order, TicketError};
 use hakken_engine::tickets::barcode::Barcode;
 use hakken_engine::tickets::calls::{ReadTicket, Reissue};
 use hakken_engine::tickets::{self, Place, ReissueProof, TicketState, Viewer};
+use hakken_notify::Language;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -217,25 +218,44 @@ pub async fn ticket_page(
     let ticket = detail(&located, &shared.privacy)?;
     let served = &located.served;
     let order = &located.order;
-    let place = match &ticket.seat {
-        Some(seat) => format!("Section {} · seat {seat}", ticket.section),
-        None => format!("General admission — {}", ticket.section),
-    };
+    let language = served.language;
+    let section = &served.venue.sections[located.index];
+    // `detail` found the ticket in its order, so its place is there too.
+    let place = crate::notifications::compose::readable_place(section, order, located.ticket.index)
+        .map(|(place, _)| place)
+        .ok_or_else(|| ApiError::invalid("unsignable_ticket", format!("the order has no ticket {id}")))?;
+    let state = TicketState::of(order, located.ticket.index);
     let price = order.total_minor / u64::from(order.units.count().max(1));
     let page = TicketPage {
+        language,
         event_name: served.event.name.clone(),
-        starts_at: format_instant(served.event.starts_at),
+        starts_at: hakken_notify::format_starts_at(served.event.starts_at.0, &served.time_zone, language),
         venue: served.venue.name.clone(),
-        place,
+        place: hakken_notify::format_place(&place, language),
         ticket_type: ticket.category.clone(),
         price: format!("{}.{:02} {}", price / 100, price % 100, served.event.currency),
         holder: ticket.holder.clone(),
-        ticket_id: format!("{} (version {})", ticket.id, ticket.version),
-        state: ticket.state.to_string(),
+        ticket_id: match language {
+            Language::En => format!("{} (version {})", ticket.id, ticket.version),
+            Language::Ja => format!("{}（第{}版）", ticket.id, ticket.version),
+        },
+        state: state_words(state, language).to_string(),
         code: ticket.code.clone(),
         barcode_text: ticket.barcode.clone(),
     };
     Ok(image("text/html; charset=utf-8", render::ticket_html(&page).into_bytes()))
+}
+
+/// A ticket's state as its holder reads it on the printed page.
+fn state_words(state: TicketState, language: Language) -> &'static str {
+    match (state, language) {
+        (TicketState::Valid, Language::En) => "Valid",
+        (TicketState::CheckedIn, Language::En) => "Checked in",
+        (TicketState::Cancelled, Language::En) => "Cancelled",
+        (TicketState::Valid, Language::Ja) => "有効",
+        (TicketState::CheckedIn, Language::Ja) => "入場済み",
+        (TicketState::Cancelled, Language::Ja) => "払い戻し済み",
+    }
 }
 
 /// Give a ticket a new code; the old one stops admitting at once. An admin, or the

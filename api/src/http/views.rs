@@ -382,6 +382,11 @@ pub struct CreateEventRequest {
     /// 1-1024 ticket types with distinct ids, each on a category of the venue.
     #[schema(min_items = 1, max_items = 1024)]
     pub ticket_types: Vec<TicketTypeView>,
+    /// The language of the event's emails and printed tickets: `ja` or `en` (the
+    /// default). Times print in the venue's time zone (`[venue] time_zone` of its file).
+    #[serde(default)]
+    #[schema(pattern = "^(ja|en)$", example = "en")]
+    pub language: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -409,6 +414,10 @@ pub struct UpdateEventRequest {
     /// New price per ticket type id.
     #[serde(default)]
     pub prices: Option<std::collections::BTreeMap<String, u64>>,
+    /// The language of the event's emails and printed tickets: `ja` or `en`.
+    #[serde(default)]
+    #[schema(pattern = "^(ja|en)$", example = "ja")]
+    pub language: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

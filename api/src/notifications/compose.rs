@@ -253,9 +253,9 @@ async fn email_input(
     }))
 }
 
-/// The venue's time zone and the event's language.
-fn locale(_served: &ServedEvent) -> (VenueTimeZone, Language) {
-    (VenueTimeZone::parse("UTC").expect("UTC is a time zone"), Language::En)
+/// The venue's time zone and the event's language (checked when the event was served).
+fn locale(served: &ServedEvent) -> (VenueTimeZone, Language) {
+    (served.time_zone.clone(), served.language)
 }
 
 fn ticket_input(

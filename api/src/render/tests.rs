@@ -1,5 +1,7 @@
 //! Tests of the renderers: what they draw decodes back to what they were given.
 
+use hakken_notify::Language;
+
 use super::*;
 
 /// A base64url-ish code like the ones the engine issues, of exactly `length` characters.
@@ -28,10 +30,11 @@ fn codes_to_check() -> Vec<String> {
 
 fn sample_page() -> TicketPage {
     TicketPage {
+        language: Language::En,
         event_name: "Hakken Demo Night 2027".to_string(),
-        starts_at: "Friday 12 March 2027, 19:30 (doors 18:45)".to_string(),
+        starts_at: "Friday 12 March 2027, 19:30 (CET)".to_string(),
         venue: "Grand Hall, 1 Example Street, Springfield".to_string(),
-        place: "Section B · Row 4 · Seat 17".to_string(),
+        place: "Section B, Row 4, Seat 17".to_string(),
         ticket_type: "Adult".to_string(),
         price: "EUR 49.00".to_string(),
         holder: "Ada Lovelace".to_string(),
@@ -347,7 +350,7 @@ fn ticket_html_holds_both_symbols_and_the_note() {
     let html = ticket_html(&page);
     assert!(html.contains(&qr_svg(&page.code).unwrap()));
     assert!(html.contains(&code128_svg(&page.barcode_text).unwrap()));
-    assert_eq!(text_of_class(&parse_page(&html), "note"), VALIDITY_NOTE);
+    assert_eq!(text_of_class(&parse_page(&html), "note"), Words::of(Language::En).validity_note);
     // No external resources: the only URLs are the SVG namespace names.
     assert_eq!(
         html.matches("http://").count() + html.matches("https://").count(),
@@ -355,7 +358,42 @@ fn ticket_html_holds_both_symbols_and_the_note() {
     );
     let document = parse_page(&html);
     assert_eq!(document.descendants().filter(|node| node.has_tag_name("svg")).count(), 2);
-    assert_eq!(text_of_class(&document, "place"), "Section B · Row 4 · Seat 17");
+    assert_eq!(text_of_class(&document, "place"), "Section B, Row 4, Seat 17");
+}
+
+/// The labels of the details, in order, read back from the page.
+fn labels(document: &roxmltree::Document) -> Vec<String> {
+    document.descendants().filter(|node| node.has_tag_name("dt")).map(|node| node.text().unwrap().to_string()).collect()
+}
+
+#[test]
+fn ticket_html_labels_are_in_the_page_language() {
+    let english = ticket_html(&sample_page());
+    let document = parse_page(&english);
+    assert_eq!(document.root_element().attribute("lang"), Some("en"));
+    assert_eq!(labels(&document), ["Place", "Ticket type", "Price", "Holder", "Ticket", "State"]);
+
+    let page = TicketPage {
+        language: Language::Ja,
+        starts_at: "2027年7月10日(土) 17:30 開演".to_string(),
+        place: "アリーナ Aブロック 3列 12番".to_string(),
+        ..sample_page()
+    };
+    let japanese = ticket_html(&page);
+    let document = parse_page(&japanese);
+    assert_eq!(document.root_element().attribute("lang"), Some("ja"));
+    assert_eq!(labels(&document), ["座席", "券種", "料金", "名義", "チケット", "状態"]);
+    assert_eq!(text_of_class(&document, "note"), Words::of(Language::Ja).validity_note);
+    assert_eq!(text_of_class(&document, "starts-at"), page.starts_at);
+    assert_eq!(text_of_class(&document, "place"), page.place);
+    let title = document.descendants().find(|node| node.has_tag_name("title")).unwrap().text().unwrap();
+    assert_eq!(title, "チケット t3-1f-0 — Hakken Demo Night 2027");
+    // A symbol that cannot be made says so in the page's language too.
+    let broken = ticket_html(&TicketPage { barcode_text: String::new(), ..page });
+    assert_eq!(
+        text_of_class(&parse_page(&broken), "fallback"),
+        "バーコードを表示できません: the text to encode is empty."
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::value::{Datetime, Offset};
 use toml::Spanned;
 
-use super::{Event, OnSaleWindow, TicketType};
+use super::{check_language, Event, OnSaleWindow, TicketType, LANGUAGE_DEFAULT};
 use crate::clock::Millis;
 use crate::venue::{line_number, read_config_file, toml_problem, write_location, Venue};
 
@@ -79,6 +79,8 @@ struct EventTable {
     on_sale_opens_at: Spanned<Datetime>,
     on_sale_closes_at: Spanned<Datetime>,
     currency: Spanned<String>,
+    /// Optional: [`LANGUAGE_DEFAULT`] when absent.
+    language: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +125,13 @@ impl Source<'_> {
             let problem = format!("currency `{currency}` is not three uppercase letters");
             return Err(self.error(header.currency.span(), problem));
         }
+        let language = match &header.language {
+            None => LANGUAGE_DEFAULT.to_owned(),
+            Some(language) => {
+                check_language(language.get_ref()).map_err(|problem| self.error(language.span(), problem))?;
+                language.get_ref().clone()
+            }
+        };
         let starts_at = self.millis(&header.starts_at, "starts_at")?;
         let opens_at = self.millis(&header.on_sale_opens_at, "on_sale_opens_at")?;
         let closes_at = self.millis(&header.on_sale_closes_at, "on_sale_closes_at")?;
@@ -139,6 +148,7 @@ impl Source<'_> {
             on_sale: OnSaleWindow { opens_at, closes_at },
             currency: currency.clone(),
             ticket_types,
+            language,
         })
     }
 
@@ -347,6 +357,8 @@ price_minor = 12900
             (with_currency("eur"), "currency `eur` is not three uppercase letters"),
             (with_currency("EURO"), "currency `EURO` is not three uppercase letters"),
             (with_currency("E1R"), "currency `E1R` is not three uppercase letters"),
+            (event("language = \"fr\" # <-\n", ""), "language \"fr\" must be one of [\"ja\", \"en\"]"),
+            (event("language = \"EN\" # <-\n", ""), "language \"EN\" must be one of"),
             (with_window("2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z"), "`on_sale_closes_at` must be after `on_sale_opens_at`"),
             (with_window("2026-01-01T10:00:00Z", "2026-01-01T11:59:00+02:00"), "`on_sale_closes_at` must be after"),
             (with_window("2026-01-01T10:00:00Z", "2026-01-02T10:00:00"), "`on_sale_closes_at` `2026-01-02T10:00:00` needs a date, a time and an offset"),
@@ -366,6 +378,7 @@ price_minor = 12900
 
     #[test]
     fn parses_an_event() {
+        let japanese = event("language = \"ja\"\n", "");
         let text =
             event("", "[[ticket_type]]\nid = \"FLOOR\"\nname = \"Standing\"\ncategory = \"FLOOR\"\nprice_minor = 0\n");
         let event = Event::parse(&text, "test.toml", &venue()).unwrap_or_else(|error| panic!("{error}"));
@@ -379,6 +392,9 @@ price_minor = 12900
         assert_eq!(event.ticket_types.len(), 2);
         assert_eq!(event.price_minor(CategoryIndex(0)), Some(12_900));
         assert_eq!(event.price_minor(CategoryIndex(1)), Some(0));
+        assert_eq!(event.language, "en", "the default");
+        let japanese = Event::parse(&japanese, "test.toml", &venue()).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(japanese.language, "ja");
     }
 
     #[test]
@@ -461,6 +477,8 @@ price_minor = 12900
         assert!(flagged(crate::venue::SeatFlags::OBSTRUCTED) > 0);
 
         assert_eq!(event.venue_id, venue.id);
+        // The demo's times are written at +02:00: summer in Berlin.
+        assert_eq!((venue.time_zone.as_str(), event.language.as_str()), ("Europe/Berlin", "en"));
         assert!(event.price_table(&venue).iter().all(Option::is_some), "every category has a price");
         assert!(event.on_sale.opens_at < event.on_sale.closes_at);
     }

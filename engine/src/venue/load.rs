@@ -19,7 +19,10 @@ use std::rc::Rc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue};
+use super::{
+    check_time_zone_name, Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue,
+    TIME_ZONE_DEFAULT,
+};
 
 /// Categories per venue: a category is addressed by `CategoryIndex(u8)`.
 pub(crate) const VENUE_CATEGORIES_MAX: usize = 255;
@@ -139,6 +142,8 @@ struct VenueFile {
 struct VenueTable {
     id: String,
     name: String,
+    /// Optional: [`TIME_ZONE_DEFAULT`] when absent.
+    time_zone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +267,7 @@ impl Source<'_> {
         let Some(header) = file.venue else {
             return Err(self.error(0..0, "missing `[venue]` table"));
         };
+        let time_zone = self.time_zone(header.get_ref().time_zone.as_ref())?;
         let categories = self.categories(file.category)?;
         if file.section.is_empty() {
             return Err(self.error(header.span(), "venue has no `[[section]]`"));
@@ -279,7 +285,16 @@ impl Source<'_> {
             sections.push(Section { id, name: table.name, kind });
         }
         let header = header.into_inner();
-        Ok(Venue { id: header.id, name: header.name, categories, sections })
+        Ok(Venue { id: header.id, name: header.name, time_zone, categories, sections })
+    }
+
+    /// `[venue] time_zone`, checked for shape only (see [`check_time_zone_name`]).
+    fn time_zone(&self, time_zone: Option<&Spanned<String>>) -> Result<String, VenueError> {
+        let Some(time_zone) = time_zone else {
+            return Ok(TIME_ZONE_DEFAULT.to_owned());
+        };
+        check_time_zone_name(time_zone.get_ref()).map_err(|problem| self.error(time_zone.span(), problem))?;
+        Ok(time_zone.get_ref().clone())
     }
 
     fn categories(&self, tables: Vec<Spanned<CategoryTable>>) -> Result<Vec<Category>, VenueError> {
@@ -707,6 +722,12 @@ name = "Floor"
         with_header(&format!("[[section]]\nid = \"GA\"\nname = \"Floor\"\nkind = \"general_admission\"\n{body}"))
     }
 
+    /// A valid venue whose `[venue]` table has `time_zone = {value}`.
+    fn with_time_zone(value: &str) -> String {
+        general("category = \"FLOOR\"\ncapacity = 1\n")
+            .replace("name = \"Test Arena\"\n", &format!("name = \"Test Arena\"\ntime_zone = {value}\n"))
+    }
+
     const S1_KEYS: &str = "category = \"CAT1\"\nrows = \"A-C\"\nseats = \"1-10\"\nquality_front = 100\n";
 
     /// One table of refused files, one row each with the problem it must name; long
@@ -739,6 +760,10 @@ name = "Floor"
             ("[venue] # <-\nid = \"v\"\nname = \"V\"\n".to_owned(), "venue has no `[[section]]`"),
             (format!("{HEADER}[[category]]\nid = \"CAT1\" # <-\nname = \"Again\"\n"), "category CAT1 is defined twice"),
             (too_many_categories, "more than 255 categories"),
+            (with_time_zone("\"\" # <-"), "time zone \"\" must be an IANA name such as \"Europe/Berlin\""),
+            (with_time_zone("\"Europe/ Berlin\" # <-"), "time zone \"Europe/ Berlin\" must be an IANA name"),
+            (with_time_zone(&format!("\"{}\" # <-", "A".repeat(65))), "1-64 bytes, no whitespace"),
+            (with_time_zone("2 # <-"), "invalid type: integer `2`, expected a string"),
             // Section ids.
             (format!("{}[[section]]\nid = \"S1\" # <-\nname = \"S\"\nkind = \"reserved\"\n{S1_KEYS}", reserved(S1_KEYS)), "section id S1 is used twice (first on line 18)"),
             (with_header(&format!("[[section]]\nid = \"\" # <-\nname = \"S\"\nkind = \"reserved\"\n{S1_KEYS}")), "section id `` must be non-empty without whitespace"),
@@ -791,6 +816,12 @@ name = "Floor"
         for (text, expected) in cases {
             check_error(text, expected);
         }
+    }
+
+    #[test]
+    fn time_zone_is_kept_as_written_or_defaults_to_utc() {
+        assert_eq!(parse(&with_time_zone("\"Asia/Tokyo\"")).time_zone, "Asia/Tokyo");
+        assert_eq!(parse(&general("category = \"FLOOR\"\ncapacity = 1\n")).time_zone, "UTC");
     }
 
     #[test]
