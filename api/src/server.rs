@@ -149,7 +149,7 @@ fn recover_in_background(
         }
         if let Some((relay, handle)) = relay {
             let _ = shared.notifications.set(handle);
-            runtime.spawn(relay.run(shared.clone()));
+            relay.spawn_background(shared.clone())?;
         }
         println!("hakken ready in {:.2} s", started.elapsed().as_secs_f64());
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "recovered; ready");

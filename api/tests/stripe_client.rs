@@ -110,9 +110,11 @@ async fn pay_capture_and_refund() {
         EventKind::PaymentIntent {
             payment_intent: created.id.clone(),
             hakken_hold: Some("h-1".into()),
-            status: PaymentIntentStatus::RequiresCapture
+            status: PaymentIntentStatus::RequiresCapture,
+            amount_capturable: Some(created.amount),
         }
     );
+    assert_eq!(event.authorization(), Some(created.amount), "the fake's event carries the authorized amount");
     assert_eq!(stripe.retrieve_event(&event.id).await.expect("one event"), *event);
     psp.stop().await;
 }

@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use hakken_fakepsp::{Config, Faults, WebhookConfig, DEFAULT_PUBLISHABLE_KEY, DEFAULT_SECRET_KEY};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "hakken-fakepsp", version, about = "A Stripe-compatible stateful test PSP with fault injection")]
 struct Cli {

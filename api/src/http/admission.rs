@@ -9,6 +9,7 @@
 //! has given up is dropped before it reaches an actor or the WAL.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,8 +55,11 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     };
     shared.route_metrics.set_in_flight(shared.overload.in_flight());
     let deadline = admitted.at() + timeout;
-    let served = tokio::time::timeout(timeout, deadline::serve_within(deadline, next.run(request))).await;
-    admitted.completed();
+    let away = Arc::new(AtomicU64::new(0));
+    let slot = InFlight { shared: shared.clone(), away_us: away.clone() };
+    let serving = IN_FLIGHT.scope(slot, deadline::serve_within(deadline, next.run(request)));
+    let served = tokio::time::timeout(timeout, serving).await;
+    admitted.completed_after_away(Duration::from_micros(away.load(Ordering::Relaxed)));
     match served {
         Ok(response) => response,
         Err(_) => {
@@ -64,6 +68,42 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
             ApiError::unavailable("timeout", "the request took too long; retry after the given seconds", retry_after)
                 .into_response()
         }
+    }
+}
+
+tokio::task_local! {
+    /// The admitted request the current task is serving (not set for requests that
+    /// admit their pieces themselves, nor outside requests: the sweep, the relay).
+    static IN_FLIGHT: InFlight;
+}
+
+struct InFlight {
+    shared: Arc<Shared>,
+    /// Time spent in [`away_from_the_server`], in µs.
+    away_us: Arc<AtomicU64>,
+}
+
+/// Runs `remote` (a call to the PSP) with the current request out of the in-flight
+/// count, and its duration out of the latency the adaptive limit reads
+/// ([`crate::http::overload::Overload::step_away`] says why). Outside an admitted
+/// request it just runs `remote`.
+pub async fn away_from_the_server<F: Future>(remote: F) -> F::Output {
+    let Ok(shared) = IN_FLIGHT.try_with(|slot| slot.shared.clone()) else { return remote.await };
+    shared.overload.step_away();
+    // Back in flight even if `remote` is dropped halfway (the request timed out).
+    let _back = StepBack(&shared.overload);
+    let started = std::time::Instant::now();
+    let done = remote.await;
+    let away_us = started.elapsed().as_micros() as u64;
+    let _ = IN_FLIGHT.try_with(|slot| slot.away_us.fetch_add(away_us, Ordering::Relaxed));
+    done
+}
+
+struct StepBack<'a>(&'a crate::http::overload::Overload);
+
+impl Drop for StepBack<'_> {
+    fn drop(&mut self) {
+        self.0.step_back();
     }
 }
 

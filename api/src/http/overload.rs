@@ -81,8 +81,14 @@ impl Admitted<'_> {
 
     /// The request is answered: its latency joins the window.
     pub fn completed(self) {
+        self.completed_after_away(Duration::ZERO);
+    }
+
+    /// The request is answered after it spent `away` waiting on a remote party (see
+    /// [`Overload::step_away`]): only the rest of its latency joins the window.
+    pub fn completed_after_away(self, away: Duration) {
         let now = Instant::now();
-        let latency_us = now.saturating_duration_since(self.at).as_micros() as u64;
+        let latency_us = now.saturating_duration_since(self.at).saturating_sub(away).as_micros() as u64;
         self.overload.samples.fetch_add(1, Ordering::Relaxed);
         self.overload.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
         self.overload.maybe_end_window(now);
@@ -154,6 +160,23 @@ impl Overload {
         Some(Admitted { overload: self, at: Instant::now() })
     }
 
+    /// An admitted request starts waiting on a remote party (the PSP): it leaves the
+    /// in-flight count until [`Overload::step_back`]. A request parked on a socket costs
+    /// the server a task, not a share of its CPU or its actors, and counting it would
+    /// let a slow PSP fill the limit and turn new buyers away from an idle server.
+    /// (Those waits are bounded by the PSP client's pool and timeout, and by
+    /// `http.connections_max`.)
+    pub fn step_away(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The request is back from the remote party: in flight again, whatever the limit
+    /// says now (it was admitted; what it started is finished, not refused halfway).
+    pub fn step_back(&self) {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.in_flight_peak.fetch_max(before + 1, Ordering::Relaxed);
+    }
+
     /// Seconds a refused client should wait: drawn evenly from the minimum to the time
     /// the backlog takes to drain, so the refused come back spread over the time the
     /// server needs for them rather than as one wave a second later.
@@ -221,6 +244,23 @@ mod tests {
         drop(starts);
         assert_eq!(overload.in_flight(), 2);
         assert!(overload.admit(Class::Start).is_some());
+    }
+
+    #[test]
+    fn a_request_waiting_on_a_remote_party_leaves_room_and_comes_back() {
+        let overload = Overload::new(4, 4, Duration::ZERO, 1, 30);
+        let first = overload.admit(Class::Finish).expect("room");
+        let _others: Vec<_> = (0..3).map_while(|_| overload.admit(Class::Finish)).collect();
+        assert!(overload.admit(Class::Finish).is_none(), "full");
+        overload.step_away();
+        let while_away = overload.admit(Class::Finish).expect("the waiting request left room");
+        overload.step_back();
+        assert_eq!(overload.in_flight(), 5, "back in flight even above the limit: it finishes");
+        assert!(overload.admit(Class::Finish).is_none());
+        drop(while_away);
+        first.completed_after_away(Duration::from_secs(3600));
+        assert_eq!(overload.in_flight(), 3);
+        assert_eq!(overload.latency_sum_us.load(Ordering::Relaxed), 0, "the time away is not latency");
     }
 
     #[test]

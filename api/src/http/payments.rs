@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hakken_engine::actor::{LookupHold, ReadPayment, StartPayment};
+use hakken_engine::actor::{AnswerSlot, LookupHold, ReadPayment, StartPayment};
 use hakken_engine::ids::HoldId;
 use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PaymentState, PspReport};
 use serde_json::json;
@@ -241,12 +241,30 @@ pub async fn stripe_webhook(
         count_webhook("duplicate");
         return Ok(received("duplicate"));
     }
-    let outcome = handle_event(&shared, &gateway, &event).await?;
     let expires_at_ms = app.idempotency.expires_at_ms(now_ms);
     let slot = Slot { key, fingerprint: fingerprint(&[&body]), expires_at_ms, privacy: shared.privacy.clone() };
-    app.idempotency.store(slot, StatusCode::OK, &Bytes::from_static(b"{}")).await;
+    let (outcome, id_stored) = handle_event(&shared, &gateway, &event, &slot).await?;
+    if !id_stored {
+        app.idempotency.store(slot, StatusCode::OK, &Bytes::from_static(EVENT_HANDLED)).await;
+    }
     count_webhook(outcome);
     Ok(received(outcome))
+}
+
+/// What is stored under a handled event's id (only its presence is read).
+const EVENT_HANDLED: &[u8] = b"{}";
+
+/// The event id's answer slot for the section call that acts on the event, so the id
+/// is stored in the same WAL batch as what it changed (one write, not two). Stored only
+/// if the report was taken: a refused one leaves the id free for the PSP's retry.
+fn event_id_answer(slot: &Slot) -> AnswerSlot<Result<Payment, PaymentError>> {
+    let sealed = slot.privacy.seal_answer(EVENT_HANDLED);
+    AnswerSlot {
+        key: slot.key.clone(),
+        fingerprint: slot.fingerprint,
+        expires_at_ms: slot.expires_at_ms,
+        render: Box::new(move |reply| reply.is_ok().then(|| (StatusCode::OK.as_u16(), sealed))),
+    }
 }
 
 fn received(outcome: &'static str) -> Response {
@@ -264,8 +282,14 @@ fn acts_on(event_type: &EventType) -> bool {
     crate::payments::gateway::HANDLED_EVENTS.contains(&event_type.as_str())
 }
 
-/// Drives the payment the event is about; `ignored` if it is not one of hakken's.
-async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) -> ApiResult<&'static str> {
+/// Drives the payment the event is about; `ignored` if it is not one of hakken's. The
+/// flag says whether the event's id was stored with the change it made.
+async fn handle_event(
+    shared: &Shared,
+    gateway: &Gateway,
+    event: &WebhookEvent,
+    slot: &Slot,
+) -> ApiResult<(&'static str, bool)> {
     let app = shared.app()?;
     let (psp_id, hold, refunded) = match &event.kind {
         EventKind::PaymentIntent { payment_intent, hakken_hold, .. } => {
@@ -276,17 +300,22 @@ async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) 
             let intent = gateway.client().retrieve_payment_intent(payment_intent).await.map_err(psp_error)?;
             (payment_intent.clone(), intent.hakken_hold().map(str::to_string), *refunded)
         }
-        _ => return Ok("ignored"),
+        _ => return Ok(("ignored", false)),
     };
-    let Some(hold) = hold.and_then(|hold| hold.parse::<HoldId>().ok()) else { return Ok("ignored") };
+    let Some(hold) = hold.and_then(|hold| hold.parse::<HoldId>().ok()) else { return Ok(("ignored", false)) };
     let Some((served, index)) = app.catalogue().locate(hold.section).map(|(served, index)| (served.clone(), index))
     else {
-        return Ok("ignored");
+        return Ok(("ignored", false));
     };
     let section = &served.sections[index];
+    let authorization = if refunded { None } else { event.authorization() };
     // A payment already settled has nothing left for a prompt to change (the webhook of
-    // hakken's own capture, a repeat): no PSP read.
-    let known = call(section, ReadPayment { hold }, &shared.overload).await?;
+    // hakken's own capture, a repeat): no PSP read. (An authorization needs no read, and
+    // the section takes one it already had as a no-op.)
+    let known = match authorization {
+        Some(_) => None,
+        None => call(section, ReadPayment { hold }, &shared.overload).await?,
+    };
     let settled = known.as_ref().is_some_and(|payment| {
         payment.psp_id == psp_id
             && matches!(
@@ -295,20 +324,40 @@ async fn handle_event(shared: &Shared, gateway: &Gateway, event: &WebhookEvent) 
             )
     });
     if settled && !refunded {
-        return Ok("processed");
+        return Ok(("processed", false));
     }
+    let mut id_stored = false;
     let driven = if refunded {
         match gateway.report(shared, section, hold, &psp_id, PspReport::Refunded).await {
             Ok(payment) => gateway.settle(shared, section, payment).await,
+            Err(error) => Err(error),
+        }
+    } else if let Some(amount_minor) = authorization {
+        // The common case, an authorization: taken from the signed event (no PSP read),
+        // and its id stored with the order it makes. A crash before the capture leaves
+        // the capture owed, and the sweep makes it.
+        let report = PspReport::Authorized { amount_minor };
+        let answer = Some(event_id_answer(slot));
+        match gateway.report_answering(shared, section, hold, &psp_id, report, answer).await {
+            Ok((payment, stored)) => {
+                id_stored = stored;
+                gateway.settle(shared, section, payment).await
+            }
             Err(error) => Err(error),
         }
     } else {
         gateway.drive(shared, section, hold, &psp_id).await
     };
     match driven {
-        Ok(_) => Ok("processed"),
+        Ok(_) => Ok(("processed", id_stored)),
         // A PaymentIntent hakken never recorded (made before a crash, never paid) or another hold's.
-        Err(DriveError::Payment(PaymentError::NotFound | PaymentError::OtherPayment)) => Ok("ignored"),
+        Err(DriveError::Payment(PaymentError::NotFound | PaymentError::OtherPayment)) => Ok(("ignored", id_stored)),
+        // The event is recorded with what it changed; what is still owed (the capture)
+        // is the sweep's now, and a redelivery would be a duplicate.
+        Err(error) if id_stored => {
+            tracing::warn!(error = %describe(&error), "webhook handled; settling it is left to the sweep");
+            Ok(("processed", true))
+        }
         Err(error) => {
             tracing::warn!(error = %describe(&error), "webhook not handled now; the PSP will retry");
             count_webhook("unavailable");

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dashmap::DashMap;
-use hakken_engine::actor::{PaymentsDue, ReportPayment, SectionHandle};
+use hakken_engine::actor::{AnswerSlot, PaymentsDue, ReportPayment, SectionHandle};
 use hakken_engine::ids::HoldId;
 use hakken_engine::inventory::{Hold, LatePayment, Payment, PaymentDue, PaymentError, PaymentStep, PspReport};
 
 use crate::config::{LatePaymentPolicy, PaymentsConfig, Provider};
-use crate::http::app::{call, Shared};
+use crate::http::app::{call, unavailable, Shared};
 use crate::http::error::ApiError;
 use crate::payments::stripe::{
     CreatePaymentIntent, PaymentIntent, PaymentIntentStatus, PspError, RefundStatus, StripeClient, StripeConfig,
@@ -194,11 +194,27 @@ impl Gateway {
         psp_id: &str,
         report: PspReport,
     ) -> Result<Payment, DriveError> {
+        self.report_answering(shared, section, hold, psp_id, report, None).await.map(|(payment, _)| payment)
+    }
+
+    /// [`Gateway::report`], storing `answer` (a webhook's event id) in the same WAL batch
+    /// as the records the report makes; the flag says whether it was stored so.
+    pub async fn report_answering(
+        &self,
+        shared: &Shared,
+        section: &SectionHandle,
+        hold: HoldId,
+        psp_id: &str,
+        report: PspReport,
+        answer: Option<AnswerSlot<Result<Payment, PaymentError>>>,
+    ) -> Result<(Payment, bool), DriveError> {
         let call_ = ReportPayment { hold, psp_id: psp_id.to_string(), report, late: self.late };
-        let reported = call(section, call_, &shared.overload).await;
+        let reported = section.call_answering(call_, answer).await;
         // Whatever the section made of it, the buyer long-polling this payment reads it again.
         shared.payment_waiters.wake(hold);
-        reported.map_err(DriveError::Section)?.map_err(DriveError::Payment)
+        let answered = reported.map_err(|error| DriveError::Section(unavailable(error, &shared.overload)))?;
+        let payment = answered.reply.map_err(DriveError::Payment)?;
+        Ok((payment, answered.answer_stored))
     }
 
     async fn read(&self, shared: &Shared, section: &SectionHandle, hold: HoldId) -> Result<Payment, DriveError> {

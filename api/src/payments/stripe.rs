@@ -25,7 +25,9 @@
 //!
 //! Connections: one pool of at most [`CONNECTIONS_MAX`] HTTP/1.1 keep-alive connections
 //! (hyper's `client::conn::http1`, as the load tool does; hyper-util's pooled client has
-//! no bound on connections). A call waits for a free connection within its deadline.
+//! no bound on connections). A call waits for a free connection within its deadline;
+//! the request that made it is meanwhile out of the server's in-flight limit
+//! (`away_from_the_server`): it waits on the PSP, not on hakken.
 //! `https://` uses rustls with the `ring` provider and Mozilla's roots (webpki-roots),
 //! so no system trust store and no C library beyond what RocksDB's build already uses.
 //!
@@ -50,6 +52,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+use crate::http::admission::away_from_the_server;
 
 use super::webhook::{EventError, KeyMode, KeyModeError, WebhookEvent};
 
@@ -634,13 +638,17 @@ impl StripeClient {
     ) -> Result<Reply, PspError> {
         let deadline = Instant::now() + self.timeout;
         let request = self.request(method, &path_and_query, form)?;
-        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
-            .await
-            .map_err(|_| unavailable(UnavailableReason::PoolBusy, "every connection was busy until the deadline"))?
-            .expect("the client never closes its semaphore");
-        tokio::time::timeout_at(deadline, self.send(request)).await.map_err(|_| {
-            unavailable(UnavailableReason::Timeout, format!("no answer within {} ms", self.timeout.as_millis()))
-        })?
+        // The request that asks waits on the PSP, not on hakken: out of the in-flight limit.
+        away_from_the_server(async {
+            let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
+                .await
+                .map_err(|_| unavailable(UnavailableReason::PoolBusy, "every connection was busy until the deadline"))?
+                .expect("the client never closes its semaphore");
+            tokio::time::timeout_at(deadline, self.send(request)).await.map_err(|_| {
+                unavailable(UnavailableReason::Timeout, format!("no answer within {} ms", self.timeout.as_millis()))
+            })?
+        })
+        .await
     }
 
     fn request(

@@ -96,6 +96,8 @@ pub enum EventKind {
         hakken_hold: Option<String>,
         /// The state at the event's time (may be older than the PaymentIntent's current one).
         status: PaymentIntentStatus,
+        /// `amount_capturable` at the event's time (minor units), if the object has it.
+        amount_capturable: Option<u64>,
     },
     /// `charge.refunded`: `data.object` is a charge.
     ChargeRefunded {
@@ -126,6 +128,26 @@ pub struct WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// The authorization an event reports, if it is one: a signed
+    /// `payment_intent.amount_capturable_updated` whose PaymentIntent was then
+    /// `requires_capture`. That is a fact however late the event comes: an
+    /// authorization only ends by a capture or a cancel, both of which hakken hears of
+    /// (its own calls' answers, or the capture refused for a PaymentIntent cancelled
+    /// elsewhere, which is then read afresh). So it needs no fresh read from the PSP.
+    pub fn authorization(&self) -> Option<u64> {
+        match (&self.event_type, &self.kind) {
+            (
+                EventType::PaymentIntentAmountCapturableUpdated,
+                EventKind::PaymentIntent {
+                    status: PaymentIntentStatus::RequiresCapture,
+                    amount_capturable: Some(amount),
+                    ..
+                },
+            ) if *amount > 0 => Some(*amount),
+            _ => None,
+        }
+    }
+
     /// Parses a webhook's raw body.
     pub fn parse(body: &[u8]) -> Result<WebhookEvent, EventError> {
         let value: Value = serde_json::from_slice(body).map_err(|_| EventError::NotJson)?;
@@ -184,10 +206,15 @@ fn payment_intent_kind(object: &Value) -> Result<EventKind, EventError> {
         Some(Value::String(hold)) => Some(hold.clone()),
         Some(_) => return Err(EventError::UnexpectedObject("data.object.metadata.hakken_hold")),
     };
+    let amount_capturable = match object.get("amount_capturable") {
+        None | Some(Value::Null) => None,
+        Some(amount) => Some(amount.as_u64().ok_or(EventError::MissingField("data.object.amount_capturable"))?),
+    };
     Ok(EventKind::PaymentIntent {
         payment_intent: id.to_string(),
         hakken_hold,
         status: PaymentIntentStatus::parse(status),
+        amount_capturable,
     })
 }
 
@@ -317,7 +344,12 @@ mod tests {
     }
 
     fn pi_kind(hold: Option<&str>, status: PaymentIntentStatus) -> EventKind {
-        EventKind::PaymentIntent { payment_intent: "pi_3Abc".into(), hakken_hold: hold.map(String::from), status }
+        EventKind::PaymentIntent {
+            payment_intent: "pi_3Abc".into(),
+            hakken_hold: hold.map(String::from),
+            status,
+            amount_capturable: None,
+        }
     }
 
     #[test]
@@ -401,6 +433,26 @@ mod tests {
             event("charge.refunded", json!({"id": "ch_3Abc", "object": "charge", "payment_intent": "pi_3Abc"})),
             Err("the event has no valid `data.object.amount_refunded`"),
         );
+    }
+
+    #[test]
+    fn only_a_capturable_authorization_is_taken_as_one() {
+        let held = json!({"hakken_hold": "h-42"});
+        let with = |kind: &str, status: &str, capturable: Value| {
+            let mut object = intent(status, held.clone());
+            object["amount_capturable"] = capturable;
+            WebhookEvent::parse(&serde_json::to_vec(&event(kind, object)).expect("serialize")).expect("parses")
+        };
+        let authorized = "payment_intent.amount_capturable_updated";
+        assert_eq!(with(authorized, "requires_capture", json!(12900)).authorization(), Some(12900));
+        assert_eq!(with(authorized, "requires_capture", json!(0)).authorization(), None);
+        assert_eq!(with(authorized, "requires_capture", json!(null)).authorization(), None);
+        assert_eq!(with(authorized, "canceled", json!(12900)).authorization(), None, "stale by its own state");
+        assert_eq!(with("payment_intent.succeeded", "requires_capture", json!(12900)).authorization(), None);
+        let mut bad = intent("requires_capture", held.clone());
+        bad["amount_capturable"] = json!("lots");
+        let body = serde_json::to_vec(&event(authorized, bad)).expect("serialize");
+        assert_eq!(WebhookEvent::parse(&body), Err(EventError::MissingField("data.object.amount_capturable")));
     }
 
     #[test]
