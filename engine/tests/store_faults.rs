@@ -14,7 +14,7 @@ use hakken_engine::config::EngineConfig;
 use hakken_engine::ids::CustomerId;
 use hakken_engine::inventory::{Granted, HoldRefused};
 use hakken_engine::registry::{RecoveryError, Registry};
-use hakken_engine::store::{StorageConfig, StorageError, Store, StoreError};
+use hakken_engine::store::{CachedRead, StorageConfig, StorageError, Store, StoreError};
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
 use hakken_engine::wal;
 
@@ -187,8 +187,16 @@ fn an_answer_is_stored_with_the_change_it_answers_or_not_at_all() {
     let registry = recover(dir.path()).unwrap();
     assert_eq!(held_seats(&registry), 4, "the answered hold survived, the failed one did not");
     let store = registry.store().unwrap().clone();
+    // From memory alone: a stored answer is found or "not cached" (after a restart its
+    // block may be on disk only), never "not stored"; once read, it is cached.
+    match store.get_idempotent_cached(b"k-granted", 0).unwrap() {
+        CachedRead::Found(found) => assert!(found.is_some(), "a stored answer read from memory as missing"),
+        CachedRead::NotCached => {}
+    }
     assert!(store.get_idempotent(b"k-granted", 0).unwrap().is_some());
+    assert!(matches!(store.get_idempotent_cached(b"k-granted", 0).unwrap(), CachedRead::Found(Some(_))));
     assert_eq!(store.get_idempotent(b"k-failed", 0).unwrap(), None, "no answer without its change");
+    assert!(matches!(store.get_idempotent_cached(b"k-failed", 0).unwrap(), CachedRead::Found(None)));
     drop(store);
     registry.shutdown();
 }
@@ -203,6 +211,7 @@ fn a_damaged_stored_answer_is_an_error_not_a_miss() {
     *framed.last_mut().unwrap() ^= 1;
     store.tamper_idempotent(b"k", &framed).unwrap();
     assert!(matches!(store.get_idempotent(b"k", 0), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(store.get_idempotent_cached(b"k", 0), Err(StoreError::Corrupt { .. })));
     assert_eq!(store.prune_idempotent(u64::MAX).unwrap(), 0, "a damaged answer is kept, not pruned");
     assert!(matches!(store.get_idempotent(b"k", 0), Err(StoreError::Corrupt { .. })));
     drop(store);

@@ -108,9 +108,11 @@ impl Drop for StepBack<'_> {
 }
 
 /// Requests that finish a sale already started go first: a buyer's own hold (confirm,
-/// extend, release, read) and orders. Everything else starts new work.
+/// extend, release, read), orders, and the PSP's webhooks (a buyer who paid waits for
+/// one; refused, it comes back on the PSP's retry schedule, minutes later). Everything
+/// else starts new work.
 fn class_of(path: &str) -> Class {
-    if path.starts_with("/v1/holds/") || path.starts_with("/v1/orders/") {
+    if path.starts_with("/v1/holds/") || path.starts_with("/v1/orders/") || path.starts_with("/v1/payments/webhooks/") {
         Class::Finish
     } else {
         Class::Start
@@ -181,6 +183,8 @@ mod tests {
         assert_eq!(class_of("/v1/holds/h1/confirm"), Class::Finish);
         assert_eq!(class_of("/v1/holds/h1"), Class::Finish);
         assert_eq!(class_of("/v1/orders/o1/cancel"), Class::Finish);
+        assert_eq!(class_of("/v1/payments/webhooks/stripe"), Class::Finish);
+        assert_eq!(class_of("/v1/payments/config"), Class::Start);
         assert_eq!(class_of("/v1/events/demo/holds"), Class::Start);
         assert_eq!(class_of("/v1/events"), Class::Start);
         assert_eq!(class_of("/v1/gates/g1/scan"), Class::Start);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use dashmap::DashMap;
-use hakken_engine::store::{StorageError, Store};
+use hakken_engine::store::{CachedRead, StorageError, Store, StoreError};
 use hakken_engine::wal::IdempotentAnswer;
 
 use crate::http::error::ApiError;
@@ -74,18 +74,23 @@ impl Idempotency {
         }
     }
 
-    /// The stored answer for `key`, read on a blocking thread (it may touch the disk).
-    /// A damaged one is an error (503), never "not stored".
+    /// The stored answer for `key`: from memory when it can be (almost always: most
+    /// keys were never stored, and bloom filters say so), else on a blocking thread
+    /// (the hop costs two context switches, paid on every POST otherwise). A damaged
+    /// one is an error (503), never "not stored".
     pub(crate) async fn stored(&self, key: &[u8], now_ms: u64) -> Result<Option<IdempotentAnswer>, ApiError> {
+        let unavailable = |error: StoreError| {
+            tracing::error!(%error, "reading an idempotency key failed");
+            ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5)
+        };
+        if let CachedRead::Found(answer) = self.store.get_idempotent_cached(key, now_ms).map_err(unavailable)? {
+            return Ok(answer);
+        }
         let (store, key) = (self.store.clone(), key.to_vec());
-        let unavailable = || ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5);
         tokio::task::spawn_blocking(move || store.get_idempotent(&key, now_ms))
             .await
-            .map_err(|_| unavailable())?
-            .map_err(|error| {
-                tracing::error!(%error, "reading an idempotency key failed");
-                unavailable()
-            })
+            .map_err(|_| ApiError::unavailable("storage_unavailable", "stored answers cannot be read now", 5))?
+            .map_err(unavailable)
     }
 
     /// Stores the answer of a request that changed nothing (answers to changes are

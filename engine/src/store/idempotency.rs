@@ -5,17 +5,47 @@
 //! Each is a framed [`IdempotentAnswer`]: a damaged one is an error, never read as
 //! "not stored" (that would let a retry run a change a second time).
 
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::{IteratorMode, ReadOptions, ReadTier, WriteBatch};
 
 use super::{Store, StoreError, CF_IDEMPOTENCY};
 use crate::wal::{self, IdempotentAnswer};
 
+/// What a read that must not wait for the disk found.
+#[derive(Debug)]
+pub enum CachedRead<T> {
+    Found(T),
+    /// Answering would need a read from storage: ask [`Store::get_idempotent`] on a
+    /// thread that may block.
+    NotCached,
+}
+
 impl Store {
     /// The answer stored under an idempotency `key`, unless it expired by `now_ms`.
     pub fn get_idempotent(&self, key: &[u8], now_ms: u64) -> Result<Option<IdempotentAnswer>, StoreError> {
-        let Some(framed) = self.db.get_cf(self.cf(CF_IDEMPOTENCY), key).map_err(|source| self.rocks(source))? else {
-            return Ok(None);
-        };
+        let framed = self.db.get_cf(self.cf(CF_IDEMPOTENCY), key).map_err(|source| self.rocks(source))?;
+        self.decode_idempotent(framed, now_ms)
+    }
+
+    /// [`Store::get_idempotent`] from memory alone (memtables and the block cache; the
+    /// tables' bloom filters stay in memory, so a key never stored, the usual case, is
+    /// answered without I/O): safe on an async worker. `NotCached` if it would read a
+    /// block from storage.
+    pub fn get_idempotent_cached(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Result<CachedRead<Option<IdempotentAnswer>>, StoreError> {
+        let mut options = ReadOptions::default();
+        options.set_read_tier(ReadTier::BlockCache);
+        match self.db.get_cf_opt(self.cf(CF_IDEMPOTENCY), key, &options) {
+            Ok(framed) => self.decode_idempotent(framed, now_ms).map(CachedRead::Found),
+            Err(error) if error.kind() == rocksdb::ErrorKind::Incomplete => Ok(CachedRead::NotCached),
+            Err(source) => Err(self.rocks(source)),
+        }
+    }
+
+    fn decode_idempotent(&self, framed: Option<Vec<u8>>, now_ms: u64) -> Result<Option<IdempotentAnswer>, StoreError> {
+        let Some(framed) = framed else { return Ok(None) };
         let answer: IdempotentAnswer = wal::decode(&framed).map_err(|error| StoreError::Corrupt {
             path: self.path.clone(),
             what: "stored idempotent answer".into(),

@@ -49,6 +49,7 @@ use rocksdb::{ColumnFamily, DBRecoveryMode, Options, WriteOptions, DB};
 
 pub use backup::{directory_bytes, restore_backup};
 pub use config::{Durability, StorageConfig};
+pub use idempotency::CachedRead;
 pub use outbox::{OutboxChange, Shelf};
 pub use recovery::{Recovered, RecoveredEvent, RecoveredSection};
 pub use writer::{Appended, Completion, FramedAnswer, WalHandle};
