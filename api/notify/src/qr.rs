@@ -1,17 +1,18 @@
-//! The QR code of a ticket code as a PNG, for the email's inline images.
-//!
-//! A copy of the drawing in `hakken-api`'s `render/qr.rs` (same level M, same 4-module
-//! quiet zone, same 1-bit PNG), reduced to the PNG path: that module lives in the API
-//! crate, which depends on the engine and RocksDB, and this crate must not. Both draw from
-//! the `qrcode` crate's matrix, so a scanner reads the email's symbol as the page's.
+//! The QR symbol of a ticket code: its module matrix ([`QrModules`], from the `qrcode`
+//! crate: level M, a 4-module quiet zone) and a 1-bit PNG drawn from it. The one copy:
+//! the email's inline images use [`qr_png`], and `hakken-api`'s renderer (the ticket page's
+//! SVG, the PNG endpoint) draws from [`qr_modules`] and [`png_of_modules`], so a scanner
+//! reads every picture of a code alike. (This crate has no engine or RocksDB, so the API
+//! can depend on it, not the other way round.)
 
 use qrcode::{Color, EcLevel, QrCode};
 
 /// Longest code drawn, as in the API's renderer: ticket codes are ~135 characters.
 pub const CODE_LENGTH_MAX: usize = 512;
 
-/// Light modules around the symbol: ISO/IEC 18004 asks for at least 4.
-const QUIET_ZONE_MODULES: usize = 4;
+/// Light modules around the symbol: ISO/IEC 18004 asks for at least 4, and scanners
+/// need them to find the symbol.
+pub const QUIET_ZONE_MODULES: usize = 4;
 
 /// Pixels per module in the email's PNG: a ~135-character code is a version 10 symbol
 /// (57 modules + quiet zone = 65), so 6 px gives a 390 px image, large enough for a phone
@@ -32,10 +33,32 @@ pub enum QrError {
     Png(#[from] png::EncodingError),
 }
 
-/// The code as a QR symbol (level M, 4-module quiet zone) in a 1-bit grayscale PNG.
+/// The QR symbol's modules, quiet zone included, row by row. `true` is a dark module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrModules {
+    /// Width and height in modules (the symbol plus two quiet zones).
+    pub size: usize,
+    pub dark: Vec<bool>,
+}
+
+impl QrModules {
+    pub fn rows(&self) -> impl Iterator<Item = &[bool]> {
+        self.dark.chunks_exact(self.size)
+    }
+}
+
+/// The code as a QR symbol (level M, 4-module quiet zone) in a 1-bit grayscale PNG, as
+/// the email shows it.
 pub fn qr_png(code: &str) -> Result<Vec<u8>, QrError> {
     check_code(code)?;
-    let symbol = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::M).map_err(QrError::Encoding)?;
+    let modules = qr_modules(code).map_err(QrError::Encoding)?;
+    Ok(png_of_modules(&modules, EMAIL_MODULE_PX)?)
+}
+
+/// The module matrix of `code`'s symbol. The caller checked the code (length, printable
+/// ASCII); the encoder's own refusal is not expected for such codes.
+pub fn qr_modules(code: &str) -> Result<QrModules, qrcode::types::QrError> {
+    let symbol = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::M)?;
     let symbol_size = symbol.width();
     let size = symbol_size + 2 * QUIET_ZONE_MODULES;
     let mut dark = vec![false; size * size];
@@ -44,7 +67,7 @@ pub fn qr_png(code: &str) -> Result<Vec<u8>, QrError> {
         let y = QUIET_ZONE_MODULES + index / symbol_size;
         dark[y * size + x] = color == Color::Dark;
     }
-    encode_png(&dark, size)
+    Ok(QrModules { size, dark })
 }
 
 fn check_code(code: &str) -> Result<(), QrError> {
@@ -60,24 +83,30 @@ fn check_code(code: &str) -> Result<(), QrError> {
     }
 }
 
-fn encode_png(dark: &[bool], size: usize) -> Result<Vec<u8>, QrError> {
-    let size_px = size * EMAIL_MODULE_PX;
+/// A 1-bit grayscale PNG of `modules`, each `module_px` × `module_px` pixels (at least 1;
+/// the caller bounds it, since memory grows with its square).
+pub fn png_of_modules(modules: &QrModules, module_px: usize) -> Result<Vec<u8>, png::EncodingError> {
+    // 1 bit per pixel: the image is pure black and white, and 1-bit rows take 8× less
+    // memory than 8-bit ones.
+    let module_px = module_px.max(1);
+    let size_px = modules.size * module_px;
     let row_bytes = size_px.div_ceil(8);
     let mut pixels = Vec::with_capacity(row_bytes * size_px);
-    for row in dark.chunks_exact(size) {
+    for row in modules.rows() {
         // Grayscale 0 is black, so light pixels are the set bits, most significant first.
         let mut packed_row = vec![0u8; row_bytes];
         for x_px in 0..size_px {
-            if !row[x_px / EMAIL_MODULE_PX] {
+            if !row[x_px / module_px] {
                 packed_row[x_px / 8] |= 0x80 >> (x_px % 8);
             }
         }
-        for _ in 0..EMAIL_MODULE_PX {
+        for _ in 0..module_px {
             pixels.extend_from_slice(&packed_row);
         }
     }
-    // At most 185 modules (version 40) + quiet zone, times 6 px: far below u32::MAX.
-    let size_px = u32::try_from(size_px).map_err(|_| QrError::TooLong { length: CODE_LENGTH_MAX })?;
+    // A symbol is at most 185 modules (version 40) + quiet zone; callers keep module_px
+    // small, so this fits a u32 (saturating keeps an absurd size an encoder error).
+    let size_px = u32::try_from(size_px).unwrap_or(u32::MAX);
     let mut png_bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut png_bytes, size_px, size_px);
     encoder.set_color(png::ColorType::Grayscale);

@@ -1,17 +1,14 @@
 //! The QR symbol of a ticket's code: one module matrix ([`QrModules`]) that both the SVG
-//! and the PNG are drawn from, so the two cannot disagree. The matrix comes from the
-//! `qrcode` crate; drawing is ours.
+//! and the PNG are drawn from, so the two cannot disagree. The matrix and the PNG are
+//! `hakken_notify::qr`'s (the email draws the same ones); the SVG is drawn here.
 
-use qrcode::{Color, EcLevel, QrCode};
+pub(super) use hakken_notify::qr::QrModules;
 
 use super::{check_printable_ascii, RenderError, Run};
 
 /// Longest ticket code we render. Codes are ~130 characters today; 512 leaves room for longer signatures while the
 /// QR symbol (version 19 at level M for 512 bytes) still scans from a phone screen or a print.
 pub(crate) const CODE_LENGTH_MAX: usize = 512;
-
-/// Light modules around the QR symbol: ISO/IEC 18004 asks for at least 4, and scanners need them to find the symbol.
-pub(crate) const QR_QUIET_ZONE_MODULES: usize = 4;
 
 /// Pixels per module in the QR SVG's `width`/`height`. The viewBox is in modules, so CSS can scale it freely.
 pub(crate) const QR_SVG_MODULE_PX: usize = 8;
@@ -39,32 +36,9 @@ pub fn qr_png(code: &str, module_px: u32) -> Result<Vec<u8>, RenderError> {
     qr_png_from_modules(&modules, module_px)
 }
 
-/// The QR symbol's modules, quiet zone included, row by row. `true` is a dark module.
-#[derive(Debug)]
-pub(super) struct QrModules {
-    /// Width and height in modules (the symbol plus two quiet zones).
-    pub(super) size: usize,
-    pub(super) dark: Vec<bool>,
-}
-
-impl QrModules {
-    pub(super) fn rows(&self) -> impl Iterator<Item = &[bool]> {
-        self.dark.chunks_exact(self.size)
-    }
-}
-
 pub(super) fn qr_modules(code: &str) -> Result<QrModules, RenderError> {
     check_printable_ascii(code, CODE_LENGTH_MAX)?;
-    let symbol = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::M).map_err(RenderError::QrEncoding)?;
-    let symbol_size = symbol.width();
-    let size = symbol_size + 2 * QR_QUIET_ZONE_MODULES;
-    let mut dark = vec![false; size * size];
-    for (index, color) in symbol.into_colors().into_iter().enumerate() {
-        let x = QR_QUIET_ZONE_MODULES + index % symbol_size;
-        let y = QR_QUIET_ZONE_MODULES + index / symbol_size;
-        dark[y * size + x] = color == Color::Dark;
-    }
-    Ok(QrModules { size, dark })
+    hakken_notify::qr::qr_modules(code).map_err(RenderError::QrEncoding)
 }
 
 pub(super) fn dark_runs(row: &[bool]) -> Vec<Run> {
@@ -110,32 +84,6 @@ pub(super) fn qr_svg_from_modules(modules: &QrModules) -> String {
 }
 
 pub(super) fn qr_png_from_modules(modules: &QrModules, module_px: u32) -> Result<Vec<u8>, RenderError> {
-    // 1 bit per pixel: the image is pure black and white, and 1-bit rows take 8× less memory than 8-bit ones.
     debug_assert!((QR_PNG_MODULE_PX_MIN..=QR_PNG_MODULE_PX_MAX).contains(&module_px), "checked by qr_png");
-    let module_px = module_px as usize;
-    let size_px = modules.size * module_px;
-    let row_bytes = size_px.div_ceil(8);
-    let mut pixels = Vec::with_capacity(row_bytes * size_px);
-    for row in modules.rows() {
-        // In grayscale 0 is black, so light pixels are the set bits; bits are packed most significant first.
-        let mut packed_row = vec![0u8; row_bytes];
-        for x_px in 0..size_px {
-            if !row[x_px / module_px] {
-                packed_row[x_px / 8] |= 0x80 >> (x_px % 8);
-            }
-        }
-        for _ in 0..module_px {
-            pixels.extend_from_slice(&packed_row);
-        }
-    }
-    // At most 185 modules (QR version 40) × 32 px, so it fits a u32 with room to spare.
-    let size_px = size_px as u32;
-    let mut png_bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut png_bytes, size_px, size_px);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::One);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(&pixels)?;
-    writer.finish()?;
-    Ok(png_bytes)
+    Ok(hakken_notify::qr::png_of_modules(modules, module_px as usize)?)
 }

@@ -149,12 +149,13 @@ fn qr_has_a_light_quiet_zone_of_four_modules() {
     let modules = qr_modules("HK1.A").unwrap();
     for (y, row) in modules.rows().enumerate() {
         for (x, &is_dark) in row.iter().enumerate() {
-            let in_quiet_zone = x.min(y) < QR_QUIET_ZONE_MODULES || x.max(y) >= modules.size - QR_QUIET_ZONE_MODULES;
+            let in_quiet_zone = x.min(y) < hakken_notify::qr::QUIET_ZONE_MODULES
+                || x.max(y) >= modules.size - hakken_notify::qr::QUIET_ZONE_MODULES;
             assert!(!(in_quiet_zone && is_dark), "dark module ({x}, {y}) in the quiet zone");
         }
     }
     // The finder pattern's corner starts right after the quiet zone.
-    assert!(modules.dark[QR_QUIET_ZONE_MODULES * modules.size + QR_QUIET_ZONE_MODULES]);
+    assert!(modules.dark[hakken_notify::qr::QUIET_ZONE_MODULES * modules.size + hakken_notify::qr::QUIET_ZONE_MODULES]);
 }
 
 #[test]
