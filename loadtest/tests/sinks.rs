@@ -235,7 +235,7 @@ async fn emails_are_matched_counted_and_judged() {
     sinks.in_doubt();
     // o2 never comes: the drain waits its timeout, then fails the verdict.
     let started = Instant::now();
-    let report = sinks.finish(Instant::now(), None).await.expect("report");
+    let report = sinks.finish(Instant::now(), None, std::future::pending()).await.expect("report");
     assert!(started.elapsed() >= Duration::from_millis(300), "waited the drain timeout");
 
     let email = report.email.as_ref().expect("email report");
@@ -266,7 +266,7 @@ async fn all_told_passes_at_once() {
         send_confirmation(&mailer, &templates, order).await;
     }
     let started = Instant::now();
-    let report = sinks.finish(Instant::now(), Some(std::process::id())).await.expect("report");
+    let report = sinks.finish(Instant::now(), Some(std::process::id()), std::future::pending()).await.expect("report");
     assert!(started.elapsed() < Duration::from_secs(5), "no waiting once everything came");
     assert!(report.passed(), "{report}");
     assert_eq!(report.email.as_ref().expect("email").orders.told_orders, 2);
@@ -305,7 +305,7 @@ async fn an_outage_refuses_and_drops_then_listens_again_on_the_same_port() {
     for order in ["o1", "o2", "o3"] {
         send_confirmation(&mailer, &templates, order).await;
     }
-    let report = sinks.finish(Instant::now(), None).await.expect("report");
+    let report = sinks.finish(Instant::now(), None, std::future::pending()).await.expect("report");
     assert!(report.passed(), "{report}");
 
     let outage = report.outage.as_ref().expect("outage report");
@@ -366,7 +366,7 @@ async fn webhooks_are_verified_matched_and_deduplicated() {
         post_webhook(&pool, "order-confirmed_o3", &confirmed("o3"), other_secret).await,
         StatusCode::UNAUTHORIZED
     );
-    let report = sinks.finish(Instant::now(), None).await.expect("report");
+    let report = sinks.finish(Instant::now(), None, std::future::pending()).await.expect("report");
 
     let webhook = report.webhook.as_ref().expect("webhook report");
     assert!(webhook.signatures_checked);

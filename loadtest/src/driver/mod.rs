@@ -227,9 +227,12 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
     let notifications = match &plan.sinks {
         Some(sinks) => {
             if config.progress {
-                eprintln!("waiting (at most {:?}) for the notifications still to come", config.sinks.drain_timeout);
+                eprintln!(
+                    "waiting (at most {:?}) for the notifications still to come; Ctrl-C stops the wait",
+                    config.sinks.drain_timeout
+                );
             }
-            Some(sinks.finish(Instant::now(), config.server_pid).await?)
+            Some(sinks.finish(Instant::now(), config.server_pid, interrupted()).await?)
         }
         None => None,
     };
@@ -374,6 +377,13 @@ fn launch(plan: &Arc<Plan>, arrival: Arrival) -> Instant {
     }
     tokio::spawn(arrival::run_arrival(plan.clone(), arrival));
     now
+}
+
+/// Completes on Ctrl-C (never, without signal handling).
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Waits until no arrival is in flight, or `timeout`.

@@ -225,8 +225,9 @@ pub struct EmailBook {
     /// Acknowledgements before the domain was known, by order id.
     pending: HashMap<Box<str>, u64>,
     orders: Channel<u128>,
-    /// Every message taken, whatever it was.
+    /// Every message taken, whatever it was, and their bytes.
     received: u64,
+    bytes: u64,
     without_message_id: u64,
     /// A Message-ID not of hakken's form, or of another sender domain.
     foreign_message_id: u64,
@@ -247,9 +248,11 @@ impl EmailBook {
         }
     }
 
-    /// A message with `message_id` (its header's value, if it had one) arrived at `at_us`.
-    pub fn receive(&mut self, message_id: Option<&str>, at_us: u64) -> Option<Receipt> {
+    /// A message of `bytes` with `message_id` (its header's value, if it had one) arrived
+    /// at `at_us`.
+    pub fn receive(&mut self, message_id: Option<&str>, bytes: usize, at_us: u64) -> Option<Receipt> {
         self.received += 1;
+        self.bytes += bytes as u64;
         if self.receipts_us.len() < TRACKED_ORDERS_MAX + UNMATCHED_MAX {
             self.receipts_us.push(at_us);
         }
@@ -297,6 +300,7 @@ impl EmailBook {
         orders.never_told += self.pending.len() as u64;
         EmailSummary {
             received: self.received,
+            bytes: self.bytes,
             orders,
             without_message_id: self.without_message_id,
             foreign_message_id: self.foreign_message_id,
@@ -321,6 +325,7 @@ impl EmailBook {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmailSummary {
     pub received: u64,
+    pub bytes: u64,
     pub orders: ChannelSummary,
     pub without_message_id: u64,
     pub foreign_message_id: u64,
@@ -498,25 +503,25 @@ mod tests {
         book.acknowledge("o2", 2_000);
         book.acknowledge("o3", 3_000);
         assert_eq!(book.outstanding(), 3);
-        assert_eq!(book.receive(Some(&id("o1")), 11_000), Some(Receipt::First));
+        assert_eq!(book.receive(Some(&id("o1")), 100, 11_000), Some(Receipt::First));
         assert_eq!(book.domain(), Some(DOMAIN));
-        assert_eq!(book.receive(Some(&id("o2")), 32_000), Some(Receipt::First));
+        assert_eq!(book.receive(Some(&id("o2")), 100, 32_000), Some(Receipt::First));
         // At least once: o1 again, with the same Message-ID.
-        assert_eq!(book.receive(Some(&id("o1")), 40_000), Some(Receipt::Repeat));
+        assert_eq!(book.receive(Some(&id("o1")), 100, 40_000), Some(Receipt::Repeat));
         // An order the tool never saw acknowledged (its confirm timed out), twice.
-        assert_eq!(book.receive(Some(&id("o9")), 41_000), Some(Receipt::Unmatched));
-        assert_eq!(book.receive(Some(&id("o9")), 42_000), Some(Receipt::Repeat));
+        assert_eq!(book.receive(Some(&id("o9")), 100, 41_000), Some(Receipt::Unmatched));
+        assert_eq!(book.receive(Some(&id("o9")), 100, 42_000), Some(Receipt::Repeat));
         // Emailed before the tool read its confirm's reply: lag 0 once acknowledged.
-        assert_eq!(book.receive(Some(&id("o4")), 50_000), Some(Receipt::Unmatched));
+        assert_eq!(book.receive(Some(&id("o4")), 100, 50_000), Some(Receipt::Unmatched));
         book.acknowledge("o4", 50_100);
         // Other senders and other kinds are counted apart, never matched.
         assert_eq!(
-            book.receive(Some(&message_id("o3", EmailKind::OrderConfirmed, None, "evil.example")), 60_000),
+            book.receive(Some(&message_id("o3", EmailKind::OrderConfirmed, None, "evil.example")), 100, 60_000),
             None
         );
-        assert_eq!(book.receive(Some(&message_id("o3", EmailKind::OrderRefunded, None, DOMAIN)), 60_000), None);
-        assert_eq!(book.receive(Some("<x@y>"), 60_000), None);
-        assert_eq!(book.receive(None, 60_000), None);
+        assert_eq!(book.receive(Some(&message_id("o3", EmailKind::OrderRefunded, None, DOMAIN)), 100, 60_000), None);
+        assert_eq!(book.receive(Some("<x@y>"), 100, 60_000), None);
+        assert_eq!(book.receive(None, 100, 60_000), None);
 
         assert_eq!(book.outstanding(), 1, "o3 never came");
         let summary = book.summary();
@@ -536,7 +541,7 @@ mod tests {
         let mut book = EmailBook::default();
         book.acknowledge("o1", 1);
         book.acknowledge("o2", 2);
-        book.receive(Some("<not-hakken@x>"), 3);
+        book.receive(Some("<not-hakken@x>"), 100, 3);
         let summary = book.summary();
         assert_eq!((summary.orders.acknowledged, summary.orders.told, summary.orders.never_told), (2, 0, 2));
         assert_eq!(book.backlog_at(10), (2, None));
@@ -546,16 +551,16 @@ mod tests {
     fn the_backlog_of_an_outage_and_when_it_drained() {
         let mut book = EmailBook::default();
         book.acknowledge("o0", 0);
-        book.receive(Some(&id("o0")), 5);
+        book.receive(Some(&id("o0")), 100, 5);
         // The outage ends at 100: o1 and o2 were acknowledged during it.
         book.acknowledge("o1", 10);
         book.acknowledge("o2", 20);
         book.acknowledge("o3", 150);
         assert_eq!(book.backlog_at(100), (2, None));
-        book.receive(Some(&id("o2")), 120);
-        book.receive(Some(&id("o3")), 155);
+        book.receive(Some(&id("o2")), 100, 120);
+        book.receive(Some(&id("o3")), 100, 155);
         assert_eq!(book.backlog_at(100), (2, None), "o1 is still missing");
-        book.receive(Some(&id("o1")), 180);
+        book.receive(Some(&id("o1")), 100, 180);
         assert_eq!(book.backlog_at(100), (2, Some(180)));
         assert_eq!(book.backlog_at(200), (0, Some(200)), "nothing was missing at 200");
         assert_eq!(book.received_between(100, 180), 3);
@@ -589,7 +594,7 @@ mod tests {
         ledger.acknowledge("o1", 10);
         ledger.acknowledge("o1", 20);
         assert_eq!(ledger.outstanding(), 1 + 1, "one email (its domain not known yet), one webhook");
-        ledger.email.as_mut().expect("on").receive(Some(&id("o1")), 30);
+        ledger.email.as_mut().expect("on").receive(Some(&id("o1")), 100, 30);
         ledger.webhook.as_mut().expect("on").receive("w1", WebhookNotice::OrderConfirmed { order: "o1" }, 30);
         assert_eq!(ledger.outstanding(), 0);
         let email = ledger.email.as_ref().expect("on").summary();

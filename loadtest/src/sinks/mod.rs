@@ -27,6 +27,7 @@ mod report;
 pub mod smtp;
 pub mod webhook;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -177,22 +178,36 @@ impl Sinks {
     }
 
     /// After the load stopped at `load_stopped`: waits until every acknowledged order was
-    /// told of (and the outage is over), at most the drain timeout past both; then stops
-    /// the sinks and reports. `server_pid`: hakken's CPU over that wait, per email.
-    pub async fn finish(&self, load_stopped: Instant, server_pid: Option<u32>) -> anyhow::Result<NotificationsReport> {
+    /// told of (and the outage is over), at most the drain timeout past both, or until
+    /// `stop` completes; then stops the sinks and reports. `server_pid`: hakken's CPU
+    /// over that wait, per email.
+    pub async fn finish(
+        &self,
+        load_stopped: Instant,
+        server_pid: Option<u32>,
+        stop: impl Future<Output = ()>,
+    ) -> anyhow::Result<NotificationsReport> {
         let window_start = *self.window_start.get_or_init(|| load_stopped);
         let outage_end = self.outage.filter(|_| self.smtp.is_some()).map(|outage| window_start + outage.end);
         let deadline = load_stopped.max(outage_end.unwrap_or(load_stopped)) + self.drain_timeout;
         let server_before = server_pid.map(CpuTime::of_pid).transpose()?;
-        loop {
-            let now = Instant::now();
-            let outage_over = outage_end.is_none_or(|end| now >= end);
-            if (outage_over && self.ledger().outstanding() == 0) || now >= deadline {
-                break;
+        let tool_before = CpuTime::now()?;
+        let wait = async {
+            loop {
+                let now = Instant::now();
+                let outage_over = outage_end.is_none_or(|end| now >= end);
+                if (outage_over && self.ledger().outstanding() == 0) || now >= deadline {
+                    return;
+                }
+                tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
             }
-            tokio::time::sleep(DRAIN_POLL_INTERVAL).await;
-        }
+        };
+        let interrupted = tokio::select! {
+            () = wait => false,
+            () = stop => true,
+        };
         let drained_at = Instant::now();
+        let tool_cpu = CpuTime::now()?.since(tool_before);
         let server_cpu = match (server_pid, server_before) {
             (Some(pid), Some(before)) => Some(CpuTime::of_pid(pid)?.since(before)),
             _ => None,
@@ -206,6 +221,8 @@ impl Sinks {
             load_stopped,
             drained_at,
             server_cpu,
+            tool_cpu,
+            interrupted,
         }))
     }
 
@@ -243,7 +260,7 @@ fn start_smtp(address: SocketAddr, ledger: &Arc<Mutex<Ledger>>, epoch: Instant) 
         let at_us = micros_since(epoch, at);
         let mut ledger = ledger.lock().expect("notification ledger lock poisoned");
         if let Some(email) = &mut ledger.email {
-            email.receive(message.message_id.as_deref(), at_us);
+            email.receive(message.message_id.as_deref(), message.bytes, at_us);
         }
     });
     let task = tokio::spawn(smtp::serve(listener, Limits::default(), handler, log.clone(), receiver));

@@ -57,6 +57,8 @@ pub struct EmailReport {
     pub domain: Option<String>,
     #[serde(flatten)]
     pub orders: ChannelReport,
+    /// Bytes of every message received (after dot-unstuffing).
+    pub bytes_received: u64,
     pub without_message_id: u64,
     /// Not of hakken's form, or of another sender domain.
     pub foreign_message_id: u64,
@@ -111,12 +113,17 @@ pub struct DrainReport {
     /// hakken's CPU in that time (`--server-pid`; after the load only).
     pub server_cpu_seconds: Option<f64>,
     pub server_cpu_us_per_email: Option<f64>,
+    /// The tool's own CPU in that time per email (after the load only): what the sinks
+    /// cost, webhooks included.
+    pub tool_cpu_us_per_email: Option<f64>,
 }
 
 /// The `notifications` section of a run's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct NotificationsReport {
     pub drain_timeout_seconds: f64,
+    /// The wait for notices was cut short (Ctrl-C): orders not told of may still be.
+    pub interrupted: bool,
     /// Confirms without a definite answer: orders the server may have sold (and told
     /// of) without the tool knowing; up to this many unexpected notices are explained.
     pub confirms_in_doubt: u64,
@@ -148,10 +155,14 @@ pub(super) struct Inputs<'a> {
     pub(super) load_stopped: Instant,
     pub(super) drained_at: Instant,
     pub(super) server_cpu: Option<CpuTime>,
+    /// The tool's own CPU over the same wait: what the sinks cost.
+    pub(super) tool_cpu: CpuTime,
+    /// The wait was cut short (Ctrl-C).
+    pub(super) interrupted: bool,
 }
 
 pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
-    let Inputs { sinks, ledger, window_start, load_stopped, drained_at, server_cpu } = inputs;
+    let Inputs { sinks, ledger, window_start, load_stopped, drained_at, server_cpu, tool_cpu, interrupted } = inputs;
     let at_us = |at: Instant| micros_since(sinks.epoch, at);
     let window_seconds = |at: Instant| signed_seconds(*window_start, at);
     let email = ledger.email.as_ref().zip(sinks.smtp.as_ref()).map(|(book, smtp)| {
@@ -160,6 +171,7 @@ pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
             listen: smtp.address.to_string(),
             domain: book.domain().map(str::to_string),
             orders: ChannelReport { received: summary.received, ..ChannelReport::from(&summary.orders) },
+            bytes_received: summary.bytes,
             without_message_id: summary.without_message_id,
             foreign_message_id: summary.foreign_message_id,
             other_kinds: summary.other_kinds,
@@ -202,6 +214,7 @@ pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
             emails_per_second: if seconds > 0.0 { emails as f64 / seconds } else { 0.0 },
             server_cpu_seconds: None,
             server_cpu_us_per_email: None,
+            tool_cpu_us_per_email: None,
         })
     };
     let after_outage = went.and_then(|(_, up)| up).and_then(|up| drain(up, None));
@@ -214,6 +227,7 @@ pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
         emails_per_second: 0.0,
         server_cpu_seconds: None,
         server_cpu_us_per_email: None,
+        tool_cpu_us_per_email: None,
     });
     // After the load, the wait itself is the interval (it also waited for webhooks), so
     // hakken's CPU over it divides by the emails in it.
@@ -223,6 +237,8 @@ pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
     }
     after_load.emails_per_second =
         if after_load.seconds > 0.0 { after_load.emails as f64 / after_load.seconds } else { 0.0 };
+    let per_email = |cpu: &CpuTime| cpu.total().as_secs_f64() * 1e6 / after_load.emails as f64;
+    after_load.tool_cpu_us_per_email = (after_load.emails > 0).then(|| per_email(tool_cpu));
     if let Some(cpu) = server_cpu {
         let seconds = cpu.total().as_secs_f64();
         after_load.server_cpu_seconds = Some(seconds);
@@ -231,6 +247,7 @@ pub(super) fn report(inputs: &Inputs<'_>) -> NotificationsReport {
 
     let mut report = NotificationsReport {
         drain_timeout_seconds: sinks.drain_timeout.as_secs_f64(),
+        interrupted: *interrupted,
         confirms_in_doubt: ledger.confirms_in_doubt,
         email,
         webhook,
@@ -256,6 +273,9 @@ fn signed_seconds(origin: Instant, at: Instant) -> f64 {
 fn judge(report: &mut NotificationsReport) {
     let drain = Duration::from_secs_f64(report.drain_timeout_seconds);
     let in_doubt = report.confirms_in_doubt;
+    if report.interrupted {
+        report.warnings.push("the wait for notices was cut short (Ctrl-C)".to_string());
+    }
     let mut channels = Vec::new();
     if let Some(email) = &report.email {
         channels.push(("emailed", "email", &email.orders));
@@ -321,6 +341,15 @@ impl fmt::Display for NotificationsReport {
         };
         if let Some(email) = &self.email {
             channel(f, "email", &email.listen, &email.orders)?;
+            if email.orders.received > 0 {
+                writeln!(
+                    f,
+                    "         {} bytes received, {:.0} per email; sender domain {}",
+                    email.bytes_received,
+                    email.bytes_received as f64 / email.orders.received as f64,
+                    email.domain.as_deref().unwrap_or("-")
+                )?;
+            }
             if email.without_message_id + email.foreign_message_id + email.other_kinds > 0 {
                 writeln!(
                     f,
@@ -366,10 +395,14 @@ impl fmt::Display for NotificationsReport {
             )?;
             match (drain.server_cpu_seconds, drain.server_cpu_us_per_email) {
                 (Some(seconds), Some(per_email)) => {
-                    writeln!(f, "; hakken CPU {seconds:.2} s = {per_email:.1} µs per email")
+                    write!(f, "; hakken CPU {seconds:.2} s = {per_email:.1} µs per email")?
                 }
-                (Some(seconds), None) => writeln!(f, "; hakken CPU {seconds:.2} s"),
-                _ => writeln!(f),
+                (Some(seconds), None) => write!(f, "; hakken CPU {seconds:.2} s")?,
+                _ => {}
+            }
+            match drain.tool_cpu_us_per_email {
+                Some(per_email) => writeln!(f, "; the sinks {per_email:.1} µs per email"),
+                None => writeln!(f),
             }
         };
         if let Some(after_outage) = &self.after_outage {

@@ -472,9 +472,13 @@ pub async fn serve(
                 }
                 if !*up.borrow_and_update() {
                     listener = None;
-                    log.connections_dropped.fetch_add(connections.len() as u64, Ordering::Relaxed);
                     connections.abort_all();
-                    while connections.join_next().await.is_some() {}
+                    while let Some(ended) = connections.join_next().await {
+                        // Sessions that had ended by themselves are not dropped ones.
+                        if ended.is_err_and(|error| error.is_cancelled()) {
+                            log.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     *log.outage.lock().expect("sink log") = Some((Instant::now(), None));
                 }
             }
