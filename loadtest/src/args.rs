@@ -10,6 +10,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use hakken_loadtest::driver::{SectionPick, Sections};
 use hakken_loadtest::replay::{PaymentMode, PaymentSettings, StormSettings};
+use hakken_loadtest::sinks::{Outage, SinkConfig};
 
 #[derive(Parser)]
 #[command(
@@ -165,6 +166,64 @@ pub(crate) struct RunArgs {
     /// Do not print the once-a-second progress line to stderr.
     #[arg(long)]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) sinks: SinkArgs,
+}
+
+/// The notification sinks of `run`: the tool receives hakken's emails and webhooks and
+/// reports their lag.
+#[derive(Args)]
+#[command(next_help_heading = "Notification sinks")]
+pub(crate) struct SinkArgs {
+    /// Listen as an SMTP server on ADDR (e.g. 127.0.0.1:2525) and match each email's
+    /// Message-ID to an acknowledged order; point hakken at it with
+    /// HAKKEN_NOTIFICATIONS_EMAIL_SMTP_HOST, _SMTP_PORT and _TLS=none.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) smtp_sink: Option<SocketAddr>,
+    /// Take the SMTP sink down from START to END after the start of the measured window
+    /// (e.g. 10s..70s): the listener closed and open connections dropped, so hakken is
+    /// refused; then it listens again on the same port.
+    #[arg(long, value_name = "START..END", requires = "smtp_sink", value_parser = parse_outage)]
+    pub(crate) smtp_sink_outage: Option<Outage>,
+    /// Listen for hakken's webhooks on ADDR (configure `[[notifications.webhooks]]` with
+    /// url = "http://ADDR/..."); `order.confirmed` events are matched to acknowledged orders.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) webhook_sink: Option<SocketAddr>,
+    /// The webhook endpoint's secret (`whsec_...`): check every signature (a bad one is
+    /// answered 401 and fails the verdict).
+    #[arg(long, value_name = "SECRET", requires = "webhook_sink", value_parser = parse_webhook_secret)]
+    pub(crate) webhook_secret: Option<String>,
+    /// After the load (and the outage) ends, wait at most this long for every acknowledged
+    /// order's notices; an order without one by then fails the verdict (exit 1).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) notify_drain_timeout: Duration,
+}
+
+impl SinkArgs {
+    pub(crate) fn config(&self) -> SinkConfig {
+        SinkConfig {
+            smtp: self.smtp_sink,
+            smtp_outage: self.smtp_sink_outage,
+            webhook: self.webhook_sink,
+            webhook_secret: self.webhook_secret.clone(),
+            drain_timeout: self.notify_drain_timeout,
+        }
+    }
+}
+
+/// A Standard Webhooks secret, checked here so a bad one is a usage error (exit 2).
+fn parse_webhook_secret(text: &str) -> Result<String, String> {
+    hakken_notify::WebhookSecret::parse(text).map(|_| text.to_string()).map_err(|error| error.to_string())
+}
+
+/// `START..END`, two durations, END after START.
+fn parse_outage(text: &str) -> Result<Outage, String> {
+    let (start, end) = text.split_once("..").ok_or_else(|| format!("{text:?}: give START..END, e.g. 10s..70s"))?;
+    let (start, end) = (parse_duration(start)?, parse_duration(end)?);
+    if end <= start {
+        return Err(format!("{text:?}: END must be after START"));
+    }
+    Ok(Outage { start, end })
 }
 
 #[derive(Args)]
@@ -516,6 +575,21 @@ mod tests {
         check("2h", None);
         check("s", None);
         check("", None);
+    }
+
+    #[test]
+    fn outages_parse() {
+        let check = |text: &str, expected: Option<(u64, u64)>| {
+            let expected = expected
+                .map(|(start, end)| Outage { start: Duration::from_secs(start), end: Duration::from_secs(end) });
+            assert_eq!(parse_outage(text).ok(), expected, "{text}");
+        };
+        check("10s..70s", Some((10, 70)));
+        check("0..1m", Some((0, 60)));
+        check("70s..10s", None);
+        check("5s..5s", None);
+        check("10s-70s", None);
+        check("..70s", None);
     }
 
     #[test]

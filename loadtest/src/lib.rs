@@ -17,11 +17,15 @@
 //! - [`stats`]: per-step counters and latency histograms; [`timeline`] and [`plot`]:
 //!   what happened over time, as JSON and SVG.
 //! - [`driver`]: `run`: pacing, the order, plain-GET and scan workloads, the report.
+//! - [`sinks`]: the notification sinks (an SMTP server, a webhook receiver) and the lag
+//!   from an order's acknowledgement to its notice.
 //! - [`trivial`]: a minimal server to measure the driver against (`serve-trivial`).
 //! - [`cpu`]: the process's CPU time, for the driver's cost per request.
 //!
 //! Architecture invariant: this crate talks to hakken only over the wire; it depends on
-//! neither `hakken-engine` nor `hakken-api` (and so never builds RocksDB).
+//! neither `hakken-engine` nor `hakken-api` (and so never builds RocksDB). It uses
+//! `hakken-notify` (no store either) only for what a receiver of hakken's notifications
+//! would: the Message-ID an order's email carries, and the webhook signature check.
 
 pub mod client;
 pub mod cpu;
@@ -34,6 +38,7 @@ pub mod psp;
 pub mod queue;
 pub mod replay;
 pub mod schedule;
+pub mod sinks;
 pub mod stats;
 pub mod timeline;
 pub mod trivial;

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(*args),
         Command::Verify(args) => verify(args),
         Command::Codes(args) => codes(args).map(|()| true),
-        Command::Run(args) => run(*args).map(|()| true),
+        Command::Run(args) => run(*args),
         Command::ServeTrivial(args) => serve_trivial(args).map(|()| true),
     };
     match result {
@@ -206,7 +206,8 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     builder.enable_all().build().context("starting the tokio runtime")
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Returns whether the verdict passed (true without notification sinks).
+fn run(args: RunArgs) -> anyhow::Result<bool> {
     let workload = match (args.plain_get, args.scan_codes) {
         (Some(path), _) => Workload::PlainGet { path },
         (None, Some(file)) => {
@@ -243,13 +244,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         progress: !args.quiet,
         threads: args.threads,
         server_pid: args.server_pid,
+        sinks: args.sinks.config(),
     };
     let report = runtime(args.threads)?.block_on(driver::run(config, interrupted()))?;
     print!("{report}");
     if let Some(path) = args.json {
         write_json(&path, &report)?;
     }
-    Ok(())
+    Ok(report.passed())
 }
 
 /// Completes on Ctrl-C: the run stops launching arrivals, drains and still reports.

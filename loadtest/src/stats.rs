@@ -189,11 +189,13 @@ impl Counts {
     }
 }
 
-fn latency_histogram() -> Histogram<u64> {
+/// A histogram of latencies in microseconds, up to an hour, three significant figures.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES).expect("valid histogram bounds")
 }
 
-fn micros(latency: Duration) -> u64 {
+/// `latency` in whole microseconds for a histogram (at least 1: histograms start there).
+pub(crate) fn micros(latency: Duration) -> u64 {
     u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 

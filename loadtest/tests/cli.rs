@@ -155,3 +155,27 @@ fn verify_passes_a_consistent_server_and_fails_an_inconsistent_one() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: opening /nonexistent/ledger.json"));
 }
+
+#[test]
+fn bad_sink_flags_are_usage_errors() {
+    let check = |args: &[&str], expected: &str| {
+        let output = tool(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    check(&["run", "--smtp-sink", "127.0.0.1:2525", "--smtp-sink-outage", "70s..10s"], "END must be after START");
+    check(&["run", "--smtp-sink", "127.0.0.1:2525", "--smtp-sink-outage", "10s"], "give START..END");
+    check(&["run", "--smtp-sink-outage", "10s..70s"], "--smtp-sink <ADDR>");
+    check(&["run", "--smtp-sink", "localhost:2525"], "invalid socket address");
+    check(&["run", "--webhook-sink", "127.0.0.1:2526", "--webhook-secret", "secret"], "starts with \"whsec_\"");
+    check(&["run", "--webhook-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "--webhook-sink <ADDR>");
+    // A port already taken: the tool cannot run (after connecting to its target).
+    let target = start_stand_in();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    check(
+        &["run", "--target", &target, "--event", "e1", "--duration", "1s", "--smtp-sink", &address],
+        "--smtp-sink: cannot listen on",
+    );
+}

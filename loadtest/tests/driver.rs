@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hakken_loadtest::driver::{self, OrderConfig, Report, RunConfig, SectionPick, Sections, Workload};
+use hakken_loadtest::sinks::SinkConfig;
 use hakken_loadtest::stats::StepReport;
 use hakken_loadtest::trivial::{self, Handler};
 use hyper::{Method, StatusCode};
@@ -36,6 +37,7 @@ fn config(target: String, workload: Workload) -> RunConfig {
         progress: false,
         threads: 1,
         server_pid: None,
+        sinks: SinkConfig::default(),
     }
 }
 

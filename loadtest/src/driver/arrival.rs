@@ -133,6 +133,7 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     let result = exchange(plan, arrival, Step::Confirm, request).await;
     let confirmed = Instant::now();
     let (outcome, error_code, order) = answered(result, wire::order);
+    acknowledged(plan, outcome, order.as_ref().map(|order| order.id.as_str()));
     let tickets = order.map_or(0, |order| order.tickets.len() as u64);
     let error_code = error_code.as_deref();
     finish(plan, arrival, Step::Confirm, outcome, confirmed.saturating_duration_since(hold_replied), error_code);
@@ -247,6 +248,8 @@ async fn pay_order(
     let paid_at = Instant::now();
     finish(plan, arrival, Step::PspConfirm, outcome, paid_at.saturating_duration_since(sent), code.as_deref());
     if outcome != Outcome::Success {
+        // A PSP confirm without an answer may have paid: hakken then sells, and tells of it.
+        acknowledged(plan, outcome, None);
         return end(outcome, code);
     }
 
@@ -275,6 +278,7 @@ async fn pay_order(
         wait = (wait * 3 / 2).min(POLL_WAIT_MAX);
     };
     let waited = paid_at.elapsed();
+    let ordered = settled.as_ref().filter(|view| matches!(view.status.as_str(), "ordered" | "captured"));
     let (outcome, code) = match &settled {
         Some(view) if view.order.is_some() && matches!(view.status.as_str(), "ordered" | "captured") => {
             (Outcome::Success, None)
@@ -282,10 +286,22 @@ async fn pay_order(
         Some(view) => (Outcome::Conflict, Some(format!("payment {}", view.status))),
         None => (Outcome::Timeout, None),
     };
+    acknowledged(plan, outcome, ordered.and_then(|view| view.order.as_deref()));
     finish(plan, arrival, Step::Payment, outcome, waited, code.as_deref());
     end(outcome, code);
     if outcome == Outcome::Success && arrival.measured {
         plan.recorder.sold(arrival.index, u64::from(order.quantity));
+    }
+}
+
+/// Tells the notification sinks (if any) of an order the server acknowledged, or of a
+/// confirm that ended without a definite answer (the server may have sold, and told of it).
+fn acknowledged(plan: &Plan, outcome: Outcome, order: Option<&str>) {
+    let Some(sinks) = &plan.sinks else { return };
+    match (outcome, order) {
+        (Outcome::Success, Some(order)) => sinks.acknowledged(order),
+        (Outcome::Timeout | Outcome::ConnectionError | Outcome::BadReply, _) => sinks.in_doubt(),
+        _ => {}
     }
 }
 

@@ -31,6 +31,7 @@ use crate::client::{Pool, PoolConfig, Target};
 use crate::cpu::CpuTime;
 use crate::layout::{Layout, SectionKind};
 use crate::schedule::{pace, Arrival, PaceEnd, Schedule};
+use crate::sinks::{SinkConfig, Sinks};
 use crate::stats::{Live, Recorder, Step};
 
 /// How often the progress line is printed.
@@ -116,6 +117,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// The server's process id: its CPU time over the run is reported per completed order.
     pub server_pid: Option<u32>,
+    /// Receive the server's notifications and report their lag (order workload only).
+    pub sinks: SinkConfig,
 }
 
 /// What an order arrival needs, resolved before the clock starts.
@@ -159,6 +162,8 @@ struct Plan {
     live: Live,
     /// Wakes the pacer on every reply; see [`crate::schedule`].
     nudge: Arc<Notify>,
+    /// The notification sinks, told of every acknowledged order.
+    sinks: Option<Arc<Sinks>>,
 }
 
 /// Runs the load described by `config` until its schedule ends or `stop` completes,
@@ -173,6 +178,11 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
         Pool::new(target, PoolConfig { connections_max: config.connections, connect_timeout: config.connect_timeout });
     pool.connect_all().await.with_context(|| format!("cannot connect to {}", config.target))?;
     let kind = prepare(&pool, &config, config.request_timeout).await?;
+    ensure!(
+        !config.sinks.enabled() || matches!(kind, PlanKind::Orders(_)),
+        "--smtp-sink and --webhook-sink need the order workload (not --plain-get or --scan-codes)"
+    );
+    let sinks = Sinks::start(&config.sinks)?;
     let run_id = config.run_id.clone().unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
     let plan = Arc::new(Plan {
         pool,
@@ -184,12 +194,16 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
         recorder: Recorder::default(),
         live: Live::default(),
         nudge: Arc::new(Notify::new()),
+        sinks,
     });
 
     let schedule = Schedule::new(config.rate_per_second, config.warmup, config.duration);
     let server_before = config.server_pid.map(CpuTime::of_pid).transpose()?;
     let cpu_before = CpuTime::now()?;
     let start = Instant::now();
+    if let Some(sinks) = &plan.sinks {
+        sinks.begin(start + schedule.measure_offset());
+    }
     let progress = config.progress.then(|| tokio::spawn(print_progress(plan.clone(), start)));
     let mut last_measured_launch = None;
     let end = pace(&schedule, start, stop, &plan.nudge, |arrival| {
@@ -209,8 +223,22 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()>) -> anyhow::R
     if let Some(progress) = progress {
         progress.abort();
     }
+    // After the load's own numbers are taken: waiting for notices is not part of them.
+    let notifications = match &plan.sinks {
+        Some(sinks) => {
+            if config.progress {
+                eprintln!(
+                    "waiting (at most {:?}) for the notifications still to come; Ctrl-C stops the wait",
+                    config.sinks.drain_timeout
+                );
+            }
+            Some(sinks.finish(Instant::now(), config.server_pid, interrupted()).await?)
+        }
+        None => None,
+    };
 
-    Ok(report::report(&config, &plan, &schedule, Paced { end, last_measured_launch, start, elapsed, cpu, server_cpu }))
+    let paced = Paced { end, last_measured_launch, start, elapsed, cpu, server_cpu };
+    Ok(report::report(&config, &plan, &schedule, paced, notifications))
 }
 
 /// How pacing went, for the report.
@@ -349,6 +377,13 @@ fn launch(plan: &Arc<Plan>, arrival: Arrival) -> Instant {
     }
     tokio::spawn(arrival::run_arrival(plan.clone(), arrival));
     now
+}
+
+/// Completes on Ctrl-C (never, without signal handling).
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Waits until no arrival is in flight, or `timeout`.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{Paced, Plan, RunConfig};
 use crate::schedule::{PaceEnd, Schedule};
+use crate::sinks::NotificationsReport;
 use crate::stats::{counted, per_second, DriverReport, Latency, Step, StepReport};
 
 /// The arrivals of the measured window.
@@ -59,6 +60,16 @@ pub struct Report {
     pub driver: DriverReport,
     /// The server's CPU over the run (`--server-pid`), per completed arrival.
     pub server: Option<ServerCpuReport>,
+    /// What the notification sinks received (`--smtp-sink`, `--webhook-sink`).
+    pub notifications: Option<NotificationsReport>,
+}
+
+impl Report {
+    /// The verdict: false when a sink was on and an acknowledged order was never told of
+    /// (or a webhook's signature did not verify).
+    pub fn passed(&self) -> bool {
+        self.notifications.as_ref().is_none_or(NotificationsReport::passed)
+    }
 }
 
 /// The server's CPU time over the run, warmup and drain included, per arrival that
@@ -88,7 +99,12 @@ impl fmt::Display for Report {
         self.write_latencies(f)?;
         self.write_refusals(f)?;
         writeln!(f)?;
-        self.write_totals(f)
+        self.write_totals(f)?;
+        if let Some(notifications) = &self.notifications {
+            writeln!(f)?;
+            write!(f, "{notifications}")?;
+        }
+        Ok(())
     }
 }
 
@@ -244,7 +260,13 @@ impl Report {
 }
 
 /// The report of a run of `config` by `plan`, paced by `schedule` as `paced` says.
-pub(super) fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced: Paced) -> Report {
+pub(super) fn report(
+    config: &RunConfig,
+    plan: &Plan,
+    schedule: &Schedule,
+    paced: Paced,
+    notifications: Option<NotificationsReport>,
+) -> Report {
     let stopped_early = matches!(paced.end, PaceEnd::Stopped { .. });
     let window = match paced.end {
         PaceEnd::Completed => config.duration,
@@ -303,5 +325,6 @@ pub(super) fn report(config: &RunConfig, plan: &Plan, schedule: &Schedule, paced
         seats_sold: totals.seats_sold,
         driver: DriverReport::new(cpu, elapsed, requests_total),
         server,
+        notifications,
     }
 }
