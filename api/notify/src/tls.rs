@@ -5,13 +5,17 @@
 
 use std::sync::Arc;
 
-/// A TLS connector that offers HTTP/1.1 by ALPN and trusts `roots`.
-pub(crate) fn connector(roots: rustls::RootCertStore) -> Result<tokio_rustls::TlsConnector, rustls::Error> {
+/// A TLS connector that offers `alpn` (HTTP/1.1 for webhooks, none for SMTPS) and
+/// trusts `roots`.
+pub(crate) fn connector(
+    roots: rustls::RootCertStore,
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::TlsConnector, rustls::Error> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 

@@ -138,7 +138,7 @@ impl WebhookEndpoint {
                 let refuse = |detail: String| WebhookConfigError::Tls { url: display_url.clone(), detail };
                 let server_name = rustls::pki_types::ServerName::try_from(parsed.host.clone())
                     .map_err(|error| refuse(format!("{:?} is not a TLS server name: {error}", parsed.host)))?;
-                Some((tls::connector(roots).map_err(|error| refuse(error.to_string()))?, server_name))
+                Some((tls::connector(roots, &[b"http/1.1"]).map_err(|error| refuse(error.to_string()))?, server_name))
             }
         };
         Ok(WebhookEndpoint {
