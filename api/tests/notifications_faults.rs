@@ -17,8 +17,8 @@ mod notify;
 mod smtp;
 mod support;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime};
 
 use hakken_notify::{message_id, EmailKind};
 use notify::{config_file, metric, start_server, wait_for, Answer, Delivery, Receiver, FROM_DOMAIN};
@@ -134,6 +134,10 @@ fn a_410_disables_the_endpoint_while_email_and_the_other_endpoint_go_on() {
     assert_eq!(metric(&server.metrics(), ENDPOINTS_DISABLED), 2.0);
 }
 
+/// The webhook timeout of the hanging receiver's test: short, yet long enough that a
+/// loopback email (QR images rendered by a debug build) goes out well within it.
+const HANG_TIMEOUT: Duration = Duration::from_millis(1000);
+
 #[test]
 fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpoint_nor_sales() {
     let Some(smtp) = SmtpServer::start() else { return skipped("hanging receiver") };
@@ -145,7 +149,7 @@ fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpo
         Some(config_file(dir.path(), &webhooks)),
         smtp.port,
         &[
-            ("HAKKEN_NOTIFICATIONS_RELAY_WEBHOOK_TIMEOUT_MS", "500"),
+            ("HAKKEN_NOTIFICATIONS_RELAY_WEBHOOK_TIMEOUT_MS", &HANG_TIMEOUT.as_millis().to_string()),
             ("HAKKEN_NOTIFICATIONS_RELAY_FIRST_RETRY_MS", "200"),
             ("HAKKEN_NOTIFICATIONS_RELAY_RETRY_MAX_MS", "1000"),
             // It keeps trying for as long as the test runs: the hanging deliveries stay pending.
@@ -171,6 +175,7 @@ fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpo
 
     // Email and the other endpoint are delivered while the hanging endpoint's deliveries are
     // pending, each after at least one timeout.
+    let timed_out_outcome = format!("retry: timeout: no answer within {} ms", HANG_TIMEOUT.as_millis());
     wait_for("every order emailed and told to the healthy endpoint, the hanging one timing out", 30, || {
         let pending = outbox(&server, "pending");
         orders
@@ -179,7 +184,7 @@ fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpo
                 let Some(entry) = entry_of(&pending, order) else { return false };
                 let timed_out = delivery(entry, &to_hanging).is_some_and(|hanging| {
                     hanging["state"] == "pending"
-                        && hanging["last_outcome"] == "retry: timeout: no answer within 500 ms"
+                        && hanging["last_outcome"] == timed_out_outcome
                         && hanging["next_attempt_at"].is_string()
                 });
                 timed_out && state_of(entry, "email") == "delivered" && state_of(entry, &to_healthy) == "delivered"
@@ -195,9 +200,37 @@ fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpo
     let told: BTreeSet<String> = healthy.confirmed_orders().into_iter().collect();
     assert_eq!(told, orders.iter().cloned().collect(), "the healthy endpoint got every order");
 
+    // Not held back: each order's email and healthy webhook arrived while the hanging
+    // endpoint still held that order's first attempt open.
+    let first_attempts: Vec<Delivery> =
+        wait_for("every order's first attempt at the hanging endpoint timed out", 30, || {
+            let deliveries = hanging.deliveries();
+            let firsts: Option<Vec<Delivery>> = orders
+                .iter()
+                .map(|order| deliveries.iter().find(|delivery| delivery.order() == *order).cloned())
+                .collect();
+            firsts.filter(|firsts| firsts.iter().all(|first| first.closed_after.is_some()))
+        });
+    let emailed_at: BTreeMap<String, SystemTime> = smtp
+        .email_paths()
+        .iter()
+        .map(|path| {
+            let written = std::fs::metadata(path).unwrap().modified().unwrap();
+            (smtp::message_id(&mailparse::parse_mail(&std::fs::read(path).unwrap()).unwrap()), written)
+        })
+        .collect();
+    let healthy_deliveries = healthy.deliveries();
+    for (order, first) in orders.iter().zip(&first_attempts) {
+        let given_up = first.closed_wall().unwrap();
+        let told = healthy_deliveries.iter().find(|delivery| delivery.order() == *order).unwrap().received_wall;
+        assert!(told < given_up, "{order}: the healthy endpoint was told only after the hanging one timed out");
+        let emailed = emailed_at[&confirmation_id(order)];
+        assert!(emailed < given_up, "{order}: emailed only after the hanging endpoint timed out");
+    }
+
     // One delivery's attempts: the same message each time, one after the other (each starts
-    // after the one before timed out), each connection closed by hakken at its 500 ms
-    // timeout (the default is 15 s).
+    // after the one before timed out), each connection closed by hakken at its timeout (the
+    // default is 15 s).
     let first_id = hanging.deliveries()[0].headers.id.clone();
     let attempts: Vec<Delivery> = wait_for("three timed-out attempts of the first entry", 30, || {
         let attempts: Vec<Delivery> =
@@ -206,12 +239,12 @@ fn a_hanging_receiver_times_out_and_holds_back_neither_email_nor_the_other_endpo
     });
     for pair in attempts.windows(2) {
         let gap = pair[1].received_at - pair[0].received_at;
-        assert!(gap >= Duration::from_millis(400), "an attempt {gap:?} after the one before: they overlapped");
+        assert!(gap >= HANG_TIMEOUT * 4 / 5, "an attempt {gap:?} after the one before: they overlapped");
         assert_eq!(pair[0].body, pair[1].body, "a retry is the same message");
     }
     for attempt in &attempts[..3] {
         let closed = attempt.closed_after.unwrap();
-        let bounds = Duration::from_millis(250)..Duration::from_secs(5);
+        let bounds = HANG_TIMEOUT / 2..Duration::from_secs(5);
         assert!(bounds.contains(&closed), "hakken closed a hanging request {closed:?} after sending it");
     }
     let metrics = server.metrics();

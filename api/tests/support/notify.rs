@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hakken_notify::webhook_sign::SignedHeaders;
 use serde_json::Value;
@@ -44,6 +44,8 @@ pub(crate) struct Delivery {
     pub(crate) answered: Option<u16>,
     /// When the request had been read.
     pub(crate) received_at: Instant,
+    /// The same on the wall clock, to compare with the time a Maildir file was written.
+    pub(crate) received_wall: SystemTime,
     /// Of a hanging request: how long after `received_at` hakken closed the connection;
     /// `None` while it is open.
     pub(crate) closed_after: Option<Duration>,
@@ -57,6 +59,16 @@ impl Delivery {
 
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON webhook body")
+    }
+
+    /// The payload's `data.order` (empty when it names none).
+    pub(crate) fn order(&self) -> String {
+        self.json()["data"]["order"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Of a hanging request hakken closed: when, on the wall clock.
+    pub(crate) fn closed_wall(&self) -> Option<SystemTime> {
+        Some(self.received_wall + self.closed_after?)
     }
 }
 
@@ -100,7 +112,7 @@ impl Receiver {
         self.deliveries()
             .iter()
             .filter(|delivery| delivery.kind() == "order.confirmed")
-            .map(|delivery| delivery.json()["data"]["order"].as_str().unwrap_or_default().to_string())
+            .map(|delivery| delivery.order())
             .collect()
     }
 }
@@ -123,6 +135,7 @@ fn answer_one(mut stream: TcpStream, script: &[Answer], log: &Mutex<Vec<Delivery
                 Answer::Hang => None,
             },
             received_at: Instant::now(),
+            received_wall: SystemTime::now(),
             closed_after: None,
         });
         (log.len() - 1, answer)
