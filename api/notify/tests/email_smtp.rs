@@ -6,10 +6,11 @@
 //! Skips (with a message) only when `python3` is missing; with python3 present and aiosmtpd
 //! missing it fails, naming the install line.
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use hakken_notify::email::build_message;
 use hakken_notify::smtp::CONNECTIONS_MAX_DEFAULT;
@@ -17,53 +18,7 @@ use hakken_notify::{
     format_place, DeliveryOutcome, EmailConfig, EmailInput, EmailKind, Language, Place, SmtpMailer, SmtpTls, Templates,
     TicketInput, VenueTimeZone,
 };
-
-/// The SMTP server process; killed and reaped when dropped.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `None` when python3 is not installed.
-fn start_smtp_server() -> Option<SmtpServer> {
-    match Command::new("python3").args(["-c", "import aiosmtpd"]).status() {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(error) => panic!("python3 did not start: {error}"),
-        Ok(status) if !status.success() => {
-            panic!("aiosmtpd is missing: apt-get install python3-aiosmtpd, or python3 -m pip install aiosmtpd==1.4.6")
-        }
-        Ok(_) => {}
-    }
-    let maildir = tempfile::tempdir().expect("maildir");
-    // aiosmtpd's Mailbox handler needs the Maildir's folders to exist.
-    for folder in ["tmp", "new", "cur"] {
-        std::fs::create_dir(maildir.path().join(folder)).expect("maildir folder");
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start aiosmtpd");
-    let server = SmtpServer { child, port, maildir };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "aiosmtpd did not listen on 127.0.0.1:{port} within 15 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(server)
-}
+use smtp::{decode_qr_png, SmtpServer};
 
 fn ticket_code(n: u32) -> String {
     // Shaped like a real code: `HK1.` + ~131 base64url characters.
@@ -102,14 +57,6 @@ fn input(language: Language, order: &str, buyer: &str) -> EmailInput {
 fn templates() -> Templates {
     Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/notifications/templates"))
         .expect("templates")
-}
-
-/// Every stored email in the Maildir's `new/`, oldest name first.
-fn stored_emails(maildir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(maildir.join("new")).expect("new/").map(|entry| entry.expect("entry").path()).collect();
-    paths.sort();
-    paths.into_iter().map(|path| (path.clone(), std::fs::read(&path).expect("email"))).collect()
 }
 
 /// One received email, taken apart.
@@ -164,21 +111,9 @@ fn collect_parts(part: &mailparse::ParsedMail<'_>, received: &mut Received) {
     }
 }
 
-fn decode_qr_png(png_bytes: &[u8]) -> Vec<String> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut luma = vec![0; reader.output_buffer_size().expect("buffer size")];
-    let frame = reader.next_frame(&mut luma).expect("PNG frame");
-    let width = frame.width as usize;
-    let mut image =
-        rqrr::PreparedImage::prepare_from_greyscale(width, frame.height as usize, |x, y| luma[y * width + x]);
-    image.detect_grids().iter().map(|grid| grid.decode().expect("a detected grid decodes").1).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ticket_email_arrives_and_its_qr_codes_scan() {
-    let Some(server) = start_smtp_server() else {
+    let Some(server) = SmtpServer::start() else {
         eprintln!("SKIPPED: python3 is not installed, so the SMTP test (aiosmtpd) did not run");
         return;
     };
@@ -202,9 +137,9 @@ async fn the_ticket_email_arrives_and_its_qr_codes_scan() {
         assert_eq!(mailer.send(message).await, DeliveryOutcome::Delivered);
     }
 
-    let stored = stored_emails(server.maildir.path());
-    assert_eq!(stored.len(), 3, "three emails stored: {:?}", stored.iter().map(|(path, _)| path).collect::<Vec<_>>());
-    let received: Vec<Received> = stored.iter().map(|(_, raw)| take_apart(raw)).collect();
+    let stored = server.emails();
+    assert_eq!(stored.len(), 3, "three emails stored: {:?}", server.email_paths());
+    let received: Vec<Received> = stored.iter().map(|raw| take_apart(raw)).collect();
     let by_order = |order: &str| received.iter().filter(|email| email.text.contains(order)).collect::<Vec<_>>();
     let (ja_copies, en_copies) = (by_order("o3-17"), by_order("o4-2"));
     assert_eq!((ja_copies.len(), en_copies.len()), (2, 1));
