@@ -40,6 +40,7 @@ const WEBHOOK_DELIVERED: &str = "hakken_notification_attempts_total{channel=\"we
 const WEBHOOK_RETRIED: &str = "hakken_notification_attempts_total{channel=\"webhook\",outcome=\"retry\"}";
 const WEBHOOK_GONE: &str = "hakken_notification_attempts_total{channel=\"webhook\",outcome=\"gone\"}";
 const ENDPOINTS_DISABLED: &str = "hakken_webhook_endpoints_disabled_total";
+const WEBHOOK_DEAD: &str = "hakken_notification_dead_letters_total{channel=\"webhook\",kind=\"order_confirmed\"}";
 
 fn skipped(test: &str) {
     eprintln!("SKIPPED: python3 is not installed, so the {test} test (aiosmtpd) did not run");
@@ -103,6 +104,7 @@ fn a_410_disables_the_endpoint_while_email_and_the_other_endpoint_go_on() {
     let metrics = server.metrics();
     assert_eq!(metric(&metrics, ENDPOINTS_DISABLED), 1.0, "{metrics}");
     assert_eq!(metric(&metrics, WEBHOOK_GONE), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, WEBHOOK_DEAD), 1.0, "{metrics}");
 
     // Later entries are not sent to it (a dead letter without an attempt); the rest go on.
     let second = sell(&server, "ben");
@@ -124,6 +126,7 @@ fn a_410_disables_the_endpoint_while_email_and_the_other_endpoint_go_on() {
     assert_eq!(emailed, expected, "each order emailed once");
     let metrics = server.metrics();
     assert_eq!((metric(&metrics, ENDPOINTS_DISABLED), metric(&metrics, WEBHOOK_GONE)), (1.0, 1.0), "{metrics}");
+    assert_eq!(metric(&metrics, WEBHOOK_DEAD), 2.0, "the disabled endpoint's dead letter is counted: {metrics}");
     assert_eq!(metric(&metrics, WEBHOOK_DELIVERED), 2.0, "{metrics}");
     assert_eq!(metric(&metrics, EMAIL_DELIVERED), 2.0, "{metrics}");
 

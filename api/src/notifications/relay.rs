@@ -411,6 +411,10 @@ impl Relay {
                     if self.channels.webhooks[endpoint].disabled.load(Ordering::Relaxed) {
                         delivery.state = DeliveryStateRecord::Dead;
                         delivery.last_outcome = "gone: the endpoint was disabled by a 410".into();
+                        // A dead letter like any other: the alert on dead letters sees it.
+                        let kind = kind_label(tracked.stored.entry.kind);
+                        metrics::counter!(names::DEAD_LETTERS_TOTAL, "channel" => channel.label(), "kind" => kind)
+                            .increment(1);
                         continue;
                     }
                 }
