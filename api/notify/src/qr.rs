@@ -112,52 +112,107 @@ pub fn qr_modules(code: &str) -> Result<QrModules, qrcode::types::QrError> {
 /// blocks alike (3 each), `#.###.#` with four light modules (or the edge) on one side
 /// (40 each), and the dark share's distance from 50%.
 fn penalty(symbol: &[bool], width: usize) -> u32 {
-    // Columns are scored as the rows of the transposed symbol: contiguous either way.
-    let mut transposed = vec![false; symbol.len()];
-    for (index, is_dark) in symbol.iter().enumerate() {
-        transposed[(index % width) * width + index / width] = *is_dark;
+    // Every row and column as a bitset (bit x = module x, dark set), so each rule is a
+    // few shifts and popcounts per line instead of a loop over modules.
+    let mut rows = vec![Line::default(); width];
+    let mut columns = vec![Line::default(); width];
+    for (index, _) in symbol.iter().enumerate().filter(|(_, is_dark)| **is_dark) {
+        let (x, y) = (index % width, index / width);
+        rows[y].set(x);
+        columns[x].set(y);
     }
-    let lines = symbol.chunks_exact(width).chain(transposed.chunks_exact(width));
-    let mut score: u32 = lines.map(line_penalty).sum();
-    for (row, below) in symbol.chunks_exact(width).zip(symbol.chunks_exact(width).skip(1)) {
-        for x in 0..width - 1 {
-            let module = row[x];
-            if module == row[x + 1] && module == below[x] && module == below[x + 1] {
-                score += 3;
-            }
-        }
+    let valid = Line::first(width);
+    let mut score = 0;
+    for line in rows.iter().chain(&columns) {
+        // Runs: `same[x]` says module x is like x + 1; a run of n ≥ 5 alike is n - 1 ones
+        // there and scores n - 2, which is (its windows of four ones) + 2.
+        let same = line.xor(&line.shr(1)).not().and(&Line::first(width - 1));
+        let four = same.and(&same.shr(1)).and(&same.shr(2)).and(&same.shr(3));
+        score += four.count() + 2 * four.and(&four.shl(1).not()).count();
+        // `#.###.#` starting at x, with the four modules before it (or the edge) light, or
+        // the four after it.
+        let dark = |shift: usize| line.shr(shift);
+        let light = |shift: usize| line.shr(shift).not();
+        let finder = dark(0).and(&light(1)).and(&dark(2)).and(&dark(3)).and(&dark(4)).and(&light(5)).and(&dark(6));
+        let finder = finder.and(&Line::first(width.saturating_sub(6)));
+        let before = line.shl(1).or(&line.shl(2)).or(&line.shl(3)).or(&line.shl(4)).not();
+        let after = line.shr(7).or(&line.shr(8)).or(&line.shr(9)).or(&line.shr(10)).not();
+        score += 40 * finder.and(&before.or(&after)).count();
     }
-    let dark = symbol.iter().filter(|is_dark| **is_dark).count();
-    let ratio = dark * 200 / symbol.len();
+    // 2×2 blocks alike: the row like the one below at x and x + 1, and like itself at x + 1.
+    for (row, below) in rows.iter().zip(rows.iter().skip(1)) {
+        let vertical = row.xor(below).not();
+        let horizontal = row.xor(&row.shr(1)).not();
+        score += 3 * vertical.and(&vertical.shr(1)).and(&horizontal).and(&Line::first(width - 1)).count();
+    }
+    let dark: u32 = rows.iter().map(|row| row.and(&valid).count()).sum();
+    let ratio = dark as usize * 200 / symbol.len();
     score + ratio.abs_diff(100) as u32
 }
 
-/// One row's (or column's) runs and finder look-alikes (see [`penalty`]).
-fn line_penalty(line: &[bool]) -> u32 {
-    const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
-    let mut score = 0;
-    let mut run = 1;
-    for k in 1..=line.len() {
-        if k < line.len() && line[k] == line[k - 1] {
-            run += 1;
-            continue;
+/// A row or column of at most 192 modules (a symbol is at most 177 wide), bit x = module x.
+#[derive(Clone, Copy, Default)]
+struct Line([u64; 3]);
+
+impl Line {
+    /// Bits 0..n set.
+    fn first(n: usize) -> Line {
+        let mut line = Line::default();
+        for (index, word) in line.0.iter_mut().enumerate() {
+            let bits = n.saturating_sub(index * 64).min(64);
+            *word = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         }
-        if run >= 5 {
-            score += run - 2;
-        }
-        run = 1;
+        line
     }
-    // Dark within [from, to), the edges counting as light.
-    let dark_within = |from: usize, to: usize| line[from.min(line.len())..to.min(line.len())].contains(&true);
-    for (start, window) in line.windows(7).enumerate() {
-        if window != FINDER {
-            continue;
-        }
-        if !dark_within(start.saturating_sub(4), start) || !dark_within(start + 7, start + 11) {
-            score += 40;
-        }
+
+    fn set(&mut self, x: usize) {
+        self.0[x / 64] |= 1 << (x % 64);
     }
-    score
+
+    /// Bit x of the result is bit x + n of `self` (zeros come in past the end).
+    fn shr(&self, n: usize) -> Line {
+        let (words, bits) = (n / 64, n % 64);
+        let mut out = Line::default();
+        for index in 0..3 {
+            let low = self.0.get(index + words).copied().unwrap_or(0);
+            let high = self.0.get(index + words + 1).copied().unwrap_or(0);
+            out.0[index] = if bits == 0 { low } else { (low >> bits) | (high << (64 - bits)) };
+        }
+        out
+    }
+
+    /// Bit x of the result is bit x - n of `self` (zeros come in before the start).
+    fn shl(&self, n: usize) -> Line {
+        let (words, bits) = (n / 64, n % 64);
+        let mut out = Line::default();
+        for index in 0..3_usize {
+            let word = |at: usize| if at < 3 { self.0[at] } else { 0 };
+            let high = index.checked_sub(words).map_or(0, word);
+            let low = index.checked_sub(words + 1).map_or(0, word);
+            out.0[index] = if bits == 0 { high } else { (high << bits) | (low >> (64 - bits)) };
+        }
+        out
+    }
+
+    fn and(&self, other: &Line) -> Line {
+        Line([self.0[0] & other.0[0], self.0[1] & other.0[1], self.0[2] & other.0[2]])
+    }
+
+    fn or(&self, other: &Line) -> Line {
+        Line([self.0[0] | other.0[0], self.0[1] | other.0[1], self.0[2] | other.0[2]])
+    }
+
+    fn xor(&self, other: &Line) -> Line {
+        Line([self.0[0] ^ other.0[0], self.0[1] ^ other.0[1], self.0[2] ^ other.0[2]])
+    }
+
+    fn not(&self) -> Line {
+        Line([!self.0[0], !self.0[1], !self.0[2]])
+    }
+
+    fn count(&self) -> u32 {
+        self.0.iter().map(|word| word.count_ones()).sum()
+    }
 }
 
 fn check_code(code: &str) -> Result<(), QrError> {
@@ -247,6 +302,70 @@ pub(crate) mod tests {
                 let (x, y) = (QUIET_ZONE_MODULES + position % width, QUIET_ZONE_MODULES + position / width);
                 assert_eq!(ours.dark[y * ours.size + x], color == Color::Dark, "code of {length} characters");
             }
+        }
+    }
+
+    /// The penalty module by module, as the `qrcode` crate counts it: the reference the
+    /// bitset version must equal.
+    fn penalty_by_module(symbol: &[bool], width: usize) -> u32 {
+        let at = |x: usize, y: usize| symbol[y * width + x];
+        let mut score = 0;
+        for horizontal in [true, false] {
+            for line in 0..width {
+                let module = |k: usize| if horizontal { at(k, line) } else { at(line, k) };
+                let mut run = 1;
+                for k in 1..=width {
+                    if k < width && module(k) == module(k - 1) {
+                        run += 1;
+                        continue;
+                    }
+                    if run >= 5 {
+                        score += run - 2;
+                    }
+                    run = 1;
+                }
+                let finder = [true, false, true, true, true, false, true];
+                let dark_within =
+                    |from: isize, to: isize| (from..to).any(|k| k >= 0 && (k as usize) < width && module(k as usize));
+                for start in 0..width.saturating_sub(6) {
+                    if (0..7).all(|k| module(start + k) == finder[k]) {
+                        let start = start as isize;
+                        if !dark_within(start - 4, start) || !dark_within(start + 7, start + 11) {
+                            score += 40;
+                        }
+                    }
+                }
+            }
+        }
+        for y in 0..width - 1 {
+            for x in 0..width - 1 {
+                let module = at(x, y);
+                if module == at(x + 1, y) && module == at(x, y + 1) && module == at(x + 1, y + 1) {
+                    score += 3;
+                }
+            }
+        }
+        let dark = symbol.iter().filter(|is_dark| **is_dark).count();
+        score + (dark * 200 / symbol.len()).abs_diff(100) as u32
+    }
+
+    #[test]
+    fn the_bitset_penalty_counts_as_the_module_by_module_one() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Widths around the word edges and the largest symbol; dense, sparse and striped.
+        for width in [21, 57, 63, 64, 65, 127, 128, 129, 177] {
+            for density in [2, 4, 8] {
+                let symbol: Vec<bool> = (0..width * width).map(|_| next() % density == 0).collect();
+                assert_eq!(penalty(&symbol, width), penalty_by_module(&symbol, width), "width {width}");
+            }
+            let striped: Vec<bool> = (0..width * width).map(|index| (index % width) % 11 < 5).collect();
+            assert_eq!(penalty(&striped, width), penalty_by_module(&striped, width), "striped, width {width}");
         }
     }
 
