@@ -19,19 +19,13 @@
 # sink's return; b and c: after the load), and hakken's CPU per email in the drain after
 # the load (its CPU then / the emails received then: the relay alone, the sale over).
 #
-# Back of the envelope: a ticket email is ~10 KB (two inline QR PNGs, base64); the
-# relay composes it from the section actor, renders two templates, encodes two PNGs,
-# sends ~10 KB over loopback SMTP (5 round trips on a pooled connection) and writes a
-# delivery record through the WAL writer: some 100-300 µs of CPU. hakken's core is
-# already full at 10,000 orders/s, so the relay cannot keep up during the load: the
-# backlog grows and drains after it, at a few thousand emails/s once the sale stops.
-# The sale itself should not notice (entries are written in the order's own batch;
-# the relay runs off the sale path), which is what the ratios check.
-# First smoke run (300/s, 2026-12-03) against that estimate: 7.5 KB per email, but
-# 1.4-2.3 ms of hakken CPU per email (most of it qrcode's mask scoring and the PNG's
-# deflate) and only ~120-150 emails/s (lettre writes the message and its final
-# CRLF.CRLF in two writes without TCP_NODELAY: Nagle holds the second until the server's
-# delayed ACK, ~40 ms per email on each of the 8 pooled connections).
+# What to expect: the relay runs at the lowest CPU priority, so while the load keeps
+# hakken's core busy the backlog grows and drains after the load; the sale itself should
+# not notice, which is what the ratios check. A ticket email is ~11 KB (two inline QR
+# PNGs, base64) and cost ~1.5 ms of hakken CPU on 2026-12-03, ~650 emails/s to the sink
+# (README, Benchmarks: Notifications). The first smoke run of this script found 1.4-2.3
+# ms per email in qrcode's mask scoring and miniz, and ~150 emails/s from lettre's
+# transport waiting on Nagle; both were fixed since (hakken_notify::qr, smtp).
 #
 # Usage: benches/notifications.sh              (from the repository root)
 #   RATE=10000 DURATION=30s OUTAGE=60s benches/notifications.sh
