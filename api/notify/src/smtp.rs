@@ -150,7 +150,6 @@ pub struct SmtpMailer {
 struct Pool {
     host: String,
     port: u16,
-    tls: SmtpTls,
     /// STARTTLS's parameters (lettre's rustls connector), for `StartTls`.
     starttls: Option<TlsParameters>,
     /// The connector and server name of SMTPS, for `Tls`.
@@ -220,7 +219,6 @@ impl SmtpMailer {
         let pool = Pool {
             host: host.to_string(),
             port: config.smtp_port,
-            tls: config.tls,
             starttls,
             implicit_tls,
             credentials,
@@ -320,7 +318,6 @@ impl Pool {
             }
             connection.starttls(parameters.clone(), &self.hello).await.map_err(|error| classify(&error))?;
         }
-        debug_assert!(self.tls == SmtpTls::None || connection.is_encrypted() || self.implicit_tls.is_some());
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)

@@ -24,7 +24,7 @@ use hakken_engine::deadline;
 use crate::http::app::Shared;
 use crate::http::availability_cache;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::overload::Class;
+use crate::http::overload::{Class, Presence};
 use crate::http::route_metrics::REJECTIONS_TOTAL;
 
 /// How long the client will wait for this request, in ms (a shorter deadline than the
@@ -56,7 +56,7 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     shared.route_metrics.set_in_flight(shared.overload.in_flight());
     let deadline = admitted.at() + timeout;
     let away = Arc::new(AtomicU64::new(0));
-    let slot = InFlight { shared: shared.clone(), away_us: away.clone() };
+    let slot = InFlight { shared: shared.clone(), presence: admitted.presence(), away_us: away.clone() };
     let serving = IN_FLIGHT.scope(slot, deadline::serve_within(deadline, next.run(request)));
     let served = tokio::time::timeout(timeout, serving).await;
     admitted.completed_after_away(Duration::from_micros(away.load(Ordering::Relaxed)));
@@ -77,10 +77,25 @@ tokio::task_local! {
     static IN_FLIGHT: InFlight;
 }
 
+#[derive(Clone)]
 struct InFlight {
     shared: Arc<Shared>,
+    presence: Arc<Presence>,
     /// Time spent in [`away_from_the_server`], in µs.
     away_us: Arc<AtomicU64>,
+}
+
+/// `work` (spawned to outlive the request's task: the idempotency layer's) still serves
+/// the current admitted request, as [`hakken_engine::deadline::carried`] carries its
+/// deadline: its PSP calls step that request out of the in-flight count.
+pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let slot = IN_FLIGHT.try_with(InFlight::clone).ok();
+    async move {
+        match slot {
+            Some(slot) => IN_FLIGHT.scope(slot, work).await,
+            None => work.await,
+        }
+    }
 }
 
 /// Runs `remote` (a call to the PSP) with the current request out of the in-flight
@@ -88,22 +103,21 @@ struct InFlight {
 /// ([`crate::http::overload::Overload::step_away`] says why). Outside an admitted
 /// request it just runs `remote`.
 pub async fn away_from_the_server<F: Future>(remote: F) -> F::Output {
-    let Ok(shared) = IN_FLIGHT.try_with(|slot| slot.shared.clone()) else { return remote.await };
-    shared.overload.step_away();
+    let Ok(slot) = IN_FLIGHT.try_with(InFlight::clone) else { return remote.await };
+    slot.shared.overload.step_away(&slot.presence);
     // Back in flight even if `remote` is dropped halfway (the request timed out).
-    let _back = StepBack(&shared.overload);
+    let _back = StepBack(&slot);
     let started = std::time::Instant::now();
     let done = remote.await;
-    let away_us = started.elapsed().as_micros() as u64;
-    let _ = IN_FLIGHT.try_with(|slot| slot.away_us.fetch_add(away_us, Ordering::Relaxed));
+    slot.away_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     done
 }
 
-struct StepBack<'a>(&'a crate::http::overload::Overload);
+struct StepBack<'a>(&'a InFlight);
 
 impl Drop for StepBack<'_> {
     fn drop(&mut self) {
-        self.0.step_back();
+        self.0.shared.overload.step_back(&self.0.presence);
     }
 }
 

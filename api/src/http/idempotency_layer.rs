@@ -34,6 +34,7 @@ use hakken_engine::wal::IdempotentAnswer;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::http::admission;
 use crate::http::app::{call, unavailable, App, Shared};
 use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::http::idempotency::{fingerprint, replayable, Slot};
@@ -209,8 +210,9 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
     let task_shared = shared.clone();
     let mut request = Request::from_parts(parts, Body::from(body));
     // The first request runs to the end in its own task, whoever stops waiting for it
-    // (within the request's deadline, which the task carries).
-    let task = tokio::spawn(hakken_engine::deadline::carried(async move {
+    // (within the request's deadline, which the task carries, as it carries the request's
+    // in-flight slot: its PSP calls step out of the in-flight count as the request's would).
+    let task = tokio::spawn(admission::carried(hakken_engine::deadline::carried(async move {
         let idempotency = &task_app.idempotency;
         let Some(_running) = idempotency.begin(&key) else {
             let message = "a request with this `Idempotency-Key` is still running; retry after the given seconds";
@@ -239,7 +241,7 @@ async fn run_once(shared: &Arc<Shared>, request: Request, next: Next) -> Result<
         };
         idempotency.store(slot, parts.status, &body).await;
         Response::from_parts(parts, Body::from(body))
-    }));
+    })));
     task.await.map_err(|_| ApiError::unavailable("internal", "the request failed", 1).into_response())
 }
 

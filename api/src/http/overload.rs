@@ -6,8 +6,8 @@
 //! a `try_lock` and folds the window into the [`GradientLimit`] and the rates. A
 //! refused request costs an increment and a random number.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics::Gauge;
@@ -71,12 +71,31 @@ struct Rates {
 pub struct Admitted<'a> {
     overload: &'a Overload,
     at: Instant,
+    presence: Arc<Presence>,
 }
+
+/// Whether an admitted request is counted in flight now: it may step away (waiting on
+/// the PSP) and back, and the work it started may outlive it (the idempotency layer
+/// finishes a request in a task of its own after its client gave up), so the count is
+/// changed only by the transition that owns it, never twice and never below zero.
+#[derive(Debug, Default)]
+pub struct Presence {
+    state: AtomicU8,
+}
+
+const COUNTED: u8 = 0;
+const AWAY: u8 = 1;
+const ENDED: u8 = 2;
 
 impl Admitted<'_> {
     /// When the request was admitted.
     pub fn at(&self) -> Instant {
         self.at
+    }
+
+    /// What [`Overload::step_away`] and [`Overload::step_back`] change for this request.
+    pub fn presence(&self) -> Arc<Presence> {
+        self.presence.clone()
     }
 
     /// The request is answered: its latency joins the window.
@@ -97,7 +116,10 @@ impl Admitted<'_> {
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.overload.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Counted unless away: then stepping away already took it out.
+        if self.presence.state.swap(ENDED, Ordering::AcqRel) == COUNTED {
+            self.overload.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -157,7 +179,7 @@ impl Overload {
             return None;
         }
         self.in_flight_peak.fetch_max(before + 1, Ordering::Relaxed);
-        Some(Admitted { overload: self, at: Instant::now() })
+        Some(Admitted { overload: self, at: Instant::now(), presence: Arc::default() })
     }
 
     /// An admitted request starts waiting on a remote party (the PSP): it leaves the
@@ -166,15 +188,25 @@ impl Overload {
     /// let a slow PSP fill the limit and turn new buyers away from an idle server.
     /// (Those waits are bounded by the PSP client's pool and timeout, and by
     /// `http.connections_max`.)
-    pub fn step_away(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// A request that ended meanwhile is not counted again.
+    pub fn step_away(&self, presence: &Presence) {
+        if presence.state.compare_exchange(COUNTED, AWAY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The request is back from the remote party: in flight again, whatever the limit
-    /// says now (it was admitted; what it started is finished, not refused halfway).
-    pub fn step_back(&self) {
+    /// says now (it was admitted; what it started is finished, not refused halfway),
+    /// unless it ended meanwhile.
+    pub fn step_back(&self, presence: &Presence) {
+        // Counted first, then marked: an end racing with this sees `AWAY` and leaves the
+        // count alone, so it never takes out what was not put in.
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.in_flight_peak.fetch_max(before + 1, Ordering::Relaxed);
+        if presence.state.compare_exchange(AWAY, COUNTED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.in_flight_peak.fetch_max(before + 1, Ordering::Relaxed);
+        } else {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Seconds a refused client should wait: drawn evenly from the minimum to the time
@@ -252,15 +284,35 @@ mod tests {
         let first = overload.admit(Class::Finish).expect("room");
         let _others: Vec<_> = (0..3).map_while(|_| overload.admit(Class::Finish)).collect();
         assert!(overload.admit(Class::Finish).is_none(), "full");
-        overload.step_away();
+        overload.step_away(&first.presence());
         let while_away = overload.admit(Class::Finish).expect("the waiting request left room");
-        overload.step_back();
+        overload.step_back(&first.presence());
         assert_eq!(overload.in_flight(), 5, "back in flight even above the limit: it finishes");
         assert!(overload.admit(Class::Finish).is_none());
         drop(while_away);
         first.completed_after_away(Duration::from_secs(3600));
         assert_eq!(overload.in_flight(), 3);
         assert_eq!(overload.latency_sum_us.load(Ordering::Relaxed), 0, "the time away is not latency");
+    }
+
+    #[test]
+    fn work_that_outlives_its_request_never_counts_it_twice_nor_below_zero() {
+        let overload = Overload::new(4, 4, Duration::ZERO, 1, 30);
+        // The request ends while its work waits on the PSP: coming back counts nothing.
+        let request = overload.admit(Class::Finish).expect("room");
+        let presence = request.presence();
+        overload.step_away(&presence);
+        drop(request);
+        assert_eq!(overload.in_flight(), 0);
+        overload.step_back(&presence);
+        assert_eq!(overload.in_flight(), 0, "an ended request is not in flight again");
+        // The request ended before its work stepped away: nothing to take out.
+        let request = overload.admit(Class::Finish).expect("room");
+        let presence = request.presence();
+        drop(request);
+        overload.step_away(&presence);
+        overload.step_back(&presence);
+        assert_eq!(overload.in_flight(), 0, "not below zero (a usize would wrap and refuse everyone)");
     }
 
     #[test]
