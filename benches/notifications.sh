@@ -54,6 +54,7 @@ WEBHOOK_PORT=${WEBHOOK_PORT:-18026}
 FROM="Hakken Bench <tickets@bench.example>"
 
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 repo=$(pwd)
 if [ -z "${NO_BUILD:-}" ]; then
     cargo build --release -p hakken-api -p hakken-loadtest
@@ -89,15 +90,6 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
-
-wait_for() { # URL: until it answers 2xx, at most 60 s
-    for _ in $(seq 600); do
-        if curl -sf -o /dev/null "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    return 1
-}
 
 start_hakken() { # NAME CONFIG [VAR=VALUE...]: a fresh hakken on core 0
     local name=$1 config=$2

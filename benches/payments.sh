@@ -37,6 +37,7 @@ SECRET_KEY=sk_test_hakken_fakepsp
 PUBLISHABLE_KEY=pk_test_hakken_fakepsp
 
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 if [ -z "${NO_BUILD:-}" ]; then
     cargo build --release -p hakken-api -p hakken-loadtest -p hakken-fakepsp
 fi
@@ -49,15 +50,6 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
-
-wait_for() { # URL: until it answers 2xx, at most 60 s
-    for _ in $(seq 600); do
-        if curl -sf -o /dev/null "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    return 1
-}
 
 taskset -c 1 "$bin/hakken-fakepsp" --listen "127.0.0.1:$PSP_PORT" \
     --webhook-url "http://127.0.0.1:$HAKKEN_PORT/v1/payments/webhooks/stripe" \

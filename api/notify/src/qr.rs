@@ -266,21 +266,13 @@ pub fn png_of_modules(modules: &QrModules, module_px: usize) -> Result<Vec<u8>, 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+#[path = "../tests/support/qr_scan.rs"]
+mod qr_scan;
 
-    /// Decodes a PNG with png's own decoder and reads every QR symbol in it with rqrr.
-    pub(crate) fn decode_qr_png(png_bytes: &[u8]) -> Vec<String> {
-        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-        decoder.set_transformations(png::Transformations::EXPAND);
-        let mut reader = decoder.read_info().expect("PNG header");
-        let mut luma = vec![0; reader.output_buffer_size().expect("buffer size")];
-        let frame = reader.next_frame(&mut luma).expect("PNG frame");
-        let width = frame.width as usize;
-        let mut image =
-            rqrr::PreparedImage::prepare_from_greyscale(width, frame.height as usize, |x, y| luma[y * width + x]);
-        image.detect_grids().iter().map(|grid| grid.decode().expect("a detected grid decodes").1).collect()
-    }
+#[cfg(test)]
+mod tests {
+    use super::qr_scan::decode_qr_png;
+    use super::*;
 
     #[test]
     fn the_png_scans_back_to_the_code() {

@@ -19,6 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "qr_scan.rs"]
+mod qr_scan;
+pub(crate) use qr_scan::decode_qr_png;
+
 /// How long aiosmtpd gets to listen once started (python's start-up on a busy machine).
 const LISTEN_WITHIN: Duration = Duration::from_secs(15);
 
@@ -158,19 +162,6 @@ fn free_port() -> u16 {
         .map(|offset| (LOW + (start + offset) % span) as u16)
         .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .expect("a free port below the ephemeral range")
-}
-
-/// The text each QR symbol in a PNG decodes to.
-pub(crate) fn decode_qr_png(png_bytes: &[u8]) -> Vec<String> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut luma = vec![0; reader.output_buffer_size().expect("buffer size")];
-    let frame = reader.next_frame(&mut luma).expect("PNG frame");
-    let width = frame.width as usize;
-    let mut image =
-        rqrr::PreparedImage::prepare_from_greyscale(width, frame.height as usize, |x, y| luma[y * width + x]);
-    image.detect_grids().iter().map(|grid| grid.decode().expect("a detected grid decodes").1).collect()
 }
 
 /// The decoded QR codes of every inline PNG of an email, in the order of its parts.

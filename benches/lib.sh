@@ -1,0 +1,11 @@
+# Shell helpers of the benchmark scripts (sourced by benches/payments.sh and
+# benches/notifications.sh).
+
+wait_for() { # URL: until it answers 2xx, at most 60 s
+    for _ in $(seq 600); do
+        if curl -sf -o /dev/null "$1"; then return 0; fi
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2
+    return 1
+}
