@@ -205,7 +205,10 @@ fn a_paid_hold_becomes_one_order_with_tickets_and_one_capture() {
         .output()
         .expect("hakken payments reconcile runs");
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"));
-    assert!(server.metrics().contains("hakken_payment_webhooks_total{outcome=\"processed\"}"));
+    let metrics = server.metrics();
+    assert!(metrics.contains("hakken_payment_webhooks_total{outcome=\"processed\"}"));
+    // The checkout's and the webhook's PSP calls stepped out of the in-flight count and back.
+    assert!(metrics.lines().any(|line| line == "hakken_http_requests_awaiting_psp 0"), "{metrics}");
 }
 
 #[test]

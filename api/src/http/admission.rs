@@ -104,7 +104,10 @@ pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
 /// request it just runs `remote`.
 pub async fn away_from_the_server<F: Future>(remote: F) -> F::Output {
     let Ok(slot) = IN_FLIGHT.try_with(InFlight::clone) else { return remote.await };
-    slot.shared.overload.step_away(&slot.presence);
+    if !slot.shared.overload.step_away(&slot.presence) {
+        // The request ended (its work goes on in the idempotency layer's task).
+        return remote.await;
+    }
     // Back in flight even if `remote` is dropped halfway (the request timed out).
     let _back = StepBack(&slot);
     let started = std::time::Instant::now();

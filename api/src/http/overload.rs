@@ -24,6 +24,8 @@ const RATE_HORIZON: Duration = Duration::from_secs(1);
 
 /// The current adaptive limit.
 pub const CONCURRENCY_LIMIT: &str = "hakken_http_concurrency_limit";
+/// Admitted requests waiting on a remote party (the PSP) now, out of the in-flight count.
+pub const AWAITING_PSP: &str = "hakken_http_requests_awaiting_psp";
 /// How long the backlog (requests in flight and those refused in the last second, who
 /// will retry) takes to drain at the rate the server is serving.
 pub const BACKLOG_DRAIN_SECONDS: &str = "hakken_http_backlog_drain_seconds";
@@ -59,6 +61,7 @@ pub struct Overload {
     retry_after_max_s: u64,
     limit_gauge: Gauge,
     drain_gauge: Gauge,
+    away_gauge: Gauge,
 }
 
 struct Rates {
@@ -152,6 +155,7 @@ impl Overload {
             retry_after_max_s: retry_after_max_s.max(retry_after_min_s.max(1)),
             limit_gauge,
             drain_gauge: metrics::gauge!(BACKLOG_DRAIN_SECONDS),
+            away_gauge: metrics::gauge!(AWAITING_PSP),
         }
     }
 
@@ -189,16 +193,21 @@ impl Overload {
     /// (Those waits are bounded by the PSP client's pool and timeout, and by
     /// `http.connections_max`.)
     /// A request that ended meanwhile is not counted again.
-    pub fn step_away(&self, presence: &Presence) {
-        if presence.state.compare_exchange(COUNTED, AWAY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    /// Says whether it stepped away (then [`Overload::step_back`] must follow).
+    pub fn step_away(&self, presence: &Presence) -> bool {
+        let away = presence.state.compare_exchange(COUNTED, AWAY, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if away {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.away_gauge.increment(1.0);
         }
+        away
     }
 
     /// The request is back from the remote party: in flight again, whatever the limit
     /// says now (it was admitted; what it started is finished, not refused halfway),
     /// unless it ended meanwhile.
     pub fn step_back(&self, presence: &Presence) {
+        self.away_gauge.decrement(1.0);
         // Counted first, then marked: an end racing with this sees `AWAY` and leaves the
         // count alone, so it never takes out what was not put in.
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -284,7 +293,7 @@ mod tests {
         let first = overload.admit(Class::Finish).expect("room");
         let _others: Vec<_> = (0..3).map_while(|_| overload.admit(Class::Finish)).collect();
         assert!(overload.admit(Class::Finish).is_none(), "full");
-        overload.step_away(&first.presence());
+        assert!(overload.step_away(&first.presence()));
         let while_away = overload.admit(Class::Finish).expect("the waiting request left room");
         overload.step_back(&first.presence());
         assert_eq!(overload.in_flight(), 5, "back in flight even above the limit: it finishes");
@@ -301,7 +310,7 @@ mod tests {
         // The request ends while its work waits on the PSP: coming back counts nothing.
         let request = overload.admit(Class::Finish).expect("room");
         let presence = request.presence();
-        overload.step_away(&presence);
+        assert!(overload.step_away(&presence));
         drop(request);
         assert_eq!(overload.in_flight(), 0);
         overload.step_back(&presence);
@@ -310,8 +319,7 @@ mod tests {
         let request = overload.admit(Class::Finish).expect("room");
         let presence = request.presence();
         drop(request);
-        overload.step_away(&presence);
-        overload.step_back(&presence);
+        assert!(!overload.step_away(&presence), "an ended request does not step away");
         assert_eq!(overload.in_flight(), 0, "not below zero (a usize would wrap and refuse everyone)");
     }
 
