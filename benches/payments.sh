@@ -6,8 +6,10 @@
 #
 # hakken is configured with provider "stripe" pointed at the external fake, and a
 # sales-channel token, so the same process serves both workloads: `run --sales-token`
-# (trusted confirms) and `run --pay` (the browser's flow: checkout, `pm_card_visa` at
-# the PSP, poll the hold's payment until the webhook made the order). Each workload is
+# (trusted confirms) and `run --pay --hold-checkout` (the browser's flow: a hold that
+# checks out in the same request, `pm_card_visa` at the PSP, poll the hold's payment
+# until the webhook made the order; SEPARATE_CHECKOUT=1 checks out in a request of its
+# own, `POST /v1/holds/{hold}/checkout`). Each workload is
 # offered at every rate of RATES (open loop, new customer per arrival, benchmark arena
 # so nothing sells out); its capacity is the best goodput (completed orders/s) of a run
 # whose refusals and errors stayed under 1% of its orders. hakken's CPU per completed
@@ -74,7 +76,10 @@ wait_for "http://127.0.0.1:$HAKKEN_PORT/v1/events/bench"   # 503 while recoverin
 
 run() { # MODE RATE: one run; its report goes to $OUT/MODE-RATE.json
     local mode=$1 rate=$2 flags
-    if [ "$mode" = paid ]; then flags=(--pay); else flags=(--sales-token "$SALES_TOKEN"); fi
+    if [ "$mode" = paid ]; then
+        flags=(--pay)
+        if [ -z "${SEPARATE_CHECKOUT:-}" ]; then flags+=(--hold-checkout); fi
+    else flags=(--sales-token "$SALES_TOKEN"); fi
     taskset -c 1 "$bin/hakken-loadtest" run --target "http://127.0.0.1:$HAKKEN_PORT" --event bench \
         --rate "$rate" --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" \
         --threads 1 --quiet --drain-timeout 30s --server-pid "$hakken_pid" --run-id "$mode-$rate" "${flags[@]}" \

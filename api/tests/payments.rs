@@ -427,6 +427,71 @@ fn a_cancelled_order_is_refunded_once_even_when_the_psp_fails_first() {
     assert_eq!(reconcile(&server)["ok"], true);
 }
 
+/// A hold request with `checkout` (one request for hold and checkout): the hold with its
+/// payment, replayed as such under its `Idempotency-Key`, paid like any checkout; a PSP
+/// that fails leaves the hold made, with `checkout_error`; a bad buyer holds nothing.
+#[test]
+fn a_hold_that_checks_out_in_the_same_request_is_paid_like_any_and_a_failed_checkout_leaves_the_hold() {
+    let psp = Psp::start();
+    let server = server(&psp, &[]);
+    let holds = format!("/v1/events/{EVENT}/holds");
+    let with_checkout = |customer: &str, seats: &[&str], email: &str| json!({"customer": customer, "seats": seats, "checkout": {"buyer": {"name": "Kim Buyer", "email": email}}});
+    let key = [("Idempotency-Key", "hold-and-checkout-1")];
+    let body = with_checkout("kim", &["S101-K-1", "S101-K-2"], "kim@example.com");
+    let started = server.post_with(&holds, &key, body.clone());
+    assert_eq!(started.status, 201, "{}", started.text);
+    let hold_id = started.json["hold"]["id"].as_str().expect("hold id").to_string();
+    let payment_view = started.json["payment"].clone();
+    assert_eq!(payment_view["status"], "awaiting_payment", "{}", started.text);
+    assert_eq!(payment_view["hold"], hold_id.as_str());
+    assert_eq!(payment_view["amount"], started.json["hold"]["total_minor"]);
+    assert!(started.json.get("checkout_error").is_none(), "{}", started.text);
+    // The answer is the hold extended by the payment window, as a checkout's.
+    let looked_up = server.get(&format!("/v1/holds/{hold_id}"));
+    assert_eq!(looked_up.json["hold"]["expires_at"], started.json["hold"]["expires_at"], "{}", looked_up.text);
+    let replayed = server.post_with(&holds, &key, body);
+    assert_eq!((replayed.status, replayed.header("idempotency-replayed")), (201, Some("true")), "{}", replayed.text);
+    assert_eq!(replayed.json, started.json);
+    assert_eq!(psp.control.stats().payment_intents.len(), 1, "one PaymentIntent for the request and its retry");
+    // Checking the hold out again answers the same payment.
+    let again = checkout(&server, &hold_id, "kim");
+    assert_eq!((again.status, &again.json["payment"]["id"]), (200, &payment_view["id"]), "{}", again.text);
+
+    let paid = psp.pay(&payment_view, "pm_card_visa");
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let captured = await_status(&server, &hold_id, "kim", "captured");
+    let sold = order(&server, captured["order"].as_str().expect("an order"), "kim");
+    assert_eq!(sold["tickets"].as_array().unwrap().len(), 2);
+    let stats = psp.stats(payment_view["id"].as_str().unwrap());
+    assert_eq!((stats.authorizations, stats.captures), (1, 1), "{stats:?}");
+
+    // The PSP fails: the hold is made and said to be, the checkout is not.
+    psp.faults(|faults| {
+        faults.fail_next = 1;
+        faults.fail_stores = false;
+        faults.api_fault_match = Some("POST /v1/payment_intents".into());
+    });
+    let unpaid = server.post(&holds, with_checkout("lee", &["S101-K-3"], "lee@example.com"));
+    assert_eq!(unpaid.status, 201, "{}", unpaid.text);
+    assert!(unpaid.json.get("payment").is_none(), "{}", unpaid.text);
+    let error = unpaid.json["checkout_error"]["code"].as_str().unwrap_or_default();
+    assert!(error.starts_with("psp_"), "{}", unpaid.text);
+    let unpaid_hold = unpaid.json["hold"]["id"].as_str().expect("hold id");
+    assert_eq!(seat_state(&server, "S101-K-3"), "held");
+    let started = checkout(&server, unpaid_hold, "lee");
+    assert_eq!(started.status, 201, "{}", started.text);
+
+    // A buyer that is not one holds nothing.
+    let refused = server.post(&holds, with_checkout("max", &["S101-K-4"], "not an email"));
+    assert_eq!((refused.status, refused.code()), (422, "invalid_buyer"), "{}", refused.text);
+    assert_eq!(seat_state(&server, "S101-K-4"), "free");
+    // Taken seats are the hold's refusal, with no PaymentIntent made.
+    let intents = psp.control.stats().payment_intents.len();
+    let taken = server.post(&holds, with_checkout("max", &["S101-K-1"], "max@example.com"));
+    assert_eq!((taken.status, taken.code()), (409, "seats_unavailable"), "{}", taken.text);
+    assert_eq!(psp.control.stats().payment_intents.len(), intents);
+}
+
 #[test]
 fn a_psp_down_at_checkout_is_a_clear_error_and_leaves_the_hold_intact() {
     let psp = Psp::start();

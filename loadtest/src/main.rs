@@ -224,6 +224,7 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
             customers: args.customers,
             idempotency: args.idempotency,
             pay: args.pay,
+            hold_checkout: args.hold_checkout,
             sales_token: args.sales_token,
             payment_poll_timeout: args.payment_poll_timeout,
         }),

@@ -83,6 +83,13 @@ pub fn checkout(body: &[u8]) -> Option<(PaymentView, Option<u64>)> {
     Some((reply.payment, reply.hold.and_then(|hold| hold.expires_at_ms)))
 }
 
+/// The `checkout_error.code` of a hold reply whose checkout (`checkout` in the hold
+/// request) did not happen.
+pub fn checkout_error(body: &[u8]) -> Option<String> {
+    let reply: serde_json::Value = serde_json::from_slice(body).ok()?;
+    reply["checkout_error"]["code"].as_str().map(str::to_string)
+}
+
 /// The payment in a 2xx `GET /v1/holds/{hold}/payment` reply.
 pub fn payment(body: &[u8]) -> Option<PaymentView> {
     serde_json::from_slice::<PaymentReply>(body).ok().map(|reply| reply.payment)

@@ -137,6 +137,7 @@ async fn order_counts_add_up() {
         customers: None,
         idempotency: true,
         pay: false,
+        hold_checkout: false,
         sales_token: None,
         payment_poll_timeout: Duration::from_secs(1),
     });

@@ -430,6 +430,7 @@ async fn run_reports_the_lag_and_fails_on_orders_never_emailed() {
             customers: None,
             idempotency: false,
             pay: false,
+            hold_checkout: false,
             sales_token: None,
             payment_poll_timeout: Duration::from_secs(1),
         }),

@@ -16,7 +16,7 @@ use hakken_engine::actor::{
     CancelOrder, Confirm, Extend, HoldBest, HoldQuantity, HoldSeats, LookupHold, ReadOrder, ReadOrderPayment, Release,
     SectionHandle,
 };
-use hakken_engine::best::BestRequest;
+use hakken_engine::best::{BestChoice, BestRequest};
 use hakken_engine::ids::{CustomerId, HoldId, OrderId};
 use hakken_engine::inventory::{Buyer, Granted, Hold, HoldError, HoldRefused, Order, OrderError};
 use hakken_engine::registry::{resolve_seats, SeatLookupError};
@@ -45,12 +45,14 @@ const NAME_BYTES_MAX: usize = 200;
 const EMAIL_BYTES_MAX: usize = 254;
 
 /// Hold seats: specific ones, the best of a section, or a general-admission quantity.
+/// With `checkout`, the hold is checked out in the same request (as
+/// `POST /v1/holds/{hold}/checkout` would) and the answer carries its payment.
 #[utoipa::path(post, path = "/v1/events/{event}/holds", tag = "holds",
     params(("event" = String, Path, description = "Event id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
     request_body = HoldRequest,
-    responses((status = 201, body = HoldResponse),
-        (status = 404, description = "Unknown event, section or seat", body = ErrorBody),
+    responses((status = 201, description = "The hold; with `checkout`, its payment too, or `checkout_error` if the hold was made but not checked out", body = HoldResponse),
+        (status = 404, description = "Unknown event, section or seat; `payments_off` for `checkout` on a server that takes no payments", body = ErrorBody),
         (status = 409, description = "Seats taken (named in `details.seats`), sold out, not on sale, customer limit", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),
         (status = 429, description = "Customer over its request rate", body = ErrorBody),
@@ -66,6 +68,10 @@ pub async fn create_hold(
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let served = app.catalogue().event(&event)?.clone();
     let (index, hold_call) = hold_call(&served, &event, &request, customer)?;
+    if let Some(checkout) = &request.checkout {
+        return crate::http::payments::hold_and_checkout(&shared, served, index, hold_call, checkout, answer_to.0)
+            .await;
+    }
     let section = served.sections[index].clone();
     let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&served, index, granted);
     let (slot, overload) = (answer_to.0, &shared.overload);
@@ -77,7 +83,7 @@ pub async fn create_hold(
 }
 
 /// The one section call a hold request makes.
-enum HoldCall {
+pub(crate) enum HoldCall {
     Seats(HoldSeats),
     Best(HoldBest),
     Quantity(HoldQuantity),
@@ -150,16 +156,24 @@ fn hold_call(
 }
 
 /// The answer to a hold request, sent and (with an idempotency key) stored.
-fn hold_answer(served: &ServedEvent, index: usize, granted: &Result<Granted, HoldRefused>) -> Rendered<HoldResponse> {
+pub(crate) fn hold_answer(
+    served: &ServedEvent,
+    index: usize,
+    granted: &Result<Granted, HoldRefused>,
+) -> Rendered<HoldResponse> {
     let granted = granted.as_ref().map_err(|refused| hold_refused(served, index, refused.clone()))?;
     let mut hold = hold_view(served, index, &granted.hold);
-    hold.choice = granted.choice.as_ref().map(|choice| ChoiceView {
+    hold.choice = granted.choice.as_ref().map(choice_view);
+    Ok((StatusCode::CREATED, HoldResponse::of(hold)))
+}
+
+pub(crate) fn choice_view(choice: &BestChoice) -> ChoiceView {
+    ChoiceView {
         adjacent: choice.adjacent,
         rows: choice.rows,
         score: choice.score,
         leaves_orphan: choice.leaves_orphan,
-    });
-    Ok((StatusCode::CREATED, HoldResponse { hold }))
+    }
 }
 
 fn seats_of(served: &ServedEvent, seat_ids: &[String]) -> ApiResult<(usize, Vec<u32>)> {
@@ -260,7 +274,7 @@ pub async fn get_hold(
     if found.expires_at() <= app.now() {
         return Err(hold_error(HoldError::Expired));
     }
-    Ok(axum::Json(HoldResponse { hold: hold_view(&served, index, &found) }))
+    Ok(axum::Json(HoldResponse::of(hold_view(&served, index, &found))))
 }
 
 /// Release a hold: its seats go back on sale at once.
@@ -296,7 +310,7 @@ pub async fn extend_hold(
     let section = served.sections[index].clone();
     let render = move |extended: &Result<Hold, HoldError>| -> Rendered<HoldResponse> {
         let extended = extended.as_ref().map_err(|error| hold_error(*error))?;
-        Ok((StatusCode::OK, HoldResponse { hold: hold_view(&served, index, extended) }))
+        Ok((StatusCode::OK, HoldResponse::of(hold_view(&served, index, extended))))
     };
     let extend = Extend { hold, customer };
     Ok(call_changing(&section, extend, answer_to.0, &shared.overload, render).await)

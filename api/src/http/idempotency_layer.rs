@@ -27,7 +27,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hakken_engine::actor::{AnswerSlot, Call, ReadOrder, SectionActor, SectionCall, SectionHandle};
+use hakken_engine::actor::{
+    AnswerSlot, Answered, Call, ReadOrder, SectionActor, SectionCall, SectionHandle, Unavailable,
+};
 use hakken_engine::ids::OrderId;
 use hakken_engine::tickets::Viewer;
 use hakken_engine::wal::IdempotentAnswer;
@@ -77,8 +79,27 @@ where
     SectionActor: actix::Handler<Call<C>>,
     T: Serialize + 'static,
 {
+    match call_answered(section, call, slot, render.clone()).await {
+        Ok(answered) => respond(render(&answered.reply), answered.answer_stored),
+        Err(error) => unavailable(error, overload).into_response(),
+    }
+}
+
+/// The section call of [`call_changing`], for a handler that goes on with the reply:
+/// with a `slot`, `render` of the reply is stored with the call's records.
+pub async fn call_answered<C, T>(
+    section: &SectionHandle,
+    call: C,
+    slot: Option<Slot>,
+    render: impl Fn(&C::Reply) -> Rendered<T> + Send + 'static,
+) -> Result<Answered<C::Reply>, Unavailable>
+where
+    C: SectionCall,
+    SectionActor: actix::Handler<Call<C>>,
+    T: Serialize + 'static,
+{
     let answer = slot.map(|slot| {
-        let (render, privacy) = (render.clone(), slot.privacy);
+        let privacy = slot.privacy;
         AnswerSlot {
             key: slot.key,
             fingerprint: slot.fingerprint,
@@ -88,15 +109,17 @@ where
             }),
         }
     });
-    let answered = match section.call_answering(call, answer).await {
-        Ok(answered) => answered,
-        Err(error) => return unavailable(error, overload).into_response(),
-    };
-    let mut response = match render(&answered.reply) {
+    section.call_answering(call, answer).await
+}
+
+/// The response of a rendered answer; `stored` says it went to disk with its change
+/// (the middleware then does not store it again).
+pub fn respond<T: Serialize>(rendered: Rendered<T>, stored: bool) -> Response {
+    let mut response = match rendered {
         Ok((status, body)) => (status, axum::Json(body)).into_response(),
         Err(error) => error.into_response(),
     };
-    if answered.answer_stored {
+    if stored {
         response.extensions_mut().insert(AnswerStored);
     }
     response

@@ -15,24 +15,29 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hakken_engine::actor::{AnswerSlot, LookupHold, ReadPayment, StartPayment};
-use hakken_engine::ids::HoldId;
-use hakken_engine::inventory::{Checkout, HoldError, Payment, PaymentError, PaymentStart, PaymentState, PspReport};
+use hakken_engine::ids::{CustomerId, HoldId};
+use hakken_engine::inventory::{
+    Buyer, Checkout, Granted, Hold, HoldError, HoldRefused, Payment, PaymentError, PaymentStart, PaymentState,
+    PspReport,
+};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::http::admission::admitted;
-use crate::http::app::{call, Shared};
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query, RawBody};
-use crate::http::holds::{buyer_of, customer_id, hold_error, locate_hold, required_customer};
+use crate::http::app::{call, unavailable, ServedEvent, Shared};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorDetail, Json, Path, Query, RawBody};
+use crate::http::holds::{
+    buyer_of, choice_view, customer_id, hold_answer, hold_error, locate_hold, required_customer, HoldCall,
+};
 use crate::http::idempotency::{fingerprint, Slot};
-use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
+use crate::http::idempotency_layer::{call_answered, call_changing, respond, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
 use crate::http::overload::Class;
 use crate::http::payment_views::{
     payment_view, CheckoutRequest, CheckoutResponse, PaymentQuery, PaymentResponse, PaymentsConfigView,
     ReconcileReport, PAYMENT_WAIT_MAX_MS,
 };
-use crate::http::views::{hold_view, CustomerQuery};
+use crate::http::views::{hold_view, CustomerQuery, HoldCheckout, HoldResponse};
 use crate::payments::gateway::{describe, DriveError, Gateway};
 use crate::payments::signature;
 use crate::payments::stripe::PspError;
@@ -110,18 +115,7 @@ pub async fn checkout(
             };
         }
     };
-    let intent = gateway.create(&hold, &served.event.id, &served.event.currency).await.map_err(psp_error)?;
-    let client_secret = intent.client_secret.clone();
-    let mut buyer = buyer;
-    buyer.payment_reference = intent.id.clone();
-    let start = PaymentStart {
-        provider: gateway.provider.as_str().to_string(),
-        psp_id: intent.id.clone(),
-        amount_minor: hold.total_minor,
-        currency: served.event.currency.clone(),
-        buyer,
-        window_ms: gateway.window_ms,
-    };
+    let (start, client_secret) = payment_start(&gateway, &served, &hold, customer, buyer).await.map_err(psp_error)?;
     let render = move |checkout: &Result<Checkout, PaymentError>| -> Rendered<CheckoutResponse> {
         let checkout = checkout.as_ref().map_err(|error| payment_error(*error))?;
         let status = if checkout.started { StatusCode::CREATED } else { StatusCode::OK };
@@ -129,8 +123,102 @@ pub async fn checkout(
         let hold = checkout.hold.as_ref().map(|hold| hold_view(&served, index, hold));
         Ok((status, CheckoutResponse { payment, hold }))
     };
-    let start = StartPayment { hold: hold_id, customer, start };
     Ok(call_changing(&section, start, answer_to.0, &shared.overload, render).await)
+}
+
+/// Creates the hold's PaymentIntent at the PSP; the section call that starts the hold
+/// paying with it, and the intent's client secret.
+async fn payment_start(
+    gateway: &Gateway,
+    served: &ServedEvent,
+    hold: &Hold,
+    customer: CustomerId,
+    mut buyer: Buyer,
+) -> Result<(StartPayment, Option<String>), PspError> {
+    let intent = gateway.create(hold, &served.event.id, &served.event.currency).await?;
+    buyer.payment_reference = intent.id.clone();
+    let start = PaymentStart {
+        provider: gateway.provider.as_str().to_string(),
+        psp_id: intent.id,
+        amount_minor: hold.total_minor,
+        currency: served.event.currency.clone(),
+        buyer,
+        window_ms: gateway.window_ms,
+    };
+    Ok((StartPayment { hold: hold.id, customer, start }, intent.client_secret))
+}
+
+/// A hold request with `checkout`: the hold as `create_hold` makes it, then its
+/// checkout as [`checkout`] makes it, without reading the hold back (the hold's reply
+/// has it). One request and one section call fewer than the two requests.
+///
+/// With an `Idempotency-Key`, the hold's answer (the hold alone) is stored with the
+/// hold, and the whole answer with the payment: a crash in between leaves a retry the
+/// hold, to check out with `POST /v1/holds/{hold}/checkout`, never a second hold. A
+/// checkout that fails (the PSP refused or is down, the section is busy) leaves the
+/// hold made: 201 with the hold and `checkout_error`.
+pub(crate) async fn hold_and_checkout(
+    shared: &Shared,
+    served: Arc<ServedEvent>,
+    index: usize,
+    hold_call: HoldCall,
+    checkout: &HoldCheckout,
+    slot: Option<Slot>,
+) -> ApiResult<Response> {
+    let gateway = gateway(shared)?.clone();
+    let buyer = buyer_of(shared, &checkout.buyer, "", "online")?;
+    let section = served.sections[index].clone();
+    let overload = &shared.overload;
+    let render_hold = {
+        let served = served.clone();
+        move |granted: &Result<Granted, HoldRefused>| hold_answer(&served, index, granted)
+    };
+    let held = match hold_call {
+        HoldCall::Seats(call) => call_answered(&section, call, slot.clone(), render_hold.clone()).await,
+        HoldCall::Best(call) => call_answered(&section, call, slot.clone(), render_hold.clone()).await,
+        HoldCall::Quantity(call) => call_answered(&section, call, slot.clone(), render_hold.clone()).await,
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(error) => return Err(unavailable(error, overload)),
+    };
+    let granted = match &held.reply {
+        Ok(granted) => granted,
+        Err(_) => return Ok(respond(render_hold(&held.reply), held.answer_stored)),
+    };
+    let choice = granted.choice.as_ref().map(choice_view);
+    let hold = granted.hold.clone();
+    let not_checked_out = |error: ApiError| {
+        let mut view = hold_view(&served, index, &hold);
+        view.choice = choice.clone();
+        let checkout_error = ErrorDetail { code: error.code, message: error.message, details: error.details };
+        let answer = HoldResponse { hold: view, payment: None, checkout_error: Some(checkout_error) };
+        // Not stored with a change: the middleware stores it over the hold's answer.
+        Ok(respond(Ok((StatusCode::CREATED, answer)), false))
+    };
+    let (start, client_secret) = match payment_start(&gateway, &served, &hold, hold.customer.clone(), buyer).await {
+        Ok(started) => started,
+        Err(error) => return not_checked_out(psp_error(error)),
+    };
+    let render = {
+        let (served, choice) = (served.clone(), choice.clone());
+        move |checkout: &Result<Checkout, PaymentError>| -> Rendered<HoldResponse> {
+            let checkout = checkout.as_ref().map_err(|error| payment_error(*error))?;
+            let held = checkout.hold.as_ref().ok_or_else(|| payment_error(PaymentError::Hold(HoldError::Expired)))?;
+            let mut view = hold_view(&served, index, held);
+            view.choice = choice.clone();
+            let payment = Some(payment_view(&checkout.payment, client_secret.clone()));
+            Ok((StatusCode::CREATED, HoldResponse { hold: view, payment, checkout_error: None }))
+        }
+    };
+    let started = match call_answered(&section, start, slot, render.clone()).await {
+        Ok(started) => started,
+        Err(error) => return not_checked_out(unavailable(error, overload)),
+    };
+    match render(&started.reply) {
+        Ok(answer) => Ok(respond(Ok(answer), started.answer_stored)),
+        Err(error) => not_checked_out(error),
+    }
 }
 
 async fn client_secret(gateway: &Gateway, payment: &Payment) -> ApiResult<Option<String>> {

@@ -13,6 +13,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::http::app::ServedEvent;
+use crate::http::error::ErrorDetail;
+use crate::http::payment_views::PaymentView;
 use crate::privacy::{Privacy, Shown};
 
 #[derive(Serialize, ToSchema)]
@@ -200,6 +202,19 @@ pub struct HoldRequest {
     /// Best-available: only seats flagged accessible.
     #[serde(default)]
     pub accessible: Option<bool>,
+    /// Check the hold out in the same request (hold, then checkout, one round trip
+    /// fewer for the buyer): the answer then carries the payment too. Needs payments on.
+    #[serde(default)]
+    pub checkout: Option<HoldCheckout>,
+}
+
+/// The checkout part of a hold request: who pays (as `POST /v1/holds/{hold}/checkout`;
+/// the customer is the hold's).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldCheckout {
+    /// Who pays: kept encrypted with the order (see the README's buyer data).
+    pub buyer: BuyerView,
 }
 
 /// The two forms of a [`HoldRequest`] as JSON Schema alternatives (`oneOf`), which the
@@ -220,6 +235,23 @@ pub fn hold_request_forms() -> serde_json::Value {
 #[derive(Serialize, ToSchema)]
 pub struct HoldResponse {
     pub hold: HoldView,
+    /// With `checkout`: the hold's payment at the PSP. Absent if the checkout did not
+    /// happen (see `checkout_error`), or if the server stopped between the hold and its
+    /// checkout (a retry with the same `Idempotency-Key` then answers the hold alone):
+    /// check the hold out with `POST /v1/holds/{hold}/checkout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
+    /// With `checkout`, when the hold was made but its checkout failed (the PSP refused
+    /// or could not be reached): why, as an error body's `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_error: Option<ErrorDetail>,
+}
+
+impl HoldResponse {
+    /// A hold's answer without a checkout.
+    pub fn of(hold: HoldView) -> HoldResponse {
+        HoldResponse { hold, payment: None, checkout_error: None }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -239,7 +271,7 @@ pub struct HoldView {
     pub choice: Option<ChoiceView>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ChoiceView {
     /// All in one row at consecutive numbers.
     pub adjacent: bool,

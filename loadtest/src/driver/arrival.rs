@@ -85,6 +85,14 @@ struct HoldRequest<'a> {
     section: &'a str,
     quantity: u32,
     adjacent: bool,
+    /// `--hold-checkout`: the hold is checked out in the same request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkout: Option<HoldCheckout<'a>>,
+}
+
+#[derive(Serialize)]
+struct HoldCheckout<'a> {
+    buyer: BuyerDetails<'a>,
 }
 
 /// One buyer: hold, then confirm what was held.
@@ -95,29 +103,59 @@ async fn run_order(plan: &Plan, order: &OrderPlan, arrival: Arrival) {
     let customer_number = order.customers.map_or(arrival.index, |customers| arrival.index % customers);
     let customer = format!("c{}-{customer_number}", plan.run_id);
     let section = pick_section(order, plan.pick_salt, arrival.index);
-    let body = json(&HoldRequest { customer: &customer, section, quantity: order.quantity, adjacent: true });
+    let name = format!("Buyer {customer_number}");
+    let email = format!("buyer-{}-{customer_number}@example.com", plan.run_id);
+    let with_hold = order.pay.as_ref().is_some_and(|pay| pay.with_hold);
+    let checkout = with_hold.then(|| HoldCheckout { buyer: BuyerDetails { name: &name, email: &email } });
+    let body = json(&HoldRequest { customer: &customer, section, quantity: order.quantity, adjacent: true, checkout });
     let mut request = plan.pool.request(Method::POST, order.holds_uri.clone(), Some(body));
     if order.idempotency {
         request.headers_mut().insert(IDEMPOTENCY_KEY, idempotency_key(plan, arrival, "hold"));
     }
     let result = exchange(plan, arrival, Step::Hold, request).await;
     let hold_replied = Instant::now();
-    let (outcome, error_code, hold) =
-        answered(result, |body| wire::hold_id(body).filter(|id| hold_path(id, "").is_some()));
+    // With the checkout in the hold, a 2xx says whether the checkout happened too.
+    let (outcome, error_code, hold) = answered(result, |body| {
+        let id = wire::hold_id(body).filter(|id| hold_path(id, "").is_some())?;
+        let checkout =
+            if with_hold { Some(wire::checkout(body).ok_or_else(|| wire::checkout_error(body))) } else { None };
+        Some((id, checkout))
+    });
     let hold_latency = hold_replied.saturating_duration_since(arrival.scheduled);
     finish(plan, arrival, Step::Hold, outcome, hold_latency, error_code.as_deref());
-    let Some(hold) = hold else {
+    let Some((hold, checkout)) = hold else {
         finish(plan, arrival, Step::Order, outcome, hold_latency, error_code.as_deref());
         return;
     };
     if let Some(pay) = &order.pay {
-        return pay_order(plan, order, pay, arrival, &customer, customer_number, &hold, hold_replied).await;
+        let buyer = BuyerDetails { name: &name, email: &email };
+        let payment = match checkout {
+            None => match check_out(plan, order, arrival, &customer, buyer, &hold, hold_replied).await {
+                Some(payment) => payment,
+                None => return,
+            },
+            Some(Ok((payment, _))) => payment,
+            Some(Err(code)) => {
+                // The hold was made; its checkout was not (the PSP or the section refused).
+                if arrival.measured {
+                    plan.recorder.sent(arrival.index, Step::Checkout);
+                }
+                let code = code.unwrap_or_else(|| "-".to_string());
+                let outcome = if code.ends_with("unavailable") || code.ends_with("busy") {
+                    Outcome::Busy
+                } else {
+                    Outcome::OtherStatus(502)
+                };
+                finish(plan, arrival, Step::Checkout, outcome, Duration::ZERO, Some(&code));
+                finish(plan, arrival, Step::Order, outcome, arrival.scheduled.elapsed(), Some(&code));
+                return;
+            }
+        };
+        return pay_order(plan, order, pay, arrival, &customer, &hold, payment).await;
     }
     let confirm_uri = hold_path(&hold, "/confirm").expect("checked above");
 
     let payment_reference = format!("pay-{}-{}", plan.run_id, arrival.index);
-    let name = format!("Buyer {customer_number}");
-    let email = format!("buyer-{}-{customer_number}@example.com", plan.run_id);
     let body = json(&ConfirmRequest {
         customer: &customer,
         payment_reference: &payment_reference,
@@ -186,26 +224,18 @@ fn hold_path(hold: &str, suffix: &str) -> Option<Uri> {
     format!("/v1/holds/{hold}{suffix}").parse().ok()
 }
 
-/// A paid order after the hold: checkout, the PSP confirm a browser makes (test card
-/// `pm_card_visa`), then polling the hold's payment until hakken, told by the PSP's
-/// webhook, shows the order. Each is a step; the order step ends with the last.
-#[allow(clippy::too_many_arguments)]
-async fn pay_order(
+/// The checkout of a hold (`POST /v1/holds/{hold}/checkout`), as its own step: the
+/// payment, or `None` once the order ended here.
+async fn check_out(
     plan: &Plan,
     order: &OrderPlan,
-    pay: &PlanPay,
     arrival: Arrival,
     customer: &str,
-    customer_number: u64,
+    buyer: BuyerDetails<'_>,
     hold: &str,
     hold_replied: Instant,
-) {
-    let end = |outcome: Outcome, code: Option<String>| {
-        finish(plan, arrival, Step::Order, outcome, arrival.scheduled.elapsed(), code.as_deref());
-    };
-    let name = format!("Buyer {customer_number}");
-    let email = format!("buyer-{}-{customer_number}@example.com", plan.run_id);
-    let body = json(&CheckoutRequest { customer, buyer: BuyerDetails { name: &name, email: &email } });
+) -> Option<wire::PaymentView> {
+    let body = json(&CheckoutRequest { customer, buyer });
     let uri = hold_path(hold, "/checkout").expect("checked by the caller");
     let mut request = plan.pool.request(Method::POST, uri, Some(body));
     if order.idempotency {
@@ -214,8 +244,27 @@ async fn pay_order(
     let result = exchange(plan, arrival, Step::Checkout, request).await;
     let (outcome, code, started) = answered(result, wire::checkout);
     finish(plan, arrival, Step::Checkout, outcome, hold_replied.elapsed(), code.as_deref());
-    let Some((payment, _)) = started else { return end(outcome, code) };
+    if started.is_none() {
+        finish(plan, arrival, Step::Order, outcome, arrival.scheduled.elapsed(), code.as_deref());
+    }
+    started.map(|(payment, _)| payment)
+}
 
+/// A paid order after the checkout: the PSP confirm a browser makes (test card
+/// `pm_card_visa`), then polling the hold's payment until hakken, told by the PSP's
+/// webhook, shows the order. Each is a step; the order step ends with the last.
+async fn pay_order(
+    plan: &Plan,
+    order: &OrderPlan,
+    pay: &PlanPay,
+    arrival: Arrival,
+    customer: &str,
+    hold: &str,
+    payment: wire::PaymentView,
+) {
+    let end = |outcome: Outcome, code: Option<String>| {
+        finish(plan, arrival, Step::Order, outcome, arrival.scheduled.elapsed(), code.as_deref());
+    };
     let sent = Instant::now();
     let key = idempotency_key(plan, arrival, "psp-confirm");
     let request = psp::confirm_request(

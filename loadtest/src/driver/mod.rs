@@ -85,6 +85,9 @@ pub struct OrderConfig {
     /// Pay at the PSP as a browser does (checkout, PSP confirm, poll for the order)
     /// instead of confirming on trust.
     pub pay: bool,
+    /// With `pay`: check the hold out in the hold request (`checkout` in its body)
+    /// instead of a `POST /v1/holds/{hold}/checkout` of its own.
+    pub hold_checkout: bool,
     /// `Authorization: Bearer` of trusted confirms (hakken's `sales_token`).
     pub sales_token: Option<String>,
     /// How long an arrival polls its payment for the order.
@@ -139,6 +142,8 @@ struct OrderPlan {
 /// The PSP of a paying run.
 struct PlanPay {
     psp: Pool,
+    /// The checkout goes in the hold request.
+    with_hold: bool,
     publishable_key: HeaderValue,
     poll_timeout: Duration,
 }
@@ -343,6 +348,7 @@ async fn connect_psp(pool: &Pool, run: &RunConfig, config: &OrderConfig, timeout
     psp.connect_all().await.with_context(|| format!("cannot connect to the PSP at {}", server.api_base))?;
     Ok(PlanPay {
         psp,
+        with_hold: config.hold_checkout,
         publishable_key: crate::psp::bearer(&server.publishable_key)?,
         poll_timeout: config.payment_poll_timeout,
     })
