@@ -60,7 +60,7 @@ impl Default for Config {
             events: Vec::new(),
             data_dir: PathBuf::from("data"),
             listen: "127.0.0.1:8080".into(),
-            metrics_listen: "127.0.0.1:9090".into(),
+            metrics_listen: "127.0.0.1:9190".into(),
             admin_token: String::new(),
             gate_token: String::new(),
             sales_token: String::new(),

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics_help;
 pub mod notifications;
 pub mod payments;
 pub mod privacy;

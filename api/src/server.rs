@@ -54,16 +54,26 @@ pub fn serve(config: Config) -> Result<()> {
 fn install_metrics() -> Result<PrometheusHandle> {
     use hakken_notify::metrics as notify;
     // The notification histograms first: the first matching matcher picks the buckets.
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(notify::ATTEMPT_SECONDS.into()), notify::ATTEMPT_SECONDS_BUCKETS)?
         .set_buckets_for_metric(
             Matcher::Full(notify::DELIVERY_LATENCY_SECONDS.into()),
             notify::DELIVERY_LATENCY_SECONDS_BUCKETS,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full(crate::http::payments::WEBHOOK_LAG_SECONDS.into()),
+            &crate::http::payments::WEBHOOK_LAG_BUCKETS_S,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(observe::BEST_AVAILABLE_SECONDS.into()),
+            &observe::BEST_AVAILABLE_BUCKETS_S,
+        )?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS_S)?
         .set_buckets_for_metric(Matcher::Full(observe::WAL_GROUP_RECORDS.into()), &GROUP_BUCKETS)?
         .install_recorder()
-        .context("installing the metrics recorder")
+        .context("installing the metrics recorder")?;
+    crate::metrics_help::describe();
+    Ok(handle)
 }
 
 async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle, privacy: Arc<Privacy>) -> Result<()> {
@@ -88,6 +98,7 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle,
         tracing::info!("no [notifications.email] smtp_host nor [[notifications.webhooks]]: nothing is sent; the outbox keeps what is to tell");
     }
     let shared = shared_state(&config, payments, privacy);
+    tokio::spawn(crate::http::report_readiness(shared.clone()));
     let recovery = recover_in_background(config, loaded, shared.clone(), relay);
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();

@@ -58,6 +58,7 @@ fn replay_config(target: String, payments: PaymentSettings) -> ReplayConfig {
         verdict: true,
         threads: 2,
         payments,
+        server_metrics: None,
     }
 }
 

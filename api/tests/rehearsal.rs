@@ -38,6 +38,7 @@ fn replay_config(target: String) -> ReplayConfig {
         verdict: true,
         threads: 1,
         payments: Default::default(),
+        server_metrics: None,
     }
 }
 

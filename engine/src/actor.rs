@@ -128,6 +128,7 @@ impl SectionActor {
         for record in &records {
             self.metrics.record(record);
         }
+        self.metrics.sold(&self.inventory, &records);
         let section = self.inventory.key().0;
         let mut audit = Vec::with_capacity(records.len() + refused_scans.len());
         let mut outbox = Vec::new();
@@ -198,7 +199,7 @@ impl SectionActor {
             self.standing.store(false, Ordering::Relaxed);
         }
         self.inventory.sweep(self.clock.now());
-        self.metrics.seats(&self.inventory.state().availability().total);
+        self.metrics.seats(&self.inventory.state().availability(), self.inventory.holds_live());
         self.metrics.mailbox();
         let section = self.inventory.key().0;
         let changes = self.take_changes(&PrincipalRecord::System);
@@ -225,6 +226,7 @@ impl Actor for SectionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.metrics.sold_from(&self.inventory);
         // After recovery, holds that expired while the process was down go free at once.
         self.tick();
         ctx.run_interval(self.sweep_interval, |actor, _| actor.tick());
@@ -251,6 +253,11 @@ pub trait SectionCall: Send + 'static {
     /// calls that finish work already started are served however long they waited
     /// (within their deadline).
     fn sheddable(&self) -> bool {
+        false
+    }
+
+    /// Whether the call is a best-available search (its time is reported apart).
+    fn searches(&self) -> bool {
         false
     }
 }
@@ -326,8 +333,13 @@ impl<C: SectionCall> Handler<Call<C>> for SectionActor {
         assert!(self.inventory.journal_is_empty(), "the journal is empty before a call");
         let started = Instant::now();
         let principal = message.call.principal_in(&self.inventory);
+        let searches = message.call.searches();
         let reply = message.call.run(&mut self.inventory, self.clock.now());
-        self.metrics.call(started.elapsed());
+        let elapsed = started.elapsed();
+        self.metrics.call(elapsed);
+        if searches {
+            self.metrics.best_available(elapsed);
+        }
         let changes = self.take_changes(&principal);
         let answer = match message.answer {
             Some(slot) if self.wal.is_some() && !changes.records.is_empty() => slot.frame(&reply),
@@ -367,13 +379,18 @@ impl<C: SectionCall> SectionCall for Vec<C> {
     fn sheddable(&self) -> bool {
         self.first().is_some_and(SectionCall::sheddable)
     }
+
+    fn searches(&self) -> bool {
+        self.first().is_some_and(SectionCall::searches)
+    }
 }
 
 macro_rules! section_call {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $type:ty),* $(,)? } -> $reply:ty,
      |$self_:ident, $inventory:ident, $now:ident| $body:expr
      $(, principal: |$principal_self:ident| $principal:expr)?
-     $(, sheddable: $sheddable:literal)?) => {
+     $(, sheddable: $sheddable:literal)?
+     $(, searches: $searches:literal)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name { $(pub $field: $type),* }
@@ -388,6 +405,9 @@ macro_rules! section_call {
             })?
             $(fn sheddable(&self) -> bool {
                 $sheddable
+            })?
+            $(fn searches(&self) -> bool {
+                $searches
             })?
         }
     };
@@ -405,7 +425,8 @@ section_call!(
     HoldBest { customer: CustomerId, request: BestRequest } -> Result<Granted, HoldRefused>,
     |self, inventory, now| inventory.hold_best(&self.customer, &self.request, now),
     principal: |self| PrincipalRecord::Customer(self.customer.0.to_string()),
-    sheddable: true
+    sheddable: true,
+    searches: true
 );
 section_call!(
     /// Hold a general-admission quantity.

@@ -152,6 +152,11 @@ impl Inventory {
         self.holds.values()
     }
 
+    /// How many holds [`Inventory::holds`] yields.
+    pub fn holds_live(&self) -> usize {
+        self.holds.len()
+    }
+
     pub fn orders(&self) -> impl Iterator<Item = &Order> {
         self.orders.iter()
     }

@@ -347,7 +347,14 @@ impl Registry {
             assert_eq!(key.0 as usize, self.sections.len(), "section keys are dense");
             let state = inventory.state().clone();
             let section_id = &venue.sections[sections.len()].id;
-            let metrics = SectionMetrics::new(&event.id, section_id);
+            let has = state.availability().categories.iter().map(|(category, _)| category.0).collect::<Vec<_>>();
+            let categories: Vec<(&str, bool)> = venue
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(index, category)| (category.id.as_str(), has.contains(&(index as u8))))
+                .collect();
+            let metrics = SectionMetrics::new(&event.id, section_id, &categories);
             let queued = metrics.queued();
             let standing = Arc::new(AtomicBool::new(false));
             let queue = StandingQueue::new(

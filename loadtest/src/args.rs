@@ -397,6 +397,11 @@ pub(crate) struct ReplayArgs {
     /// Do not read the final state back nor judge it.
     #[arg(long)]
     pub(crate) no_verdict: bool,
+    /// The server's metrics endpoint (e.g. http://127.0.0.1:9190): scraped before,
+    /// during and after the run, and the sale as the server counted it (holds, orders,
+    /// expiries, conversion, revenue, shed, oversold, peaks) printed in the report.
+    #[arg(long, value_name = "URL")]
+    pub(crate) server_metrics: Option<String>,
     /// Runtime threads. 1 runs everything on the calling thread (pin the process with
     /// `taskset -c N`); more uses a multi-threaded runtime.
     #[arg(long, default_value_t = 1)]

@@ -21,6 +21,7 @@
 //!   from an order's acknowledgement to its notice.
 //! - [`trivial`]: a minimal server to measure the driver against (`serve-trivial`).
 //! - [`cpu`]: the process's CPU time, for the driver's cost per request.
+//! - [`server_metrics`]: the server's own account of a replay, from its `/metrics`.
 //!
 //! Architecture invariant: this crate talks to hakken only over the wire; it depends on
 //! neither `hakken-engine` nor `hakken-api` (and so never builds RocksDB). It uses
@@ -38,6 +39,7 @@ pub mod psp;
 pub mod queue;
 pub mod replay;
 pub mod schedule;
+pub mod server_metrics;
 pub mod sinks;
 pub mod stats;
 pub mod timeline;

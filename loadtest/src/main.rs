@@ -142,6 +142,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
         verdict: !args.no_verdict,
         threads: args.threads,
         payments: args.payments.settings(),
+        server_metrics: args.server_metrics,
     };
     let source = args.queue.display().to_string();
     let outcome = runtime(args.threads)?.block_on(replay::replay(queue, source, config, interrupted()))?;

@@ -280,6 +280,7 @@ fn config(target: String, payments: PaymentSettings) -> ReplayConfig {
         verdict: true,
         threads: 1,
         payments,
+        server_metrics: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn config(target: String, request_timeout: Duration) -> ReplayConfig {
         verdict: false,
         threads: 1,
         payments: Default::default(),
+        server_metrics: None,
     }
 }
 

@@ -49,8 +49,9 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         Ok(timeout) => timeout,
         Err(error) => return error.into_response(),
     };
-    let Some(admitted) = shared.overload.admit(class_of(path)) else {
-        metrics::counter!(REJECTIONS_TOTAL, "reason" => "overloaded").increment(1);
+    let class = class_of(path);
+    let Some(admitted) = shared.overload.admit(class) else {
+        count_rejection("overloaded", class);
         return overloaded(shared.overload.retry_after_s());
     };
     shared.route_metrics.set_in_flight(shared.overload.in_flight());
@@ -63,7 +64,7 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     match served {
         Ok(response) => response,
         Err(_) => {
-            metrics::counter!(REJECTIONS_TOTAL, "reason" => "timeout").increment(1);
+            count_rejection("timeout", class);
             let retry_after = shared.overload.retry_after_s();
             ApiError::unavailable("timeout", "the request took too long; retry after the given seconds", retry_after)
                 .into_response()
@@ -124,6 +125,17 @@ impl Drop for StepBack<'_> {
     }
 }
 
+/// A request answered here, never seen by the route metrics inside: labelled with its
+/// class (`start`: new holds and other new work; `finish`: confirms, checkouts,
+/// webhooks), so the sale's availability SLO counts it against the right routes.
+fn count_rejection(reason: &'static str, class: Class) {
+    let class = match class {
+        Class::Start => "start",
+        Class::Finish => "finish",
+    };
+    metrics::counter!(REJECTIONS_TOTAL, "reason" => reason, "class" => class).increment(1);
+}
+
 /// Requests that finish a sale already started go first: a buyer's own hold (confirm,
 /// extend, release, read), orders, and the PSP's webhooks (a buyer who paid waits for
 /// one; refused, it comes back on the PSP's retry schedule, minutes later). Everything
@@ -151,7 +163,7 @@ fn is_payment_long_poll(request: &Request) -> bool {
 /// request is not held in flight while it waits. Refused: 503 `overloaded`.
 pub async fn admitted<F: Future>(shared: &Shared, class: Class, work: F) -> Result<F::Output, ApiError> {
     let Some(admitted) = shared.overload.admit(class) else {
-        metrics::counter!(REJECTIONS_TOTAL, "reason" => "overloaded").increment(1);
+        count_rejection("overloaded", class);
         let message = "the server is at capacity; retry after the given seconds";
         return Err(ApiError::unavailable("overloaded", message, shared.overload.retry_after_s()));
     };

@@ -106,6 +106,10 @@ impl BoundedListener {
     pub fn new(listener: TcpListener, http: &HttpConfig) -> BoundedListener {
         assert!(http.connections_max > 0, "config validation refuses connections_max = 0");
         warn_if_descriptors_run_out_first(http.connections_max);
+        // Exported at 0 from the start, so the alert's `increase()` sees the first one.
+        for kind in ["connection", "server"] {
+            metrics::counter!(ACCEPT_ERRORS_TOTAL, "kind" => kind).increment(0);
+        }
         BoundedListener {
             listener,
             connections_max: http.connections_max,

@@ -260,7 +260,12 @@ fn scanned_ticket(
     }
 }
 
+/// Scans answered, label `result` (`ScanOutcome::as_str`): `already_admitted` is a
+/// ticket used twice, the gate's double check at work.
+pub const GATE_SCANS_TOTAL: &str = "hakken_gate_scans_total";
+
 fn answer(outcome: ScanOutcome, ticket: Option<ScannedTicket>) -> Scanned {
+    metrics::counter!(GATE_SCANS_TOTAL, "result" => outcome.as_str()).increment(1);
     let admission = outcome.admission().cloned();
     Scanned {
         admitted_before: match &outcome {

@@ -119,16 +119,40 @@ async fn healthz() -> axum::Json<HealthResponse> {
     axum::Json(HealthResponse { status: "ok" })
 }
 
-/// Ready for traffic: recovery has finished, storage works, not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let status = match shared.ready_app() {
+/// 1 while `/readyz` answers 200, else 0 (set every second, [`report_readiness`]).
+pub const READY: &str = "hakken_ready";
+
+/// What `/readyz` says: `ok`, `starting`, `storage_failed` or `shutting_down`.
+pub fn readiness(shared: &Shared) -> &'static str {
+    match shared.ready_app() {
         _ if shared.is_shutting_down() => "shutting_down",
         None => "starting",
         Some(app) if app.store.failed() => "storage_failed",
         Some(_) => "ok",
-    };
+    }
+}
+
+/// Keeps [`READY`] (and the store's gauges) up to date, for the alert on lost readiness (a load balancer stops
+/// sending buyers to a server that is not ready; the SRE must hear of it at once).
+pub async fn report_readiness(shared: Arc<Shared>) {
+    let gauge = metrics::gauge!(READY);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        gauge.set(if readiness(&shared) == "ok" { 1.0 } else { 0.0 });
+        if let Some(app) = shared.ready_app() {
+            // A statvfs can block on a sick disk: off the async workers.
+            let store = app.store.clone();
+            let _ = tokio::task::spawn_blocking(move || hakken_engine::observe::store_health(&store.health())).await;
+        }
+    }
+}
+
+/// Ready for traffic: recovery has finished, storage works, not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let status = readiness(&shared);
     let code = if status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(HealthResponse { status })).into_response()
 }

@@ -44,6 +44,11 @@ use crate::payments::stripe::PspError;
 use crate::payments::webhook::{EventKind, EventType, WebhookEvent};
 
 pub const WEBHOOKS_TOTAL: &str = "hakken_payment_webhooks_total";
+/// From the PSP's event (`created`, whole seconds) to hakken acting on it: how late
+/// webhooks come. Its buckets reach a day (`WEBHOOK_LAG_BUCKETS_S`): Stripe retries for days.
+pub const WEBHOOK_LAG_SECONDS: &str = "hakken_payment_webhook_lag_seconds";
+pub const WEBHOOK_LAG_BUCKETS_S: [f64; 12] =
+    [1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0];
 /// Stripe's default: a signature older (or newer) than this is refused.
 const SIGNATURE_TOLERANCE_S: i64 = 300;
 const STRIPE_SIGNATURE: &str = "stripe-signature";
@@ -322,6 +327,7 @@ pub async fn stripe_webhook(
         count_webhook("ignored");
         return Ok(received("ignored"));
     }
+    metrics::histogram!(WEBHOOK_LAG_SECONDS).record((now_unix - event.created).max(0) as f64);
     // Handled once per event id, durably (a retried delivery is answered at once).
     let key = format!("webhook:stripe:{}", event.id).into_bytes();
     let now_ms = app.now().0;

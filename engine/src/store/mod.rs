@@ -10,7 +10,8 @@
 //!
 //! Rooms: `config` (how it writes), `writer` (the group-commit thread, the one way
 //! anything is written while the store runs), `recovery`, `backup`, `idempotency` and
-//! `audit_log` (reads of what the writer wrote), `outbox` (its layout, and the relay's reads).
+//! `audit_log` (reads of what the writer wrote), `outbox` (its layout, and the relay's
+//! reads), `health` (RocksDB's stalls and the disk, for the metrics).
 //!
 //! Durability: a section actor applies a change in memory, hands the records to the
 //! writer thread and answers its caller only when the writer says they are on disk.
@@ -35,6 +36,7 @@
 mod audit_log;
 mod backup;
 mod config;
+mod health;
 mod idempotency;
 mod outbox;
 mod recovery;
@@ -49,6 +51,7 @@ use rocksdb::{ColumnFamily, DBRecoveryMode, Options, WriteOptions, DB};
 
 pub use backup::{directory_bytes, restore_backup};
 pub use config::{Durability, StorageConfig};
+pub use health::{Disk, StoreHealth};
 pub use idempotency::CachedRead;
 pub use outbox::{OutboxChange, Shelf};
 pub use recovery::{Recovered, RecoveredEvent, RecoveredSection};

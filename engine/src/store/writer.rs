@@ -224,6 +224,10 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn run(mut self, queue: Receiver<Command>) {
+        // Exported at 0 from the start: an alert's `increase()` then sees the first
+        // failure (a series born at 1 has no increase), and a panel shows 0, not no data.
+        metrics::counter!(observe::WAL_WRITE_FAILURES_TOTAL).increment(0);
+        metrics::counter!(observe::WAL_QUEUE_FULL_TOTAL).increment(0);
         let mut write_options = WriteOptions::default();
         write_options.set_sync(self.config.durability == Durability::Sync);
         let flush_interval = Duration::from_millis(self.config.async_flush_interval_ms.max(1));

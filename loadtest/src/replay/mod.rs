@@ -70,6 +70,7 @@ use crate::cpu::CpuTime;
 use crate::psp::{self, PaymentsConfig};
 use crate::queue::{Buyer, Header, Queue, Then};
 use crate::schedule::{pace, Arrival, PaceEnd, Schedule};
+use crate::server_metrics::{Peaks, Scrape, ServerFigures, ServerMetrics};
 use crate::stats::{DriverReport, Latency, Live, Recorder, Step, StepReport};
 use crate::verdict::{self, Availability, Ledger, Observed, PaymentSources, PaymentsObserved, Verdict};
 
@@ -125,6 +126,9 @@ pub struct ReplayConfig {
     pub threads: usize,
     /// How buyers pay, and what the verdict reads of the money.
     pub payments: PaymentSettings,
+    /// The server's metrics endpoint (`http://host:port`): read before, during and
+    /// after the run, for the report's sale-level figures as the server counts them.
+    pub server_metrics: Option<String>,
 }
 
 /// What a replay produced.
@@ -261,8 +265,16 @@ pub async fn replay(
         storm,
     });
 
+    let watching = match &config.server_metrics {
+        Some(url) => Some(Watch::start(url, &run.event, config.request_timeout).await?),
+        None => None,
+    };
     let played = play(&run, Schedule::at_offsets(timing.offsets), timing.drain_timeout, config.progress, stop).await?;
     let (ledger, state, resolved) = settle(&run, baseline).await;
+    let server = match watching {
+        Some(watch) => Some(watch.finish(&run.event).await?),
+        None => None,
+    };
     let verdict = if config.verdict {
         Some(
             judge(&run, &ledger, config.request_timeout)
@@ -273,6 +285,7 @@ pub async fn replay(
         None
     };
     let mut report = report(&run, &config, &queue.header, source, played, state, verdict);
+    report.server = server;
     if let Some(payments) = report.payments.as_mut() {
         (payments.resolved_orders, payments.unresolved) = resolved;
         if let Some(storm) = &run.storm {
@@ -282,6 +295,32 @@ pub async fn replay(
         }
     }
     Ok(ReplayOutcome { report, ledger })
+}
+
+/// The server's metrics through a run: the scrape before, the peaks sampled during.
+struct Watch {
+    metrics: Arc<ServerMetrics>,
+    before: Scrape,
+    peaks: Arc<Mutex<Peaks>>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    async fn start(url: &str, event: &str, timeout: Duration) -> anyhow::Result<Watch> {
+        let metrics = Arc::new(ServerMetrics::connect(url, timeout).await?);
+        let before = metrics.scrape().await?;
+        let peaks = Arc::new(Mutex::new(Peaks::default()));
+        let sampler = tokio::spawn(metrics.clone().sample_peaks(event.to_string(), peaks.clone()));
+        Ok(Watch { metrics, before, peaks, sampler })
+    }
+
+    /// After the drain and the settling of payments: what the server did meanwhile.
+    async fn finish(self, event: &str) -> anyhow::Result<ServerFigures> {
+        self.sampler.abort();
+        let after = self.metrics.scrape().await?;
+        let peaks = lock(&self.peaks).clone();
+        Ok(ServerFigures::between(&self.metrics.url(), event, &self.before, &after, peaks))
+    }
 }
 
 /// How buyers pay: `Some` to pay at the PSP the server names, `None` to confirm on trust.
@@ -546,6 +585,7 @@ fn report(
         timeline: state.timeline.report(state.sold_out_at),
         driver: DriverReport::new(played.cpu, played.elapsed, requests_sent),
         payments,
+        server: None,
         verdict,
     }
 }

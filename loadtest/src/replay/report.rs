@@ -180,6 +180,8 @@ pub struct ReplayReport {
     pub driver: DriverReport,
     /// How buyers paid (`None`: on trust, without a sales token).
     pub payments: Option<PaymentReport>,
+    /// The server's account, from its metrics (`--server-metrics`).
+    pub server: Option<crate::server_metrics::ServerFigures>,
     /// `None` with `--no-verdict`.
     pub verdict: Option<Verdict>,
 }
@@ -211,6 +213,9 @@ impl fmt::Display for ReplayReport {
         self.write_sales(f)?;
         if let Some(payments) = &self.payments {
             write_payments(f, payments)?;
+        }
+        if let Some(server) = &self.server {
+            write!(f, "{server}")?;
         }
         self.write_driver(f)?;
         if let Some(verdict) = &self.verdict {
