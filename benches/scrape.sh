@@ -42,6 +42,7 @@ start_hakken() { # NAME
     rm -rf "$OUT/data"
     HAKKEN_DATA_DIR="$OUT/data" HAKKEN_LISTEN="127.0.0.1:$HAKKEN_PORT" HAKKEN_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
         HAKKEN_LOG=warn HAKKEN_SALES_TOKEN="$SALES_TOKEN" \
+        HAKKEN_PRIVACY_KEYS="bench:$(head -c 32 /dev/urandom | base64)" HAKKEN_PRIVACY_ACTIVE_KEY=bench \
         taskset -c 0 "$bin/hakken" --config config/bench.toml serve > "$OUT/$1-hakken.log" 2>&1 &
     hakken_pid=$!
     pids+=($hakken_pid)
