@@ -1,5 +1,5 @@
-# Shell helpers of the benchmark scripts (sourced by benches/payments.sh and
-# benches/notifications.sh).
+# Shell helpers of the benchmark scripts (sourced by benches/payments.sh,
+# benches/notifications.sh and benches/scrape.sh).
 
 wait_for() { # URL: until it answers 2xx, at most 60 s
     for _ in $(seq 600); do
@@ -8,4 +8,12 @@ wait_for() { # URL: until it answers 2xx, at most 60 s
     done
     echo "no answer from $1" >&2
     return 1
+}
+
+# Processes a script started; `cleanup` kills them (the scripts trap it on EXIT).
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
 }

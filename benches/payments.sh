@@ -47,12 +47,6 @@ fi
 bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
-}
 trap cleanup EXIT
 
 # Every run gets a fresh fake PSP and a fresh hakken on an empty store: what a run

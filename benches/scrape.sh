@@ -30,12 +30,6 @@ bin=${CARGO_TARGET_DIR:-target}/release
 root=$(pwd)
 mkdir -p "$OUT"
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
-}
 trap cleanup EXIT
 
 start_hakken() { # NAME
@@ -72,7 +66,7 @@ run() { # NAME
 for pair in $(seq "$PAIRS"); do
     start_hakken "off-$pair"; run "off-$pair"; cleanup
     start_hakken "on-$pair"; start_prometheus "on-$pair"; run "on-$pair"
-    scrapes=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query?query=prometheus_target_interval_length_seconds_count" \
+    scrapes=$(curl -s -G "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" --data-urlencode "query=count_over_time(scrape_samples_scraped{job=\"hakken\"}[1h])" \
         | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(sum(float(x["value"][1]) for x in r)))')
     echo "$scrapes" > "$OUT/on-$pair.scrapes"
     cleanup

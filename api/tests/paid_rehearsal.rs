@@ -15,12 +15,10 @@ mod support;
 
 use std::time::Duration;
 
-use hakken_loadtest::client::{Pool, PoolConfig, Target};
 use hakken_loadtest::generate::{self, GenerateConfig, Mix, Shape};
-use hakken_loadtest::layout::Layout;
 use hakken_loadtest::queue::Queue;
 use hakken_loadtest::replay::{self, PaymentMode, PaymentSettings, ReplayConfig, ReplayReport, StormSettings};
-use support::{Server, ADMIN_TOKEN, EVENT};
+use support::{Server, ADMIN_TOKEN};
 
 const SECRET_KEY: &str = "sk_test_hakken_fakepsp";
 const PUBLISHABLE_KEY: &str = "pk_test_hakken_fakepsp";
@@ -80,13 +78,7 @@ fn paying(decline_share: f64, late_share: f64) -> PaymentSettings {
 /// A small spike of `buyers` from the server's own layout: nearly all buy (a few
 /// abandon or walk away), thinking for a few milliseconds.
 fn queue(runtime: &tokio::runtime::Runtime, target: &str, buyers: u64, seed: u64) -> Queue {
-    let layout = runtime.block_on(async {
-        let pool = Pool::new(
-            Target::resolve(target).await.expect("target"),
-            PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) },
-        );
-        Layout::fetch(&pool, EVENT, true, Duration::from_secs(10)).await.expect("layout")
-    });
+    let layout = support::demo_layout(runtime, target);
     let config = GenerateConfig {
         seed,
         buyers,

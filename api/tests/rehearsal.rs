@@ -8,11 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use hakken_loadtest::client::{Pool, PoolConfig, Target};
 use hakken_loadtest::generate::{self, GenerateConfig, Mix, Shape};
-use hakken_loadtest::layout::Layout;
 use hakken_loadtest::replay::{self, ReplayConfig};
-use support::{Server, EVENT};
+use support::Server;
 
 const BUYERS: u64 = 600;
 
@@ -47,13 +45,7 @@ fn a_rehearsed_on_sale_passes_the_verdict_survives_kill_9_and_fails_when_tampere
     let mut server = Server::start(&[]);
     let target = format!("http://{}", server.address);
     let runtime = runtime();
-    let layout = runtime.block_on(async {
-        let pool = Pool::new(
-            Target::resolve(&target).await.expect("target"),
-            PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) },
-        );
-        Layout::fetch(&pool, EVENT, true, Duration::from_secs(10)).await.expect("layout")
-    });
+    let layout = support::demo_layout(&runtime, &target);
     // A small, fast spike: most buyers in the first second; some pick the same popular
     // seats, some abandon, some let their hold expire, some poll first.
     let config = GenerateConfig {

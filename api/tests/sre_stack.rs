@@ -20,12 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hakken_loadtest::client::{Pool, PoolConfig, Target};
 use hakken_loadtest::generate::{self, GenerateConfig, Mix, Shape};
-use hakken_loadtest::layout::Layout;
 use hakken_loadtest::replay::{self, PaymentMode, PaymentSettings, ReplayConfig};
 use hakken_loadtest::server_metrics::ServerFigures;
-use notify::{Answer, Receiver};
+use notify::{wait_for, Answer, Receiver};
 use serde_json::{json, Value};
 use support::{raw_request, repo_root, Server, ADMIN_TOKEN, EVENT};
 
@@ -167,18 +165,6 @@ fn log_of(log: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-/// Polls `probe` every 250 ms until it gives something; panics after `seconds`.
-fn wait_for<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "{what} within {seconds} s");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Prometheus's HTTP API: the result of an instant query (`None` on an error answer).
 fn instant_query(prometheus: &str, expr: &str) -> Option<Vec<Value>> {
     // Not listening yet (still starting): no answer, as an error answer.
@@ -279,13 +265,7 @@ fn start_alertmanager(dir: &Path, port: u16, receiver: &str) -> Process {
 /// the orders paid and the server's account of the run.
 fn paid_rehearsal(target: &str, metrics_url: &str, buyers: u64) -> (u64, ServerFigures) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let layout = runtime.block_on(async {
-        let pool = Pool::new(
-            Target::resolve(target).await.expect("target"),
-            PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) },
-        );
-        Layout::fetch(&pool, EVENT, true, Duration::from_secs(10)).await.expect("layout")
-    });
+    let layout = support::demo_layout(&runtime, target);
     let generated = GenerateConfig {
         seed: 14,
         buyers,

@@ -333,3 +333,15 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The demo event's layout as the load tool reads it from the server at `target`.
+pub(crate) fn demo_layout(runtime: &tokio::runtime::Runtime, target: &str) -> hakken_loadtest::layout::Layout {
+    use hakken_loadtest::client::{Pool, PoolConfig, Target};
+    runtime.block_on(async {
+        let pool = Pool::new(
+            Target::resolve(target).await.expect("target"),
+            PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) },
+        );
+        hakken_loadtest::layout::Layout::fetch(&pool, EVENT, true, Duration::from_secs(10)).await.expect("layout")
+    })
+}
