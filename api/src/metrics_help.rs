@@ -34,7 +34,11 @@ pub fn describe() {
     describe_counter!(availability_cache::AVAILABILITY_CACHE_TOTAL, "Availability polls, by result (hit, miss)");
     describe_gauge!(crate::http::READY, "1 while /readyz answers 200 (recovered, storage working, not shutting down)");
     // The sale, per section.
-    describe_counter!(engine::SECTION_OPERATIONS_TOTAL, "Changes made by a section, by operation");
+    describe_counter!(engine::SECTION_OPERATIONS_TOTAL, "Seat changes made by a section, by operation");
+    describe_counter!(
+        engine::EVENT_OPERATIONS_TOTAL,
+        "Payment and buyer-data changes of an event's orders, by operation"
+    );
     describe_gauge!(engine::SECTION_SEATS, "Seats (or GA units) of a section, by state (available, held, sold)");
     describe_gauge!(engine::CATEGORY_SEATS, "Seats of a section's price category, by state");
     describe_gauge!(engine::SECTION_CAPACITY, "Seats (or GA units) a section has");
@@ -52,10 +56,19 @@ pub fn describe() {
     describe_histogram!(
         engine::SECTION_QUEUE_SOJOURN_SECONDS,
         Unit::Seconds,
-        "Time a call waited in a section's mailbox"
+        "Time a call waited in a section's mailbox, over the event's sections"
     );
-    describe_counter!(engine::SECTION_SHED_TOTAL, "Calls a section actor dropped unrun, by reason");
-    describe_histogram!(engine::SECTION_CALL_SECONDS, Unit::Seconds, "Time a section actor spends on one call");
+    describe_counter!(engine::SECTION_SHED_TOTAL, "Calls the event's section actors dropped unrun, by reason");
+    describe_histogram!(
+        engine::SECTION_CALL_SECONDS,
+        Unit::Seconds,
+        "Time a section actor spends on one call, over the event's sections"
+    );
+    describe_gauge!(
+        engine::SECTION_BUSY_SECONDS,
+        Unit::Seconds,
+        "Time a section's actor has spent on calls since start (only grows: its rate is the core share it takes)"
+    );
     describe_histogram!(
         engine::BEST_AVAILABLE_SECONDS,
         Unit::Seconds,

@@ -114,7 +114,8 @@ def on_sale():
                             query(f'clamp_min(max(hakken_section_oversold_seats{{{EVS}}}), 0)'),
                             description="held + sold - capacity, at its worst section: above 0 a seat was sold twice (HakkenOversold pages)."))
     d = d.with_panel(series("Sale operations per second", "ops",
-                            query(f'sum by (operation) (rate(hakken_section_operations_total{{{EVS},operation=~"hold|confirm|expire|release|checkout|payment_authorized|capture|cancel"}}[$__rate_interval]))', "{{operation}}")))
+                            query(f'sum by (operation) (rate(hakken_section_operations_total{{{EVS},operation=~"hold|confirm|expire|release|cancel"}}[$__rate_interval]))', "{{operation}}"),
+                            query(f'sum by (operation) (rate(hakken_event_operations_total{{{EV},operation=~"checkout|payment_authorized|capture"}}[$__rate_interval]))', "{{operation}}")))
     d = d.with_panel(series("Active holds and hold to order conversion", "short",
                             query(f'sum(hakken_section_holds_active{{{EVS}}})', "active holds"),
                             query(f'sum(rate(hakken_section_operations_total{{{EVS},operation="confirm"}}[5m])) / sum(rate(hakken_section_operations_total{{{EVS},operation="hold"}}[5m]))', "orders / holds (5m)")))
@@ -156,16 +157,20 @@ def sections():
                             query(f'sum by (section) (hakken_section_seats{{{EVS},state="available"}})', "{{section}}")))
     d = d.with_panel(series("Holds per second per section", "ops",
                             query(f'sum by (section) (rate(hakken_section_operations_total{{{EVS},operation="hold"}}[$__rate_interval]))', "{{section}}")))
-    d = d.with_panel(series("Actor call time p99 per section", "s",
-                            query(f'histogram_quantile(0.99, sum by (section, le) (rate(hakken_section_call_seconds_bucket{{{EVS}}}[$__rate_interval])))', "{{section}}"),
-                            description="Every call's whole turn in the actor, best-available searches included."))
+    d = d.with_panel(series("Actor busy share per section", "percentunit",
+                            query(f'sum by (section) (rate(hakken_section_busy_seconds{{{EVS}}}[$__rate_interval]))', "{{section}}"),
+                            description="The share of a core each section's actor spends on calls: near 1, the section is the bottleneck."))
+    d = d.with_panel(series("Actor call time p50 / p99", "s",
+                            query(f'histogram_quantile(0.5, sum by (le) (rate(hakken_section_call_seconds_bucket{{{EV}}}[$__rate_interval])))', "p50"),
+                            query(f'histogram_quantile(0.99, sum by (le) (rate(hakken_section_call_seconds_bucket{{{EV}}}[$__rate_interval])))', "p99"),
+                            description="Every call's whole turn in an actor, best-available searches included, over the event's sections."))
     d = d.with_panel(series("Best-available search p50 / p99", "s",
                             query(f'histogram_quantile(0.5, sum by (le) (rate(hakken_best_available_search_seconds_bucket{{{EV}}}[$__rate_interval])))', "p50"),
                             query(f'histogram_quantile(0.99, sum by (le) (rate(hakken_best_available_search_seconds_bucket{{{EV}}}[$__rate_interval])))', "p99"),
                             description="Choosing and holding the best seats for a request (no seat map given)."))
-    d = d.with_panel(series("Mailbox depth and wait per section", "short",
+    d = d.with_panel(series("Mailbox depth per section, and the wait", "short",
                             query(f'max by (section) (hakken_section_mailbox_depth{{{EVS}}})', "{{section}} depth"),
-                            query(f'histogram_quantile(0.99, sum by (section, le) (rate(hakken_section_queue_sojourn_seconds_bucket{{{EVS}}}[$__rate_interval]))) * 1000', "{{section}} p99 wait (ms)")))
+                            query(f'histogram_quantile(0.99, sum by (le) (rate(hakken_section_queue_sojourn_seconds_bucket{{{EV}}}[$__rate_interval]))) * 1000', "p99 wait (ms)")))
     return d
 
 
@@ -174,7 +179,7 @@ def payments():
                         "The money path (PSP calls, webhooks, what is owed) and the outbox of emails and webhooks."), sections=False)
     d = d.with_row(db.Row("Payments"))
     d = d.with_panel(series("Payments per second", "ops",
-                            query(f'sum by (operation) (rate(hakken_section_operations_total{{{EV},operation=~"checkout|payment_authorized|capture|void|refund"}}[$__rate_interval]))', "{{operation}}")))
+                            query(f'sum by (operation) (rate(hakken_event_operations_total{{{EV},operation=~"checkout|payment_authorized|capture|void|refund"}}[$__rate_interval]))', "{{operation}}")))
     d = d.with_panel(series("PSP calls by outcome", "reqps",
                             query('sum by (operation, outcome) (rate(hakken_psp_requests_total[$__rate_interval]))', "{{operation}} {{outcome}}")))
     d = d.with_panel(series("PSP call p99", "s",

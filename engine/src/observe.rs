@@ -12,9 +12,13 @@ use crate::actor::ShedReason;
 use crate::inventory::{Availability, Inventory, OrderState};
 use crate::wal::Record;
 
-/// Changes made by a section, labels `event`, `section`, `operation` (hold, extend,
+/// Seat changes made by a section, labels `event`, `section`, `operation` (hold, extend,
 /// release, expire, confirm, cancel, reissue, admit).
 pub const SECTION_OPERATIONS_TOTAL: &str = "hakken_section_operations_total";
+/// Payment and buyer-data changes, per event (where the seats are is the section
+/// counters' business), labels `event`, `operation` (checkout, payment_authorized,
+/// capture, void_due, void, refund_due, refund, erase_buyer, reseal_buyer).
+pub const EVENT_OPERATIONS_TOTAL: &str = "hakken_event_operations_total";
 /// Seats (or GA units) of a section by `state`: available, held, sold.
 pub const SECTION_SEATS: &str = "hakken_section_seats";
 /// The same by price category too, labels `event`, `section`, `category`, `state`.
@@ -32,14 +36,19 @@ pub const SECTION_ORDERS: &str = "hakken_section_orders";
 pub const SECTION_SALES_MINOR: &str = "hakken_section_sales_minor";
 /// Calls waiting in a section actor's mailbox (sampled every sweep tick).
 pub const SECTION_MAILBOX_DEPTH: &str = "hakken_section_mailbox_depth";
-/// Time a call waited in a section's mailbox before the actor took it, labels `event`,
-/// `section`.
+/// Time a call waited in a section's mailbox before the actor took it, label `event`.
+/// The distributions are per event: a histogram is 19 series, and per section they
+/// were most of a scrape (the per-section view is the mailbox depth and busy time).
 pub const SECTION_QUEUE_SOJOURN_SECONDS: &str = "hakken_section_queue_sojourn_seconds";
-/// Calls a section actor dropped unrun, labels `event`, `section`, `reason`
-/// (`caller_gone`, `deadline`, `standing_queue`).
+/// Calls a section actor dropped unrun, labels `event`, `reason` (`caller_gone`,
+/// `deadline`, `standing_queue`).
 pub const SECTION_SHED_TOTAL: &str = "hakken_section_shed_total";
-/// Time a section actor spends on one call, labels `event`, `section`.
+/// Time a section actor spends on one call, label `event`.
 pub const SECTION_CALL_SECONDS: &str = "hakken_section_call_seconds";
+/// Time a section's actor has spent on calls since the server started, labels `event`,
+/// `section`: its rate is the share of a core the section takes. A gauge only because
+/// the facade's counters count whole numbers; it never goes down.
+pub const SECTION_BUSY_SECONDS: &str = "hakken_section_busy_seconds";
 /// Time a best-available hold spends choosing its seats (the search and the hold),
 /// label `event`.
 pub const BEST_AVAILABLE_SECONDS: &str = "hakken_best_available_search_seconds";
@@ -83,15 +92,8 @@ pub const WAL_QUEUE_FULL_TOTAL: &str = "hakken_wal_queue_full_total";
 /// How long the last recovery took.
 pub const RECOVERY_SECONDS: &str = "hakken_recovery_seconds";
 
-const OPERATIONS: [&str; 17] = [
-    "hold",
-    "extend",
-    "release",
-    "expire",
-    "confirm",
-    "cancel",
-    "reissue",
-    "admit",
+const SECTION_OPERATIONS: [&str; 8] = ["hold", "extend", "release", "expire", "confirm", "cancel", "reissue", "admit"];
+const EVENT_OPERATIONS: [&str; 9] = [
     "checkout",
     "payment_authorized",
     "capture",
@@ -106,7 +108,9 @@ const STATES: [&str; 3] = ["available", "held", "sold"];
 
 /// One section's metric handles, registered once when its actor starts.
 pub struct SectionMetrics {
-    operations: [Counter; 17],
+    /// The section's [`SECTION_OPERATIONS`], then its event's [`EVENT_OPERATIONS`]
+    /// (handles shared with the event's other sections), in [`Record`] order.
+    operations: [Counter; SECTION_OPERATIONS.len() + EVENT_OPERATIONS.len()],
     seats: [Gauge; 3],
     /// Per category index of the venue: its three gauges, for categories this section has.
     category_seats: Vec<Option<[Gauge; 3]>>,
@@ -118,6 +122,7 @@ pub struct SectionMetrics {
     /// What `orders` and `sales_minor` show, kept up to date by [`SectionMetrics::sold`].
     sold: Sold,
     call_seconds: Histogram,
+    busy_seconds: Gauge,
     best_available_seconds: Histogram,
     queue_sojourn_seconds: Histogram,
     shed: [Counter; 3],
@@ -155,20 +160,21 @@ impl SectionMetrics {
             orders: gauge(SECTION_ORDERS),
             sales_minor: gauge(SECTION_SALES_MINOR),
             sold: Sold::default(),
-            operations: OPERATIONS.map(|operation| {
-                metrics::counter!(SECTION_OPERATIONS_TOTAL,
-                    "event" => event.clone(), "section" => section.clone(), "operation" => operation)
+            operations: std::array::from_fn(|index| match SECTION_OPERATIONS.get(index) {
+                Some(&operation) => metrics::counter!(SECTION_OPERATIONS_TOTAL,
+                    "event" => event.clone(), "section" => section.clone(), "operation" => operation),
+                None => metrics::counter!(EVENT_OPERATIONS_TOTAL,
+                    "event" => event.clone(), "operation" => EVENT_OPERATIONS[index - SECTION_OPERATIONS.len()]),
             }),
             seats: STATES.map(|state| {
                 metrics::gauge!(SECTION_SEATS, "event" => event.clone(), "section" => section.clone(), "state" => state)
             }),
-            call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event.clone(), "section" => section.clone()),
+            call_seconds: metrics::histogram!(SECTION_CALL_SECONDS, "event" => event.clone()),
+            busy_seconds: gauge(SECTION_BUSY_SECONDS),
             best_available_seconds: metrics::histogram!(BEST_AVAILABLE_SECONDS, "event" => event.clone()),
-            queue_sojourn_seconds: metrics::histogram!(SECTION_QUEUE_SOJOURN_SECONDS,
-                "event" => event.clone(), "section" => section.clone()),
+            queue_sojourn_seconds: metrics::histogram!(SECTION_QUEUE_SOJOURN_SECONDS, "event" => event.clone()),
             shed: ShedReason::ALL.map(|reason| {
-                metrics::counter!(SECTION_SHED_TOTAL,
-                    "event" => event.clone(), "section" => section.clone(), "reason" => reason.as_str())
+                metrics::counter!(SECTION_SHED_TOTAL, "event" => event.clone(), "reason" => reason.as_str())
             }),
             mailbox_depth: metrics::gauge!(SECTION_MAILBOX_DEPTH, "event" => event, "section" => section),
             queued: Arc::default(),
@@ -276,7 +282,9 @@ impl SectionMetrics {
     }
 
     pub fn call(&self, elapsed: Duration) {
-        self.call_seconds.record(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        self.call_seconds.record(seconds);
+        self.busy_seconds.increment(seconds);
     }
 
     pub fn best_available(&self, elapsed: Duration) {
