@@ -129,6 +129,36 @@ fn the_shipped_rules_configs_dashboards_and_runbook_check_out() {
     for name in ["on-sale", "sections", "payments", "gates", "engine"] {
         assert!(queries.iter().filter(|(dashboard, _, _)| dashboard == name).count() >= 4, "{name}: {queries:?}");
     }
+
+    // Every panel a runbook entry sends the SRE to is one the dashboards have, by its
+    // title (a renamed panel would leave the runbook pointing at nothing).
+    let titles: BTreeSet<String> = ["on-sale", "sections", "payments", "gates", "engine"]
+        .iter()
+        .flat_map(|name| {
+            let text = std::fs::read_to_string(sre("dashboards").join(format!("{name}.json"))).unwrap();
+            let dashboard: Value = serde_json::from_str(&text).unwrap();
+            let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+            panels.into_iter().filter_map(|panel| panel["title"].as_str().map(str::to_string)).collect::<Vec<_>>()
+        })
+        .collect();
+    let pointed = runbook_panel_titles(&runbook);
+    assert!(pointed.len() >= 8, "{pointed:?}");
+    for title in &pointed {
+        assert!(titles.contains(title), "the runbook points at a panel \"{title}\" no dashboard has: {titles:?}");
+    }
+}
+
+/// The quoted names in the runbook's "**Look at:**" parts (up to their "**Do:**"),
+/// each on one line: the panels the entries send the SRE to.
+fn runbook_panel_titles(runbook: &str) -> Vec<String> {
+    runbook
+        .split("**Look at:**")
+        .skip(1)
+        .flat_map(|part| {
+            let look = part.split("**Do:**").next().unwrap_or_default();
+            look.split('"').skip(1).step_by(2).map(|quoted| quoted.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect()
 }
 
 /// A port free on 127.0.0.1 now (for a server that takes its port from the command line).

@@ -115,7 +115,8 @@ def on_sale():
                             description="held + sold - capacity, at its worst section: above 0 a seat was sold twice (HakkenOversold pages)."))
     d = d.with_panel(series("Sale operations per second", "ops",
                             query(f'sum by (operation) (rate(hakken_section_operations_total{{{EVS},operation=~"hold|confirm|expire|release|cancel"}}[$__rate_interval]))', "{{operation}}"),
-                            query(f'sum by (operation) (rate(hakken_event_operations_total{{{EV},operation=~"checkout|payment_authorized|capture"}}[$__rate_interval]))', "{{operation}}")))
+                            query(f'sum by (operation) (rate(hakken_event_operations_total{{{EV},operation=~"checkout|payment_authorized|capture"}}[$__rate_interval]))', "{{operation}}"),
+                            description="Seat operations are per section (the section variable narrows them); payment operations are per event."))
     d = d.with_panel(series("Active holds and hold to order conversion", "short",
                             query(f'sum(hakken_section_holds_active{{{EVS}}})', "active holds"),
                             query(f'sum(rate(hakken_section_operations_total{{{EVS},operation="confirm"}}[5m])) / sum(rate(hakken_section_operations_total{{{EVS},operation="hold"}}[5m]))', "orders / holds (5m)")))
