@@ -337,6 +337,7 @@ impl Config {
         apply_env(&mut table, env)?;
         let config: Config = toml::Value::Table(table).try_into()?;
         config.http.validate()?;
+        config.storage.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
@@ -493,6 +494,15 @@ mod tests {
         let error = Config::parse("", &env(&[("HAKKEN_STORAGE_DURABILITY", "maybe")])).unwrap_err();
         assert!(format!("{error:#}").contains("maybe"), "{error:#}");
         assert!(Config::parse("lisen = \"x\"", &[]).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn a_group_commit_window_past_its_bound_is_refused_with_its_name() {
+        let config = Config::parse("[storage]\ngroup_commit_window_us = 2_000\n", &[]).unwrap();
+        assert_eq!(config.storage.group_commit_window_us, 2_000);
+        let env = env(&[("HAKKEN_STORAGE_GROUP_COMMIT_WINDOW_US", "1_000_000")]);
+        let error = Config::parse("", &env).unwrap_err();
+        assert!(format!("{error:#}").contains("group_commit_window_us"), "{error:#}");
     }
 
     #[test]

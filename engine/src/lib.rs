@@ -49,6 +49,8 @@ pub mod tickets;
 #[cfg(not(loom))]
 pub mod venue;
 #[cfg(not(loom))]
+pub mod waiting_room;
+#[cfg(not(loom))]
 pub mod wal;
 
 /// The ticket code's old path, which tools and tests outside the crate still name.

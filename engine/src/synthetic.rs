@@ -104,3 +104,17 @@ pub fn open_event(venue: &Venue) -> Event {
         language: crate::event::LANGUAGE_DEFAULT.into(),
     }
 }
+
+/// A waiting room for tests: joins from `opens_at`, the draw at `sale_opens_at`, 100
+/// admissions a second, a minute's access, ten minutes to buy, 10,000 places.
+pub fn room_settings(opens_at: Millis, sale_opens_at: Millis) -> crate::waiting_room::RoomSettings {
+    crate::waiting_room::RoomSettings {
+        opens_at,
+        sale_opens_at,
+        admit_per_s_min: 100,
+        admit_per_s_max: 100,
+        access_window_ms: 60_000,
+        shopping_ms_max: 600_000,
+        places_max: 10_000,
+    }
+}

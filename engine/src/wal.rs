@@ -448,6 +448,50 @@ pub fn audit_hash_input(entry: &AuditRecord) -> Vec<u8> {
     bincode::encode_to_vec(entry, bincode_config()).expect("encoding into a Vec cannot fail")
 }
 
+/// One change of an event's waiting room (`waiting_room.rs`), in the order it happened.
+/// Stored in the `queue` column family under [`room_key`].
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum RoomStored {
+    Joined {
+        customer: String,
+        at_ms: u64,
+    },
+    /// The opening draw: the first `joiners` places shuffled with `seed` (the algorithm
+    /// is `waiting_room/draw.rs`'s; the seed is also in the audit log).
+    Drawn {
+        seed: u64,
+        joiners: u32,
+        at_ms: u64,
+    },
+    Admitted {
+        count: u32,
+        at_ms: u64,
+        until_ms: u64,
+    },
+    AccessUsed {
+        place: u32,
+        seats: u32,
+        at_ms: u64,
+    },
+    Resolved {
+        place: u32,
+        bought: bool,
+    },
+    SoldOut {
+        at_ms: u64,
+    },
+}
+
+/// Key of a waiting-room record: the event id, a 0 byte (ids have none), the sequence
+/// number big-endian (RocksDB's order is the room's log order).
+pub fn room_key(event: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(event.len() + 9);
+    key.extend_from_slice(event.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// A stored value that cannot be trusted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {

@@ -50,7 +50,7 @@ use std::thread::JoinHandle;
 use rocksdb::{ColumnFamily, DBRecoveryMode, Options, WriteOptions, DB};
 
 pub use backup::{directory_bytes, restore_backup};
-pub use config::{Durability, StorageConfig};
+pub use config::{Durability, StorageConfig, GROUP_COMMIT_WINDOW_US_MAX};
 pub use health::{Disk, StoreHealth};
 pub use idempotency::CachedRead;
 pub use outbox::{OutboxChange, Shelf};
@@ -68,7 +68,9 @@ const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_AUDIT: &str = "audit";
 /// The outbox: what the relay has yet to deliver, and its dead letters; see `outbox.rs`.
 const CF_OUTBOX: &str = "outbox";
-const COLUMN_FAMILIES: [&str; 6] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY, CF_AUDIT, CF_OUTBOX];
+/// Waiting rooms: [`wal::room_key`] → framed [`wal::RoomStored`]; see `waiting_room/durable.rs`.
+const CF_QUEUE: &str = "queue";
+const COLUMN_FAMILIES: [&str; 7] = [CF_WAL, CF_SNAPSHOTS, CF_META, CF_IDEMPOTENCY, CF_AUDIT, CF_OUTBOX, CF_QUEUE];
 const META_FORMAT: &[u8] = b"format";
 const META_EVENT_PREFIX: &[u8] = b"event/";
 /// `key/{event}` → the 32-byte seed of the event's ticket-signing key.
@@ -114,6 +116,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `path` and starts its writer thread.
     pub fn open(path: &Path, config: StorageConfig) -> Result<Store, StoreError> {
+        config.validate().map_err(StoreError::Other)?;
         let rocks = |source| StoreError::Rocks { path: path.to_path_buf(), source };
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -239,6 +242,34 @@ impl Store {
         );
         let result = written.recv().unwrap_or(Err(StorageError::Closed));
         result.map_err(|source| StoreError::Write { path: self.path.clone(), source })
+    }
+
+    /// `event`'s waiting-room records in order, checked: a damaged record or a gap in
+    /// the sequence is corruption (RocksDB's own log replay already stops at a torn
+    /// write, which was never acknowledged). Blocks on the disk: for recovery.
+    pub fn room_records(&self, event: &str) -> Result<Vec<wal::RoomStored>, StoreError> {
+        let corrupt = |problem: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: format!("waiting room of {event}"),
+            problem,
+        };
+        let prefix = wal::room_key(event, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let mut records = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_QUEUE), prefix) {
+            let (key, value) = item.map_err(|source| self.rocks(source))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let expected = wal::room_key(event, records.len() as u64 + 1);
+            if *key != *expected {
+                return Err(corrupt(format!("record {} missing", records.len() + 1)));
+            }
+            let record =
+                wal::decode(&value).map_err(|error| corrupt(format!("record {}: {error}", records.len() + 1)))?;
+            records.push(record);
+        }
+        Ok(records)
     }
 
     /// Compacts every column family now, reclaiming space of deleted records and old

@@ -20,7 +20,8 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use super::outbox::{self as outbox_keys, OutboxChange, Shelf};
 use super::{
-    Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_OUTBOX, CF_SNAPSHOTS, CF_WAL,
+    Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_OUTBOX, CF_QUEUE, CF_SNAPSHOTS,
+    CF_WAL,
 };
 use crate::audit;
 use crate::observe;
@@ -73,6 +74,9 @@ pub(super) enum Command {
     Meta { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
     /// The relay's progress on outbox entries (`store/outbox.rs`).
     Outbox { changes: Vec<OutboxChange>, done: Completion },
+    /// Framed waiting-room records for the `queue` column family, with the audit
+    /// entries of what they do (the opening draw's seed).
+    Room { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
     /// Ends the writer after everything queued before it.
     Stop,
 }
@@ -84,6 +88,7 @@ impl Command {
             | Command::Idempotent { done, .. }
             | Command::Audit { done, .. }
             | Command::Meta { done, .. }
+            | Command::Room { done, .. }
             | Command::Outbox { done, .. } => done(result),
             Command::Snapshot { .. } | Command::Forget { .. } | Command::Stop => {}
         }
@@ -93,6 +98,7 @@ impl Command {
     fn records(&self) -> usize {
         match self {
             Command::Append { records, .. } => records.len(),
+            Command::Room { puts, .. } => puts.len(),
             _ => 0,
         }
     }
@@ -155,6 +161,13 @@ impl WalHandle {
             }),
         );
         receiver.await.unwrap_or(Err(StorageError::Closed))
+    }
+
+    /// Queues framed waiting-room records (keyed by [`wal::room_key`]) and their audit
+    /// entries without ever blocking: when the queue is full, `done` gets
+    /// [`StorageError::Busy`] at once (the room then changes nothing).
+    pub fn room(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion) {
+        self.offer(Command::Room { puts, audit, done });
     }
 
     pub fn snapshot(&self, section: u32, last_seq: u64, snapshot: Vec<u8>) {
@@ -232,6 +245,8 @@ impl Writer {
         write_options.set_sync(self.config.durability == Durability::Sync);
         let flush_interval = Duration::from_millis(self.config.async_flush_interval_ms.max(1));
         let mut unsynced_since: Option<Instant> = None;
+        let window = Duration::from_micros(self.config.group_commit_window_us);
+        let mut last_write: Option<Instant> = None;
         loop {
             let wait = match unsynced_since {
                 Some(since) => flush_interval.saturating_sub(since.elapsed()),
@@ -245,7 +260,9 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let (group, stop) = self.gather(first, &queue);
+            let not_before = last_write.map_or_else(Instant::now, |last| last + window);
+            let (group, stop) = gather(first, &queue, self.config.group_commit_records_max, not_before);
+            last_write = Some(Instant::now());
             self.write_group(group, &write_options, &mut unsynced_since);
             if stop {
                 break;
@@ -257,27 +274,12 @@ impl Writer {
         self.sync_wal(&mut unsynced_since);
     }
 
-    /// `first` and whatever else is queued, up to the group's record bound; and
-    /// whether a `Stop` is among them.
-    fn gather(&self, first: Command, queue: &Receiver<Command>) -> (Vec<Command>, bool) {
-        let mut stop = matches!(first, Command::Stop);
-        let mut records = first.records();
-        let mut group = vec![first];
-        while !stop && records < self.config.group_commit_records_max {
-            let Ok(command) = queue.try_recv() else { break };
-            records += command.records();
-            stop = matches!(command, Command::Stop);
-            group.push(command);
-        }
-        (group, stop)
-    }
-
     /// The batch of a group; `audit_head` and `outbox_next` are advanced on copies, kept
     /// only if it is written.
     fn batch(&self, group: &[Command], audit_head: &mut audit::ChainHead, outbox_next: &mut u64) -> WriteBatch {
         let cf = |name| self.db.cf_handle(name).expect("column family created at open");
-        let (wal_cf, snapshots, idempotency, audit_cf, meta, outbox_cf) =
-            (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META), cf(CF_OUTBOX));
+        let (wal_cf, snapshots, idempotency, audit_cf, meta, outbox_cf, queue_cf) =
+            (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META), cf(CF_OUTBOX), cf(CF_QUEUE));
         let first_outbox = *outbox_next;
         let mut batch = WriteBatch::default();
         let mut chain = |batch: &mut WriteBatch, entries: &[AuditRecord]| {
@@ -323,6 +325,13 @@ impl Writer {
                 Command::Meta { puts, audit, .. } => {
                     for (key, value) in puts {
                         batch.put_cf(meta, key, value);
+                    }
+                    chain(&mut batch, audit);
+                }
+                Command::Room { puts, audit, .. } => {
+                    for (key, value) in puts {
+                        debug_assert!(wal::decode::<wal::RoomStored>(value).is_ok(), "a framed room record");
+                        batch.put_cf(queue_cf, key, value);
                     }
                     chain(&mut batch, audit);
                 }
@@ -422,5 +431,93 @@ impl Writer {
                 tracing::error!(%error, "WAL sync failed; acknowledgements stop until restart");
             }
         }
+    }
+}
+
+/// `first` and whatever else is queued or arrives before `not_before`, up to
+/// `records_max` records; and whether a `Stop` is among them. Waiting for `not_before`
+/// is the group-commit window: under load, one sync carries the appends of a whole
+/// window instead of whatever happened to be queued the instant the last sync ended.
+fn gather(first: Command, queue: &Receiver<Command>, records_max: usize, not_before: Instant) -> (Vec<Command>, bool) {
+    let mut stop = matches!(first, Command::Stop);
+    let mut records = first.records();
+    let mut group = vec![first];
+    while !stop && records < records_max {
+        let command = match queue.try_recv() {
+            Ok(command) => command,
+            Err(_) if Instant::now() < not_before => match queue.recv_deadline(not_before) {
+                Ok(command) => command,
+                Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        records += command.records();
+        stop = matches!(command, Command::Stop);
+        group.push(command);
+    }
+    (group, stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append() -> Command {
+        Command::Append {
+            section: 0,
+            first_seq: 1,
+            records: vec![vec![0]],
+            with: Appended::default(),
+            done: Box::new(|_| {}),
+        }
+    }
+
+    /// Sends `command` from another thread once `gather` is waiting (the test cannot
+    /// know when that is; sending late enough that it usually is keeps it honest).
+    fn send_later(commands: &Sender<Command>, command: Command) -> std::thread::JoinHandle<()> {
+        let commands = commands.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            commands.send(command).unwrap();
+        })
+    }
+
+    #[test]
+    fn without_a_window_a_group_is_what_is_queued() {
+        let (commands, queue) = crossbeam_channel::unbounded();
+        commands.send(append()).unwrap();
+        let (group, stop) = gather(append(), &queue, 4096, Instant::now());
+        assert_eq!((group.len(), stop), (2, false));
+        // One arriving after the gather is left for the next group.
+        commands.send(append()).unwrap();
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn a_window_gathers_appends_that_arrive_within_it_up_to_the_record_bound() {
+        let (commands, queue) = crossbeam_channel::unbounded();
+        let sender = send_later(&commands, append());
+        // The bound (2 records) ends the group, not the minute-long window.
+        let (group, stop) = gather(append(), &queue, 2, Instant::now() + Duration::from_secs(60));
+        sender.join().unwrap();
+        assert_eq!((group.len(), stop), (2, false));
+    }
+
+    #[test]
+    fn a_stop_ends_the_window() {
+        let (commands, queue) = crossbeam_channel::unbounded();
+        let sender = send_later(&commands, Command::Stop);
+        let (group, stop) = gather(append(), &queue, 4096, Instant::now() + Duration::from_secs(60));
+        sender.join().unwrap();
+        assert_eq!((group.len(), stop), (2, true));
+    }
+
+    #[test]
+    fn a_window_with_nothing_arriving_ends_at_its_deadline() {
+        let (_commands, queue) = crossbeam_channel::unbounded::<Command>();
+        let not_before = Instant::now() + Duration::from_millis(30);
+        let (group, stop) = gather(append(), &queue, 4096, not_before);
+        assert_eq!((group.len(), stop), (1, false));
+        assert!(Instant::now() >= not_before);
     }
 }

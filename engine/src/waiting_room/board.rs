@@ -1,0 +1,273 @@
+//! The board: what a buyer's poll reads, without the room's lock.
+//!
+//! One 64-bit word per place (its rank, stage and deadline) in segments allocated as
+//! places arrive, and a few shared figures (who is let in so far, the measured rate,
+//! the seats left). The room is the only writer; any number of readers compute a
+//! [`Status`] from one word and the figures, with atomic loads only. A reader may see
+//! a figure a tick older than the word (the two are not read together); what it shows
+//! is then a moment stale, never inconsistent with itself.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::clock::Millis;
+
+use super::{PlaceNumber, Status};
+
+/// Places per segment: 512 KiB of words, allocated when its first place joins.
+const SEGMENT_PLACES: usize = 1 << 16;
+
+/// Where one buyer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    Waiting = 0,
+    /// Let in; the access is valid until the deadline and not used yet.
+    Admitted = 1,
+    /// Used the access; holds seats until the deadline at most.
+    Shopping = 2,
+    /// Let in and done: bought or abandoned.
+    Done = 3,
+    /// Let in, and the access lapsed unused.
+    Lapsed = 4,
+}
+
+/// A place's word: `rank << 32 | stage << 29 | deadline`, the deadline in whole
+/// seconds after the room opened (29 bits: 17 years).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Word {
+    /// Index in the admission order (0 = first let in); before the draw, join order.
+    pub rank: u32,
+    pub stage: Stage,
+    pub deadline_s: u32,
+}
+
+const DEADLINE_MASK: u64 = (1 << 29) - 1;
+
+impl Word {
+    fn pack(self) -> u64 {
+        debug_assert!(self.deadline_s as u64 <= DEADLINE_MASK);
+        (self.rank as u64) << 32 | (self.stage as u64) << 29 | self.deadline_s as u64 & DEADLINE_MASK
+    }
+
+    fn unpack(word: u64) -> Word {
+        let stage = match (word >> 29) & 0b111 {
+            0 => Stage::Waiting,
+            1 => Stage::Admitted,
+            2 => Stage::Shopping,
+            3 => Stage::Done,
+            _ => Stage::Lapsed,
+        };
+        Word { rank: (word >> 32) as u32, stage, deadline_s: (word & DEADLINE_MASK) as u32 }
+    }
+}
+
+/// An f64 in an atomic word.
+#[derive(Default)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn store(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Figures the room publishes at each tick for [`Board::status`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Published {
+    pub measured_per_s: f64,
+    pub seats_per_admission: f64,
+    pub buy_rate: f64,
+    pub free: u64,
+    pub held: u64,
+}
+
+pub struct Board {
+    opens_at: Millis,
+    sale_opens_at: Millis,
+    segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// Places `0..places` have their words written.
+    places: AtomicU32,
+    /// Ranks below `next` have been let in.
+    next: AtomicU32,
+    drawn: AtomicBool,
+    sold_out: AtomicBool,
+    admitted_unused: AtomicU64,
+    measured_per_s: AtomicF64,
+    seats_per_admission: AtomicF64,
+    buy_rate: AtomicF64,
+    free: AtomicU64,
+    held: AtomicU64,
+}
+
+impl Board {
+    pub(super) fn new(opens_at: Millis, sale_opens_at: Millis, places_max: u32) -> Board {
+        let segments = (places_max as usize).div_ceil(SEGMENT_PLACES).max(1);
+        Board {
+            opens_at,
+            sale_opens_at,
+            segments: (0..segments).map(|_| OnceLock::new()).collect(),
+            places: AtomicU32::new(0),
+            next: AtomicU32::new(0),
+            drawn: AtomicBool::new(false),
+            sold_out: AtomicBool::new(false),
+            admitted_unused: AtomicU64::new(0),
+            measured_per_s: AtomicF64::default(),
+            seats_per_admission: AtomicF64::default(),
+            buy_rate: AtomicF64::default(),
+            free: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// The deadline `until` as the board keeps it: whole seconds after the room
+    /// opened, rounded up (an access never ends sooner than it was given for).
+    pub(super) fn deadline_s(&self, until: Millis) -> u32 {
+        let after_ms = until.0.saturating_sub(self.opens_at.0);
+        after_ms.div_ceil(1_000).min(DEADLINE_MASK) as u32
+    }
+
+    pub(super) fn deadline(&self, deadline_s: u32) -> Millis {
+        self.opens_at.saturating_add(deadline_s as u64 * 1_000)
+    }
+
+    fn slot(&self, place: PlaceNumber) -> &AtomicU64 {
+        let (segment, offset) = (place as usize / SEGMENT_PLACES, place as usize % SEGMENT_PLACES);
+        let segment = self.segments[segment].get_or_init(|| (0..SEGMENT_PLACES).map(|_| AtomicU64::new(0)).collect());
+        &segment[offset]
+    }
+
+    /// Writes a new place's word, then makes the place visible.
+    pub(super) fn push(&self, place: PlaceNumber, word: Word) {
+        assert_eq!(place, self.places.load(Ordering::Relaxed), "places are added in order");
+        self.slot(place).store(word.pack(), Ordering::Relaxed);
+        self.places.store(place + 1, Ordering::Release);
+    }
+
+    pub(super) fn set(&self, place: PlaceNumber, word: Word) {
+        self.slot(place).store(word.pack(), Ordering::Release);
+    }
+
+    /// A place's word (`place` must be below [`len`](Self::len)).
+    pub(super) fn word(&self, place: PlaceNumber) -> Word {
+        Word::unpack(self.slot(place).load(Ordering::Acquire))
+    }
+
+    pub(super) fn len(&self) -> u32 {
+        self.places.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_next(&self, next: u32) {
+        self.next.store(next, Ordering::Release);
+    }
+
+    pub(super) fn set_drawn(&self) {
+        self.drawn.store(true, Ordering::Release);
+    }
+
+    pub(super) fn set_sold_out(&self) {
+        self.sold_out.store(true, Ordering::Release);
+    }
+
+    pub(super) fn set_admitted_unused(&self, count: u64) {
+        self.admitted_unused.store(count, Ordering::Relaxed);
+    }
+
+    pub(super) fn publish(&self, published: Published) {
+        self.measured_per_s.store(published.measured_per_s);
+        self.seats_per_admission.store(published.seats_per_admission);
+        self.buy_rate.store(published.buy_rate);
+        self.free.store(published.free, Ordering::Relaxed);
+        self.held.store(published.held, Ordering::Relaxed);
+    }
+
+    pub(super) fn set_measured_per_s(&self, measured_per_s: f64) {
+        self.measured_per_s.store(measured_per_s);
+    }
+
+    pub fn sold_out(&self) -> bool {
+        self.sold_out.load(Ordering::Acquire)
+    }
+
+    /// What the buyer at `place` is told at `now`; `None` for a place not (yet) taken.
+    pub fn status(&self, place: PlaceNumber, now: Millis) -> Option<Status> {
+        if place >= self.len() {
+            return None;
+        }
+        let word = self.word(place);
+        let until = self.deadline(word.deadline_s);
+        Some(match word.stage {
+            Stage::Waiting if self.sold_out() => Status::SoldOut,
+            Stage::Waiting if !self.drawn.load(Ordering::Acquire) => {
+                Status::BeforeDraw { joined: self.len(), opens_in_ms: self.sale_opens_at.0.saturating_sub(now.0) }
+            }
+            Stage::Waiting => self.waiting(word.rank),
+            Stage::Admitted if now < until => Status::Admitted { until, used: false },
+            Stage::Admitted | Stage::Lapsed => Status::Expired,
+            Stage::Shopping => Status::Admitted { until, used: true },
+            Stage::Done => Status::Done,
+        })
+    }
+
+    fn waiting(&self, rank: u32) -> Status {
+        // A word says waiting, the figure may already count it let in: it is next.
+        let ahead = rank.saturating_sub(self.next.load(Ordering::Acquire));
+        let measured = self.measured_per_s.load();
+        let per_admission = self.seats_per_admission.load();
+        let (free, held) = (self.free.load(Ordering::Relaxed), self.held.load(Ordering::Relaxed));
+        let admitted_unused = self.admitted_unused.load(Ordering::Relaxed);
+        let expected_ahead = (ahead as f64 + admitted_unused as f64) * per_admission;
+        let may_come_back = held as f64 * (1.0 - self.buy_rate.load());
+        Status::Waiting {
+            position: ahead + 1,
+            ahead,
+            eta_s: (measured > 0.0).then(|| (ahead + 1) as f64 / measured),
+            seats_free: free,
+            likely: expected_ahead < free as f64 + may_come_back,
+        }
+    }
+
+    /// Bytes the board holds now (its segments; the figures are a rounding error).
+    pub fn bytes(&self) -> usize {
+        self.segments.iter().filter(|segment| segment.get().is_some()).count() * SEGMENT_PLACES * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_packs_and_unpacks_every_stage_and_the_widest_values() {
+        for stage in [Stage::Waiting, Stage::Admitted, Stage::Shopping, Stage::Done, Stage::Lapsed] {
+            for (rank, deadline_s) in [(0, 0), (u32::MAX, DEADLINE_MASK as u32), (12_345, 678)] {
+                let word = Word { rank, stage, deadline_s };
+                assert_eq!(Word::unpack(word.pack()), word);
+            }
+        }
+    }
+
+    #[test]
+    fn deadlines_round_up_to_whole_seconds_after_the_opening() {
+        let board = Board::new(Millis(10_000), Millis(20_000), 10);
+        assert_eq!(board.deadline_s(Millis(10_000)), 0);
+        assert_eq!(board.deadline_s(Millis(10_001)), 1);
+        assert_eq!(board.deadline(board.deadline_s(Millis(71_500))), Millis(72_000));
+    }
+
+    #[test]
+    fn segments_are_allocated_as_places_arrive() {
+        let board = Board::new(Millis(0), Millis(0), 1_000_000);
+        assert_eq!(board.bytes(), 0);
+        let word = Word { rank: 0, stage: Stage::Waiting, deadline_s: 0 };
+        for place in 0..(SEGMENT_PLACES as u32 + 1) {
+            board.push(place, Word { rank: place, ..word });
+        }
+        assert_eq!(board.bytes(), 2 * SEGMENT_PLACES * 8);
+        assert_eq!(board.word(SEGMENT_PLACES as u32).rank, SEGMENT_PLACES as u32);
+        assert_eq!(board.status(SEGMENT_PLACES as u32 + 1, Millis(0)), None);
+    }
+}

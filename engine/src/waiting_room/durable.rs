@@ -1,0 +1,263 @@
+//! A waiting room made durable: the core behind a lock, each change through the WAL.
+//!
+//! A change is decided, queued to the writer and applied under the lock, so the log's
+//! order is the order of application; the caller waits for durability outside it. The
+//! queueing never blocks: when the writer's queue is full the change is refused
+//! ([`RoomError::Busy`]) and never happened. A write that fails afterwards stops the
+//! whole store as everywhere else (nothing more is acknowledged; a restart recovers
+//! from what is on disk, where the change is not).
+//!
+//! Polls never take the lock: they read the room's [`Board`].
+//!
+//! An access is claimed before the hold it allows is made and used once the hold is
+//! durable ([`AccessClaim`]): two requests with one access cannot both hold, and a
+//! hold refused (its seats taken) leaves the access usable. A crash between the hold's
+//! write and the access's leaves the access unused: the buyer may hold once more,
+//! within the per-customer limits that bind every hold anyway.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{
+    AccessRefused, Board, Figures, Health, JoinRefused, PlaceNumber, RoomRecord, RoomSettings, Stock, WaitingRoom,
+};
+use crate::audit;
+use crate::clock::Millis;
+use crate::ids::CustomerId;
+use crate::store::{StorageError, WalHandle};
+use crate::wal::{self, AuditRecord, PrincipalRecord, RoomStored};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error(transparent)]
+    Join(#[from] JoinRefused),
+    #[error(transparent)]
+    Access(#[from] AccessRefused),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+struct Inner {
+    room: WaitingRoom,
+    /// The sequence number of the room's next record (from 1).
+    next_seq: u64,
+    /// Places whose access a request is using right now.
+    claimed: HashSet<PlaceNumber>,
+}
+
+pub struct DurableRoom {
+    event: String,
+    board: Arc<Board>,
+    inner: Mutex<Inner>,
+    wal: WalHandle,
+}
+
+impl DurableRoom {
+    /// The room of `event` as its stored records left it (none for a new room).
+    pub fn recover(event: &str, settings: RoomSettings, stored: &[RoomStored], wal: WalHandle) -> DurableRoom {
+        let records: Vec<RoomRecord> = stored.iter().map(from_stored).collect();
+        let room = WaitingRoom::replay(settings, &records);
+        DurableRoom {
+            event: event.to_string(),
+            board: room.board(),
+            inner: Mutex::new(Inner { room, next_seq: stored.len() as u64 + 1, claimed: HashSet::new() }),
+            wal,
+        }
+    }
+
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// What polls read (lock-free).
+    pub fn board(&self) -> &Arc<Board> {
+        &self.board
+    }
+
+    pub fn settings(&self) -> RoomSettings {
+        self.lock().room.settings().clone()
+    }
+
+    /// `customer`'s place, a new one made durable first.
+    pub async fn join(&self, customer: &CustomerId, now: Millis) -> Result<PlaceNumber, RoomError> {
+        let (place, durable) = {
+            let mut inner = self.lock();
+            let joined = inner.room.join(customer, now)?;
+            let Some(record) = joined.record else { return Ok(joined.place) };
+            (joined.place, self.commit(&mut inner, vec![record], Vec::new())?)
+        };
+        durable.await?;
+        Ok(place)
+    }
+
+    pub fn place_of(&self, customer: &CustomerId) -> Option<PlaceNumber> {
+        self.lock().room.place_of(customer)
+    }
+
+    /// The opening draw when it is due (with `seed`, the caller's fresh randomness; its
+    /// audit entry names the seed), then whatever the core decides at `now`.
+    pub async fn tick(&self, now: Millis, health: Health, stock: Stock, seed: u64) -> Result<(), RoomError> {
+        let durable = {
+            let mut inner = self.lock();
+            let mut records: Vec<RoomRecord> = inner.room.draw_due(now, seed).into_iter().collect();
+            if records.is_empty() {
+                records = inner.room.tick(now, health, stock);
+            }
+            if records.is_empty() {
+                return Ok(());
+            }
+            let audit = records.iter().filter_map(|record| self.audit_entry(record)).collect();
+            self.commit(&mut inner, records, audit)?
+        };
+        durable.await?;
+        Ok(())
+    }
+
+    /// Claims `place`'s access for one hold at `now`; see the module comment.
+    pub fn claim(&self, place: PlaceNumber, now: Millis) -> Result<AccessClaim<'_>, AccessRefused> {
+        let mut inner = self.lock();
+        inner.room.check_access(place, now)?;
+        if !inner.claimed.insert(place) {
+            return Err(AccessRefused::Used);
+        }
+        Ok(AccessClaim { room: self, place, done: false })
+    }
+
+    /// `customer`'s hold ended, bought or not: what the room learns its conversion from.
+    /// Queued and not waited for (a lost one only makes the estimate a little older).
+    pub fn resolved(&self, customer: &CustomerId, bought: bool) {
+        let mut inner = self.lock();
+        let Some(record) = inner.room.resolution(customer, bought) else { return };
+        // Ignored when refused: nothing waits on it.
+        let _ = self.commit(&mut inner, vec![record], Vec::new());
+    }
+
+    pub fn figures(&self, now: Millis) -> Figures {
+        self.lock().room.figures(now)
+    }
+
+    /// The opening draw's seed and joiner count, once made.
+    pub fn drawn(&self) -> Option<(u64, u32)> {
+        self.lock().room.drawn()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("waiting room lock poisoned")
+    }
+
+    /// Queues `records` (and `audit`) to the writer and applies them; the receiver
+    /// tells when they are durable. Nothing is applied when the writer refuses them.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        records: Vec<RoomRecord>,
+        audit: Vec<AuditRecord>,
+    ) -> Result<impl std::future::Future<Output = Result<(), StorageError>>, StorageError> {
+        let puts = records
+            .iter()
+            .enumerate()
+            .map(|(offset, record)| {
+                let stored = to_stored(record);
+                let framed = wal::encode(&stored);
+                wal::debug_assert_round_trip(&stored, &framed);
+                (wal::room_key(&self.event, inner.next_seq + offset as u64), framed)
+            })
+            .collect();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        self.wal.room(
+            puts,
+            audit,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        // A refusal (queue full, store closed) completes at once, before any write.
+        if let Ok(Err(error @ (StorageError::Busy | StorageError::Closed))) = receiver.try_recv() {
+            return Err(error);
+        }
+        inner.next_seq += records.len() as u64;
+        records.iter().for_each(|record| inner.room.apply(record));
+        Ok(async move {
+            match receiver.await {
+                Ok(result) => result,
+                Err(_) => Err(StorageError::Closed),
+            }
+        })
+    }
+
+    fn audit_entry(&self, record: &RoomRecord) -> Option<AuditRecord> {
+        let entry = |at: Millis, action: &str, detail: String| {
+            audit::event_entry(&self.event, at.0, &PrincipalRecord::System, action, "ok", detail)
+        };
+        match *record {
+            RoomRecord::Drawn { seed, joiners, at } => Some(entry(
+                at,
+                "queue_draw",
+                format!("seed {seed}, {joiners} joiners shuffled (splitmix64, Fisher-Yates)"),
+            )),
+            RoomRecord::SoldOut { at } => Some(entry(at, "queue_sold_out", String::new())),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed access: [`used`](Self::used) once the hold is durable; dropped unused
+/// (the hold was refused), the access can be used again.
+pub struct AccessClaim<'a> {
+    room: &'a DurableRoom,
+    place: PlaceNumber,
+    done: bool,
+}
+
+impl AccessClaim<'_> {
+    pub fn place(&self) -> PlaceNumber {
+        self.place
+    }
+
+    /// Records that the access made a hold of `seats` seats at `now`.
+    pub async fn used(mut self, seats: u32, now: Millis) -> Result<(), RoomError> {
+        let durable = {
+            let mut inner = self.room.lock();
+            inner.claimed.remove(&self.place);
+            self.done = true;
+            let record = RoomRecord::AccessUsed { place: self.place, seats, at: now };
+            self.room.commit(&mut inner, vec![record], Vec::new())?
+        };
+        durable.await?;
+        Ok(())
+    }
+}
+
+impl Drop for AccessClaim<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.room.lock().claimed.remove(&self.place);
+        }
+    }
+}
+
+fn to_stored(record: &RoomRecord) -> RoomStored {
+    match *record {
+        RoomRecord::Joined { ref customer, at } => RoomStored::Joined { customer: customer.0.to_string(), at_ms: at.0 },
+        RoomRecord::Drawn { seed, joiners, at } => RoomStored::Drawn { seed, joiners, at_ms: at.0 },
+        RoomRecord::Admitted { count, at, until } => RoomStored::Admitted { count, at_ms: at.0, until_ms: until.0 },
+        RoomRecord::AccessUsed { place, seats, at } => RoomStored::AccessUsed { place, seats, at_ms: at.0 },
+        RoomRecord::Resolved { place, bought } => RoomStored::Resolved { place, bought },
+        RoomRecord::SoldOut { at } => RoomStored::SoldOut { at_ms: at.0 },
+    }
+}
+
+fn from_stored(stored: &RoomStored) -> RoomRecord {
+    match *stored {
+        RoomStored::Joined { ref customer, at_ms } => {
+            RoomRecord::Joined { customer: CustomerId::new(customer), at: Millis(at_ms) }
+        }
+        RoomStored::Drawn { seed, joiners, at_ms } => RoomRecord::Drawn { seed, joiners, at: Millis(at_ms) },
+        RoomStored::Admitted { count, at_ms, until_ms } => {
+            RoomRecord::Admitted { count, at: Millis(at_ms), until: Millis(until_ms) }
+        }
+        RoomStored::AccessUsed { place, seats, at_ms } => RoomRecord::AccessUsed { place, seats, at: Millis(at_ms) },
+        RoomStored::Resolved { place, bought } => RoomRecord::Resolved { place, bought },
+        RoomStored::SoldOut { at_ms } => RoomRecord::SoldOut { at: Millis(at_ms) },
+    }
+}

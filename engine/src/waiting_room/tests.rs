@@ -1,0 +1,259 @@
+use super::*;
+
+const OPENS: Millis = Millis(1_000_000);
+const SALE: Millis = Millis(2_000_000);
+const HEALTHY: Health = Health { overloaded: false };
+
+fn settings() -> RoomSettings {
+    crate::synthetic::room_settings(OPENS, SALE)
+}
+
+fn plenty() -> Stock {
+    Stock { free: 1_000_000, held: 0 }
+}
+
+/// A room and the records it made, applied as the shell applies them.
+struct Run {
+    room: WaitingRoom,
+    records: Vec<RoomRecord>,
+}
+
+impl Run {
+    fn new(settings: RoomSettings) -> Run {
+        Run { room: WaitingRoom::new(settings), records: Vec::new() }
+    }
+
+    fn commit(&mut self, records: impl IntoIterator<Item = RoomRecord>) {
+        for record in records {
+            self.room.apply(&record);
+            self.records.push(record);
+        }
+    }
+
+    fn join(&mut self, customer: &str, now: Millis) -> PlaceNumber {
+        let joined = self.room.join(&CustomerId::new(customer), now).unwrap();
+        self.commit(joined.record);
+        joined.place
+    }
+
+    /// A room `buyers` joined ("b0", "b1", ...) at its opening, drawn with `seed`.
+    fn drawn(settings: RoomSettings, buyers: u32, seed: u64) -> Run {
+        let mut run = Run::new(settings);
+        for buyer in 0..buyers {
+            run.join(&format!("b{buyer}"), OPENS);
+        }
+        run.draw(seed);
+        run
+    }
+
+    fn draw(&mut self, seed: u64) {
+        let record = self.room.draw_due(SALE, seed).expect("the draw is due at the sale's opening");
+        self.commit([record]);
+    }
+
+    /// Ticks every 100 ms from `from` to `to`, returning the places let in, in order.
+    fn tick_until(&mut self, from: Millis, to: Millis, stock: Stock) -> Vec<PlaceNumber> {
+        let mut admitted = Vec::new();
+        let mut now = from;
+        while now <= to {
+            let before = self.room.next;
+            let records = self.room.tick(now, HEALTHY, stock);
+            self.commit(records);
+            admitted.extend_from_slice(&self.room.order[before..self.room.next]);
+            now = now.saturating_add(100);
+        }
+        admitted
+    }
+
+    fn admitted_until(&self, place: PlaceNumber) -> Millis {
+        match self.room.status(place, SALE) {
+            Some(Status::Admitted { until, .. }) => until,
+            other => panic!("place {place} is not admitted: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_place_per_customer_and_joins_only_once_the_room_opens() {
+    let mut run = Run::new(settings());
+    let alice = CustomerId::new("alice");
+    assert_eq!(run.room.join(&alice, Millis(OPENS.0 - 1)), Err(JoinRefused::NotOpen(OPENS)));
+    let first = run.join("alice", OPENS);
+    let again = run.room.join(&alice, OPENS.saturating_add(5)).unwrap();
+    assert_eq!(again, Joined { place: first, record: None }, "the same place, nothing recorded");
+    assert_eq!(run.join("bob", OPENS), first + 1);
+    assert_eq!(run.room.place_of(&alice), Some(first));
+    assert_eq!(run.room.customer_of(first), Some(&alice));
+}
+
+#[test]
+fn a_full_room_refuses_new_customers_but_not_those_already_in() {
+    let mut run = Run::new(RoomSettings { places_max: 2, ..settings() });
+    run.join("a", OPENS);
+    run.join("b", OPENS);
+    assert_eq!(run.room.join(&CustomerId::new("c"), OPENS), Err(JoinRefused::Full));
+    assert_eq!(run.room.join(&CustomerId::new("a"), OPENS).unwrap().place, 0);
+}
+
+#[test]
+fn nobody_is_let_in_before_the_draw_and_the_draw_is_due_at_the_opening() {
+    let mut run = Run::new(settings());
+    let place = run.join("alice", OPENS);
+    assert_eq!(run.room.status(place, OPENS), Some(Status::BeforeDraw { joined: 1, opens_in_ms: 1_000_000 }));
+    assert!(run.tick_until(OPENS, Millis(SALE.0 - 100), plenty()).is_empty());
+    assert_eq!(run.room.draw_due(Millis(SALE.0 - 1), 7), None);
+    run.draw(7);
+    assert_eq!(run.room.drawn(), Some((7, 1)));
+    assert_eq!(run.room.draw_due(SALE.saturating_add(1), 8), None, "one draw");
+}
+
+/// Whoever joined before the opening is let in in the draw's order (which anyone can
+/// redo from the seed); whoever joined after, in join order behind them.
+#[test]
+fn admission_follows_the_draw_then_join_order() {
+    let mut run = Run::new(settings());
+    for buyer in 0..300 {
+        run.join(&format!("early-{buyer}"), OPENS.saturating_add(buyer));
+    }
+    run.draw(42);
+    for buyer in 0..200 {
+        run.join(&format!("late-{buyer}"), SALE.saturating_add(buyer));
+    }
+    let admitted = run.tick_until(SALE, SALE.saturating_add(10_000), plenty());
+    let mut expected: Vec<PlaceNumber> = (0..300).collect();
+    draw::shuffle(42, &mut expected);
+    expected.extend(300..500);
+    assert_eq!(admitted, expected);
+    assert_ne!(&admitted[..300], &(0..300).collect::<Vec<_>>()[..], "the early joiners were shuffled");
+}
+
+#[test]
+fn admissions_keep_to_the_rate_and_positions_count_down() {
+    let mut run = Run::drawn(settings(), 1_000, 1);
+    let last = run.room.order[999];
+    assert!(matches!(run.room.status(last, SALE), Some(Status::Waiting { position: 1_000, ahead: 999, .. })));
+    let admitted = run.tick_until(SALE, SALE.saturating_add(3_000), plenty());
+    // 100/s for 3 s, ticking every 100 ms from the opening.
+    assert_eq!(admitted.len(), 300);
+    let now = SALE.saturating_add(3_000);
+    let Some(Status::Waiting { position, ahead, eta_s, likely, .. }) = run.room.status(last, now) else {
+        panic!("still waiting")
+    };
+    assert_eq!((position, ahead), (700, 699));
+    // 300 let in over the 3 s measured: 100/s, so 700 to go is 7 s.
+    assert!((eta_s.unwrap() - 7.0).abs() < 0.01, "{eta_s:?}");
+    assert!(likely);
+}
+
+#[test]
+fn overload_slows_admission_to_the_lower_bound() {
+    let mut run = Run::drawn(RoomSettings { admit_per_s_min: 10, admit_per_s_max: 1_000, ..settings() }, 10_000, 1);
+    let overloaded = Health { overloaded: true };
+    let mut admitted = 0;
+    for tick in 0..=100 {
+        let records = run.room.tick(SALE.saturating_add(tick * 100), overloaded, plenty());
+        admitted += records
+            .iter()
+            .map(|record| if let RoomRecord::Admitted { count, .. } = record { *count } else { 0 })
+            .sum::<u32>();
+        run.commit(records);
+    }
+    // 10 s at the lower bound of 10/s.
+    assert_eq!(admitted, 100);
+    assert_eq!(run.room.figures(SALE.saturating_add(10_000)).target_per_s, 10.0);
+}
+
+/// With 10 seats free and the prior of 1.8 seats per admission, 6 buyers are let in;
+/// then nobody until seats come back or the first ones lapse.
+#[test]
+fn admission_stops_when_those_let_in_can_take_what_is_left_and_resumes_as_seats_come_back() {
+    let mut run = Run::drawn(settings(), 100, 3);
+    let ten_free = Stock { free: 10, held: 0 };
+    let first = run.tick_until(SALE, SALE.saturating_add(2_000), ten_free);
+    assert_eq!(first.len(), 6);
+    let next = run.room.order[6];
+    let Some(Status::Waiting { ahead: 0, eta_s, seats_free: 10, likely: false, .. }) =
+        run.room.status(next, SALE.saturating_add(2_000))
+    else {
+        panic!("the next buyer waits, told it is unlikely")
+    };
+    assert!(eta_s.is_some(), "the rate measured so far");
+    // Five of them hold two seats each: every seat is held, nobody else is let in.
+    let at = SALE.saturating_add(2_100);
+    run.commit(first[..5].iter().map(|&place| RoomRecord::AccessUsed { place, seats: 2, at }));
+    let all_held = Stock { free: 0, held: 10 };
+    assert!(run.tick_until(at, at.saturating_add(10_000), all_held).is_empty());
+    assert!(!run.room.figures(at).sold_out, "held seats may come back");
+    // Two holds are abandoned: four seats come back, and buyers are let in again.
+    run.commit([
+        RoomRecord::Resolved { place: first[0], bought: false },
+        RoomRecord::Resolved { place: first[1], bought: false },
+    ]);
+    let later = at.saturating_add(10_100);
+    let resumed = run.tick_until(later, later.saturating_add(1_000), Stock { free: 4, held: 6 });
+    // 4 free, 1 let in before still expected to take 14/15 × 2 seats: room for 2 more.
+    assert_eq!(resumed.len(), 2, "{resumed:?}");
+}
+
+#[test]
+fn nothing_free_or_held_closes_the_room_and_tells_everyone_at_once() {
+    let mut run = Run::drawn(settings(), 50, 5);
+    run.tick_until(SALE, SALE.saturating_add(100), plenty());
+    let gone = Stock { free: 0, held: 0 };
+    let records = run.room.tick(SALE.saturating_add(200), HEALTHY, gone);
+    assert!(matches!(records[..], [RoomRecord::SoldOut { .. }]), "{records:?}");
+    run.commit(records);
+    let waiting = run.room.order[run.room.next..].to_vec();
+    assert!(!waiting.is_empty());
+    for place in waiting {
+        assert_eq!(run.room.status(place, SALE.saturating_add(200)), Some(Status::SoldOut));
+    }
+    assert_eq!(run.room.join(&CustomerId::new("late"), SALE.saturating_add(300)), Err(JoinRefused::SoldOut));
+    assert_eq!(run.room.figures(SALE).waiting, 0);
+    assert!(run.room.tick(SALE.saturating_add(300), HEALTHY, gone).is_empty(), "closed once");
+}
+
+#[test]
+fn an_access_is_for_the_admitted_once_and_until_it_expires() {
+    let mut run = Run::drawn(settings(), 20, 9);
+    let admitted = run.tick_until(SALE, SALE.saturating_add(100), plenty());
+    let (used, lapsing) = (admitted[0], admitted[1]);
+    let waiting = run.room.order[run.room.next];
+    let until = run.admitted_until(used);
+    // 60 s after the tick that let it in, rounded up to a whole second of the room.
+    assert_eq!(until, Millis(2_061_000));
+    assert_eq!(run.room.check_access(waiting, SALE), Err(AccessRefused::NotAdmitted));
+    assert_eq!(run.room.check_access(999, SALE), Err(AccessRefused::Unknown));
+    assert_eq!(run.room.check_access(used, SALE.saturating_add(200)), Ok(()));
+    run.commit([RoomRecord::AccessUsed { place: used, seats: 2, at: SALE.saturating_add(200) }]);
+    assert_eq!(run.room.check_access(used, SALE.saturating_add(300)), Err(AccessRefused::Used));
+    assert_eq!(run.room.check_access(lapsing, until), Err(AccessRefused::Expired));
+    run.tick_until(until, until, plenty());
+    assert_eq!(run.room.status(lapsing, until), Some(Status::Expired));
+    assert_eq!(run.room.figures(until).lapsed_total, admitted.len() as u64 - 1);
+}
+
+/// Recovery: the records of a room, replayed into a fresh one, give every buyer the
+/// same place and state.
+#[test]
+fn a_replayed_room_is_the_room_that_made_the_records() {
+    let mut run = Run::new(settings());
+    for buyer in 0..400 {
+        run.join(&format!("early-{buyer}"), OPENS);
+    }
+    run.draw(11);
+    for buyer in 0..100 {
+        run.join(&format!("late-{buyer}"), SALE.saturating_add(buyer));
+    }
+    let admitted = run.tick_until(SALE, SALE.saturating_add(1_500), plenty());
+    let at = SALE.saturating_add(1_600);
+    run.commit(admitted[..20].iter().map(|&place| RoomRecord::AccessUsed { place, seats: 1, at }));
+    run.commit([RoomRecord::Resolved { place: admitted[0], bought: true }]);
+    let replayed = WaitingRoom::replay(settings(), &run.records);
+    for place in 0..500 {
+        assert_eq!(replayed.board.word(place), run.room.board.word(place), "place {place}");
+    }
+    assert_eq!(replayed.order, run.room.order);
+    assert_eq!(replayed.figures(at), run.room.figures(at));
+    assert_eq!(replayed.place_of(&CustomerId::new("late-7")), Some(407));
+}
