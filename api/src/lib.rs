@@ -15,3 +15,4 @@ pub mod privacy;
 pub mod render;
 pub mod server;
 pub mod simulate;
+pub mod waiting_rooms;

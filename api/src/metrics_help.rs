@@ -8,6 +8,7 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 use crate::http::{availability_cache, connections, gates, overload, payment_waiters, payments, route_metrics};
 use crate::payments::{gateway, reconcile};
+use crate::waiting_rooms;
 
 pub fn describe() {
     // Requests.
@@ -33,6 +34,30 @@ pub fn describe() {
     );
     describe_counter!(availability_cache::AVAILABILITY_CACHE_TOTAL, "Availability polls, by result (hit, miss)");
     describe_gauge!(crate::http::READY, "1 while /readyz answers 200 (recovered, storage working, not shutting down)");
+    // Waiting rooms, per event.
+    describe_gauge!(
+        waiting_rooms::QUEUE_WAITING,
+        "Buyers waiting in the event's waiting room (0 once it closed sold out)"
+    );
+    describe_counter!(waiting_rooms::QUEUE_ADMITTED_TOTAL, "Buyers let in from the waiting room");
+    describe_counter!(waiting_rooms::QUEUE_LAPSED_TOTAL, "Buyers let in whose access lapsed unused");
+    describe_gauge!(
+        waiting_rooms::QUEUE_ADMISSION_RATE,
+        "Admissions per second: the rate aimed at (rate=target) and achieved over 10 s (rate=measured)"
+    );
+    describe_gauge!(
+        waiting_rooms::QUEUE_SOLD_OUT,
+        "1 once the waiting room closed: nothing left to hold, everyone told"
+    );
+    describe_counter!(
+        waiting_rooms::QUEUE_JOINS_TOTAL,
+        "Joins of the waiting room, by outcome (ok, refused, unavailable)"
+    );
+    describe_counter!(waiting_rooms::QUEUE_POLLS_TOTAL, "Polls of waiting-room places");
+    describe_counter!(
+        waiting_rooms::QUEUE_ACCESS_TOTAL,
+        "Access checks of holds on events with a waiting room, by outcome (ok, missing, invalid)"
+    );
     // The sale, per section.
     describe_counter!(engine::SECTION_OPERATIONS_TOTAL, "Seat changes made by a section, by operation");
     describe_counter!(

@@ -155,6 +155,7 @@ fn recover_in_background(
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
         shared.set_ready(app);
+        runtime.spawn(crate::waiting_rooms::run(shared.clone()));
         if let Some(gateway) = shared.payments.clone() {
             runtime.spawn(gateway.sweep_forever(shared.clone()));
         }

@@ -321,6 +321,8 @@ fn every_route_is_in_the_openapi_document_and_served() {
         ("post", "/v1/scan/batch"),
         ("get", "/v1/events/{event}/gate-bundle"),
         ("get", "/v1/events/{event}/audit"),
+        ("post", "/v1/events/{event}/queue"),
+        ("get", "/v1/queue/{token}"),
     ];
     let documented: HashSet<(String, String)> = paths
         .iter()

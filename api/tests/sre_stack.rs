@@ -213,10 +213,14 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// A dashboard query as Grafana would send it, its variables filled in: the demo event,
-/// every section, a 1 m rate interval, the last 10 minutes as the range.
+/// A dashboard query as Grafana would send it, its variables filled in: both events (a
+/// multi-value variable is sent as a regex alternation), every section, a 1 m rate
+/// interval, the last 10 minutes as the range.
 fn as_grafana_sends(expr: &str) -> String {
-    expr.replace("$event", EVENT).replace("$section", ".*").replace("$__rate_interval", "1m").replace("$__range", "10m")
+    expr.replace("$event", &format!("({EVENT}|{QUEUED})"))
+        .replace("$section", ".*")
+        .replace("$__rate_interval", "1m")
+        .replace("$__range", "10m")
 }
 
 /// hakken with the embedded test PSP, two notification webhooks (one refuses: dead
@@ -227,9 +231,12 @@ fn start_hakken(dir: &Path, delivered: &Receiver, refusing: &Receiver) -> Server
         notify::config_file(dir, &[(&delivered.url, &["order.confirmed"]), (&refusing.url, &["order.confirmed"])]);
     let config_dir = repo_root().join("config");
     let path = |relative: &str| config_dir.join(relative).to_str().unwrap().to_string();
+    let queued = dir.join("queued.toml");
+    std::fs::write(&queued, queued_event()).unwrap();
+    let events = format!("{},{}", path("events/demo.toml"), queued.display());
     let env = [
         ("HAKKEN_VENUES", path("venues/hakken-stadium.toml")),
-        ("HAKKEN_EVENTS", path("events/demo.toml")),
+        ("HAKKEN_EVENTS", events),
         ("HAKKEN_NOTIFICATIONS_TEMPLATES_DIR", path("notifications/templates")),
         ("HAKKEN_PAYMENTS_PROVIDER", "test".into()),
         ("HAKKEN_SALES_TOKEN", SALES_TOKEN.into()),
@@ -241,6 +248,44 @@ fn start_hakken(dir: &Path, delivered: &Receiver, refusing: &Receiver) -> Server
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
     Server::start_with_config(Some(config), &env)
+}
+
+const QUEUED: &str = "queued";
+
+/// An event on the demo venue whose sale opens 3 s after the server starts, behind a
+/// waiting room (the waiting-room panels' data).
+fn queued_event() -> String {
+    let opens_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 3_000;
+    let opens_at = hakken_engine::event::format_instant(hakken_engine::clock::Millis(opens_ms));
+    format!(
+        "[event]\nid = \"{QUEUED}\"\nname = \"Queued\"\nvenue = \"hakken-stadium\"\nstarts_at = 2030-01-01T20:00:00Z\n\
+         on_sale_opens_at = {opens_at}\non_sale_closes_at = 2030-01-01T18:00:00Z\ncurrency = \"EUR\"\n\n\
+         [[ticket_type]]\nid = \"FLOOR\"\nname = \"Floor\"\ncategory = \"FLOOR\"\nprice_minor = 5000\n\n\
+         [queue]\nadmit_per_s_min = 10\nadmit_per_s_max = 10\naccess_window_s = 60\n"
+    )
+}
+
+/// Buyers join the queued event's room, poll until let in, and one holds with its
+/// access while another tries without one.
+fn queue_rehearsal(server: &Server) {
+    let tokens: Vec<String> = (0..5)
+        .map(|buyer| {
+            let reply = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": format!("q{buyer}") }));
+            assert_eq!(reply.status, 201, "{}", reply.text);
+            reply.json["queue"]["token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let access = wait_for("a buyer is let in from the waiting room", 30, || {
+        let reply = server.get(&format!("/v1/queue/{}", tokens[0]));
+        reply.json["queue"]["access"].as_str().map(str::to_string)
+    });
+    let hold = |customer: &str, headers: &[(&str, &str)]| {
+        let body = json!({ "customer": customer, "section": "FLOOR-A", "quantity": 1 });
+        server.post_with(&format!("/v1/events/{QUEUED}/holds"), headers, body)
+    };
+    assert_eq!(hold("q0", &[("Hakken-Access", &access)]).status, 201);
+    assert_eq!(hold("q1", &[]).code(), "queue_required");
 }
 
 /// Prometheus on `port` with the shipped config and rules, scraping `metrics` every
@@ -453,6 +498,7 @@ fn a_real_prometheus_scraping_hakken_fills_every_panel_and_an_overload_pages_thr
     assert!(server_said.oversold_max.is_some_and(|worst| worst <= 0.0), "{server_said}");
     assert!(server_said.peaks.in_flight >= 1.0 && server_said.peaks.holds_active >= 1.0, "{server_said}");
     sell_and_scan_twice(&server);
+    queue_rehearsal(&server);
     notify::wait_for("a notification is delivered and one given up", 30, || {
         (delivered.count() > 0 && refusing.count() > 0).then_some(())
     });

@@ -4,48 +4,18 @@
 //! its atomic state word 8 more; rows, sections and the best-available row order add a
 //! few bytes per row of ~50 seats. Expect ~16-17 bytes/seat; target <= 32.
 //!
-//! Counted with a global allocator that tallies live heap bytes, so the number is exact
-//! and independent of the machine (no RSS noise).
-#![allow(unsafe_code)] // The counting allocator below; nothing else in the workspace uses unsafe.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! Counted with a global allocator that tallies live heap bytes (`counting.rs`), so the
+//! number is exact and independent of the machine (no RSS noise).
 
 use hakken_benches::bench_config;
+use hakken_benches::counting::{live, Counting};
 use hakken_engine::clock::Clock;
 use hakken_engine::config::EngineConfig;
 use hakken_engine::registry::Registry;
 use hakken_engine::synthetic::{grid_venue, open_event, GridShape};
 
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE_BYTES.load(Ordering::Relaxed)
-}
 
 fn main() {
     // 400 sections x 50 rows x 50 seats = 1,000,000 seats.

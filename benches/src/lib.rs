@@ -1,5 +1,7 @@
 //! Shared set-ups for hakken's benchmarks (`cargo bench -p hakken-benches`).
 
+pub mod counting;
+
 use std::sync::Arc;
 
 use hakken_engine::clock::Millis;

@@ -120,6 +120,21 @@ def on_sale():
     d = d.with_panel(series("Active holds and hold to order conversion", "short",
                             query(f'sum(hakken_section_holds_active{{{EVS}}})', "active holds"),
                             query(f'sum(rate(hakken_section_operations_total{{{EVS},operation="confirm"}}[5m])) / sum(rate(hakken_section_operations_total{{{EVS},operation="hold"}}[5m]))', "orders / holds (5m)")))
+    d = d.with_row(db.Row("Waiting room"))
+    d = d.with_panel(single("Buyers waiting", "short", query(f'sum(hakken_queue_waiting{{{EV}}})'),
+                            description="In the waiting rooms of the selected events; 0 once a room closed sold out."))
+    d = d.with_panel(single("Let in from the waiting room", "short", query(f'sum(hakken_queue_admitted_total{{{EV}}})')))
+    d = d.with_panel(single("Waiting rooms closed sold out", "short", query(f'sum(hakken_queue_sold_out{{{EV}}})'),
+                            description="Rooms that told every waiting buyer sold out: nothing was left free or held."))
+    d = d.with_panel(series("Admissions per second: aimed at and achieved", "ops",
+                            query(f'sum by (rate) (hakken_queue_admission_rate{{{EV}}})', "{{rate}}"),
+                            query(f'sum(rate(hakken_queue_lapsed_total{{{EV}}}[$__rate_interval]))', "let in, access lapsed"),
+                            description="The room aims at a rate between the event's bounds (cut while new holds are about to be refused) and admits only while the buyers let in can leave seats for more; measured is what ETAs are computed from."))
+    d = d.with_panel(series("Waiting room: joins, polls and access checks", "reqps",
+                            query(f'sum by (outcome) (rate(hakken_queue_joins_total{{{EV}}}[$__rate_interval]))', "joins {{outcome}}"),
+                            query(f'sum(rate(hakken_queue_polls_total{{{EV}}}[$__rate_interval]))', "polls"),
+                            query(f'sum by (outcome) (rate(hakken_queue_access_total{{{EV}}}[$__rate_interval]))', "holds' access {{outcome}}"),
+                            description="An access check is made by every hold on an event with a waiting room: missing or invalid ones are refused 403 (HakkenQueueAccessRefused)."))
     d = d.with_row(db.Row("SLOs"))
     d = d.with_panel(series("Sale availability: failing share", "percentunit",
                             query("hakken:sale_availability:error_ratio_rate30s", "30s"),

@@ -2,12 +2,13 @@
 //! checking on the way back what the TOML loader checks on the way in.
 
 use crate::clock::Millis;
-use crate::event::{check_language, Event, OnSaleWindow, TicketType};
+use crate::event::{check_language, Event, OnSaleWindow, QueueSettings, TicketType};
 use crate::venue::{
     check_time_zone_name, Category, CategoryIndex, Row, Seat, SeatFlags, SeatMap, Section, SectionKind, Venue,
 };
 use crate::wal::{
-    EventDefinition, EventRecord, SeatRecord, SectionKindRecord, SectionRecord, TicketTypeRecord, VenueRecord,
+    EventDefinition, EventRecord, QueueSettingsRecord, SeatRecord, SectionKindRecord, SectionRecord, TicketTypeRecord,
+    VenueRecord,
 };
 
 pub fn to_definition(first_section_key: u32, event: &Event, venue: &Venue) -> EventDefinition {
@@ -32,6 +33,13 @@ pub fn to_definition(first_section_key: u32, event: &Event, venue: &Venue) -> Ev
                 })
                 .collect(),
             language: event.language.clone(),
+            queue: event.queue.map(|queue| QueueSettingsRecord {
+                opens_before_sale_s: queue.opens_before_sale_s,
+                admit_per_s_min: queue.admit_per_s_min,
+                admit_per_s_max: queue.admit_per_s_max,
+                access_window_s: queue.access_window_s,
+                places_max: queue.places_max,
+            }),
         },
         venue: VenueRecord {
             id: venue.id.clone(),
@@ -153,6 +161,16 @@ fn seat_map_from_record(
 
 fn event_from_record(record: &EventRecord, venue: &Venue) -> Result<Event, String> {
     check_language(&record.language).map_err(|problem| format!("event {}: {problem}", record.id))?;
+    let queue = record.queue.map(|queue| QueueSettings {
+        opens_before_sale_s: queue.opens_before_sale_s,
+        admit_per_s_min: queue.admit_per_s_min,
+        admit_per_s_max: queue.admit_per_s_max,
+        access_window_s: queue.access_window_s,
+        places_max: queue.places_max,
+    });
+    if let Some(queue) = &queue {
+        queue.check().map_err(|problem| format!("event {}: {problem}", record.id))?;
+    }
     let ticket_types = record
         .ticket_types
         .iter()
@@ -177,6 +195,7 @@ fn event_from_record(record: &EventRecord, venue: &Venue) -> Result<Event, Strin
         currency: record.currency.clone(),
         ticket_types,
         language: record.language.clone(),
+        queue,
     })
 }
 
@@ -190,11 +209,13 @@ mod tests {
         let mut venue =
             grid_venue(GridShape { sections: 2, rows: 3, seats_per_row: 4, ga_sections: 1, ga_capacity: 9 });
         venue.time_zone = "Asia/Tokyo".into();
-        let event = Event { language: "ja".into(), ..open_event(&venue) };
+        let queue = QueueSettings { admit_per_s_max: 700, ..QueueSettings::default() };
+        let event = Event { language: "ja".into(), queue: Some(queue), ..open_event(&venue) };
         let definition = to_definition(5, &event, &venue);
         let (event_back, venue_back) = from_definition(&definition).unwrap();
         assert_eq!(to_definition(5, &event_back, &venue_back), definition);
         assert_eq!(event_back.ticket_types, event.ticket_types);
+        assert_eq!(event_back.queue, Some(queue));
         assert_eq!((venue_back.time_zone.as_str(), event_back.language.as_str()), ("Asia/Tokyo", "ja"));
     }
 
@@ -213,6 +234,9 @@ mod tests {
         let mut broken = to_definition(0, &event, &venue);
         broken.event.language = "fr".into();
         assert!(from_definition(&broken).unwrap_err().contains("event open: language \"fr\""));
+        let mut broken = to_definition(0, &Event { queue: Some(QueueSettings::default()), ..event.clone() }, &venue);
+        broken.event.queue.as_mut().unwrap().admit_per_s_min = 0;
+        assert!(from_definition(&broken).unwrap_err().contains("event open: queue: need 1 <= admit_per_s_min"));
         let mut broken = to_definition(0, &event, &venue);
         broken.venue.time_zone = "Europe/ Berlin".into();
         assert!(from_definition(&broken).unwrap_err().contains("venue grid: time zone \"Europe/ Berlin\""));

@@ -21,6 +21,64 @@ pub struct Event {
     pub ticket_types: Vec<TicketType>,
     /// The language of the event's emails and printed tickets: one of [`LANGUAGES`].
     pub language: String,
+    /// The event's waiting room, if it has one: then every hold needs an access from it.
+    pub queue: Option<QueueSettings>,
+}
+
+/// An event's waiting room (`waiting_room.rs`): when it opens, how fast it lets buyers
+/// in, how long an access lasts, how many may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// The room opens this long before the sale; whoever joins before the sale opens is
+    /// drawn into a random order at the opening.
+    pub opens_before_sale_s: u64,
+    /// Admissions per second when the server is overloaded, and when it is healthy.
+    pub admit_per_s_min: u32,
+    pub admit_per_s_max: u32,
+    /// How long an admitted buyer has to make a hold with the access.
+    pub access_window_s: u64,
+    /// Buyers who may wait at most.
+    pub places_max: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            opens_before_sale_s: 1_800,
+            admit_per_s_min: 50,
+            admit_per_s_max: 2_000,
+            access_window_s: 600,
+            places_max: 2_000_000,
+        }
+    }
+}
+
+/// The bounds [`QueueSettings::check`] holds settings to.
+pub const QUEUE_OPENS_BEFORE_SALE_S_MAX: u64 = 7 * 86_400;
+pub const QUEUE_ADMIT_PER_S_MAX: u32 = 100_000;
+pub const QUEUE_ACCESS_WINDOW_S_RANGE: (u64, u64) = (10, 3_600);
+pub const QUEUE_PLACES_MAX: u32 = 10_000_000;
+
+impl QueueSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.opens_before_sale_s > QUEUE_OPENS_BEFORE_SALE_S_MAX {
+            return Err(format!("queue: opens_before_sale_s must be at most {QUEUE_OPENS_BEFORE_SALE_S_MAX} (7 days)"));
+        }
+        if self.admit_per_s_min == 0
+            || self.admit_per_s_max < self.admit_per_s_min
+            || self.admit_per_s_max > QUEUE_ADMIT_PER_S_MAX
+        {
+            return Err(format!("queue: need 1 <= admit_per_s_min <= admit_per_s_max <= {QUEUE_ADMIT_PER_S_MAX}"));
+        }
+        let (window_min, window_max) = QUEUE_ACCESS_WINDOW_S_RANGE;
+        if !(window_min..=window_max).contains(&self.access_window_s) {
+            return Err(format!("queue: access_window_s must be {window_min}-{window_max}"));
+        }
+        if self.places_max == 0 || self.places_max > QUEUE_PLACES_MAX {
+            return Err(format!("queue: places_max must be 1-{QUEUE_PLACES_MAX}"));
+        }
+        Ok(())
+    }
 }
 
 /// The languages an event's notifications and tickets can be written in (BCP 47 tags):
@@ -96,6 +154,9 @@ impl Event {
         check_language(&self.language)?;
         if self.on_sale.closes_at <= self.on_sale.opens_at {
             return Err("the on-sale must close after it opens".into());
+        }
+        if let Some(queue) = &self.queue {
+            queue.check()?;
         }
         if self.ticket_types.is_empty() || self.ticket_types.len() > EVENT_TICKET_TYPES_MAX {
             return Err(format!("an event needs 1-{EVENT_TICKET_TYPES_MAX} ticket types"));

@@ -102,6 +102,7 @@ pub fn open_event(venue: &Venue) -> Event {
             price("floor", FLOOR, 4_000),
         ],
         language: crate::event::LANGUAGE_DEFAULT.into(),
+        queue: None,
     }
 }
 

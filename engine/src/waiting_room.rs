@@ -26,6 +26,7 @@ mod durable;
 mod pace;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 use bincode::{Decode, Encode};
 
 /// Bumped on any change to the types below; a store of another version is refused.
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 
 const FRAME_HEADER_LEN: usize = 5;
 
@@ -271,6 +271,17 @@ pub struct EventRecord {
     pub ticket_types: Vec<TicketTypeRecord>,
     /// `Event::language` (`ja`, `en`); since format version 6.
     pub language: String,
+    /// `Event::queue`; since format version 7.
+    pub queue: Option<QueueSettingsRecord>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct QueueSettingsRecord {
+    pub opens_before_sale_s: u64,
+    pub admit_per_s_min: u32,
+    pub admit_per_s_max: u32,
+    pub access_window_s: u64,
+    pub places_max: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -20,7 +20,8 @@ use crate::http::app::{call, locale, App, LocaleError, Shared};
 use crate::http::auth::require_admin;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::http::views::{
-    event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, UpdateEventRequest,
+    event_detail, BackupRequest, BackupResponse, CreateEventRequest, EventResponse, OnSaleRequest, QueueRequest,
+    UpdateEventRequest,
 };
 
 fn instant(field: &str, text: &str) -> ApiResult<Millis> {
@@ -117,6 +118,7 @@ pub async fn create_event(
         currency: request.currency,
         ticket_types,
         language: request.language.unwrap_or_else(|| LANGUAGE_DEFAULT.to_string()),
+        queue: request.queue.as_ref().map(QueueRequest::settings),
     };
     check_event(&event, &venue)?;
     let id = event.id.clone();

@@ -36,13 +36,15 @@ const OVERLOADED_BODY: &str =
     r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry after the given seconds"}}"#;
 
 /// Admits the request if the adaptive limit has room for its class, and bounds it by
-/// its deadline. Probes and availability polls are never refused here: probes must
-/// answer on a loaded server, and polls are served from a cache without an actor (a
-/// poll asking for fresh counts is admitted like other work).
+/// its deadline. Probes and polls are never refused here: probes must answer on a
+/// loaded server, availability polls are served from a cache without an actor (a poll
+/// asking for fresh counts is admitted like other work), and waiting-room polls read
+/// atomics (refusing the waiting would turn a fair queue back into a retry race).
 pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method(), request.uri().path());
     let cached_poll = is_availability_poll(method, path) && !availability_cache::wants_fresh(request.headers());
-    if matches!(path, "/healthz" | "/readyz") || cached_poll || is_payment_long_poll(&request) {
+    let queue_poll = method == Method::GET && path.starts_with("/v1/queue/");
+    if matches!(path, "/healthz" | "/readyz") || cached_poll || queue_poll || is_payment_long_poll(&request) {
         return next.run(request).await;
     }
     let timeout = match request_timeout(&request, shared.http.request_timeout_ms) {
@@ -139,9 +141,11 @@ fn count_rejection(reason: &'static str, class: Class) {
 /// Requests that finish a sale already started go first: a buyer's own hold (confirm,
 /// extend, release, read), orders, and the PSP's webhooks (a buyer who paid waits for
 /// one; refused, it comes back on the PSP's retry schedule, minutes later). Everything
-/// else starts new work.
+/// else starts new work, except a join of a waiting room: the room is what keeps the
+/// crowd from new work, so a join is not refused before a hold is.
 fn class_of(path: &str) -> Class {
-    if path.starts_with("/v1/holds/") || path.starts_with("/v1/orders/") || path.starts_with("/v1/payments/webhooks/") {
+    let finishing = ["/v1/holds/", "/v1/orders/", "/v1/payments/webhooks/"];
+    if finishing.iter().any(|prefix| path.starts_with(prefix)) || is_queue_join(path) {
         Class::Finish
     } else {
         Class::Start
@@ -171,6 +175,10 @@ pub async fn admitted<F: Future>(shared: &Shared, class: Class, work: F) -> Resu
     let done = deadline::serve_within(deadline, work).await;
     admitted.completed();
     Ok(done)
+}
+
+fn is_queue_join(path: &str) -> bool {
+    path.starts_with("/v1/events/") && path.ends_with("/queue")
 }
 
 fn is_availability_poll(method: &Method, path: &str) -> bool {
@@ -213,6 +221,7 @@ mod tests {
         assert_eq!(class_of("/v1/holds/h1"), Class::Finish);
         assert_eq!(class_of("/v1/orders/o1/cancel"), Class::Finish);
         assert_eq!(class_of("/v1/payments/webhooks/stripe"), Class::Finish);
+        assert_eq!(class_of("/v1/events/demo/queue"), Class::Finish);
         assert_eq!(class_of("/v1/payments/config"), Class::Start);
         assert_eq!(class_of("/v1/events/demo/holds"), Class::Start);
         assert_eq!(class_of("/v1/events"), Class::Start);

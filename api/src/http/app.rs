@@ -27,6 +27,7 @@ use crate::http::limiter::CustomerLimiter;
 use crate::http::overload::Overload;
 use crate::http::route_metrics::RouteMetrics;
 use crate::privacy::Privacy;
+use crate::waiting_rooms::{Rooms, ServedRoom};
 
 /// One event as the server serves it: its definition, venue, section handles and
 /// signing key (the state handlers route to, not a JSON body: those are `*View`s).
@@ -43,6 +44,8 @@ pub struct ServedEvent {
     pub time_zone: VenueTimeZone,
     /// The event's language: the ticket page's and the emails'.
     pub language: Language,
+    /// The event's waiting room, when it has `[queue]`: every hold then needs an access.
+    pub room: Option<Arc<ServedRoom>>,
 }
 
 /// Why an event cannot be served: the engine checks the shape of a venue's time zone and
@@ -92,13 +95,17 @@ pub struct Catalogue {
 impl Catalogue {
     /// Every event of the registry, with its signing key (made and stored the first
     /// time an event is seen), its venue's time zone and its language.
-    fn of(registry: &Registry, store: &Store) -> Result<Catalogue, CatalogueError> {
+    fn of(registry: &Registry, store: &Store, rooms: &mut Rooms) -> Result<Catalogue, CatalogueError> {
         let mut catalogue = Catalogue::default();
         let mut keyed = Vec::new();
         for entry in registry.events() {
             let (time_zone, language) = locale(&entry.event, &entry.venue)?;
             let seed = store.event_key_seed(&entry.event.id, rand::random())?;
             let signing = Arc::new(EventKey::from_seed(seed));
+            let room = match &entry.event.queue {
+                Some(queue) => Some(rooms.room_of(&entry.event, queue, &signing, store, registry.config())?),
+                None => None,
+            };
             let served = Arc::new(ServedEvent {
                 event: entry.event.clone(),
                 venue: entry.venue.clone(),
@@ -107,6 +114,7 @@ impl Catalogue {
                 signing,
                 time_zone,
                 language,
+                room,
             });
             for (index, section) in entry.sections.iter().enumerate() {
                 keyed.push((section.key, served.clone(), index));
@@ -134,6 +142,8 @@ pub struct App {
     /// `None` once shut down.
     registry: Mutex<Option<Registry>>,
     catalogue: RwLock<Arc<Catalogue>>,
+    /// Every waiting room served so far (kept across catalogue rebuilds).
+    rooms: Mutex<Rooms>,
     pub store: Arc<Store>,
     pub limiter: CustomerLimiter,
     pub idempotency: Arc<Idempotency>,
@@ -148,8 +158,10 @@ impl App {
     /// build's tz database does not know): a start-up error.
     pub fn new(registry: Registry, http: &HttpConfig) -> Result<App, CatalogueError> {
         let store = registry.store().expect("the server's registry is durable").clone();
-        let catalogue = Arc::new(Catalogue::of(&registry, &store)?);
+        let mut rooms = Rooms::default();
+        let catalogue = Arc::new(Catalogue::of(&registry, &store, &mut rooms)?);
         Ok(App {
+            rooms: Mutex::new(rooms),
             clock: registry.clock().clone(),
             registry: Mutex::new(Some(registry)),
             catalogue: RwLock::new(catalogue),
@@ -179,7 +191,8 @@ impl App {
         let mut guard = self.registry.lock().expect("registry lock");
         let registry = guard.as_mut().ok_or_else(shutting_down)?;
         let result = change(registry);
-        let catalogue = Catalogue::of(registry, &self.store).map_err(|error| match error {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let catalogue = Catalogue::of(registry, &self.store, &mut rooms).map_err(|error| match error {
             CatalogueError::Store(error) => {
                 tracing::error!(%error, "storing an event's signing key failed");
                 ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)

@@ -60,6 +60,7 @@ const EMAIL_BYTES_MAX: usize = 254;
 pub async fn create_hold(
     State(shared): State<Arc<Shared>>,
     Path(event): Path<String>,
+    headers: HeaderMap,
     answer_to: AnswerTo,
     Json(request): Json<HoldRequest>,
 ) -> ApiResult<Response> {
@@ -67,19 +68,43 @@ pub async fn create_hold(
     let customer = customer_id(&request.customer)?;
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let served = app.catalogue().event(&event)?.clone();
-    let (index, hold_call) = hold_call(&served, &event, &request, customer)?;
-    if let Some(checkout) = &request.checkout {
-        return crate::http::payments::hold_and_checkout(&shared, served, index, hold_call, checkout, answer_to.0)
-            .await;
+    let (index, hold_call) = hold_call(&served, &event, &request, customer.clone())?;
+    let now = app.now();
+    let claim = crate::http::queue::claim_access(&served, &headers, &customer, now)?;
+    let response = match &request.checkout {
+        Some(checkout) => {
+            let served = served.clone();
+            crate::http::payments::hold_and_checkout(&shared, served, index, hold_call, checkout, answer_to.0).await?
+        }
+        None => hold_only(&shared, served.clone(), index, hold_call, answer_to).await,
+    };
+    if let Some(claim) = claim {
+        if response.status() == StatusCode::CREATED {
+            let seats = crate::http::queue::seats_asked(request.seats.as_ref().map(Vec::len), request.quantity);
+            if let Err(error) = claim.used(seats, now).await {
+                // The hold is made and stands; the access stays usable once more.
+                tracing::warn!(%error, "a used access could not be recorded");
+            }
+        }
     }
+    Ok(response)
+}
+
+async fn hold_only(
+    shared: &Shared,
+    served: Arc<ServedEvent>,
+    index: usize,
+    hold_call: HoldCall,
+    answer_to: AnswerTo,
+) -> Response {
     let section = served.sections[index].clone();
     let render = move |granted: &Result<Granted, HoldRefused>| hold_answer(&served, index, granted);
     let (slot, overload) = (answer_to.0, &shared.overload);
-    Ok(match hold_call {
+    match hold_call {
         HoldCall::Seats(call) => call_changing(&section, call, slot, overload, render).await,
         HoldCall::Best(call) => call_changing(&section, call, slot, overload, render).await,
         HoldCall::Quantity(call) => call_changing(&section, call, slot, overload, render).await,
-    })
+    }
 }
 
 /// The one section call a hold request makes.
@@ -289,7 +314,12 @@ pub async fn release_hold(
     let app = shared.app()?;
     let customer = required_customer(&query)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
-    call(&served.sections[index], Release { hold, customer }, &shared.overload).await?.map_err(hold_error)?;
+    call(&served.sections[index], Release { hold, customer: customer.clone() }, &shared.overload)
+        .await?
+        .map_err(hold_error)?;
+    if let Some(room) = &served.room {
+        room.room.resolved(&customer, false);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -344,13 +374,18 @@ pub async fn confirm_hold(
     app.limiter.check(&request.customer).map_err(rate_limited)?;
     let (hold, served, index) = locate_hold(&app.catalogue(), &id)?;
     let section = served.sections[index].clone();
+    let room = served.room.clone();
     let privacy = shared.privacy.clone();
     let render = move |order: &Result<Order, HoldError>| -> Rendered<OrderResponse> {
         let order = order.as_ref().map_err(|error| hold_error(*error))?;
         Ok((StatusCode::CREATED, OrderResponse { order: order_view(&served, index, order, &privacy) }))
     };
-    let confirm = Confirm { hold, customer, buyer };
-    Ok(call_changing(&section, confirm, answer_to.0, &shared.overload, render).await)
+    let confirm = Confirm { hold, customer: customer.clone(), buyer };
+    let response = call_changing(&section, confirm, answer_to.0, &shared.overload, render).await;
+    if let Some(room) = room.filter(|_| response.status() == StatusCode::CREATED) {
+        room.room.resolved(&customer, true);
+    }
+    Ok(response)
 }
 
 fn payment_reference(reference: &str) -> ApiResult<&str> {

@@ -32,6 +32,7 @@ pub mod payment_views;
 pub mod payment_waiters;
 pub mod payments;
 pub mod privacy;
+pub mod queue;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;
@@ -59,6 +60,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(events::get_event, admin::update_event))
         .routes(routes!(events::availability))
         .routes(routes!(events::seats))
+        .routes(routes!(queue::join_queue))
+        .routes(routes!(queue::get_place))
         .routes(routes!(holds::create_hold))
         .routes(routes!(holds::get_hold, holds::release_hold))
         .routes(routes!(holds::extend_hold))

@@ -31,6 +31,7 @@ use crate::http::auth::{ADMIN_SCHEME, GATE_SCHEME, SALES_SCHEME};
     info(title = "hakken", description = "Seat allocation and ticketing for flash on-sales. Every error is `{\"error\": {\"code\", \"message\", \"details\"?}}`; 503 and 429 carry `Retry-After`. Every POST takes an `Idempotency-Key` header."),
     modifiers(&BearerTokens),
     tags((name = "events", description = "Events, availability, seat maps"),
+        (name = "queue", description = "Waiting rooms: join, poll, and the access a hold needs"),
         (name = "holds", description = "Timed holds on seats"),
         (name = "orders", description = "Confirmed orders and refunds"),
         (name = "payments", description = "Checkout, payments at the PSP and its webhooks"),

@@ -419,6 +419,45 @@ pub struct CreateEventRequest {
     #[serde(default)]
     #[schema(pattern = "^(ja|en)$", example = "en")]
     pub language: Option<String>,
+    /// A waiting room in front of the sale: then every hold needs an access from it
+    /// (`Hakken-Access`). Keys left out take the defaults of `config/events/demo.toml`.
+    #[serde(default)]
+    pub queue: Option<QueueRequest>,
+}
+
+/// An event's waiting room (see `[queue]` in `config/events/demo.toml`).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRequest {
+    /// Joins are taken from this long before the sale opens (at most 7 days); whoever
+    /// joined before the opening is drawn into a random order then. Default 1,800.
+    #[schema(minimum = 0, maximum = 604_800)]
+    pub opens_before_sale_s: Option<u64>,
+    /// Admissions per second when the server is overloaded (default 50) ...
+    #[schema(minimum = 1, maximum = 100_000)]
+    pub admit_per_s_min: Option<u32>,
+    /// ... and when it is healthy (default 2,000); at least `admit_per_s_min`.
+    #[schema(minimum = 1, maximum = 100_000)]
+    pub admit_per_s_max: Option<u32>,
+    /// How long an admitted buyer has to make a hold (default 600).
+    #[schema(minimum = 10, maximum = 3_600)]
+    pub access_window_s: Option<u64>,
+    /// Buyers who may wait at most (default 2,000,000).
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    pub places_max: Option<u32>,
+}
+
+impl QueueRequest {
+    pub fn settings(&self) -> hakken_engine::event::QueueSettings {
+        let default = hakken_engine::event::QueueSettings::default();
+        hakken_engine::event::QueueSettings {
+            opens_before_sale_s: self.opens_before_sale_s.unwrap_or(default.opens_before_sale_s),
+            admit_per_s_min: self.admit_per_s_min.unwrap_or(default.admit_per_s_min),
+            admit_per_s_max: self.admit_per_s_max.unwrap_or(default.admit_per_s_max),
+            access_window_s: self.access_window_s.unwrap_or(default.access_window_s),
+            places_max: self.places_max.unwrap_or(default.places_max),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::value::{Datetime, Offset};
 use toml::Spanned;
 
-use super::{check_language, Event, OnSaleWindow, TicketType, LANGUAGE_DEFAULT};
+use super::{check_language, Event, OnSaleWindow, QueueSettings, TicketType, LANGUAGE_DEFAULT};
 use crate::clock::Millis;
 use crate::venue::{line_number, read_config_file, toml_problem, write_location, Venue};
 
@@ -67,6 +67,25 @@ struct EventFile {
     event: Option<Spanned<EventTable>>,
     #[serde(default)]
     ticket_type: Vec<Spanned<TicketTypeTable>>,
+    queue: Option<Spanned<QueueTable>>,
+}
+
+/// `[queue]`: the event's waiting room; each key defaults to [`QueueSettings::default`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueTable {
+    /// `false` keeps the table but serves the event without a waiting room.
+    #[serde(default = "enabled_default")]
+    enabled: bool,
+    opens_before_sale_s: Option<u64>,
+    admit_per_s_min: Option<u32>,
+    admit_per_s_max: Option<u32>,
+    access_window_s: Option<u64>,
+    places_max: Option<u32>,
+}
+
+fn enabled_default() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -140,6 +159,10 @@ impl Source<'_> {
             return Err(self.error(header.on_sale_closes_at.span(), problem));
         }
         let ticket_types = self.ticket_types(header_span, file.ticket_type, venue)?;
+        let queue = match file.queue {
+            None => None,
+            Some(table) => self.queue(table)?,
+        };
         Ok(Event {
             id: header.id,
             name: header.name,
@@ -149,7 +172,26 @@ impl Source<'_> {
             currency: currency.clone(),
             ticket_types,
             language,
+            queue,
         })
+    }
+
+    fn queue(&self, table: Spanned<QueueTable>) -> Result<Option<QueueSettings>, EventError> {
+        let span = table.span();
+        let table = table.into_inner();
+        if !table.enabled {
+            return Ok(None);
+        }
+        let default = QueueSettings::default();
+        let queue = QueueSettings {
+            opens_before_sale_s: table.opens_before_sale_s.unwrap_or(default.opens_before_sale_s),
+            admit_per_s_min: table.admit_per_s_min.unwrap_or(default.admit_per_s_min),
+            admit_per_s_max: table.admit_per_s_max.unwrap_or(default.admit_per_s_max),
+            access_window_s: table.access_window_s.unwrap_or(default.access_window_s),
+            places_max: table.places_max.unwrap_or(default.places_max),
+        };
+        queue.check().map_err(|problem| self.error(span, problem))?;
+        Ok(Some(queue))
     }
 
     fn millis(&self, datetime: &Spanned<Datetime>, key: &str) -> Result<Millis, EventError> {
@@ -338,6 +380,15 @@ price_minor = 12900
     }
 
     #[test]
+    fn a_queue_table_gives_the_event_a_waiting_room_with_defaults_for_what_it_omits() {
+        let parse = |tail: &str| Event::parse(&event("", tail), "test.toml", &venue()).unwrap().queue;
+        assert_eq!(parse(""), None);
+        let queue = parse("[queue]\nadmit_per_s_max = 500\naccess_window_s = 120\n").unwrap();
+        assert_eq!(queue, QueueSettings { admit_per_s_max: 500, access_window_s: 120, ..QueueSettings::default() });
+        assert_eq!(parse("[queue]\nenabled = false\nadmit_per_s_max = 500\n"), None);
+    }
+
+    #[test]
     fn refusals() {
         let with_currency = |currency: &str| format!("{EVENT_KEYS}currency = \"{currency}\" # <-\n{TICKET_TYPE}");
         let with_window = |opens: &str, closes: &str| {
@@ -370,6 +421,9 @@ price_minor = 12900
             (event("", "[[ticket_type]]\nid = \"X\"\nname = \"X\"\ncategory = \"CAT9\" # <-\nprice_minor = 1\n"), "ticket type X: unknown category `CAT9`"),
             (event("", "[[ticket_type]] # <-\nid = \"X\"\nname = \"X\"\ncategory = \"CAT1\"\n"), "ticket type X: missing `price_minor`"),
             (event("", "[[ticket_type]]\nid = \"X\"\nname = \"X\"\ncategory = \"CAT1\"\nprice_minor = -1 # <-\n"), "ticket type X: `price_minor` must not be negative"),
+            (event("", "[queue] # <-\nadmit_per_s_min = 10\nadmit_per_s_max = 5\n"), "admit_per_s_min <= admit_per_s_max"),
+            (event("", "[queue] # <-\naccess_window_s = 1\n"), "access_window_s must be 10-3600"),
+            (event("", "[queue]\nwindow = 1 # <-\n"), "unknown field `window`"),
         ];
         for (text, expected) in cases {
             check_error(text, expected);

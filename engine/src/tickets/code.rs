@@ -198,7 +198,7 @@ impl EventKey {
 
     /// Signs `message` under another `context` than a code's (the printed barcode's).
     /// Contexts end at their NUL, so no signature made here passes as a code's.
-    pub(super) fn sign_in_context(&self, context: &[u8], message: &[u8]) -> [u8; SIGNATURE_LENGTH] {
+    pub(crate) fn sign_in_context(&self, context: &[u8], message: &[u8]) -> [u8; SIGNATURE_LENGTH] {
         debug_assert!(context.ends_with(b"\0") && context != SIGNING_CONTEXT, "a context of its own");
         let signed = [context, message].concat();
         self.signing_key.sign(&signed).to_bytes()
@@ -251,6 +251,18 @@ impl PublicKey {
             return Err(CodeError::InvalidPublicKey("is a weak (small-order) Ed25519 key"));
         }
         Ok(PublicKey { verifying_key })
+    }
+
+    /// Whether `signature` is this key's over `context` then `message`, as
+    /// [`EventKey::sign_in_context`] makes them (strict: one encoding per signature).
+    pub(crate) fn verifies_in_context(
+        &self,
+        context: &[u8],
+        message: &[u8],
+        signature: &[u8; SIGNATURE_LENGTH],
+    ) -> bool {
+        let signed = [context, message].concat();
+        self.verifying_key.verify_strict(&signed, &Signature::from_bytes(signature)).is_ok()
     }
 
     /// A short name for the key, for logs and key rotation: the first 4 bytes of SHA-256 over

@@ -188,6 +188,11 @@ impl Board {
         self.measured_per_s.store(measured_per_s);
     }
 
+    /// When the opening draw is due.
+    pub fn sale_opens_at(&self) -> Millis {
+        self.sale_opens_at
+    }
+
     pub fn sold_out(&self) -> bool {
         self.sold_out.load(Ordering::Acquire)
     }

@@ -94,6 +94,10 @@ impl DurableRoom {
         self.lock().room.place_of(customer)
     }
 
+    pub fn customer_of(&self, place: PlaceNumber) -> Option<CustomerId> {
+        self.lock().room.customer_of(place).cloned()
+    }
+
     /// The opening draw when it is due (with `seed`, the caller's fresh randomness; its
     /// audit entry names the seed), then whatever the core decides at `now`.
     pub async fn tick(&self, now: Millis, health: Health, stock: Stock, seed: u64) -> Result<(), RoomError> {

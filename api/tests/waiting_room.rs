@@ -1,0 +1,289 @@
+//! The waiting room over real HTTP against the real binary: joins before the opening
+//! drawn into the order the audit log's seed gives, accesses bound to their customer
+//! and used once, places kept through kill -9, the sold-out close, and bad input.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hakken_engine::waiting_room::draw;
+use serde_json::{json, Value};
+use support::{confirm_body, Reply, Server, EVENT};
+
+const QUEUED: &str = "tiny-q";
+
+/// A venue of one general-admission section of `capacity`.
+fn tiny_venue(capacity: u32) -> String {
+    format!(
+        r#"[venue]
+id = "tiny"
+name = "Tiny Hall"
+time_zone = "Europe/Berlin"
+
+[[category]]
+id = "GA"
+name = "Standing"
+
+[[section]]
+id = "FLOOR"
+name = "Floor"
+kind = "general_admission"
+category = "GA"
+capacity = {capacity}
+"#
+    )
+}
+
+/// An event on the tiny venue whose sale opens `opens_in` from now, with a waiting room
+/// open an hour before and `admit_per_s` admissions a second.
+fn queued_event(opens_in: Duration, admit_per_s: u32) -> String {
+    let opens_at = SystemTime::now() + opens_in;
+    let rfc3339 = |at: SystemTime| {
+        let ms = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        hakken_engine::event::format_instant(hakken_engine::clock::Millis(ms))
+    };
+    format!(
+        r#"[event]
+id = "{QUEUED}"
+name = "Queued show"
+venue = "tiny"
+starts_at = 2030-01-01T20:00:00Z
+on_sale_opens_at = {}
+on_sale_closes_at = 2030-01-01T18:00:00Z
+currency = "EUR"
+
+[[ticket_type]]
+id = "GA"
+name = "Standing"
+category = "GA"
+price_minor = 3000
+
+[queue]
+opens_before_sale_s = 3600
+admit_per_s_min = {admit_per_s}
+admit_per_s_max = {admit_per_s}
+access_window_s = 60
+"#,
+        rfc3339(opens_at)
+    )
+}
+
+/// A server with the demo event and the queued one (files in `dir`).
+fn start(dir: &Path, capacity: u32, opens_in: Duration, admit_per_s: u32) -> Server {
+    let (venue, event) = (dir.join("tiny.toml"), dir.join("tiny-q.toml"));
+    std::fs::write(&venue, tiny_venue(capacity)).unwrap();
+    std::fs::write(&event, queued_event(opens_in, admit_per_s)).unwrap();
+    let root = support::repo_root().join("config");
+    let venues = format!("{},{}", root.join("venues/hakken-stadium.toml").display(), venue.display());
+    let events = format!("{},{}", root.join("events/demo.toml").display(), event.display());
+    Server::start(&[("HAKKEN_VENUES", &venues), ("HAKKEN_EVENTS", &events)])
+}
+
+fn join(server: &Server, customer: &str) -> Value {
+    let reply = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": customer }));
+    assert_eq!(reply.status, 201, "join: {}", reply.text);
+    reply.json["queue"].clone()
+}
+
+fn poll(server: &Server, token: &str) -> Value {
+    let reply = server.get(&format!("/v1/queue/{token}"));
+    assert_eq!(reply.status, 200, "poll: {}", reply.text);
+    reply.json["queue"].clone()
+}
+
+fn hold(server: &Server, customer: &str, access: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = access.map(|access| ("Hakken-Access", access)).into_iter().collect();
+    let body = json!({ "customer": customer, "section": "FLOOR", "quantity": 1 });
+    server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body)
+}
+
+/// Polls `token` until `done` says so (within 20 s).
+fn poll_until(server: &Server, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let place = poll(server, token);
+        if done(&place) {
+            return place;
+        }
+        assert!(Instant::now() < deadline, "still {place}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spearman's rank correlation of two rankings of the same items.
+fn rank_correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let d2: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}
+
+#[test]
+fn early_joiners_are_drawn_by_the_audited_seed_and_accesses_are_bound_and_single_use() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow admissions (2/s), so the order is read from positions, not raced.
+    let server = start(dir.path(), 1_000, Duration::from_secs(4), 2);
+    let buyers = 200;
+    let tokens: Vec<String> = (0..buyers)
+        .map(|buyer| {
+            let place = join(&server, &format!("early-{buyer}"));
+            assert_eq!(place["state"], "waiting");
+            assert_eq!(place["position"], Value::Null, "no position before the draw: {place}");
+            assert!(place["draw_at"].is_string() && place["poll_after_ms"].as_u64().unwrap() >= 500);
+            place["token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(join(&server, "early-7")["token"], tokens[7], "one place per customer");
+    // Before the opening, no hold without an access.
+    let refused = hold(&server, "early-0", None);
+    assert_eq!((refused.status, refused.code()), (403, "queue_required"), "{}", refused.text);
+
+    // After the draw: positions follow the shuffle of the joiners by the audited seed.
+    poll_until(&server, &tokens[0], |place| place["state"] != "waiting" || place["position"].is_u64());
+    let audit = server.admin("GET", &format!("/v1/events/{QUEUED}/audit"), None);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let draw_entry = audit.json["entries"].as_array().unwrap().iter().find(|entry| entry["action"] == "queue_draw");
+    let detail = draw_entry.expect("the draw is audited")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains(&format!("{buyers} joiners")), "{detail}");
+    let seed: u64 = detail.strip_prefix("seed ").unwrap().split(',').next().unwrap().parse().unwrap();
+    let mut order: Vec<u32> = (0..buyers).collect();
+    draw::shuffle(seed, &mut order);
+    let mut rank_of = vec![0u32; buyers as usize];
+    for (rank, &place) in order.iter().enumerate() {
+        rank_of[place as usize] = rank as u32;
+    }
+    // Polled from the last drawn to the first: admissions go in draw order, so what
+    // the polls see is consistent even while buyers are let in between them.
+    let mut places = vec![Value::Null; buyers as usize];
+    for &place in order.iter().rev() {
+        places[place as usize] = poll(&server, &tokens[place as usize]);
+    }
+    let waiting: Vec<(u32, u64)> = (0..buyers)
+        .filter(|&buyer| places[buyer as usize]["state"] == "waiting")
+        .map(|buyer| (rank_of[buyer as usize], places[buyer as usize]["position"].as_u64().unwrap()))
+        .collect();
+    assert!(waiting.len() > buyers as usize / 2, "most still wait at 2/s");
+    // Those let in are exactly the first of the draw ...
+    let first_waiting_rank = waiting.iter().map(|(rank, _)| *rank).min().unwrap();
+    let let_in = (0..buyers).filter(|&buyer| places[buyer as usize]["state"] != "waiting");
+    assert!(let_in.clone().all(|buyer| rank_of[buyer as usize] < first_waiting_rank));
+    assert_eq!(let_in.count() as u32, first_waiting_rank);
+    // ... and each waiting buyer's position is its rank among those left, give or take
+    // the few let in while the 200 polls were made.
+    for (rank, position) in &waiting {
+        let expected = (rank - first_waiting_rank + 1) as u64;
+        assert!(expected.abs_diff(*position) <= 2, "position {position}, rank {rank} of those left {expected}");
+    }
+    // And the draw is not the join order: join order and rank are uncorrelated (for a
+    // fair draw of 200, |rho| > 0.3 has a probability below 1e-4; first come first
+    // served would be 1).
+    let joined: Vec<f64> = (0..buyers).map(f64::from).collect();
+    let ranks: Vec<f64> = rank_of.iter().map(|&rank| f64::from(rank)).collect();
+    let rho = rank_correlation(&joined, &ranks);
+    assert!(rho.abs() < 0.3, "join order and draw correlate: rho = {rho}");
+
+    // The first one drawn is let in and holds once with its access.
+    let first = order[0] as usize;
+    let admitted = poll_until(&server, &tokens[first], |place| place["state"] == "admitted");
+    let access = admitted["access"].as_str().unwrap().to_string();
+    let customer = format!("early-{first}");
+    let other = format!("early-{}", order[1]);
+    let stolen = hold(&server, &other, Some(&access));
+    assert_eq!((stolen.status, stolen.code()), (403, "access_invalid"), "another customer's access: {}", stolen.text);
+    let garbage = hold(&server, &customer, Some("HA1.nonsense"));
+    assert_eq!((garbage.status, garbage.code()), (403, "access_invalid"));
+    let held = hold(&server, &customer, Some(&access));
+    assert_eq!(held.status, 201, "{}", held.text);
+    let again = hold(&server, &customer, Some(&access));
+    assert_eq!((again.status, again.code()), (403, "access_invalid"), "an access makes one hold: {}", again.text);
+    assert_eq!(poll(&server, &tokens[first])["state"], "done");
+    let hold_id = held.json["hold"]["id"].as_str().unwrap();
+    let order_reply = server.post(&format!("/v1/holds/{hold_id}/confirm"), confirm_body(&customer));
+    assert_eq!(order_reply.status, 201, "{}", order_reply.text);
+
+    let metrics = server.metrics();
+    for name in [
+        "hakken_queue_waiting{",
+        "hakken_queue_admitted_total{",
+        "hakken_queue_joins_total{",
+        "hakken_queue_access_total{",
+    ] {
+        assert!(metrics.lines().any(|line| line.starts_with(name)), "{name} exported");
+    }
+}
+
+#[test]
+fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two seats, a sale opening at once, 50 admissions a second.
+    let mut server = start(dir.path(), 2, Duration::from_secs(2), 50);
+    let tokens: Vec<String> =
+        (0..30).map(|buyer| join(&server, &format!("b{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    server.kill9();
+    server.spawn();
+    assert_eq!(join(&server, "b3")["token"], tokens[3], "the place is kept");
+    for token in &tokens {
+        assert_eq!(poll(&server, token)["state"], "waiting");
+    }
+    // Whoever is let in first buys both seats.
+    let (buyer, access) = loop {
+        let admitted = tokens.iter().enumerate().find_map(|(buyer, token)| {
+            let place = poll(&server, token);
+            (place["state"] == "admitted").then(|| (buyer, place["access"].as_str().unwrap().to_string()))
+        });
+        if let Some(admitted) = admitted {
+            break admitted;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let customer = format!("b{buyer}");
+    let headers = [("Hakken-Access", access.as_str())];
+    let body = json!({ "customer": customer, "section": "FLOOR", "quantity": 2 });
+    let held = server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body);
+    assert_eq!(held.status, 201, "{}", held.text);
+    let hold_id = held.json["hold"]["id"].as_str().unwrap();
+    assert_eq!(server.post(&format!("/v1/holds/{hold_id}/confirm"), confirm_body(&customer)).status, 201);
+    // Nothing left to hold or to come back: everyone still waiting is told within 2 s.
+    let sold = Instant::now();
+    let waiting: Vec<&String> = tokens.iter().filter(|token| poll(&server, token)["state"] == "waiting").collect();
+    for token in &waiting {
+        poll_until(&server, token, |place| place["state"] == "sold_out");
+    }
+    assert!(sold.elapsed() < Duration::from_secs(2), "told in {:?}", sold.elapsed());
+    let late = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "late" }));
+    assert_eq!((late.status, late.code()), (409, "sold_out"), "{}", late.text);
+    // The close survives a restart.
+    server.kill9();
+    server.spawn();
+    if let Some(token) = waiting.first() {
+        assert_eq!(poll(&server, token)["state"], "sold_out");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 10, Duration::from_secs(3600), 10);
+    let cases: Vec<(Reply, u16, &str)> = vec![
+        (server.post("/v1/events/nope/queue", json!({ "customer": "a" })), 404, "event_not_found"),
+        (server.post(&format!("/v1/events/{EVENT}/queue"), json!({ "customer": "a" })), 404, "queue_off"),
+        (server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "" })), 422, "invalid_customer"),
+        (server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "buyer": "a" })), 422, ""),
+        (server.get("/v1/queue/not-a-token"), 404, "queue_token_invalid"),
+        (server.get("/v1/queue/HQ1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 404, "queue_token_invalid"),
+        (hold(&server, "a", Some("HA1.AAAA")), 403, "access_invalid"),
+    ];
+    for (reply, status, code) in cases {
+        assert_eq!(reply.status, status, "{}", reply.text);
+        assert!(code.is_empty() || reply.code() == code, "{code}: {}", reply.text);
+        assert!(reply.json["error"]["message"].is_string(), "the JSON error body: {}", reply.text);
+    }
+    // A place token of one event does not read another's place.
+    let token = join(&server, "a")["token"].as_str().unwrap().to_string();
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(server.get(&format!("/v1/queue/{tampered}")).code(), "queue_token_invalid");
+    assert_eq!(poll(&server, &token)["state"], "waiting");
+}
