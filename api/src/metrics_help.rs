@@ -40,6 +40,7 @@ pub fn describe() {
         "Buyers waiting in the event's waiting room (0 once it closed sold out)"
     );
     describe_counter!(waiting_rooms::QUEUE_ADMITTED_TOTAL, "Buyers let in from the waiting room");
+    describe_gauge!(waiting_rooms::QUEUE_SHOPPING, "Buyers let in who made a hold and have not bought or given up yet");
     describe_counter!(waiting_rooms::QUEUE_LAPSED_TOTAL, "Buyers let in whose access lapsed unused");
     describe_gauge!(
         waiting_rooms::QUEUE_ADMISSION_RATE,
@@ -54,6 +55,10 @@ pub fn describe() {
         "Joins of the waiting room, by outcome (ok, refused, unavailable)"
     );
     describe_counter!(waiting_rooms::QUEUE_POLLS_TOTAL, "Polls of waiting-room places");
+    describe_histogram!(
+        engine::QUEUE_ETA_ERROR_RATIO,
+        "How wrong a buyer's first ETA was when let in, as a share of its wait from then"
+    );
     describe_counter!(
         waiting_rooms::QUEUE_ACCESS_TOTAL,
         "Access checks of holds on events with a waiting room, by outcome (ok, missing, invalid)"

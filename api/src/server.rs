@@ -70,6 +70,10 @@ fn install_metrics() -> Result<PrometheusHandle> {
         )?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS_S)?
         .set_buckets_for_metric(Matcher::Full(observe::WAL_GROUP_RECORDS.into()), &GROUP_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(observe::QUEUE_ETA_ERROR_RATIO.into()),
+            &observe::QUEUE_ETA_ERROR_BUCKETS,
+        )?
         .install_recorder()
         .context("installing the metrics recorder")?;
     crate::metrics_help::describe();

@@ -22,6 +22,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 pub const QUEUE_WAITING: &str = "hakken_queue_waiting";
 pub const QUEUE_ADMITTED_TOTAL: &str = "hakken_queue_admitted_total";
+pub const QUEUE_SHOPPING: &str = "hakken_queue_shopping";
 pub const QUEUE_LAPSED_TOTAL: &str = "hakken_queue_lapsed_total";
 pub const QUEUE_ADMISSION_RATE: &str = "hakken_queue_admission_rate";
 pub const QUEUE_SOLD_OUT: &str = "hakken_queue_sold_out";
@@ -42,8 +43,8 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// `event`'s room: the one already served, or the one its stored records leave.
-    /// Its settings are those of its first serving (a later change applies at restart).
+    /// `event`'s room: the one already served (given the event's settings now, see
+    /// [`DurableRoom::reconfigure`]), or the one its stored records leave.
     pub fn room_of(
         &mut self,
         event: &Event,
@@ -53,6 +54,7 @@ impl Rooms {
         engine: &EngineConfig,
     ) -> Result<Arc<ServedRoom>, StoreError> {
         if let Some(room) = self.by_event.get(&event.id) {
+            room.room.reconfigure(&settings(event, queue, engine));
             return Ok(room.clone());
         }
         let stored = store.room_records(&event.id)?;
@@ -127,6 +129,7 @@ fn report(event: &str, figures: &Figures) {
     metrics::gauge!(QUEUE_WAITING, "event" => event.clone()).set(figures.waiting as f64);
     metrics::counter!(QUEUE_ADMITTED_TOTAL, "event" => event.clone()).absolute(figures.admitted_total);
     metrics::counter!(QUEUE_LAPSED_TOTAL, "event" => event.clone()).absolute(figures.lapsed_total);
+    metrics::gauge!(QUEUE_SHOPPING, "event" => event.clone()).set(figures.shopping as f64);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "target").set(figures.target_per_s);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "measured").set(figures.measured_per_s);
     metrics::gauge!(QUEUE_SOLD_OUT, "event" => event).set(if figures.sold_out { 1.0 } else { 0.0 });

@@ -232,7 +232,7 @@ fn start_hakken(dir: &Path, delivered: &Receiver, refusing: &Receiver) -> Server
     let config_dir = repo_root().join("config");
     let path = |relative: &str| config_dir.join(relative).to_str().unwrap().to_string();
     let queued = dir.join("queued.toml");
-    std::fs::write(&queued, queued_event()).unwrap();
+    std::fs::write(&queued, support::queued_demo_event(QUEUED, Duration::from_secs(3), 10)).unwrap();
     let events = format!("{},{}", path("events/demo.toml"), queued.display());
     let env = [
         ("HAKKEN_VENUES", path("venues/hakken-stadium.toml")),
@@ -252,34 +252,26 @@ fn start_hakken(dir: &Path, delivered: &Receiver, refusing: &Receiver) -> Server
 
 const QUEUED: &str = "queued";
 
-/// An event on the demo venue whose sale opens 3 s after the server starts, behind a
-/// waiting room (the waiting-room panels' data).
-fn queued_event() -> String {
-    let opens_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 3_000;
-    let opens_at = hakken_engine::event::format_instant(hakken_engine::clock::Millis(opens_ms));
-    format!(
-        "[event]\nid = \"{QUEUED}\"\nname = \"Queued\"\nvenue = \"hakken-stadium\"\nstarts_at = 2030-01-01T20:00:00Z\n\
-         on_sale_opens_at = {opens_at}\non_sale_closes_at = 2030-01-01T18:00:00Z\ncurrency = \"EUR\"\n\n\
-         [[ticket_type]]\nid = \"FLOOR\"\nname = \"Floor\"\ncategory = \"FLOOR\"\nprice_minor = 5000\n\n\
-         [queue]\nadmit_per_s_min = 10\nadmit_per_s_max = 10\naccess_window_s = 60\n"
-    )
-}
-
-/// Buyers join the queued event's room, poll until let in, and one holds with its
+/// Buyers join the queued event's room (let in at 10 a second), poll once they are
+/// told an ETA, and are let in (the ETA error panel's samples); one holds with its
 /// access while another tries without one.
 fn queue_rehearsal(server: &Server) {
-    let tokens: Vec<String> = (0..5)
+    let buyers = 30;
+    let tokens: Vec<String> = (0..buyers)
         .map(|buyer| {
             let reply = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": format!("q{buyer}") }));
             assert_eq!(reply.status, 201, "{}", reply.text);
             reply.json["queue"]["token"].as_str().unwrap().to_string()
         })
         .collect();
+    let place = |token: &str| server.get(&format!("/v1/queue/{token}")).json["queue"].clone();
     let access = wait_for("a buyer is let in from the waiting room", 30, || {
-        let reply = server.get(&format!("/v1/queue/{}", tokens[0]));
-        reply.json["queue"]["access"].as_str().map(str::to_string)
+        place(&tokens[0])["access"].as_str().map(str::to_string)
     });
+    // Admissions are measured now: every buyer still waiting is told an ETA.
+    let told = tokens.iter().filter(|token| place(token)["eta_s"].is_number()).count();
+    assert!(told > 0, "nobody waiting was told an ETA");
+    wait_for("the last buyer is let in", 30, || (place(&tokens[buyers - 1])["state"] == "admitted").then_some(()));
     let hold = |customer: &str, headers: &[(&str, &str)]| {
         let body = json!({ "customer": customer, "section": "FLOOR-A", "quantity": 1 });
         server.post_with(&format!("/v1/events/{QUEUED}/holds"), headers, body)

@@ -7,9 +7,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hakken_engine::event::parse_instant;
 use hakken_engine::waiting_room::draw;
 use serde_json::{json, Value};
-use support::{confirm_body, Reply, Server, EVENT};
+use support::{confirm_body, raw_request, Reply, Server, EVENT};
 
 const QUEUED: &str = "tiny-q";
 
@@ -71,13 +72,19 @@ access_window_s = 60
 
 /// A server with the demo event and the queued one (files in `dir`).
 fn start(dir: &Path, capacity: u32, opens_in: Duration, admit_per_s: u32) -> Server {
+    start_with(dir, capacity, opens_in, admit_per_s, &[])
+}
+
+fn start_with(dir: &Path, capacity: u32, opens_in: Duration, admit_per_s: u32, env: &[(&str, &str)]) -> Server {
     let (venue, event) = (dir.join("tiny.toml"), dir.join("tiny-q.toml"));
     std::fs::write(&venue, tiny_venue(capacity)).unwrap();
     std::fs::write(&event, queued_event(opens_in, admit_per_s)).unwrap();
     let root = support::repo_root().join("config");
     let venues = format!("{},{}", root.join("venues/hakken-stadium.toml").display(), venue.display());
     let events = format!("{},{}", root.join("events/demo.toml").display(), event.display());
-    Server::start(&[("HAKKEN_VENUES", &venues), ("HAKKEN_EVENTS", &events)])
+    let mut env = env.to_vec();
+    env.extend([("HAKKEN_VENUES", venues.as_str()), ("HAKKEN_EVENTS", events.as_str())]);
+    Server::start(&env)
 }
 
 fn join(server: &Server, customer: &str) -> Value {
@@ -186,6 +193,12 @@ fn early_joiners_are_drawn_by_the_audited_seed_and_accesses_are_bound_and_single
     let first = order[0] as usize;
     let admitted = poll_until(&server, &tokens[first], |place| place["state"] == "admitted");
     let access = admitted["access"].as_str().unwrap().to_string();
+    let instant = |field: &str| parse_instant(admitted[field].as_str().unwrap()).unwrap();
+    // Let in an access window (60 s) before the access lapses, to the second.
+    assert_eq!(instant("access_expires_at").0 - instant("admitted_at").0, 60_000, "{admitted}");
+    let event = server.get(&format!("/v1/events/{QUEUED}"));
+    assert_eq!(event.json["event"]["queue"]["access_window_s"], 60, "{}", event.text);
+    assert!(server.get(&format!("/v1/events/{EVENT}")).json["event"]["queue"].is_null());
     let customer = format!("early-{first}");
     let other = format!("early-{}", order[1]);
     let stolen = hold(&server, &other, Some(&access));
@@ -247,7 +260,8 @@ fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
     let sold = Instant::now();
     let waiting: Vec<&String> = tokens.iter().filter(|token| poll(&server, token)["state"] == "waiting").collect();
     for token in &waiting {
-        poll_until(&server, token, |place| place["state"] == "sold_out");
+        let told = poll_until(&server, token, |place| place["state"] == "sold_out");
+        assert!(parse_instant(told["sold_out_at"].as_str().unwrap()).is_ok(), "{told}");
     }
     assert!(sold.elapsed() < Duration::from_secs(2), "told in {:?}", sold.elapsed());
     let late = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "late" }));
@@ -258,6 +272,85 @@ fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
     if let Some(token) = waiting.first() {
         assert_eq!(poll(&server, token)["state"], "sold_out");
     }
+}
+
+/// A buyer who pays at the PSP (the webhook makes the order) is told to the room as one
+/// who bought, as a trusted confirm is: the room stops counting it as shopping.
+#[test]
+fn a_paid_order_tells_the_room_its_buyer_bought() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), 10, Duration::ZERO, 50, &[("HAKKEN_PAYMENTS_PROVIDER", "test")]);
+    let series = format!("hakken_queue_shopping{{event=\"{QUEUED}\"}} ");
+    let shopping = || {
+        let metrics = server.metrics();
+        let line = metrics.lines().find(|line| line.starts_with(&series)).map(str::to_string);
+        line.map(|line| line[series.len()..].trim().parse::<f64>().unwrap())
+    };
+    let eventually = |what: &str, value: f64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shopping() != Some(value) {
+            assert!(Instant::now() < deadline, "{what}: shopping is {:?}", shopping());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let token = join(&server, "payer")["token"].as_str().unwrap().to_string();
+    let admitted = poll_until(&server, &token, |place| place["state"] == "admitted");
+    let held = hold(&server, "payer", admitted["access"].as_str());
+    assert_eq!(held.status, 201, "{}", held.text);
+    let hold_id = held.json["hold"]["id"].as_str().unwrap().to_string();
+    eventually("the room counts the buyer as shopping", 1.0);
+
+    let body = json!({ "customer": "payer", "buyer": { "name": "Pay Er", "email": "payer@example.com" } });
+    let started = server.post(&format!("/v1/holds/{hold_id}/checkout"), body);
+    assert_eq!(started.status, 201, "{}", started.text);
+    let config = server.get("/v1/payments/config").json;
+    let psp = config["api_base"].as_str().unwrap().trim_start_matches("http://").to_string();
+    let payment = &started.json["payment"];
+    let (id, secret) = (payment["id"].as_str().unwrap(), payment["client_secret"].as_str().unwrap());
+    let form = format!("payment_method=pm_card_visa&client_secret={secret}");
+    let auth = format!("Bearer {}", config["publishable_key"].as_str().unwrap());
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let paid = raw_request(&psp, "POST", &format!("/v1/payment_intents/{id}/confirm"), &headers, form.as_bytes());
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    eventually("the webhook's order reaches the room", 0.0);
+    let read = server.get(&format!("/v1/holds/{hold_id}/payment?customer=payer"));
+    assert!(read.json["payment"]["order"].is_string(), "{}", read.text);
+}
+
+/// An admin moves the sale an hour earlier and speeds admission up: the draw comes at
+/// the new opening, buyers are let in at the new rate, the change is in the audit log,
+/// and a bad value is refused with nothing changed.
+#[test]
+fn an_admin_change_moves_the_draw_and_the_rate_of_a_live_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 100, Duration::from_secs(3600), 1);
+    let tokens: Vec<String> =
+        (0..20).map(|buyer| join(&server, &format!("b{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    assert_eq!(poll(&server, &tokens[0])["state"], "waiting");
+    let path = format!("/v1/events/{QUEUED}");
+    let refused = server.admin("PATCH", &path, Some(json!({ "queue": { "admit_per_s_max": 0 } })));
+    assert_eq!(refused.status, 422, "{}", refused.text);
+
+    let opens_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 1_000;
+    let opens_at = hakken_engine::event::format_instant(hakken_engine::clock::Millis(opens_ms));
+    let change = json!({
+        "on_sale": { "opens_at": opens_at, "closes_at": "2030-01-01T18:00:00Z" },
+        "queue": { "admit_per_s_min": 100, "admit_per_s_max": 100 }
+    });
+    let changed = server.admin("PATCH", &path, Some(change));
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.json["event"]["queue"]["admit_per_s_max"], 100);
+    assert_eq!(changed.json["event"]["queue"]["access_window_s"], 60, "keys left out stay");
+    let before = poll(&server, &tokens[0]);
+    assert_eq!(before["draw_at"], opens_at, "{before}");
+    // At 100 a second, all 20 are in within a second of the new opening (at 1/s, 20 s).
+    let started = Instant::now();
+    for token in &tokens {
+        poll_until(&server, token, |place| place["state"] == "admitted");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "let in over {:?}", started.elapsed());
+    let audit = server.admin("GET", &format!("/v1/events/{QUEUED}/audit"), None);
+    assert!(audit.text.contains("100-100 admissions/s"), "{}", audit.text);
 }
 
 #[test]

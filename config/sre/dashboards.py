@@ -124,6 +124,8 @@ def on_sale():
     d = d.with_panel(single("Buyers waiting", "short", query(f'sum(hakken_queue_waiting{{{EV}}})'),
                             description="In the waiting rooms of the selected events; 0 once a room closed sold out."))
     d = d.with_panel(single("Let in from the waiting room", "short", query(f'sum(hakken_queue_admitted_total{{{EV}}})')))
+    d = d.with_panel(single("Let in and shopping", "short", query(f'sum(hakken_queue_shopping{{{EV}}})'),
+                            description="Buyers let in who hold seats and have not bought or given up yet: the room admits more only while these and those still to hold can leave seats for them."))
     d = d.with_panel(single("Waiting rooms closed sold out", "short", query(f'sum(hakken_queue_sold_out{{{EV}}})'),
                             description="Rooms that told every waiting buyer sold out: nothing was left free or held."))
     d = d.with_panel(series("Admissions per second: aimed at and achieved", "ops",
@@ -135,6 +137,10 @@ def on_sale():
                             query(f'sum(rate(hakken_queue_polls_total{{{EV}}}[$__rate_interval]))', "polls"),
                             query(f'sum by (outcome) (rate(hakken_queue_access_total{{{EV}}}[$__rate_interval]))', "holds' access {{outcome}}"),
                             description="An access check is made by every hold on an event with a waiting room: missing or invalid ones are refused 403 (HakkenQueueAccessRefused)."))
+    d = d.with_panel(series("Waiting room: ETA error when let in", "percentunit",
+                            query(f'histogram_quantile(0.5, sum by (le) (rate(hakken_queue_eta_error_ratio_bucket{{{EV}}}[$__rate_interval])))', "median"),
+                            query(f'histogram_quantile(0.9, sum by (le) (rate(hakken_queue_eta_error_ratio_bucket{{{EV}}}[$__rate_interval])))', "p90"),
+                            description="How far the first ETA a buyer was told missed when it was let in, as a share of its wait: a growing error means admissions came slower (or faster) than the measured rate promised."))
     d = d.with_row(db.Row("SLOs"))
     d = d.with_panel(series("Sale availability: failing share", "percentunit",
                             query("hakken:sale_availability:error_ratio_rate30s", "30s"),

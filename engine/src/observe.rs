@@ -49,6 +49,11 @@ pub const SECTION_CALL_SECONDS: &str = "hakken_section_call_seconds";
 /// `section`: its rate is the share of a core the section takes. A gauge only because
 /// the facade's counters count whole numbers; it never goes down.
 pub const SECTION_BUSY_SECONDS: &str = "hakken_section_busy_seconds";
+/// How wrong a waiting buyer's first ETA was when it was let in: |admitted - promised|
+/// over the wait from when it was told; label `event`.
+pub const QUEUE_ETA_ERROR_RATIO: &str = "hakken_queue_eta_error_ratio";
+/// Its buckets: shares of the wait.
+pub const QUEUE_ETA_ERROR_BUCKETS: [f64; 9] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
 /// Time a best-available hold spends choosing its seats (the search and the hold),
 /// label `event`.
 pub const BEST_AVAILABLE_SECONDS: &str = "hakken_best_available_search_seconds";

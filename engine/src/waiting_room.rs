@@ -114,7 +114,10 @@ pub enum Status {
     Expired,
     /// Done after being let in (bought or abandoned).
     Done,
-    SoldOut,
+    /// Nothing is left to hold (declared `at`): waiting is in vain.
+    SoldOut {
+        at: Millis,
+    },
 }
 
 /// Why a join is refused.
@@ -160,6 +163,10 @@ struct Learned {
     bought: u64,
     abandoned: u64,
 }
+
+/// How much earlier than its first opening an admin may move a room's opening (see
+/// [`WaitingRoom::reconfigure`]): the longest `opens_before_sale_s`.
+const RESCHEDULE_EARLIER_MAX_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
 /// Outcomes a prior counts as, and what it says: 9 in 10 admitted buyers hold seats,
 /// 2 seats each, so the room is cautious before it has seen the real figures.
@@ -228,7 +235,8 @@ pub struct WaitingRoom {
 impl WaitingRoom {
     pub fn new(settings: RoomSettings) -> WaitingRoom {
         let pace = pace::Pace::new(settings.admit_per_s_min, settings.admit_per_s_max);
-        let board = Arc::new(Board::new(settings.opens_at, settings.sale_opens_at, settings.places_max));
+        let base = Millis(settings.opens_at.0.saturating_sub(RESCHEDULE_EARLIER_MAX_MS));
+        let board = Arc::new(Board::new(base, settings.sale_opens_at, settings.places_max));
         WaitingRoom {
             settings,
             board,
@@ -256,6 +264,24 @@ impl WaitingRoom {
 
     pub fn settings(&self) -> &RoomSettings {
         &self.settings
+    }
+
+    /// An admin's new settings, from now on: the admission bounds, the access window
+    /// (for buyers let in from now) and the longest shopping time at once; the room's and
+    /// the sale's opening only while the draw is still to come (a draw made stays made).
+    /// `places_max` waits for the next start: the board is sized once.
+    pub fn reconfigure(&mut self, settings: &RoomSettings) {
+        self.pace.set_bounds(settings.admit_per_s_min, settings.admit_per_s_max);
+        self.settings.admit_per_s_min = settings.admit_per_s_min;
+        self.settings.admit_per_s_max = settings.admit_per_s_max;
+        self.settings.access_window_ms = settings.access_window_ms;
+        self.settings.shopping_ms_max = settings.shopping_ms_max;
+        if self.drawn.is_none() {
+            // Deadlines count from the board's base: joins never open before it.
+            self.settings.opens_at = settings.opens_at.max(self.board.base());
+            self.settings.sale_opens_at = settings.sale_opens_at;
+            self.board.set_sale_opens_at(settings.sale_opens_at);
+        }
     }
 
     /// The board the polls read, without this room's lock.
@@ -318,7 +344,7 @@ impl WaitingRoom {
         self.lapse(now);
         let credit = self.pace.tick(now, health);
         self.board.publish(Published {
-            measured_per_s: self.pace.measured_per_s(now),
+            eta_per_s: self.pace.eta_per_s(now),
             seats_per_admission: self.learned.seats_per_admission(),
             buy_rate: self.learned.buy_rate(),
             free: stock.free,
@@ -345,6 +371,21 @@ impl WaitingRoom {
         let expected = self.admitted_unused as f64 * per_admission;
         let room = (stock.free as f64 - expected) / per_admission;
         room.max(0.0).ceil().min(u32::MAX as f64) as u32
+    }
+
+    /// For an admission about to be applied: how wrong each admitted buyer's first ETA
+    /// was, as a share of its wait from when it was told (none for buyers never told).
+    pub fn eta_errors(&self, record: &RoomRecord) -> Vec<f64> {
+        let RoomRecord::Admitted { count, at, .. } = *record else { return Vec::new() };
+        let end = (self.next + count as usize).min(self.order.len());
+        self.order[self.next..end]
+            .iter()
+            .filter_map(|&place| self.board.promise_of(place))
+            .map(|(told, due)| {
+                let waited_ms = at.0.saturating_sub(told.0).max(100);
+                at.0.abs_diff(due.0) as f64 / waited_ms as f64
+            })
+            .collect()
     }
 
     /// Checks that `place` may create a hold now (before the shell holds, so a refused
@@ -417,7 +458,7 @@ impl WaitingRoom {
                 self.next = end;
                 self.admitted_unused += count as u64;
                 self.pace.admitted(at, count);
-                self.board.set_measured_per_s(self.pace.measured_per_s(at));
+                self.board.set_eta_per_s(self.pace.eta_per_s(at));
                 self.board.set_next(end as u32);
                 self.board.set_admitted_unused(self.admitted_unused);
             }
@@ -446,9 +487,9 @@ impl WaitingRoom {
                     }
                 }
             }
-            RoomRecord::SoldOut { .. } => {
+            RoomRecord::SoldOut { at } => {
                 self.sold_out = true;
-                self.board.set_sold_out();
+                self.board.set_sold_out(at);
             }
         }
     }

@@ -143,7 +143,8 @@ fn nothing_left_closes_the_room_durably() {
     let (_store, room) = open(dir.path());
     assert!(room.board().sold_out());
     let place = room.place_of(&customer(2)).unwrap();
-    assert_eq!(room.board().status(place, SALE), Some(Status::SoldOut));
+    assert_eq!(room.board().sold_out_at(), Some(SALE.saturating_add(100)), "the instant is kept too");
+    assert_eq!(room.board().status(place, SALE), Some(Status::SoldOut { at: SALE.saturating_add(100) }));
     let refused = runtime.block_on(room.join(&customer(9), SALE.saturating_add(200)));
     assert!(matches!(refused, Err(RoomError::Join(_))), "{refused:?}");
 }

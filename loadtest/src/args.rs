@@ -303,6 +303,17 @@ pub(crate) struct GenerateArgs {
     /// Median payment think time between the hold and the confirm (lognormal per buyer).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(crate) think: Duration,
+    /// Write a waiting-room file (format version 2): the same buyers, and a share of
+    /// them (--queue-early-share) also join the event's waiting room before the opening
+    /// (uniform in the last --queue-early before it). The file plays without a room too.
+    #[arg(long)]
+    pub(crate) queue: bool,
+    /// With --queue: share of buyers who join the waiting room before the opening.
+    #[arg(long, default_value = "0.4", value_parser = parse_share, requires = "queue")]
+    pub(crate) queue_early_share: f64,
+    /// With --queue: how long before the opening the earliest joiners come (at most 7 days).
+    #[arg(long, default_value = "5m", value_parser = parse_early, requires = "queue")]
+    pub(crate) queue_early: Duration,
     /// Per request, while reading the layout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
@@ -409,8 +420,21 @@ pub(crate) struct ReplayArgs {
     /// No progress bar on stderr.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// `auto`: buyers go through the event's waiting room when `GET /v1/events/{event}`
+    /// shows one enabled; `on`: insist (exit 2 without one); `off`: hold directly. In a
+    /// room each buyer joins (early joiners before the opening), polls as the server
+    /// says, and once admitted holds with its access.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) waiting_room: WaitingRoomArg,
     #[command(flatten)]
     pub(crate) payments: PaymentArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum WaitingRoomArg {
+    Auto,
+    On,
+    Off,
 }
 
 /// How `replay`'s buyers pay, and what its verdict reads of the money.
@@ -552,6 +576,23 @@ pub(crate) fn parse_sections(text: &str) -> anyhow::Result<Sections> {
         bail!("--sections: give `auto` or a comma-separated list of section ids");
     }
     Ok(Sections::List(sections))
+}
+
+/// A share: a number from 0 to 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{text:?} is not a share (a number from 0 to 1)")),
+    }
+}
+
+/// A duration of more than 0 and at most 7 days.
+fn parse_early(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("{text:?} must be more than 0 and at most 7 days"));
+    }
+    Ok(duration)
 }
 
 /// `20s`, `500ms`, `2m`, `1.5s`; a bare number is seconds.

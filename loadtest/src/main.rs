@@ -28,6 +28,7 @@ use hakken_loadtest::{plot, trivial};
 
 use crate::args::{
     parse_sections, Cli, CodesArgs, Command, GenerateArgs, ReplayArgs, RunArgs, ServeArgs, ShapeName, VerifyArgs,
+    WaitingRoomArg,
 };
 
 #[global_allocator]
@@ -104,7 +105,11 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         let pool = Pool::new(target, PoolConfig { connections_max: 1, connect_timeout: args.timeout });
         Layout::fetch(&pool, &args.event, with_seats, args.timeout).await
     })?;
-    let queue = generate::generate(&layout, &config)?;
+    let mut queue = generate::generate(&layout, &config)?;
+    if args.queue {
+        let early = generate::EarlyJoins { share: args.queue_early_share, early: args.queue_early };
+        queue = generate::with_early_joins(queue, &early)?;
+    }
     let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     queue.write(file).with_context(|| format!("writing {}", args.out.display()))?;
     let span = queue.buyers.last().map_or(0.0, |buyer| buyer.at_us as f64 / 1e6);
@@ -145,7 +150,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
         server_metrics: args.server_metrics,
     };
     let source = args.queue.display().to_string();
-    let outcome = runtime(args.threads)?.block_on(replay::replay(queue, source, config, interrupted()))?;
+    let mode = match args.waiting_room {
+        WaitingRoomArg::Auto => replay::WaitingRoomMode::Auto,
+        WaitingRoomArg::On => replay::WaitingRoomMode::On,
+        WaitingRoomArg::Off => replay::WaitingRoomMode::Off,
+    };
+    let outcome = runtime(args.threads)?.block_on(replay::replay_with(queue, source, config, mode, interrupted()))?;
     let report = &outcome.report;
     print!("{report}");
     if let Some(path) = &args.json {

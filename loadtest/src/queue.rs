@@ -19,8 +19,15 @@ use std::io::{BufRead, Write};
 use anyhow::{bail, ensure, Context};
 use serde::{Deserialize, Serialize};
 
-/// The version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes for a waiting-room file (buyers may carry `join_us`),
+/// and the newest it reads. A file without a waiting room is still written as version
+/// 1, byte for byte as before, so older readers keep reading it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of a file without a waiting room.
+pub const FORMAT_VERSION_PLAIN: u32 = 1;
+/// Earliest a buyer may join a waiting room: a week before the opening (the server's
+/// own `opens_before_sale_s` is at most 7 days).
+pub const JOIN_EARLY_US_MAX: u64 = 7 * 24 * 3600 * 1_000_000;
 /// Seats one buyer asks for at most (the server's own limit is usually lower).
 pub const QUANTITY_MAX: u32 = 64;
 /// Latest arrival a file may have: a week after the opening, far beyond any rehearsal,
@@ -54,6 +61,21 @@ pub struct Header {
     /// report can show each phase apart.
     #[serde(default)]
     pub phases: Vec<Phase>,
+    /// Set in a waiting-room file (version 2): some buyers join the room before the
+    /// opening (`join_us`). The same file plays without a room too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<WaitingRoomPlan>,
+}
+
+/// How a waiting-room file's early joiners were drawn (informational: each buyer's
+/// `join_us` is what plays).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoomPlan {
+    /// Share of buyers who join before the opening.
+    pub early_share: f64,
+    /// They join uniformly in `[-early_seconds, 0)` before it.
+    pub early_seconds: f64,
 }
 
 /// A stretch of the on-sale reported apart, e.g. the spike and its tail, or one rate
@@ -74,6 +96,11 @@ pub struct Buyer {
     /// Arrival time after the start of the on-sale, in microseconds; never decreasing
     /// from line to line.
     pub at_us: u64,
+    /// In a waiting-room file: when this buyer joins the room, in microseconds *before*
+    /// the opening (negative, at least `-JOIN_EARLY_US_MAX`). Absent: they join at
+    /// `at_us`. Without a waiting room it is unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_us: Option<i64>,
     /// Index into the header's `phases`.
     #[serde(default)]
     pub phase: u32,
@@ -182,14 +209,18 @@ impl Queue {
         let Some((_, first)) = lines.next()? else { bail!("empty file: expected a queue header on line 1") };
         let version: VersionProbe = serde_json::from_str(first)
             .context("line 1: not a hakken queue header (expected {\"hakken_queue\": <version>, ...})")?;
-        if version.hakken_queue != FORMAT_VERSION {
+        if !(FORMAT_VERSION_PLAIN..=FORMAT_VERSION).contains(&version.hakken_queue) {
             bail!(
-                "line 1: queue format version {} is not supported by this build (it reads version {FORMAT_VERSION})",
+                "line 1: queue format version {} is not supported by this build (it reads versions {FORMAT_VERSION_PLAIN} to {FORMAT_VERSION})",
                 version.hakken_queue
             );
         }
         let header: Header = serde_json::from_str(first).context("line 1: bad queue header")?;
         ensure!(!header.event.is_empty(), "line 1: empty event");
+        ensure!(
+            header.waiting_room.is_none() || header.hakken_queue >= FORMAT_VERSION,
+            "line 1: a waiting_room needs format version {FORMAT_VERSION}"
+        );
         let mut buyers = Vec::with_capacity(header.buyers.min(limit.unwrap_or(u64::MAX)).min(1 << 24) as usize);
         let mut previous_at = 0;
         while limit.is_none_or(|limit| (buyers.len() as u64) < limit) {
@@ -220,6 +251,16 @@ impl Queue {
                 buyer.phase,
                 header.phases.len()
             );
+            if let Some(join_us) = buyer.join_us {
+                ensure!(
+                    header.hakken_queue >= FORMAT_VERSION,
+                    "line {number}: join_us needs format version {FORMAT_VERSION}"
+                );
+                ensure!(
+                    join_us < 0 && join_us.unsigned_abs() <= JOIN_EARLY_US_MAX,
+                    "line {number}: join_us {join_us} is not before the opening and at most a week before it"
+                );
+            }
             previous_at = buyer.at_us;
             buyers.push(buyer);
         }
@@ -273,7 +314,7 @@ mod tests {
 
     fn header(buyers: u64) -> Header {
         Header {
-            hakken_queue: FORMAT_VERSION,
+            hakken_queue: FORMAT_VERSION_PLAIN,
             event: "demo-2027".into(),
             shape: "steady".into(),
             seed: 7,
@@ -281,6 +322,7 @@ mod tests {
             generated_by: "test".into(),
             parameters: serde_json::Map::new(),
             phases: vec![Phase { name: "steady".into(), rate_per_second: Some(10.0) }],
+            waiting_room: None,
         }
     }
 
@@ -288,6 +330,7 @@ mod tests {
         let buyers = vec![
             Buyer {
                 at_us: 0,
+                join_us: None,
                 phase: 0,
                 intent: Intent::Best { section: "S101".into(), quantity: 2, category: Some("CAT1".into()) },
                 poll: true,
@@ -296,6 +339,7 @@ mod tests {
             },
             Buyer {
                 at_us: 1250,
+                join_us: None,
                 phase: 0,
                 intent: Intent::Seats { seats: vec!["S102-C-12".into(), "S102-C-13".into()] },
                 poll: false,
@@ -304,6 +348,7 @@ mod tests {
             },
             Buyer {
                 at_us: 1250,
+                join_us: None,
                 phase: 0,
                 intent: Intent::Ga { section: "FLOOR-A".into(), quantity: 4 },
                 poll: false,
@@ -349,7 +394,16 @@ mod tests {
         };
         check(String::new(), "empty file");
         check("hello\n".into(), "line 1: not a hakken queue header");
-        check(good.replacen(r#""hakken_queue":1"#, r#""hakken_queue":2"#, 1), "version 2 is not supported");
+        check(good.replacen(r#""hakken_queue":1"#, r#""hakken_queue":0"#, 1), "version 0 is not supported");
+        check(
+            good.replacen(r#""at_us":0,"#, r#""at_us":0,"join_us":-5,"#, 1),
+            "line 2: join_us needs format version 2",
+        );
+        check(
+            good.replacen(r#""phases""#, r#""waiting_room":{"early_share":0.4,"early_seconds":300.0},"phases""#, 1),
+            "line 1: a waiting_room needs format version 2",
+        );
+        check(good.replacen(r#""hakken_queue":1"#, r#""hakken_queue":3"#, 1), "version 3 is not supported");
         check(good.replacen(r#""at_us":1250"#, r#""at_us":"soon""#, 1), "line 3: bad buyer");
         check(good.replacen(r#""at_us":0"#, r#""at_us":5000"#, 1), "line 3: at_us 1250 is before");
         check(good.replacen(r#""quantity":4"#, r#""quantity":0"#, 1), "line 4: quantity 0");
@@ -362,5 +416,42 @@ mod tests {
         check(good.replacen(r#""phase":0,"intent":"ga""#, r#""phase":3,"intent":"ga""#, 1), "line 4: phase 3");
         check(good.replacen(r#""buyers":3"#, r#""buyers":4"#, 1), "announces 4 buyers but the file has 3");
         check(format!("{good}{{\"at_us\": {}\n", "9".repeat(LINE_BYTES_MAX)), "longer than");
+    }
+
+    /// A waiting-room file: version 2, the header's `waiting_room`, and `join_us` on
+    /// early joiners only.
+    fn waiting_room_sample() -> Queue {
+        let mut queue = sample();
+        queue.header.hakken_queue = FORMAT_VERSION;
+        queue.header.waiting_room = Some(WaitingRoomPlan { early_share: 0.4, early_seconds: 300.0 });
+        queue.buyers[1].join_us = Some(-2_500_000);
+        queue
+    }
+
+    #[test]
+    fn waiting_room_files_round_trip() {
+        let queue = waiting_room_sample();
+        let written = text(&queue);
+        let lines: Vec<&str> = written.lines().collect();
+        assert!(lines[0].starts_with(r#"{"hakken_queue":2,"#), "{}", lines[0]);
+        assert!(lines[0].ends_with(r#""waiting_room":{"early_share":0.4,"early_seconds":300.0}}"#), "{}", lines[0]);
+        assert!(lines[2].starts_with(r#"{"at_us":1250,"join_us":-2500000,"phase":0,"#), "{}", lines[2]);
+        assert!(!lines[1].contains("join_us") && !lines[3].contains("join_us"));
+        assert_eq!(Queue::read(written.as_bytes(), None).expect("reads"), queue);
+    }
+
+    #[test]
+    fn bad_waiting_room_files_are_refused() {
+        let good = text(&waiting_room_sample());
+        let check = |input: String, expected: &str| {
+            let error = format!("{:#}", Queue::read(input.as_bytes(), None).expect_err(&input));
+            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+        };
+        check(good.replacen(r#""early_seconds":300.0"#, r#""early_seconds":300.0,"x":1"#, 1), "bad queue header");
+        check(good.replacen(r#""hakken_queue":2"#, r#""hakken_queue":1"#, 1), "a waiting_room needs format version 2");
+        check(good.replacen("-2500000", "0", 1), "line 3: join_us 0 is not before the opening");
+        check(good.replacen("-2500000", "5", 1), "line 3: join_us 5");
+        check(good.replacen("-2500000", "-604800000001", 1), "line 3: join_us -604800000001");
+        check(good.replacen("-2500000", "\"soon\"", 1), "line 3: bad buyer");
     }
 }

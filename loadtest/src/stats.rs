@@ -56,9 +56,15 @@ pub enum Step {
     /// `GET /v1/holds/{hold}/payment` until it shows an order (or a void): from the PSP
     /// confirm to hakken having taken the webhook and confirmed the hold.
     Payment,
+    /// `POST /v1/events/{event}/queue`: a buyer joining the waiting room, timed from
+    /// the buyer's scheduled join time (or the room's opening, for a second try).
+    QueueJoin,
+    /// `GET /v1/queue/{token}`: a waiting buyer's poll, timed from when it was due (the
+    /// previous reply plus its `poll_after_ms`).
+    QueuePoll,
 }
 
-pub const STEP_COUNT: usize = 10;
+pub const STEP_COUNT: usize = 12;
 
 impl Step {
     pub const ALL: [Step; STEP_COUNT] = [
@@ -72,6 +78,8 @@ impl Step {
         Step::Checkout,
         Step::PspConfirm,
         Step::Payment,
+        Step::QueueJoin,
+        Step::QueuePoll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +94,8 @@ impl Step {
             Step::Checkout => "checkout",
             Step::PspConfirm => "psp_confirm",
             Step::Payment => "payment",
+            Step::QueueJoin => "queue_join",
+            Step::QueuePoll => "queue_poll",
         }
     }
 

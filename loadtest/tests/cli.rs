@@ -179,3 +179,24 @@ fn bad_sink_flags_are_usage_errors() {
         "--smtp-sink: cannot listen on",
     );
 }
+
+/// Bad waiting-room flags are refused before anything is read or sent: exit 2, naming
+/// the flag and why.
+#[test]
+fn bad_waiting_room_flags_exit_2_with_the_reason() {
+    let check = |args: &[&str], expected: &str| {
+        let output = tool(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr:?} should mention {expected:?}");
+    };
+    let generate = ["generate", "--out", "/nonexistent/q.jsonl", "--target", "http://127.0.0.1:1"];
+    let with = |extra: &[&'static str]| [&generate[..], extra].concat();
+    check(&with(&["--queue", "--queue-early-share", "1.5"]), "\"1.5\" is not a share");
+    check(&with(&["--queue", "--queue-early-share=-0.1"]), "\"-0.1\" is not a share");
+    check(&with(&["--queue", "--queue-early", "0s"]), "must be more than 0 and at most 7 days");
+    check(&with(&["--queue", "--queue-early", "20000m"]), "at most 7 days");
+    check(&with(&["--queue", "--queue-early", "soon"]), "is not a duration");
+    check(&with(&["--queue-early-share", "0.5"]), "--queue");
+    check(&["replay", "q.jsonl", "--waiting-room", "maybe"], "possible values: auto, on, off");
+}

@@ -158,6 +158,9 @@ pub async fn update_event(
         if let Some(language) = request.language {
             event.language = language;
         }
+        if let Some(queue) = &request.queue {
+            event.queue = Some(queue.over(&event.queue.unwrap_or_default()));
+        }
         for (ticket_type, price) in request.prices.unwrap_or_default() {
             let found = event.ticket_types.iter_mut().find(|known| known.id == ticket_type);
             let found = found.ok_or_else(|| {
@@ -224,12 +227,23 @@ fn admin_entry(app: &App, event: &str, action: &str, detail: String) -> AuditRec
 /// What the audit log says of an event's terms after a change.
 fn terms_detail(event: &Event) -> String {
     format!(
-        "name {:?}, on sale {} to {}, prices {:?}, language {}",
+        "name {:?}, on sale {} to {}, prices {:?}, language {}, {}",
         event.name,
         format_instant(event.on_sale.opens_at),
         format_instant(event.on_sale.closes_at),
         event.ticket_types.iter().map(|ticket_type| (&ticket_type.id, ticket_type.price_minor)).collect::<Vec<_>>(),
-        event.language
+        event.language,
+        event.queue.as_ref().map_or_else(
+            || "no waiting room".to_string(),
+            |queue| format!(
+                "waiting room from {} s before, {}-{} admissions/s, access {} s, {} places",
+                queue.opens_before_sale_s,
+                queue.admit_per_s_min,
+                queue.admit_per_s_max,
+                queue.access_window_s,
+                queue.places_max
+            )
+        )
     )
 }
 

@@ -49,9 +49,11 @@ const EMAIL_BYTES_MAX: usize = 254;
 /// `POST /v1/holds/{hold}/checkout` would) and the answer carries its payment.
 #[utoipa::path(post, path = "/v1/events/{event}/holds", tag = "holds",
     params(("event" = String, Path, description = "Event id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the same answer"),
+        ("Hakken-Access" = Option<String>, Header, description = "The access the event's waiting room gave this customer (required when the event has one)")),
     request_body = HoldRequest,
     responses((status = 201, description = "The hold; with `checkout`, its payment too, or `checkout_error` if the hold was made but not checked out", body = HoldResponse),
+        (status = 403, description = "The event has a waiting room: `queue_required` without `Hakken-Access`, `access_invalid` with one of another customer or event, expired, forged or used", body = ErrorBody),
         (status = 404, description = "Unknown event, section or seat; `payments_off` for `checkout` on a server that takes no payments", body = ErrorBody),
         (status = 409, description = "Seats taken (named in `details.seats`), sold out, not on sale, customer limit", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),

@@ -71,6 +71,11 @@ pub struct QueueView {
     /// Once admitted: the access a hold sends in `Hakken-Access` (once), and until when.
     pub access: Option<String>,
     pub access_expires_at: Option<String>,
+    /// Once admitted (`admitted`, `done`): when, to the second (rounded up), so a
+    /// client can check the ETA it was told.
+    pub admitted_at: Option<String>,
+    /// `sold_out`: when the room found nothing left to hold.
+    pub sold_out_at: Option<String>,
 }
 
 /// Join an event's waiting room; joining again returns the same place.
@@ -182,6 +187,8 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
         likely: None,
         access: None,
         access_expires_at: None,
+        admitted_at: None,
+        sold_out_at: None,
     };
     match status {
         Status::BeforeDraw { opens_in_ms, .. } => {
@@ -192,6 +199,10 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
             view.position = Some(position);
             view.ahead = Some(ahead);
             view.eta_s = eta_s.map(|eta| (eta * 10.0).round() / 10.0);
+            if let Some(eta) = eta_s {
+                // What this buyer is checked against when let in (hakken_queue_eta_error_ratio).
+                room.room.board().promise(place, now, eta);
+            }
             view.seats_left = Some(seats_free);
             view.likely = Some(likely);
             let wait_ms = eta_s.map_or(POLL_AFTER_MS_MAX, |eta| (eta * 1_000.0) as u64);
@@ -199,6 +210,8 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
         }
         Status::Admitted { until, used } => {
             view.state = if used { "done" } else { "admitted" };
+            let window_ms = room.room.settings().access_window_ms;
+            view.admitted_at = Some(format_instant(Millis(until.0.saturating_sub(window_ms))));
             if !used {
                 let customer = room
                     .room
@@ -216,7 +229,10 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
         }
         Status::Expired => view.state = "expired",
         Status::Done => view.state = "done",
-        Status::SoldOut => view.state = "sold_out",
+        Status::SoldOut { at } => {
+            view.state = "sold_out";
+            view.sold_out_at = Some(format_instant(at));
+        }
     }
     Ok(view)
 }

@@ -32,6 +32,21 @@ pub struct EventSummary {
     /// ISO 4217.
     pub currency: String,
     pub capacity: u64,
+    /// The event's waiting room (README, "Waiting room"), null without one: then holds
+    /// need an access from it.
+    pub queue: Option<QueueSummary>,
+}
+
+/// An event's waiting-room settings, as `[queue]` in an event file names them.
+#[derive(Serialize, ToSchema)]
+pub struct QueueSummary {
+    /// Always true here: a room switched off is served as no room (`queue` null).
+    pub enabled: bool,
+    pub opens_before_sale_s: u64,
+    pub admit_per_s_min: u32,
+    pub admit_per_s_max: u32,
+    pub access_window_s: u64,
+    pub places_max: u32,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -448,14 +463,19 @@ pub struct QueueRequest {
 }
 
 impl QueueRequest {
+    /// The settings asked for, the defaults for keys left out.
     pub fn settings(&self) -> hakken_engine::event::QueueSettings {
-        let default = hakken_engine::event::QueueSettings::default();
+        self.over(&hakken_engine::event::QueueSettings::default())
+    }
+
+    /// `current` with the keys given changed.
+    pub fn over(&self, current: &hakken_engine::event::QueueSettings) -> hakken_engine::event::QueueSettings {
         hakken_engine::event::QueueSettings {
-            opens_before_sale_s: self.opens_before_sale_s.unwrap_or(default.opens_before_sale_s),
-            admit_per_s_min: self.admit_per_s_min.unwrap_or(default.admit_per_s_min),
-            admit_per_s_max: self.admit_per_s_max.unwrap_or(default.admit_per_s_max),
-            access_window_s: self.access_window_s.unwrap_or(default.access_window_s),
-            places_max: self.places_max.unwrap_or(default.places_max),
+            opens_before_sale_s: self.opens_before_sale_s.unwrap_or(current.opens_before_sale_s),
+            admit_per_s_min: self.admit_per_s_min.unwrap_or(current.admit_per_s_min),
+            admit_per_s_max: self.admit_per_s_max.unwrap_or(current.admit_per_s_max),
+            access_window_s: self.access_window_s.unwrap_or(current.access_window_s),
+            places_max: self.places_max.unwrap_or(current.places_max),
         }
     }
 }
@@ -482,6 +502,12 @@ pub struct UpdateEventRequest {
     pub name: Option<String>,
     #[serde(default)]
     pub on_sale: Option<OnSaleRequest>,
+    /// Waiting-room settings to change (keys left out stay; on an event without a room,
+    /// the defaults): admission bounds, access window and shopping time apply at once;
+    /// the room's opening and the draw move only while the draw is to come;
+    /// `places_max` applies at the next start. A room is not switched off here.
+    #[serde(default)]
+    pub queue: Option<QueueRequest>,
     /// New price per ticket type id.
     #[serde(default)]
     pub prices: Option<std::collections::BTreeMap<String, u64>>,
@@ -535,6 +561,14 @@ pub fn event_summary(event: &Event, venue: &Venue, now_ms: u64) -> EventSummary 
         },
         currency: event.currency.clone(),
         capacity: venue.capacity(),
+        queue: event.queue.as_ref().map(|queue| QueueSummary {
+            enabled: true,
+            opens_before_sale_s: queue.opens_before_sale_s,
+            admit_per_s_min: queue.admit_per_s_min,
+            admit_per_s_max: queue.admit_per_s_max,
+            access_window_s: queue.access_window_s,
+            places_max: queue.places_max,
+        }),
     }
 }
 

@@ -21,7 +21,9 @@ use anyhow::{Context, Result};
 use dashmap::DashMap;
 use hakken_engine::actor::{AnswerSlot, PaymentsDue, ReportPayment, SectionHandle};
 use hakken_engine::ids::HoldId;
-use hakken_engine::inventory::{Hold, LatePayment, Payment, PaymentDue, PaymentError, PaymentStep, PspReport};
+use hakken_engine::inventory::{
+    Hold, LatePayment, Payment, PaymentDue, PaymentError, PaymentState, PaymentStep, PspReport,
+};
 
 use crate::config::{LatePaymentPolicy, PaymentsConfig, Provider};
 use crate::http::app::{call, unavailable, Shared};
@@ -214,6 +216,7 @@ impl Gateway {
         shared.payment_waiters.wake(hold);
         let answered = reported.map_err(|error| DriveError::Section(unavailable(error, &shared.overload)))?;
         let payment = answered.reply.map_err(DriveError::Payment)?;
+        tell_room(shared, &payment);
         Ok((payment, answered.answer_stored))
     }
 
@@ -370,6 +373,23 @@ impl Gateway {
 }
 
 /// What a PaymentIntent's state says happened; `None` while the buyer has not paid.
+/// Tells the event's waiting room, if it has one, how a paying buyer's shopping ended:
+/// an order (then it learns the buyer bought) or a void without one. The room ignores a
+/// buyer it already knows about, so repeated reports (the capture after the order, a
+/// webhook twice) change nothing.
+fn tell_room(shared: &Shared, payment: &Payment) {
+    let bought = match payment.state {
+        PaymentState::Ordered(_) | PaymentState::Captured(_) => true,
+        PaymentState::VoidDue { order: None, .. } | PaymentState::Voided { order: None, .. } => false,
+        _ => return,
+    };
+    let Some(app) = shared.ready_app() else { return };
+    let catalogue = app.catalogue();
+    if let Some(room) = catalogue.locate(payment.hold.section).and_then(|(served, _)| served.room.as_ref()) {
+        room.room.resolved(&payment.customer, bought);
+    }
+}
+
 pub fn report_of(intent: &PaymentIntent) -> Option<PspReport> {
     match intent.status {
         PaymentIntentStatus::RequiresCapture => Some(PspReport::Authorized { amount_minor: intent.amount_capturable }),

@@ -336,12 +336,37 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 
 /// The demo event's layout as the load tool reads it from the server at `target`.
 pub(crate) fn demo_layout(runtime: &tokio::runtime::Runtime, target: &str) -> hakken_loadtest::layout::Layout {
+    event_layout(runtime, target, EVENT, true)
+}
+
+/// `event`'s layout as the load tool reads it from the server at `target` (`seat_maps`:
+/// the seat maps too).
+pub(crate) fn event_layout(
+    runtime: &tokio::runtime::Runtime,
+    target: &str,
+    event: &str,
+    seat_maps: bool,
+) -> hakken_loadtest::layout::Layout {
     use hakken_loadtest::client::{Pool, PoolConfig, Target};
     runtime.block_on(async {
         let pool = Pool::new(
             Target::resolve(target).await.expect("target"),
             PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) },
         );
-        hakken_loadtest::layout::Layout::fetch(&pool, EVENT, true, Duration::from_secs(10)).await.expect("layout")
+        hakken_loadtest::layout::Layout::fetch(&pool, event, seat_maps, Duration::from_secs(10)).await.expect("layout")
     })
+}
+
+/// An event file: `id` on the demo venue's floor (one ticket type, 50 EUR), on sale
+/// `opens_in` from now behind a waiting room letting `admit_per_s` buyers in a second.
+pub(crate) fn queued_demo_event(id: &str, opens_in: Duration, admit_per_s: u32) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    let opens_at =
+        hakken_engine::event::format_instant(hakken_engine::clock::Millis((now + opens_in).as_millis() as u64));
+    format!(
+        "[event]\nid = \"{id}\"\nname = \"Queued\"\nvenue = \"hakken-stadium\"\nstarts_at = 2030-01-01T20:00:00Z\n\
+         on_sale_opens_at = {opens_at}\non_sale_closes_at = 2030-01-01T18:00:00Z\ncurrency = \"EUR\"\n\n\
+         [[ticket_type]]\nid = \"FLOOR\"\nname = \"Floor\"\ncategory = \"FLOOR\"\nprice_minor = 5000\n\n\
+         [queue]\nadmit_per_s_min = {admit_per_s}\nadmit_per_s_max = {admit_per_s}\naccess_window_s = 60\n"
+    )
 }

@@ -1,7 +1,7 @@
 //! The board: what a buyer's poll reads, without the room's lock.
 //!
 //! One 64-bit word per place (its rank, stage and deadline) in segments allocated as
-//! places arrive, and a few shared figures (who is let in so far, the measured rate,
+//! places arrive, and a few shared figures (who is let in so far, the ETA rate,
 //! the seats left). The room is the only writer; any number of readers compute a
 //! [`Status`] from one word and the figures, with atomic loads only. A reader may see
 //! a figure a tick older than the word (the two are not read together); what it shows
@@ -78,7 +78,7 @@ impl AtomicF64 {
 /// Figures the room publishes at each tick for [`Board::status`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Published {
-    pub measured_per_s: f64,
+    pub eta_per_s: f64,
     pub seats_per_admission: f64,
     pub buy_rate: f64,
     pub free: u64,
@@ -86,17 +86,24 @@ pub(super) struct Published {
 }
 
 pub struct Board {
-    opens_at: Millis,
-    sale_opens_at: Millis,
+    /// What deadlines and ETA promises count from: a week before the room first opened,
+    /// so an admin moving the opening earlier keeps every instant after it.
+    base: Millis,
+    /// When the opening draw is due (ms since the epoch); an admin may move it until then.
+    sale_opens_at: AtomicU64,
     segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// Per place, the first ETA a poll told it (see [`Board::promise`]); 0 = none yet.
+    /// Written by polls, read when the place is let in. Segments as `segments`.
+    promises: Box<[OnceLock<Box<[AtomicU64]>>]>,
     /// Places `0..places` have their words written.
     places: AtomicU32,
     /// Ranks below `next` have been let in.
     next: AtomicU32,
     drawn: AtomicBool,
-    sold_out: AtomicBool,
+    /// When the room was declared sold out (ms since the epoch); 0 = not sold out.
+    sold_out_at: AtomicU64,
     admitted_unused: AtomicU64,
-    measured_per_s: AtomicF64,
+    eta_per_s: AtomicF64,
     seats_per_admission: AtomicF64,
     buy_rate: AtomicF64,
     free: AtomicU64,
@@ -104,18 +111,19 @@ pub struct Board {
 }
 
 impl Board {
-    pub(super) fn new(opens_at: Millis, sale_opens_at: Millis, places_max: u32) -> Board {
+    pub(super) fn new(base: Millis, sale_opens_at: Millis, places_max: u32) -> Board {
         let segments = (places_max as usize).div_ceil(SEGMENT_PLACES).max(1);
         Board {
-            opens_at,
-            sale_opens_at,
+            base,
+            sale_opens_at: AtomicU64::new(sale_opens_at.0),
             segments: (0..segments).map(|_| OnceLock::new()).collect(),
+            promises: (0..segments).map(|_| OnceLock::new()).collect(),
             places: AtomicU32::new(0),
             next: AtomicU32::new(0),
             drawn: AtomicBool::new(false),
-            sold_out: AtomicBool::new(false),
+            sold_out_at: AtomicU64::new(0),
             admitted_unused: AtomicU64::new(0),
-            measured_per_s: AtomicF64::default(),
+            eta_per_s: AtomicF64::default(),
             seats_per_admission: AtomicF64::default(),
             buy_rate: AtomicF64::default(),
             free: AtomicU64::new(0),
@@ -123,21 +131,39 @@ impl Board {
         }
     }
 
-    /// The deadline `until` as the board keeps it: whole seconds after the room
-    /// opened, rounded up (an access never ends sooner than it was given for).
+    /// The deadline `until` as the board keeps it: whole seconds after the base,
+    /// rounded up (an access never ends sooner than it was given for).
     pub(super) fn deadline_s(&self, until: Millis) -> u32 {
-        let after_ms = until.0.saturating_sub(self.opens_at.0);
+        let after_ms = until.0.saturating_sub(self.base.0);
         after_ms.div_ceil(1_000).min(DEADLINE_MASK) as u32
     }
 
     pub(super) fn deadline(&self, deadline_s: u32) -> Millis {
-        self.opens_at.saturating_add(deadline_s as u64 * 1_000)
+        self.base.saturating_add(deadline_s as u64 * 1_000)
     }
 
     fn slot(&self, place: PlaceNumber) -> &AtomicU64 {
-        let (segment, offset) = (place as usize / SEGMENT_PLACES, place as usize % SEGMENT_PLACES);
-        let segment = self.segments[segment].get_or_init(|| (0..SEGMENT_PLACES).map(|_| AtomicU64::new(0)).collect());
-        &segment[offset]
+        slot_in(&self.segments, place)
+    }
+
+    /// Remembers the first ETA `place` is told, at `now`: it is let in `eta_s` later,
+    /// says the poll. Later ones are ignored (the first is the one a buyer plans by).
+    /// Kept in tenths of a second after the board's base.
+    pub fn promise(&self, place: PlaceNumber, now: Millis, eta_s: f64) {
+        if place >= self.len() {
+            return;
+        }
+        let tenths = |at: Millis| (at.0.saturating_sub(self.base.0) / 100).min(u32::MAX as u64 - 1) + 1;
+        let due = Millis(now.0.saturating_add((eta_s.max(0.0) * 1_000.0) as u64));
+        let word = tenths(now) << 32 | tenths(due);
+        let _ = slot_in(&self.promises, place).compare_exchange(0, word, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// When `place` was first told an ETA, and the admission it promised.
+    pub(super) fn promise_of(&self, place: PlaceNumber) -> Option<(Millis, Millis)> {
+        let word = slot_in(&self.promises, place).load(Ordering::Relaxed);
+        let at = |tenths: u64| self.base.saturating_add((tenths - 1) * 100);
+        (word != 0).then(|| (at(word >> 32), at(word & u32::MAX as u64)))
     }
 
     /// Writes a new place's word, then makes the place visible.
@@ -168,8 +194,8 @@ impl Board {
         self.drawn.store(true, Ordering::Release);
     }
 
-    pub(super) fn set_sold_out(&self) {
-        self.sold_out.store(true, Ordering::Release);
+    pub(super) fn set_sold_out(&self, at: Millis) {
+        self.sold_out_at.store(at.0.max(1), Ordering::Release);
     }
 
     pub(super) fn set_admitted_unused(&self, count: u64) {
@@ -177,24 +203,38 @@ impl Board {
     }
 
     pub(super) fn publish(&self, published: Published) {
-        self.measured_per_s.store(published.measured_per_s);
+        self.eta_per_s.store(published.eta_per_s);
         self.seats_per_admission.store(published.seats_per_admission);
         self.buy_rate.store(published.buy_rate);
         self.free.store(published.free, Ordering::Relaxed);
         self.held.store(published.held, Ordering::Relaxed);
     }
 
-    pub(super) fn set_measured_per_s(&self, measured_per_s: f64) {
-        self.measured_per_s.store(measured_per_s);
+    pub(super) fn set_eta_per_s(&self, eta_per_s: f64) {
+        self.eta_per_s.store(eta_per_s);
     }
 
     /// When the opening draw is due.
+    pub(super) fn base(&self) -> Millis {
+        self.base
+    }
+
     pub fn sale_opens_at(&self) -> Millis {
-        self.sale_opens_at
+        Millis(self.sale_opens_at.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_sale_opens_at(&self, at: Millis) {
+        self.sale_opens_at.store(at.0, Ordering::Relaxed);
     }
 
     pub fn sold_out(&self) -> bool {
-        self.sold_out.load(Ordering::Acquire)
+        self.sold_out_at().is_some()
+    }
+
+    /// When the room was declared sold out, if it was.
+    pub fn sold_out_at(&self) -> Option<Millis> {
+        let at = self.sold_out_at.load(Ordering::Acquire);
+        (at != 0).then_some(Millis(at))
     }
 
     /// What the buyer at `place` is told at `now`; `None` for a place not (yet) taken.
@@ -204,10 +244,12 @@ impl Board {
         }
         let word = self.word(place);
         let until = self.deadline(word.deadline_s);
+        if let (Stage::Waiting, Some(at)) = (word.stage, self.sold_out_at()) {
+            return Some(Status::SoldOut { at });
+        }
         Some(match word.stage {
-            Stage::Waiting if self.sold_out() => Status::SoldOut,
             Stage::Waiting if !self.drawn.load(Ordering::Acquire) => {
-                Status::BeforeDraw { joined: self.len(), opens_in_ms: self.sale_opens_at.0.saturating_sub(now.0) }
+                Status::BeforeDraw { joined: self.len(), opens_in_ms: self.sale_opens_at().0.saturating_sub(now.0) }
             }
             Stage::Waiting => self.waiting(word.rank),
             Stage::Admitted if now < until => Status::Admitted { until, used: false },
@@ -220,7 +262,7 @@ impl Board {
     fn waiting(&self, rank: u32) -> Status {
         // A word says waiting, the figure may already count it let in: it is next.
         let ahead = rank.saturating_sub(self.next.load(Ordering::Acquire));
-        let measured = self.measured_per_s.load();
+        let eta_per_s = self.eta_per_s.load();
         let per_admission = self.seats_per_admission.load();
         let (free, held) = (self.free.load(Ordering::Relaxed), self.held.load(Ordering::Relaxed));
         let admitted_unused = self.admitted_unused.load(Ordering::Relaxed);
@@ -229,7 +271,7 @@ impl Board {
         Status::Waiting {
             position: ahead + 1,
             ahead,
-            eta_s: (measured > 0.0).then(|| (ahead + 1) as f64 / measured),
+            eta_s: (eta_per_s > 0.0).then(|| (ahead + 1) as f64 / eta_per_s),
             seats_free: free,
             likely: expected_ahead < free as f64 + may_come_back,
         }
@@ -237,8 +279,15 @@ impl Board {
 
     /// Bytes the board holds now (its segments; the figures are a rounding error).
     pub fn bytes(&self) -> usize {
-        self.segments.iter().filter(|segment| segment.get().is_some()).count() * SEGMENT_PLACES * 8
+        let allocated = |segments: &[OnceLock<Box<[AtomicU64]>>]| segments.iter().filter(|s| s.get().is_some()).count();
+        (allocated(&self.segments) + allocated(&self.promises)) * SEGMENT_PLACES * 8
     }
+}
+
+fn slot_in(segments: &[OnceLock<Box<[AtomicU64]>>], place: PlaceNumber) -> &AtomicU64 {
+    let (segment, offset) = (place as usize / SEGMENT_PLACES, place as usize % SEGMENT_PLACES);
+    let segment = segments[segment].get_or_init(|| (0..SEGMENT_PLACES).map(|_| AtomicU64::new(0)).collect());
+    &segment[offset]
 }
 
 #[cfg(test)]
@@ -274,5 +323,17 @@ mod tests {
         assert_eq!(board.bytes(), 2 * SEGMENT_PLACES * 8);
         assert_eq!(board.word(SEGMENT_PLACES as u32).rank, SEGMENT_PLACES as u32);
         assert_eq!(board.status(SEGMENT_PLACES as u32 + 1, Millis(0)), None);
+    }
+
+    #[test]
+    fn the_first_promise_is_kept_to_the_tenth_of_a_second() {
+        let board = Board::new(Millis(10_000), Millis(20_000), 10);
+        board.push(0, Word { rank: 0, stage: Stage::Waiting, deadline_s: 0 });
+        assert_eq!(board.promise_of(0), None);
+        board.promise(0, Millis(25_000), 12.34);
+        board.promise(0, Millis(26_000), 1.0);
+        assert_eq!(board.promise_of(0), Some((Millis(25_000), Millis(37_300))));
+        board.promise(5, Millis(25_000), 1.0);
+        assert_eq!(board.bytes(), 2 * SEGMENT_PLACES * 8, "a place not taken gets no promise");
     }
 }

@@ -24,6 +24,7 @@ use super::{
 use crate::audit;
 use crate::clock::Millis;
 use crate::ids::CustomerId;
+use crate::observe;
 use crate::store::{StorageError, WalHandle};
 use crate::wal::{self, AuditRecord, PrincipalRecord, RoomStored};
 
@@ -76,6 +77,12 @@ impl DurableRoom {
 
     pub fn settings(&self) -> RoomSettings {
         self.lock().room.settings().clone()
+    }
+
+    /// See [`WaitingRoom::reconfigure`]. Nothing to store: the settings are the event's,
+    /// stored with it, and a restart builds the room from them.
+    pub fn reconfigure(&self, settings: &RoomSettings) {
+        self.lock().room.reconfigure(settings);
     }
 
     /// `customer`'s place, a new one made durable first.
@@ -175,17 +182,27 @@ impl DurableRoom {
                 let _ = sender.send(result);
             }),
         );
-        // A refusal (queue full, store closed) completes at once, before any write.
-        if let Ok(Err(error @ (StorageError::Busy | StorageError::Closed))) = receiver.try_recv() {
-            return Err(error);
-        }
+        // A refusal (queue full, store closed) completes at once, before any write; a
+        // group commit may also have made it durable already. A oneshot receiver that
+        // answered `try_recv` must not be awaited again, so its answer is kept.
+        let answered = match receiver.try_recv() {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => return Err(error),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => false,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(StorageError::Closed),
+        };
         inner.next_seq += records.len() as u64;
-        records.iter().for_each(|record| inner.room.apply(record));
-        Ok(async move {
-            match receiver.await {
-                Ok(result) => result,
-                Err(_) => Err(StorageError::Closed),
+        for record in &records {
+            for error in inner.room.eta_errors(record) {
+                metrics::histogram!(observe::QUEUE_ETA_ERROR_RATIO, "event" => self.event.clone()).record(error);
             }
+            inner.room.apply(record);
+        }
+        Ok(async move {
+            if answered {
+                return Ok(());
+            }
+            receiver.await.unwrap_or(Err(StorageError::Closed))
         })
     }
 

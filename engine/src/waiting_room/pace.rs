@@ -24,6 +24,16 @@ const RAMP_MS: f64 = 5_000.0;
 /// rate, so a pause is not followed by a burst the server never agreed to.
 const CREDIT_SECONDS_MAX: f64 = 0.25;
 
+/// The admissions of the measured window.
+struct Window {
+    counted: u32,
+    /// The window's length: the last `MEASURED_SECONDS - 1` whole seconds and the
+    /// current one so far.
+    length_s: f64,
+    /// Of it, the part since admissions began.
+    covered_s: f64,
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct Pace {
     per_s_min: f64,
@@ -55,6 +65,13 @@ impl Pace {
             bucket_second: 0,
             measuring_since: None,
         }
+    }
+
+    /// New bounds (an admin change), the rate aimed at kept within them.
+    pub(super) fn set_bounds(&mut self, per_s_min: u32, per_s_max: u32) {
+        let fresh = Pace::new(per_s_min, per_s_max);
+        (self.per_s_min, self.per_s_max) = (fresh.per_s_min, fresh.per_s_max);
+        self.per_s = self.per_s.clamp(self.per_s_min, self.per_s_max);
     }
 
     pub(super) fn per_s(&self) -> f64 {
@@ -98,20 +115,34 @@ impl Pace {
     /// Admissions per second actually made over the last [`MEASURED_SECONDS`] (the
     /// current one partly), or since admissions began if that is shorter; 0 before.
     pub(super) fn measured_per_s(&self, now: Millis) -> f64 {
-        let Some(since) = self.measuring_since else { return 0.0 };
+        self.window(now).map_or(0.0, |window| window.counted as f64 / window.covered_s.max(0.1))
+    }
+
+    /// The rate ETAs are told from: the measured rate, the part of the window before
+    /// admissions began counted at the rate aimed at; 0 before they began. Measured
+    /// alone, the opening's first tick (a quarter second's credit let in at once) would
+    /// read as 2.5 times the rate over its first 100 ms, and every ETA told then would
+    /// be that much too short.
+    pub(super) fn eta_per_s(&self, now: Millis) -> f64 {
+        let Some(window) = self.window(now) else { return 0.0 };
+        (window.counted as f64 + self.per_s * (window.length_s - window.covered_s)) / window.length_s
+    }
+
+    fn window(&self, now: Millis) -> Option<Window> {
+        let since = self.measuring_since?;
         let second = now.0 / 1_000;
         let stale = second.saturating_sub(self.bucket_second) as usize;
+        let length_s = (MEASURED_SECONDS - 1) as f64 + (now.0 % 1_000) as f64 / 1_000.0;
+        let covered_s = (now.0.saturating_sub(since.0) as f64 / 1_000.0).min(length_s);
         if stale >= MEASURED_SECONDS {
-            return 0.0;
+            return Some(Window { counted: 0, length_s, covered_s });
         }
         // Seconds `second - MEASURED_SECONDS + 1 ..= second`, of which those after
         // `bucket_second` had no admissions.
         let counted: u32 = (0..MEASURED_SECONDS - stale)
             .map(|back| self.buckets[(self.bucket_second as usize + MEASURED_SECONDS - back) % MEASURED_SECONDS])
             .sum();
-        let window_s = (MEASURED_SECONDS - 1) as f64 + (now.0 % 1_000) as f64 / 1_000.0;
-        let covered_s = (now.0.saturating_sub(since.0) as f64 / 1_000.0).min(window_s).max(0.1);
-        counted as f64 / covered_s
+        Some(Window { counted, length_s, covered_s })
     }
 
     fn advance_buckets(&mut self, now: Millis) {
@@ -196,5 +227,28 @@ mod tests {
         young.admitted(at(100_500), 100);
         young.admitted(at(101_500), 100);
         assert_eq!(young.measured_per_s(at(102_000)), 100.0);
+    }
+
+    #[test]
+    fn etas_count_the_time_before_admissions_began_at_the_rate_aimed_at() {
+        let mut pace = Pace::new(50, 50);
+        assert_eq!(pace.eta_per_s(at(0)), 0.0, "nothing before admissions begin");
+        pace.tick(at(0), Health::default());
+        pace.start(at(0));
+        // The opening's first tick lets a quarter second's credit in at once.
+        let burst = pace.tick(at(100), Health::default());
+        pace.admitted(at(100), burst.max(5));
+        assert!(pace.measured_per_s(at(100)) > 49.0, "a burst over 0.1 s reads high: {}", pace.measured_per_s(at(100)));
+        let eta = pace.eta_per_s(at(100));
+        assert!((eta - 50.0).abs() < 2.0, "{eta}");
+        // Then 5 every 100 ms: 50/s, in the ETA rate as in the measured one.
+        for tick in 2..=150 {
+            pace.admitted(at(tick * 100), 5);
+            let eta = pace.eta_per_s(at(tick * 100));
+            assert!((eta - 50.0).abs() < 3.0, "{} ms: {eta}", tick * 100);
+        }
+        assert!((pace.eta_per_s(at(15_000)) - pace.measured_per_s(at(15_000))).abs() < 0.01);
+        // Nobody let in for a minute: no ETA can come true.
+        assert_eq!(pace.eta_per_s(at(75_000)), 0.0);
     }
 }

@@ -206,7 +206,10 @@ fn nothing_free_or_held_closes_the_room_and_tells_everyone_at_once() {
     let waiting = run.room.order[run.room.next..].to_vec();
     assert!(!waiting.is_empty());
     for place in waiting {
-        assert_eq!(run.room.status(place, SALE.saturating_add(200)), Some(Status::SoldOut));
+        assert_eq!(
+            run.room.status(place, SALE.saturating_add(200)),
+            Some(Status::SoldOut { at: SALE.saturating_add(200) })
+        );
     }
     assert_eq!(run.room.join(&CustomerId::new("late"), SALE.saturating_add(300)), Err(JoinRefused::SoldOut));
     assert_eq!(run.room.figures(SALE).waiting, 0);
@@ -256,4 +259,60 @@ fn a_replayed_room_is_the_room_that_made_the_records() {
     assert_eq!(replayed.order, run.room.order);
     assert_eq!(replayed.figures(at), run.room.figures(at));
     assert_eq!(replayed.place_of(&CustomerId::new("late-7")), Some(407));
+}
+
+/// A buyer told its ETA at a steady rate is let in about then: the error the room
+/// reports is small; a buyer never told has none.
+#[test]
+fn an_eta_told_at_a_steady_rate_comes_true() {
+    let mut run = Run::drawn(settings(), 1_000, 4);
+    run.tick_until(SALE, SALE.saturating_add(2_000), plenty());
+    let now = SALE.saturating_add(2_000);
+    let told = run.room.order[500];
+    let Some(Status::Waiting { eta_s: Some(eta_s), ahead, .. }) = run.room.status(told, now) else {
+        panic!("waiting with an ETA")
+    };
+    assert_eq!(ahead, 300);
+    run.room.board.promise(told, now, eta_s);
+    let mut errors = Vec::new();
+    let mut at = now.saturating_add(100);
+    while run.room.next <= 500 {
+        let records = run.room.tick(at, HEALTHY, plenty());
+        for record in &records {
+            errors.extend(run.room.eta_errors(record));
+        }
+        run.commit(records);
+        at = at.saturating_add(100);
+    }
+    assert_eq!(errors.len(), 1, "only the buyer told an ETA");
+    assert!(errors[0] < 0.05, "{errors:?} for an ETA of {eta_s} s");
+}
+
+/// An admin moves the sale earlier and raises the admission rate: the draw comes at the
+/// new opening and the new rate holds at once; a draw made is never moved.
+#[test]
+fn new_settings_move_a_draw_to_come_and_change_the_rate_at_once() {
+    let mut run = Run::new(settings());
+    for buyer in 0..1_000 {
+        run.join(&format!("b{buyer}"), OPENS);
+    }
+    let earlier = Millis(SALE.0 - 500_000);
+    let faster = RoomSettings { sale_opens_at: earlier, admit_per_s_min: 200, admit_per_s_max: 200, ..settings() };
+    run.room.reconfigure(&faster);
+    let place = run.room.order[0];
+    assert_eq!(run.room.status(place, OPENS), Some(Status::BeforeDraw { joined: 1_000, opens_in_ms: 500_000 }));
+    assert_eq!(run.room.draw_due(Millis(earlier.0 - 1), 7), None);
+    let record = run.room.draw_due(earlier, 7).expect("due at the new opening");
+    run.commit([record]);
+    let admitted = run.tick_until(earlier, earlier.saturating_add(1_000), plenty());
+    // 200/s for 1 s, ticking every 100 ms from the opening.
+    assert_eq!(admitted.len(), 200);
+
+    let later = RoomSettings { sale_opens_at: SALE, access_window_ms: 5_000, ..faster };
+    run.room.reconfigure(&later);
+    assert_eq!(run.room.board().sale_opens_at(), earlier, "the draw was made");
+    let next = run.tick_until(earlier.saturating_add(1_100), earlier.saturating_add(1_100), plenty());
+    let until = earlier.saturating_add(1_100 + 5_000 + 900);
+    let status = run.room.status(next[0], earlier.saturating_add(1_100));
+    assert_eq!(status, Some(Status::Admitted { until, used: false }), "the new window, to the second");
 }

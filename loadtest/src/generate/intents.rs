@@ -208,7 +208,7 @@ impl<'a> Plan<'a> {
         let think_ms = self.think_ms(rng);
         // An expiring hold has no think time: the buyer never comes back.
         let think_ms = if then == Then::Expire { 0 } else { think_ms };
-        Buyer { at_us: arrival.at_us, phase: arrival.phase, intent, poll, then, think_ms }
+        Buyer { at_us: arrival.at_us, join_us: None, phase: arrival.phase, intent, poll, then, think_ms }
     }
 
     fn best(&self, rng: &mut Rng) -> Intent {

@@ -48,6 +48,8 @@ mod arrivals;
 mod config;
 mod intents;
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use self::config::check_config;
@@ -58,12 +60,58 @@ pub use self::config::{
 use self::intents::Plan;
 use crate::layout::Layout;
 use crate::prng::Rng;
-use crate::queue::{self, Buyer, Header, Queue};
+use crate::queue::{self, Buyer, Header, Queue, WaitingRoomPlan};
 
 /// Random streams of the seed (`seed ^ stream` seeds the PRNG): arrival times and buyer
 /// intents are drawn apart.
 const ARRIVALS_STREAM: u64 = 0x6172_7269_7661_6c73; // "arrivals"
 const BUYERS_STREAM: u64 = 0x6275_7965_7273_0000; // "buyers"
+/// Who joins a waiting room early, and when: a third stream, so adding early joiners
+/// leaves every buyer's arrival and intent as they were.
+const EARLY_JOINS_STREAM: u64 = 0x6561_726c_795f_6a6e; // "early_jn"
+
+/// `generate --queue`: which buyers join the waiting room before the opening.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyJoins {
+    /// Share of buyers who join early, in `[0, 1]`.
+    pub share: f64,
+    /// They join uniformly in `[-early, 0)` before the opening; at most a week.
+    pub early: Duration,
+}
+
+impl Default for EarlyJoins {
+    fn default() -> EarlyJoins {
+        EarlyJoins { share: 0.4, early: Duration::from_secs(300) }
+    }
+}
+
+/// Makes `queue` a waiting-room file (format version 2): each buyer, with probability
+/// `early.share` (drawn from the seed's own stream, so deterministic), also gets a
+/// `join_us` uniform in `[-early, 0)`, whole microseconds. Arrivals and intents stay as
+/// they were: the same file plays with and without a room.
+pub fn with_early_joins(mut queue: Queue, early: &EarlyJoins) -> anyhow::Result<Queue> {
+    anyhow::ensure!((0.0..=1.0).contains(&early.share), "queue early share: {} is not a share (0 to 1)", early.share);
+    let early_us = u64::try_from(early.early.as_micros()).unwrap_or(u64::MAX);
+    anyhow::ensure!(
+        (1..=queue::JOIN_EARLY_US_MAX).contains(&early_us),
+        "queue early: {:?} is not between 1µs and a week",
+        early.early
+    );
+    let mut rng = Rng::new(queue.header.seed ^ EARLY_JOINS_STREAM);
+    for buyer in &mut queue.buyers {
+        let joins_early = rng.chance(early.share);
+        let before_us = 1 + rng.below(early_us);
+        buyer.join_us = joins_early.then_some(-(before_us as i64));
+    }
+    queue.header.hakken_queue = queue::FORMAT_VERSION;
+    queue.header.waiting_room =
+        Some(WaitingRoomPlan { early_share: early.share, early_seconds: early.early.as_secs_f64() });
+    queue.header.parameters.insert(
+        "waiting_room".to_string(),
+        json!({ "early_seconds": early.early.as_secs_f64(), "early_share": early.share }),
+    );
+    Ok(queue)
+}
 
 /// Makes the queue of `config.buyers` buyers for `layout`, in arrival order.
 ///
@@ -81,7 +129,7 @@ pub fn generate(layout: &Layout, config: &GenerateConfig) -> anyhow::Result<Queu
     let mut buyers_rng = Rng::new(config.seed ^ BUYERS_STREAM);
     let buyers: Vec<Buyer> = arrivals.into_iter().map(|arrival| plan.buyer(arrival, &mut buyers_rng)).collect();
     let header = Header {
-        hakken_queue: queue::FORMAT_VERSION,
+        hakken_queue: queue::FORMAT_VERSION_PLAIN,
         event: layout.event.clone(),
         shape: shape_name(&config.shape).to_string(),
         seed: config.seed,
@@ -89,6 +137,7 @@ pub fn generate(layout: &Layout, config: &GenerateConfig) -> anyhow::Result<Queu
         generated_by: format!("hakken-loadtest {}", env!("CARGO_PKG_VERSION")),
         parameters: parameters(config),
         phases,
+        waiting_room: None,
     };
     Ok(Queue { header, buyers })
 }
@@ -140,8 +189,6 @@ fn parameters(config: &GenerateConfig) -> serde_json::Map<String, serde_json::Va
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::layout::{SeatLayout, SectionKind, SectionLayout};
     use crate::queue::{Intent, Phase, Then};
@@ -644,5 +691,48 @@ mod tests {
             let written = bytes(&queue);
             assert_eq!(Queue::read(written.as_slice(), None).expect("reads"), queue);
         }
+    }
+
+    #[test]
+    fn early_joiners_keep_the_share_the_bounds_and_the_seed() {
+        let plain = generate(&layout(), &config(20_000, spike_shape())).expect("generates");
+        let early = EarlyJoins { share: 0.4, early: Duration::from_secs(300) };
+        let queue = with_early_joins(plain.clone(), &early).expect("early joins");
+        let joiners: Vec<i64> = queue.buyers.iter().filter_map(|buyer| buyer.join_us).collect();
+        assert_near("early share", joiners.len() as f64 / 20_000.0, 0.4, 0.02);
+        assert!(joiners.iter().all(|join_us| (-300_000_000..0).contains(join_us)), "bounds");
+        // Uniform: about half in the last 150 s before the opening.
+        let late_half = joiners.iter().filter(|join_us| **join_us >= -150_000_000).count() as f64;
+        assert_near("last half of the early window", late_half / joiners.len() as f64, 0.5, 0.03);
+        // The same buyers, arriving as before.
+        for (with, without) in queue.buyers.iter().zip(&plain.buyers) {
+            assert_eq!(Buyer { join_us: None, ..with.clone() }, *without);
+        }
+        assert_eq!(queue.header.hakken_queue, queue::FORMAT_VERSION);
+        assert_eq!(queue.header.waiting_room, Some(WaitingRoomPlan { early_share: 0.4, early_seconds: 300.0 }));
+        assert_eq!(bytes(&queue), bytes(&with_early_joins(plain.clone(), &early).expect("again")), "deterministic");
+        let other =
+            with_early_joins(Queue { header: Header { seed: 8, ..plain.header.clone() }, ..plain.clone() }, &early);
+        assert_ne!(bytes(&queue), bytes(&other.expect("another seed")));
+        assert_eq!(Queue::read(bytes(&queue).as_slice(), None).expect("reads"), queue);
+
+        let nobody = with_early_joins(plain.clone(), &EarlyJoins { share: 0.0, ..early }).expect("none");
+        assert!(nobody.buyers.iter().all(|buyer| buyer.join_us.is_none()));
+        let everybody = with_early_joins(plain.clone(), &EarlyJoins { share: 1.0, ..early }).expect("all");
+        assert!(everybody.buyers.iter().all(|buyer| buyer.join_us.is_some()));
+    }
+
+    #[test]
+    fn bad_early_joins_are_refused() {
+        let plain = generate(&layout(), &config(10, spike_shape())).expect("generates");
+        let check = |early: EarlyJoins, expected: &str| {
+            let error = format!("{:#}", with_early_joins(plain.clone(), &early).expect_err(expected));
+            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+        };
+        let minute = Duration::from_secs(60);
+        check(EarlyJoins { share: 1.5, early: minute }, "queue early share: 1.5 is not a share");
+        check(EarlyJoins { share: f64::NAN, early: minute }, "queue early share: NaN");
+        check(EarlyJoins { share: 0.4, early: Duration::ZERO }, "queue early: 0ns is not between");
+        check(EarlyJoins { share: 0.4, early: DURATION_MAX * 2 }, "queue early");
     }
 }

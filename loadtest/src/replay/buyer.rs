@@ -33,7 +33,14 @@ use crate::wire::{self, json, BuyerDetails, ConfirmRequest, OrderInfo};
 const RETRY_AFTER_DEFAULT: Duration = Duration::from_secs(1);
 
 /// Counts a buyer out of `in_flight` however its task ends (aborts included).
-struct InFlight(Arc<Run>);
+pub(super) struct InFlight(Arc<Run>);
+
+impl InFlight {
+    /// Counts the buyer `launch` counted in flight out when dropped.
+    pub(super) fn new(run: Arc<Run>) -> InFlight {
+        InFlight(run)
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -118,17 +125,26 @@ pub(super) struct Held {
 /// Plays buyer `arrival` to the end of their story (the task the pacer launched).
 pub(super) async fn run_buyer(run: Arc<Run>, arrival: Arrival) {
     let run = InFlight(run);
-    let run = &run.0;
-    let index = arrival.index;
-    let buyer = &run.buyers[index as usize];
-    let customer = format!("{}-b{index}", run.run_id);
+    play(&run.0, arrival.index, arrival.scheduled, None).await;
+}
 
-    let mut hold_due = arrival.scheduled;
+/// Buyer `index`'s customer id.
+pub(super) fn customer(run: &Run, index: u64) -> String {
+    format!("{}-b{index}", run.run_id)
+}
+
+/// Buyer `index`'s story from `due` (their arrival, or their admission from the
+/// waiting room, with its `access`): poll, hold, think, confirm or pay, release.
+pub(super) async fn play(run: &Run, index: u64, due: Instant, access: Option<&HeaderValue>) {
+    let buyer = &run.buyers[index as usize];
+    let customer = customer(run, index);
+
+    let mut hold_due = due;
     if buyer.poll {
-        let Some(replied) = run.poll(index, buyer, arrival.scheduled).await else { return };
+        let Some(replied) = run.poll(index, buyer, due).await else { return };
         hold_due = replied;
     }
-    let Some(held) = run.hold(index, buyer, &customer, hold_due).await else { return };
+    let Some(held) = run.hold(index, buyer, &customer, hold_due, access).await else { return };
 
     let think = Duration::from_millis(buyer.think_ms).mul_f64(run.time_scale);
     let due = held.at + think;
@@ -221,14 +237,27 @@ impl Run {
 
     /// Asks for buyer `index`'s hold, due at `due`. `None` if none was granted (the
     /// order, for a buyer who meant to confirm, ends with the hold's outcome).
-    async fn hold(&self, index: u64, buyer: &Buyer, customer: &str, due: Instant) -> Option<Held> {
+    async fn hold(
+        &self,
+        index: u64,
+        buyer: &Buyer,
+        customer: &str,
+        due: Instant,
+        access: Option<&HeaderValue>,
+    ) -> Option<Held> {
         if buyer.then == Then::Confirm {
             self.recorder.sent(index, Step::Order);
         }
         let body = json(&HoldRequest::of(customer, &buyer.intent));
         let key = self.key(index, "hold");
         let ended = self
-            .step(index, Step::Hold, None, || request(self, Method::POST, &self.holds_uri, Some(&body), Some(&key)))
+            .step(index, Step::Hold, None, || {
+                let mut request = request(self, Method::POST, &self.holds_uri, Some(&body), Some(&key));
+                if let Some(access) = access {
+                    request.headers_mut().insert(super::room::ACCESS_HEADER, access.clone());
+                }
+                request
+            })
             .await;
         let latency = ended.at.saturating_duration_since(due);
         let (outcome, hold_id) = ended.parsed(wire::hold_id);

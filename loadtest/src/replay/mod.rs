@@ -43,6 +43,7 @@ mod overload;
 mod pay;
 mod progress;
 mod report;
+mod room;
 mod storm;
 mod tally;
 
@@ -62,6 +63,10 @@ use self::overload::PhaseWindows;
 use self::pay::Pay;
 pub use self::pay::{LateReport, PaymentMode, PaymentReport, PaymentSettings};
 pub use self::report::{BuyerCounts, OverloadReport, PhaseReport, PhaseWindowReport, ReplayReport, ReplaySettings};
+pub use self::room::{
+    eta_error, parse_instant_ms, spearman, EtaErrorReport, FairnessReport, Seconds, WaitingRoomMode, WaitingRoomReport,
+};
+use self::room::{Clock, EventSale, Room};
 use self::storm::{Control, Squall};
 pub use self::storm::{StormReport, StormSettings, SQUALLS};
 use self::tally::{InDoubt, RunState};
@@ -168,6 +173,8 @@ struct Run {
     sales_authorization: Option<HeaderValue>,
     /// The webhook storm: the fake PSP's control API, the squalls, how long each blows.
     storm: Option<Storm>,
+    /// In waiting-room mode: the room buyers join and wait in.
+    room: Option<Room>,
 }
 
 struct Storm {
@@ -208,10 +215,57 @@ pub async fn replay(
     config: ReplayConfig,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<ReplayOutcome> {
+    replay_with(queue, source, config, WaitingRoomMode::Auto, stop).await
+}
+
+/// [`replay`] with `--waiting-room` `mode`. In room mode each buyer joins the event's
+/// waiting room (early joiners at their `join_us`), polls it, and once admitted plays
+/// their story with the access it gave. In both modes, when the sale opens in the
+/// future (at most a day ahead), the file's time 0 is the opening.
+pub async fn replay_with(
+    queue: Queue,
+    source: String,
+    config: ReplayConfig,
+    mode: WaitingRoomMode,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<ReplayOutcome> {
     check_config(&config)?;
     let event = config.event.clone().unwrap_or_else(|| queue.header.event.clone());
-    let (buyers, mut timing) = arriving(queue.buyers, &config);
     let pool = connect(&config).await?;
+    let sale = match EventSale::fetch(&pool, &event, config.request_timeout).await {
+        Ok(sale) => sale,
+        Err(error) if mode == WaitingRoomMode::On => return Err(error),
+        Err(_) => EventSale::default(),
+    };
+    let in_room = match (mode, &sale.room) {
+        (WaitingRoomMode::Off, _) => false,
+        (WaitingRoomMode::Auto, room) => room.is_some(),
+        (WaitingRoomMode::On, Some(_)) => true,
+        (WaitingRoomMode::On, None) => {
+            anyhow::bail!("--waiting-room on: event {event:?} has no waiting room (its `queue` is null or disabled)")
+        }
+    };
+    let clock = Clock::now();
+    let opening_ahead = sale
+        .opens_at_ms
+        .map(|opens_at_ms| {
+            Duration::from_millis(opens_at_ms.saturating_sub(clock.unix_ms(Instant::now())).max(0) as u64)
+        })
+        .filter(|ahead| *ahead <= room::OPENING_AHEAD_MAX)
+        .unwrap_or_default();
+    let (buyers, mut timing) = arriving(queue.buyers, &config, opening_ahead, in_room);
+    if in_room && config.drain_timeout.is_none() {
+        // Buyers still waiting after the last join are let in at the room's pace.
+        let rate = sale.room.as_ref().map_or(0.0, |room| room.admit_per_s_min).max(1.0);
+        timing.drain_timeout +=
+            Duration::from_secs_f64((buyers.len() as f64 / rate).min(DRAIN_TIMEOUT_MAX.as_secs_f64()));
+    }
+    let opening_ms = clock.unix_ms(Instant::now()) + opening_ahead.as_millis() as i64;
+    let room = if in_room {
+        Some(Room::new(&event, clock, sale.opens_at_ms.unwrap_or(opening_ms), buyers.len())?)
+    } else {
+        None
+    };
     let baseline = read_baseline(&pool, &event, &config).await?;
     let buying = buyers.iter().any(|buyer| buyer.then == Then::Confirm);
     let pay = if buying { paying(&pool, &config).await? } else { None };
@@ -263,6 +317,7 @@ pub async fn replay(
         pay,
         sales_authorization,
         storm,
+        room,
     });
 
     let watching = match &config.server_metrics {
@@ -284,7 +339,11 @@ pub async fn replay(
     } else {
         None
     };
+    let last_sale_ms = state.last_sold_at.map(|at| clock.unix_ms(run.start + at));
     let mut report = report(&run, &config, &queue.header, source, played, state, verdict);
+    if let Some(room) = &run.room {
+        report.waiting_room = Some(WaitingRoomReport::new(room, &run.recorder.totals(), last_sale_ms));
+    }
     report.server = server;
     if let Some(payments) = report.payments.as_mut() {
         (payments.resolved_orders, payments.unresolved) = resolved;
@@ -387,13 +446,23 @@ fn check_config(config: &ReplayConfig) -> anyhow::Result<()> {
     config.payments.check()
 }
 
-/// The buyers that arrive (those due within `--duration`, after scaling), and when.
-fn arriving(mut buyers: Vec<Buyer>, config: &ReplayConfig) -> (Vec<Buyer>, Timing) {
+/// The buyers that arrive (those due within `--duration`, after scaling), and when:
+/// `opening` after the start plus their scaled `at_us`; `in_room`, early joiners at
+/// their (negative) `join_us` instead, no earlier than the start, and the buyers in
+/// the order they join.
+fn arriving(mut buyers: Vec<Buyer>, config: &ReplayConfig, opening: Duration, in_room: bool) -> (Vec<Buyer>, Timing) {
     let scale = |duration: Duration| duration.mul_f64(config.time_scale);
     if let Some(duration) = config.duration {
         buyers.retain(|buyer| scale(Duration::from_micros(buyer.at_us)) <= duration);
     }
-    let offsets: Vec<Duration> = buyers.iter().map(|buyer| scale(Duration::from_micros(buyer.at_us))).collect();
+    let offset = |buyer: &Buyer| match buyer.join_us.filter(|_| in_room) {
+        Some(join_us) => opening.saturating_sub(scale(Duration::from_micros(join_us.unsigned_abs()))),
+        None => opening + scale(Duration::from_micros(buyer.at_us)),
+    };
+    if in_room {
+        buyers.sort_by_key(offset);
+    }
+    let offsets: Vec<Duration> = buyers.iter().map(offset).collect();
     let span = offsets.last().copied().unwrap_or_default();
     let think_max = buyers.iter().map(|buyer| scale(Duration::from_millis(buyer.think_ms))).max().unwrap_or_default();
     let drain_timeout = config.drain_timeout.unwrap_or(think_max + DRAIN_MARGIN);
@@ -451,6 +520,7 @@ async fn play(
             }
         })
     });
+    let poller = run.room.is_some().then(|| tokio::spawn(room::poll_due(run.clone())));
     let end = pace(&schedule, start, stop, &run.nudge, |arrival| {
         // Reap finished buyers so the set stays as small as the buyers in flight.
         while tasks.try_join_next().is_some() {}
@@ -472,6 +542,11 @@ async fn play(
         }
     }
     let unfinished = run.live.in_flight.load(Ordering::Relaxed);
+    if let (Some(poller), Some(room)) = (poller, &run.room) {
+        poller.abort();
+        let _ = poller.await;
+        room.stop_waiting();
+    }
     // Stop the stragglers now: a buyer waking from a long think must not change the
     // server's state while the verdict reads it.
     tasks.shutdown().await;
@@ -499,7 +574,11 @@ fn launch(run: &Arc<Run>, tasks: &mut JoinSet<()>, arrival: Arrival) {
     run.recorder.launched(arrival.index, now.saturating_duration_since(arrival.scheduled));
     let phase = run.buyers[arrival.index as usize].phase as usize;
     lock(&run.state).arrived(phase, now.saturating_duration_since(run.start));
-    tasks.spawn(buyer::run_buyer(run.clone(), arrival));
+    if run.room.is_some() {
+        tasks.spawn(room::run_room_buyer(run.clone(), arrival));
+    } else {
+        tasks.spawn(buyer::run_buyer(run.clone(), arrival));
+    }
 }
 
 /// Resolves the confirms still in doubt and takes what the buyers recorded: the
@@ -541,7 +620,14 @@ fn report(
     let requests_sent = run.live.requests_sent.load(Ordering::Relaxed);
     // Each timeout ends its step, so every timed-out request is counted once, in the
     // step that sent it (the order step repeats its hold's or confirm's).
-    let steps: &[Step] = if run.pay.is_some() { &PAYING_STEPS } else { &STEPS };
+    let steps: Vec<Step> = match (run.pay.is_some(), run.room.is_some()) {
+        (true, false) => PAYING_STEPS.to_vec(),
+        (false, false) => STEPS.to_vec(),
+        (paying, true) => [Step::QueueJoin, Step::QueuePoll]
+            .into_iter()
+            .chain(if paying { PAYING_STEPS.to_vec() } else { STEPS.to_vec() })
+            .collect(),
+    };
     let client_timeouts: u64 =
         steps.iter().filter(|step| **step != Step::Order).map(|step| totals.step(*step).counts.timeout).sum();
     let mode = if run.pay.is_some() { "browser" } else { "trusted" };
@@ -586,6 +672,7 @@ fn report(
         driver: DriverReport::new(played.cpu, played.elapsed, requests_sent),
         payments,
         server: None,
+        waiting_room: None,
         verdict,
     }
 }

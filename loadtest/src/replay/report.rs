@@ -182,6 +182,9 @@ pub struct ReplayReport {
     pub payments: Option<PaymentReport>,
     /// The server's account, from its metrics (`--server-metrics`).
     pub server: Option<crate::server_metrics::ServerFigures>,
+    /// Through the event's waiting room only (`--waiting-room`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<super::WaitingRoomReport>,
     /// `None` with `--no-verdict`.
     pub verdict: Option<Verdict>,
 }
@@ -213,6 +216,9 @@ impl fmt::Display for ReplayReport {
         self.write_sales(f)?;
         if let Some(payments) = &self.payments {
             write_payments(f, payments)?;
+        }
+        if let Some(room) = &self.waiting_room {
+            write!(f, "{room}")?;
         }
         if let Some(server) = &self.server {
             write!(f, "{server}")?;

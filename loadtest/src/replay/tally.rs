@@ -43,6 +43,8 @@ pub(super) struct RunState {
     pub(super) first_sold_out_refusal_at: Option<Duration>,
     /// Checkouts, PSP confirms and what came of them (paying runs).
     pub(super) payments: PaymentTally,
+    /// After the start, when the last order the tool saw confirmed (the sold-out lag).
+    pub(super) last_sold_at: Option<Duration>,
 }
 
 /// A confirm whose outcome is not known yet.
@@ -130,6 +132,7 @@ impl RunState {
             sold_out_at: None,
             first_sold_out_refusal_at: None,
             payments: PaymentTally::default(),
+            last_sold_at: None,
         }
     }
 
@@ -227,6 +230,7 @@ impl RunState {
         if sold_out && self.sold_out_at.is_none() {
             self.sold_out_at = Some(elapsed);
         }
+        self.last_sold_at = self.last_sold_at.max(Some(elapsed));
         self.orders.push(order);
     }
 }
