@@ -38,26 +38,8 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-fn replay_config(target: String, payments: PaymentSettings) -> ReplayConfig {
-    ReplayConfig {
-        target,
-        event: None,
-        time_scale: 1.0,
-        duration: None,
-        connections: 32,
-        in_flight_max: None,
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        drain_timeout: None,
-        retries: 5,
-        retry_after_max: Duration::from_secs(2),
-        run_id: Some("paid".into()),
-        progress: false,
-        verdict: true,
-        threads: 2,
-        payments,
-        server_metrics: None,
-    }
+fn replay_config(target: &str, payments: PaymentSettings) -> ReplayConfig {
+    ReplayConfig { retries: 5, threads: 2, payments, ..support::replay_config(target, "paid") }
 }
 
 fn paying(decline_share: f64, late_share: f64) -> PaymentSettings {
@@ -119,7 +101,7 @@ fn a_paid_rehearsal_with_declines_and_late_payments_passes_the_verdict() {
     let target = format!("http://{}", server.address);
     let runtime = runtime();
     let queue = queue(&runtime, &target, 300, 11);
-    let config = replay_config(target, paying(0.15, 0.1));
+    let config = replay_config(&target, paying(0.15, 0.1));
     let outcome =
         runtime.block_on(replay::replay(queue, "generated".into(), config, std::future::pending())).expect("replay");
     let report = &outcome.report;
@@ -175,7 +157,7 @@ fn a_webhook_storm_still_makes_one_order_or_one_void_of_every_payment() {
     let queue = queue(&runtime, &target, 250, 12);
     let mut payments = paying(0.1, 0.05);
     payments.storm = Some(StormSettings { control: None, every: Duration::from_millis(300), squalls: Vec::new() });
-    let config = replay_config(target, payments);
+    let config = replay_config(&target, payments);
     let outcome =
         runtime.block_on(replay::replay(queue, "generated".into(), config, std::future::pending())).expect("replay");
     let report = &outcome.report;

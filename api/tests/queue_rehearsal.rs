@@ -16,28 +16,6 @@ use support::{repo_root, Server};
 const QUEUED: &str = "queued";
 const BUYERS: u64 = 400;
 
-fn replay_config(target: String) -> ReplayConfig {
-    ReplayConfig {
-        target,
-        event: None,
-        time_scale: 1.0,
-        duration: None,
-        connections: 32,
-        in_flight_max: None,
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        drain_timeout: Some(Duration::from_secs(20)),
-        retries: 3,
-        retry_after_max: Duration::from_secs(2),
-        run_id: Some("queued".into()),
-        progress: false,
-        verdict: true,
-        threads: 1,
-        payments: Default::default(),
-        server_metrics: None,
-    }
-}
-
 #[test]
 fn an_on_sale_through_the_waiting_room_is_fair_and_passes_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +57,7 @@ fn an_on_sale_through_the_waiting_room_is_fair_and_passes_the_verdict() {
         .block_on(replay::replay_with(
             queue,
             "generated".into(),
-            replay_config(target),
+            ReplayConfig { drain_timeout: Some(Duration::from_secs(20)), ..support::replay_config(&target, "queued") },
             WaitingRoomMode::Auto,
             std::future::pending(),
         ))

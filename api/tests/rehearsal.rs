@@ -18,28 +18,6 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-fn replay_config(target: String) -> ReplayConfig {
-    ReplayConfig {
-        target,
-        event: None,
-        time_scale: 1.0,
-        duration: None,
-        connections: 16,
-        in_flight_max: None,
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        drain_timeout: None,
-        retries: 3,
-        retry_after_max: Duration::from_secs(2),
-        run_id: Some("rehearsal".into()),
-        progress: false,
-        verdict: true,
-        threads: 1,
-        payments: Default::default(),
-        server_metrics: None,
-    }
-}
-
 #[test]
 fn a_rehearsed_on_sale_passes_the_verdict_survives_kill_9_and_fails_when_tampered_with() {
     let mut server = Server::start(&[]);
@@ -64,7 +42,12 @@ fn a_rehearsed_on_sale_passes_the_verdict_survives_kill_9_and_fails_when_tampere
     assert_eq!(queue.buyers.len() as u64, BUYERS);
 
     let outcome = runtime
-        .block_on(replay::replay(queue, "generated".into(), replay_config(target.clone()), std::future::pending()))
+        .block_on(replay::replay(
+            queue,
+            "generated".into(),
+            ReplayConfig { connections: 16, ..support::replay_config(&target, "rehearsal") },
+            std::future::pending(),
+        ))
         .expect("replay");
     let report = &outcome.report;
     let verdict = report.verdict.as_ref().expect("a verdict");

@@ -351,24 +351,13 @@ fn paid_rehearsal(target: &str, metrics_url: &str, buyers: u64) -> (u64, ServerF
         ..PaymentSettings::default()
     };
     let config = ReplayConfig {
-        target: target.to_string(),
-        event: None,
-        time_scale: 1.0,
-        duration: None,
         // Below the server's in-flight ceiling: this sale is healthy.
         connections: 4,
-        in_flight_max: None,
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        drain_timeout: None,
         retries: 5,
-        retry_after_max: Duration::from_secs(2),
-        run_id: Some("sre".into()),
-        progress: false,
-        verdict: true,
         threads: 2,
         payments,
         server_metrics: Some(metrics_url.to_string()),
+        ..support::replay_config(target, "sre")
     };
     let outcome =
         runtime.block_on(replay::replay(queue, "generated".into(), config, std::future::pending())).expect("replay");

@@ -357,6 +357,31 @@ pub(crate) fn event_layout(
     })
 }
 
+/// The load tool's replay settings shared by the rehearsals: `run_id` prefixes the
+/// customers, 32 connections, 3 retries of a 503/429 waiting at most 2 s, verdict on,
+/// one runtime thread, trusted confirms. A test changes what it needs by struct update.
+pub(crate) fn replay_config(target: &str, run_id: &str) -> hakken_loadtest::replay::ReplayConfig {
+    hakken_loadtest::replay::ReplayConfig {
+        target: target.to_string(),
+        event: None,
+        time_scale: 1.0,
+        duration: None,
+        connections: 32,
+        in_flight_max: None,
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        drain_timeout: None,
+        retries: 3,
+        retry_after_max: Duration::from_secs(2),
+        run_id: Some(run_id.to_string()),
+        progress: false,
+        verdict: true,
+        threads: 1,
+        payments: Default::default(),
+        server_metrics: None,
+    }
+}
+
 /// An event file: `id` on the demo venue's floor (one ticket type, 50 EUR), on sale
 /// `opens_in` from now behind a waiting room letting `admit_per_s` buyers in a second.
 pub(crate) fn queued_demo_event(id: &str, opens_in: Duration, admit_per_s: u32) -> String {
