@@ -15,7 +15,7 @@
 # printed too.
 #
 # Usage: benches/waiting_room.sh    (from the repository root)
-#   BUYERS=50000 ADMIT_MAX=4000 benches/waiting_room.sh
+#   BUYERS=50000 ADMIT_MAX=4000 DRAIN=120s benches/waiting_room.sh
 set -euo pipefail
 
 BUYERS=${BUYERS:-200000}
@@ -25,6 +25,9 @@ EARLY=${EARLY:-30s}
 ADMIT_MIN=${ADMIT_MIN:-50}
 ADMIT_MAX=${ADMIT_MAX:-2000}
 ARMS=${ARMS:-"direct room"}
+# The drain after the last arrival is cut here, so a room that stalls still reports
+# (its buyers left waiting are counted as such).
+DRAIN=${DRAIN:-300s}
 OUT=${OUT:-$(mktemp -d -t hakken-waiting-room-bench.XXXXXX)}
 HAKKEN_PORT=${HAKKEN_PORT:-18080}
 METRICS_PORT=${METRICS_PORT:-18190}
@@ -73,7 +76,7 @@ for arm in $ARMS; do
     mode=off
     if [ "$arm" = room ]; then mode=on; fi
     taskset -c 1 "$bin/hakken-loadtest" replay "$OUT/onsale.jsonl" --target "http://127.0.0.1:$HAKKEN_PORT" \
-        --waiting-room "$mode" --run-id "$arm" --json "$OUT/$arm.json" > "$OUT/$arm.txt" || true
+        --waiting-room "$mode" --drain-timeout "$DRAIN" --run-id "$arm" --json "$OUT/$arm.json" > "$OUT/$arm.txt" || true
     if [ "$arm" = room ]; then
         curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$HAKKEN_PORT/v1/events/demo-2027/audit" \
             > "$OUT/room-audit.json"

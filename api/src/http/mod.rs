@@ -1,8 +1,8 @@
 //! The HTTP API: routes, the OpenAPI document generated from them, health, and the
 //! layers every request passes (outermost first): admission (adaptive in-flight limit,
-//! deadline) → metrics and log line → admin/gate token → body limit →
-//! `Idempotency-Key` → handler. Admission is outermost so a refusal costs no route
-//! metrics or log line (refusals are counted by reason).
+//! deadline) → metrics and log line → panic guard (a panic answers 503 `internal`) →
+//! admin/gate token → body limit → `Idempotency-Key` → handler. Admission is outermost
+//! so a refusal costs no route metrics or log line (refusals are counted by reason).
 //!
 //! Module dependencies point one way: the state ([`app`]) uses the leaf modules
 //! ([`limiter`], [`overload`], [`route_metrics`], [`idempotency`], [`availability_cache`],
@@ -28,6 +28,7 @@ pub mod limiter;
 pub mod openapi;
 pub mod outbox;
 pub mod overload;
+pub mod panic_guard;
 pub mod payment_views;
 pub mod payment_waiters;
 pub mod payments;
@@ -103,6 +104,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency_layer::idempotent))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(gatekeeper, auth::authenticate))
+        .layer(axum::middleware::from_fn(panic_guard::catch_panic))
         .layer(axum::middleware::from_fn_with_state(shared.route_metrics.clone(), route_metrics::observe))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), admission::admit))
         .with_state(shared)
