@@ -42,6 +42,10 @@ pub fn describe() {
     describe_counter!(waiting_rooms::QUEUE_ADMITTED_TOTAL, "Buyers let in from the waiting room");
     describe_gauge!(waiting_rooms::QUEUE_SHOPPING, "Buyers let in who made a hold and have not bought or given up yet");
     describe_counter!(waiting_rooms::QUEUE_LAPSED_TOTAL, "Buyers let in whose access lapsed unused");
+    describe_counter!(
+        waiting_rooms::QUEUE_REFUSED_TOTAL,
+        "Buyers let in whose first hold found nothing free that fit what they asked (they stop counting as seats to come)"
+    );
     describe_gauge!(
         waiting_rooms::QUEUE_ADMISSION_RATE,
         "Admissions per second: the rate aimed at (rate=target) and achieved over 10 s (rate=measured)"

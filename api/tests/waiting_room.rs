@@ -274,6 +274,65 @@ fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
     }
 }
 
+/// Buyers let in whose holds find nothing that fits stop counting as seats to come at
+/// once: the next buyers are let in within the second, not when the refused buyers'
+/// accesses lapse (a minute here; ten in the demo, where this stalled a whole sale).
+#[test]
+fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three seats: with 1.8 seats expected per buyer, two are let in.
+    let server = start(dir.path(), 3, Duration::from_secs(2), 50);
+    let tokens: Vec<String> =
+        (0..10).map(|buyer| join(&server, &format!("r{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    let admitted = |server: &Server| -> Vec<(usize, String)> {
+        let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
+        polled
+            .filter(|(_, place)| place["state"] == "admitted")
+            .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        let first = admitted(&server);
+        if !first.is_empty() {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "nobody let in");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let first = if admitted(&server).len() > first.len() { admitted(&server) } else { first };
+    assert_eq!(first.len(), 2, "three seats leave room for two buyers: {first:?}");
+    // Both ask for more than is left: refused 409, and the room is told.
+    for (buyer, access) in &first {
+        let customer = format!("r{buyer}");
+        let headers = [("Hakken-Access", access.as_str())];
+        let body = json!({ "customer": customer, "section": "FLOOR", "quantity": 4 });
+        let refused = server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body);
+        assert_eq!(refused.status, 409, "{}", refused.text);
+    }
+    let refused_at = Instant::now();
+    let next = loop {
+        let now_in: Vec<(usize, String)> = admitted(&server);
+        if let Some(next) = now_in.into_iter().find(|(buyer, _)| first.iter().all(|(earlier, _)| earlier != buyer)) {
+            break next;
+        }
+        assert!(refused_at.elapsed() < Duration::from_secs(5), "nobody let in after the refusals");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The newcomer's ask fits; a refused buyer's access still works for a smaller ask.
+    assert_eq!(hold(&server, &format!("r{}", next.0), Some(&next.1)).status, 201);
+    let (buyer, access) = &first[0];
+    assert_eq!(hold(&server, &format!("r{buyer}"), Some(access)).status, 201, "the access stays usable");
+    let refusals = format!("hakken_queue_refused_total{{event=\"{QUEUED}\"}} 2");
+    // The figures are reported at each tick (100 ms).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.metrics().contains(&refusals) {
+        assert!(Instant::now() < deadline, "no {refusals}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A buyer who pays at the PSP (the webhook makes the order) is told to the room as one
 /// who bought, as a trusted confirm is: the room stops counting it as shopping.
 #[test]
@@ -365,6 +424,16 @@ fn bad_input_is_a_clear_4xx() {
         (server.get("/v1/queue/not-a-token"), 404, "queue_token_invalid"),
         (server.get("/v1/queue/HQ1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 404, "queue_token_invalid"),
         (hold(&server, "a", Some("HA1.AAAA")), 403, "access_invalid"),
+        // The header lets a hold past the overload shedding: not on an event without a room.
+        (
+            server.post_with(
+                &format!("/v1/events/{EVENT}/holds"),
+                &[("Hakken-Access", "HA1.AAAA")],
+                json!({ "customer": "a", "section": "FLOOR-A", "quantity": 1 }),
+            ),
+            403,
+            "access_invalid",
+        ),
     ];
     for (reply, status, code) in cases {
         assert_eq!(reply.status, status, "{}", reply.text);

@@ -127,11 +127,12 @@ def on_sale():
     d = d.with_panel(single("Let in and shopping", "short", query(f'sum(hakken_queue_shopping{{{EV}}})'),
                             description="Buyers let in who hold seats and have not bought or given up yet: the room admits more only while these and those still to hold can leave seats for them."))
     d = d.with_panel(single("Waiting rooms closed sold out", "short", query(f'sum(hakken_queue_sold_out{{{EV}}})'),
-                            description="Rooms that told every waiting buyer sold out: nothing was left free or held."))
+                            description="Rooms that told every waiting buyer sold out: nothing was left free or held, or a run of buyers let in found nothing that fit what they asked."))
     d = d.with_panel(series("Admissions per second: aimed at and achieved", "ops",
                             query(f'sum by (rate) (hakken_queue_admission_rate{{{EV}}})', "{{rate}}"),
                             query(f'sum(rate(hakken_queue_lapsed_total{{{EV}}}[$__rate_interval]))', "let in, access lapsed"),
-                            description="The room aims at a rate between the event's bounds (cut while new holds are about to be refused) and admits only while the buyers let in can leave seats for more; measured is what ETAs are computed from."))
+                            query(f'sum(rate(hakken_queue_refused_total{{{EV}}}[$__rate_interval]))', "let in, nothing fit"),
+                            description="The room aims at a rate between the event's bounds (cut while new holds are about to be refused) and admits only while the buyers let in can leave seats for more; measured is what ETAs are computed from. Buyers whose hold found nothing that fit stop counting at once; a run of them closes the room."))
     d = d.with_panel(series("Waiting room: joins, polls and access checks", "reqps",
                             query(f'sum by (outcome) (rate(hakken_queue_joins_total{{{EV}}}[$__rate_interval]))', "joins {{outcome}}"),
                             query(f'sum(rate(hakken_queue_polls_total{{{EV}}}[$__rate_interval]))', "polls"),

@@ -17,8 +17,13 @@
 //! Admission (`tick`): at the rate [`pace`] sets from the server's health, and only
 //! while the buyers let in and not yet holding seats are not expected to take all the
 //! free seats (`admitted × take rate × seats per hold`, both learned from what
-//! admitted buyers did). Holds that expire give seats back, and admission resumes.
-//! When no seat is free or held, the room closes: every waiting buyer is sold out.
+//! admitted buyers did). A buyer whose hold found nothing free that fit stops counting
+//! at once (it is a 0-seat outcome): at the end of a sale the free seats are scattered
+//! singles, and buyers counted as about to take them until their access lapsed would
+//! keep everyone behind them out. Holds that expire give seats back, and admission
+//! resumes. The room closes, every waiting buyer sold out, when no seat is free or
+//! held, or when [`CLOSE_STREAK`] buyers in a row were let in and found nothing that
+//! fit: what is free then is what nobody asks for.
 
 mod board;
 pub mod draw;
@@ -77,6 +82,9 @@ pub enum RoomRecord {
     Resolved { place: PlaceNumber, bought: bool },
     /// Nothing is left to hold: every buyer still waiting is sold out.
     SoldOut { at: Millis },
+    /// `place`'s first hold with its access found nothing free that fit (refused 409);
+    /// the access stays usable until its deadline, but no longer counts as seats to come.
+    Refused { place: PlaceNumber, at: Millis },
 }
 
 /// The seats of the event as the room needs them: free to hold, and held (which may
@@ -154,9 +162,11 @@ pub enum AccessRefused {
 /// Learned live: what buyers let in do. Priors stand in until enough outcomes are seen.
 #[derive(Clone, Debug, Default)]
 struct Learned {
-    /// Admissions that used their access, and those that let it lapse.
+    /// Admissions that used their access, those that let it lapse, and those whose
+    /// holds found nothing that fit (and have not held since).
     used: u64,
     lapsed: u64,
+    refused: u64,
     /// Seats of all holds made with an access.
     seats_held: u64,
     /// Holds bought, and holds abandoned.
@@ -168,6 +178,14 @@ struct Learned {
 /// [`WaitingRoom::reconfigure`]): the longest `opens_before_sale_s`.
 const RESCHEDULE_EARLIER_MAX_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
+/// Buyers let in one after another whose holds found nothing that fit, after which the
+/// room closes: what is free then fits nobody's ask (scattered single seats, a sold-out
+/// category). A few hundred is a fraction of a second of admissions at the end of a
+/// stadium sale, and far more than the run of unlucky buyers a sale with seats to sell
+/// shows (each refused buyer wanted a section or category that is gone; the next ones
+/// want others).
+pub const CLOSE_STREAK: u32 = 300;
+
 /// Outcomes a prior counts as, and what it says: 9 in 10 admitted buyers hold seats,
 /// 2 seats each, so the room is cautious before it has seen the real figures.
 const PRIOR_OUTCOMES: f64 = 10.0;
@@ -176,7 +194,8 @@ const PRIOR_SEATS_PER_HOLD: f64 = 2.0;
 
 impl Learned {
     fn take_rate(&self) -> f64 {
-        (self.used as f64 + PRIOR_TAKE_RATE * PRIOR_OUTCOMES) / ((self.used + self.lapsed) as f64 + PRIOR_OUTCOMES)
+        let outcomes = self.used + self.lapsed + self.refused;
+        (self.used as f64 + PRIOR_TAKE_RATE * PRIOR_OUTCOMES) / (outcomes as f64 + PRIOR_OUTCOMES)
     }
 
     fn seats_per_hold(&self) -> f64 {
@@ -202,6 +221,8 @@ pub struct Figures {
     pub shopping: u64,
     pub admitted_total: u64,
     pub lapsed_total: u64,
+    /// Buyers let in whose first hold found nothing that fit.
+    pub refused_total: u64,
     /// The rate aimed at, and the rate achieved (admissions per second).
     pub target_per_s: f64,
     pub measured_per_s: f64,
@@ -229,6 +250,10 @@ pub struct WaitingRoom {
     shopping: VecDeque<PlaceNumber>,
     shopping_now: u64,
     learned: Learned,
+    /// Buyers in a row whose first hold found nothing that fit, since the last hold
+    /// made with an access; and all of them (for metrics).
+    refused_streak: u32,
+    refused_total: u64,
     pace: pace::Pace,
 }
 
@@ -251,6 +276,8 @@ impl WaitingRoom {
             shopping: VecDeque::new(),
             shopping_now: 0,
             learned: Learned::default(),
+            refused_streak: 0,
+            refused_total: 0,
             pace,
         }
     }
@@ -318,6 +345,13 @@ impl WaitingRoom {
         (self.board.word(place).stage == Stage::Shopping).then_some(RoomRecord::Resolved { place, bought })
     }
 
+    /// The record saying `place`'s hold with its access found nothing that fit, the first
+    /// time (later refusals of the same buyer tell the room nothing new).
+    pub fn refusal(&self, place: PlaceNumber, now: Millis) -> Option<RoomRecord> {
+        let admitted = (place as usize) < self.customers.len() && self.board.word(place).stage == Stage::Admitted;
+        admitted.then_some(RoomRecord::Refused { place, at: now })
+    }
+
     pub fn customer_of(&self, place: PlaceNumber) -> Option<&CustomerId> {
         self.customers.get(place as usize)
     }
@@ -353,7 +387,7 @@ impl WaitingRoom {
         if self.drawn.is_none() || self.sold_out {
             return Vec::new();
         }
-        if stock.free == 0 && stock.held == 0 {
+        if (stock.free == 0 && stock.held == 0) || self.refused_streak >= CLOSE_STREAK {
             return vec![RoomRecord::SoldOut { at: now }];
         }
         let count = credit.min(self.admissible(stock)).min((self.order.len() - self.next) as u32);
@@ -397,8 +431,8 @@ impl WaitingRoom {
         }
         let word = self.board.word(place);
         match word.stage {
-            Stage::Admitted if now < self.board.deadline(word.deadline_s) => Ok(()),
-            Stage::Admitted | Stage::Lapsed => Err(AccessRefused::Expired),
+            Stage::Admitted | Stage::Tried if now < self.board.deadline(word.deadline_s) => Ok(()),
+            Stage::Admitted | Stage::Tried | Stage::Lapsed => Err(AccessRefused::Expired),
             Stage::Shopping | Stage::Done => Err(AccessRefused::Used),
             Stage::Waiting => Err(AccessRefused::NotAdmitted),
         }
@@ -416,6 +450,7 @@ impl WaitingRoom {
             shopping: self.shopping_now,
             admitted_total: self.next as u64,
             lapsed_total: self.learned.lapsed,
+            refused_total: self.refused_total,
             target_per_s: self.pace.per_s(),
             measured_per_s: self.pace.measured_per_s(now),
             sold_out: self.sold_out,
@@ -464,11 +499,18 @@ impl WaitingRoom {
             }
             RoomRecord::AccessUsed { place, seats, at } => {
                 let word = self.board.word(place);
-                assert_eq!(word.stage, Stage::Admitted, "an access is used once");
+                match word.stage {
+                    Stage::Admitted => {
+                        self.admitted_unused -= 1;
+                        self.board.set_admitted_unused(self.admitted_unused);
+                    }
+                    // Refused once, then held with another ask: it took seats after all.
+                    Stage::Tried => self.learned.refused -= 1,
+                    stage => panic!("an access is used once (place {place} is {stage:?})"),
+                }
                 let deadline_s = self.board.deadline_s(at.saturating_add(self.settings.shopping_ms_max));
                 self.board.set(place, Word { stage: Stage::Shopping, deadline_s, ..word });
-                self.admitted_unused -= 1;
-                self.board.set_admitted_unused(self.admitted_unused);
+                self.refused_streak = 0;
                 self.shopping_now += 1;
                 self.shopping.push_back(place);
                 self.learned.used += 1;
@@ -490,6 +532,17 @@ impl WaitingRoom {
             RoomRecord::SoldOut { at } => {
                 self.sold_out = true;
                 self.board.set_sold_out(at);
+            }
+            RoomRecord::Refused { place, .. } => {
+                let word = self.board.word(place);
+                assert_eq!(word.stage, Stage::Admitted, "a refusal is recorded once, before any hold");
+                // Leaves `unused`, whose lapse sweep drops places no longer admitted.
+                self.board.set(place, Word { stage: Stage::Tried, ..word });
+                self.admitted_unused -= 1;
+                self.board.set_admitted_unused(self.admitted_unused);
+                self.learned.refused += 1;
+                self.refused_streak += 1;
+                self.refused_total += 1;
             }
         }
     }

@@ -491,6 +491,11 @@ pub enum RoomStored {
     SoldOut {
         at_ms: u64,
     },
+    /// Appended last: bincode numbers variants in order, and stored records keep theirs.
+    Refused {
+        place: u32,
+        at_ms: u64,
+    },
 }
 
 /// Key of a waiting-room record: the event id, a 0 byte (ids have none), the sequence

@@ -51,7 +51,7 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         Ok(timeout) => timeout,
         Err(error) => return error.into_response(),
     };
-    let class = class_of(path);
+    let class = class_of(path, request.headers().contains_key(crate::http::queue::ACCESS_HEADER));
     let Some(admitted) = shared.overload.admit(class) else {
         count_rejection("overloaded", class);
         return overloaded(shared.overload.retry_after_s());
@@ -142,10 +142,15 @@ fn count_rejection(reason: &'static str, class: Class) {
 /// extend, release, read), orders, and the PSP's webhooks (a buyer who paid waits for
 /// one; refused, it comes back on the PSP's retry schedule, minutes later). Everything
 /// else starts new work, except a join of a waiting room: the room is what keeps the
-/// crowd from new work, so a join is not refused before a hold is.
-fn class_of(path: &str) -> Class {
+/// crowd from new work, so a join is not refused before a hold is. A hold that brings a
+/// waiting room's access also goes first: the room already paced it (it admits less
+/// when the server is loaded), and refusing it would give a buyer who waited their turn
+/// a 503 after all. The header is only looked at here, not checked: a forged one is
+/// refused by the hold's access check before any seat is asked for.
+fn class_of(path: &str, with_access: bool) -> Class {
     let finishing = ["/v1/holds/", "/v1/orders/", "/v1/payments/webhooks/"];
-    if finishing.iter().any(|prefix| path.starts_with(prefix)) || is_queue_join(path) {
+    let admitted_hold = with_access && path.starts_with("/v1/events/") && path.ends_with("/holds");
+    if finishing.iter().any(|prefix| path.starts_with(prefix)) || is_queue_join(path) || admitted_hold {
         Class::Finish
     } else {
         Class::Start
@@ -217,15 +222,18 @@ mod tests {
 
     #[test]
     fn buyers_finishing_a_sale_are_told_from_those_starting_one() {
-        assert_eq!(class_of("/v1/holds/h1/confirm"), Class::Finish);
-        assert_eq!(class_of("/v1/holds/h1"), Class::Finish);
-        assert_eq!(class_of("/v1/orders/o1/cancel"), Class::Finish);
-        assert_eq!(class_of("/v1/payments/webhooks/stripe"), Class::Finish);
-        assert_eq!(class_of("/v1/events/demo/queue"), Class::Finish);
-        assert_eq!(class_of("/v1/payments/config"), Class::Start);
-        assert_eq!(class_of("/v1/events/demo/holds"), Class::Start);
-        assert_eq!(class_of("/v1/events"), Class::Start);
-        assert_eq!(class_of("/v1/gates/g1/scan"), Class::Start);
+        assert_eq!(class_of("/v1/holds/h1/confirm", false), Class::Finish);
+        assert_eq!(class_of("/v1/holds/h1", false), Class::Finish);
+        assert_eq!(class_of("/v1/orders/o1/cancel", false), Class::Finish);
+        assert_eq!(class_of("/v1/payments/webhooks/stripe", false), Class::Finish);
+        assert_eq!(class_of("/v1/events/demo/queue", false), Class::Finish);
+        assert_eq!(class_of("/v1/payments/config", false), Class::Start);
+        assert_eq!(class_of("/v1/events/demo/holds", false), Class::Start);
+        assert_eq!(class_of("/v1/events/demo/holds", true), Class::Finish, "let in by the waiting room");
+        assert_eq!(class_of("/v1/events/demo/queue", true), Class::Finish);
+        assert_eq!(class_of("/v1/events", true), Class::Start, "an access only speeds up holds");
+        assert_eq!(class_of("/v1/events", false), Class::Start);
+        assert_eq!(class_of("/v1/gates/g1/scan", false), Class::Start);
         assert!(is_availability_poll(&Method::GET, "/v1/events/demo/availability"));
         assert!(!is_availability_poll(&Method::POST, "/v1/events/demo/availability"));
     }

@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 
 use crate::http::app::{call, Catalogue, ServedEvent, Shared};
 use crate::http::auth::is_admin;
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorCode, Json, Path, Query};
 use crate::http::idempotency_layer::{call_changing, AnswerTo, Rendered};
 use crate::http::limiter::rate_limited;
 use crate::http::payment_views::payment_view;
@@ -87,9 +87,19 @@ pub async fn create_hold(
                 // The hold is made and stands; the access stays usable once more.
                 tracing::warn!(%error, "a used access could not be recorded");
             }
+        } else if refused_for_seats(&response) {
+            claim.refused(now);
         }
     }
     Ok(response)
+}
+
+/// A hold refused because nothing free fits what it asked: what the waiting room learns
+/// a buyer it let in will not take seats from (unless another ask fits).
+fn refused_for_seats(response: &Response) -> bool {
+    let code = response.extensions().get::<ErrorCode>().map(|code| code.0);
+    response.status() == StatusCode::CONFLICT
+        && matches!(code, Some("seats_unavailable" | "no_seats_match" | "sold_out"))
 }
 
 async fn hold_only(

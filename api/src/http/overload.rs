@@ -55,6 +55,8 @@ pub struct Overload {
     in_flight_peak: AtomicUsize,
     /// How long the backlog takes to drain, in ms, as of the last window.
     drain_ms: AtomicU64,
+    /// The mean latency of the last window's requests, in µs.
+    window_latency_us: AtomicU64,
     rates: Mutex<Rates>,
     epoch: Instant,
     retry_after_min_s: u64,
@@ -149,6 +151,7 @@ impl Overload {
             refused: AtomicU64::new(0),
             in_flight_peak: AtomicUsize::new(0),
             drain_ms: AtomicU64::new(0),
+            window_latency_us: AtomicU64::new(0),
             rates: Mutex::new(Rates { limit, served_per_s: 0.0, refused_per_s: 0.0 }),
             epoch: Instant::now(),
             retry_after_min_s: retry_after_min_s.max(1),
@@ -165,6 +168,12 @@ impl Overload {
 
     pub fn limit(&self) -> usize {
         self.limit.load(Ordering::Relaxed)
+    }
+
+    /// The mean latency of the requests of the last window (at least `WINDOW` long):
+    /// what the waiting rooms pace themselves by, far below the limit's own target.
+    pub fn recent_latency(&self) -> Duration {
+        Duration::from_micros(self.window_latency_us.load(Ordering::Relaxed))
     }
 
     /// Admits a request of `class` if the limit has room for it, else counts the
@@ -249,6 +258,9 @@ impl Overload {
             in_flight_peak: self.in_flight_peak.swap(self.in_flight(), Ordering::Relaxed),
         };
         let refused = self.refused.swap(0, Ordering::Relaxed);
+        if let Some(mean_us) = window.latency_sum_us.checked_div(window.samples) {
+            self.window_latency_us.store(mean_us, Ordering::Relaxed);
+        }
         let limit = rates.limit.update(window);
         self.limit.store(limit, Ordering::Relaxed);
         self.limit_gauge.set(limit as f64);

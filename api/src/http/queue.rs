@@ -264,14 +264,21 @@ fn access_invalid(refused: AccessRefused) -> ApiError {
 
 /// For a hold on an event with a waiting room: checks the request's access (signed by
 /// the event, for this customer, not expired) and claims it, before any seat is asked
-/// for. `None` for an event without one.
+/// for. `None` for an event without one; an access sent to such an event is refused,
+/// since the header alone lets a hold past the overload shedding (`http/admission.rs`).
 pub fn claim_access<'a>(
     served: &'a ServedEvent,
     headers: &HeaderMap,
     customer: &CustomerId,
     now: Millis,
 ) -> ApiResult<Option<AccessClaim<'a>>> {
-    let Some(room) = &served.room else { return Ok(None) };
+    let Some(room) = &served.room else {
+        if headers.contains_key(ACCESS_HEADER) {
+            let message = format!("event {:?} has no waiting room: send no Hakken-Access", served.event.id);
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "access_invalid", message));
+        }
+        return Ok(None);
+    };
     let result = check_access(served, room, headers, customer, now);
     let outcome = match &result {
         Ok(_) => "ok",

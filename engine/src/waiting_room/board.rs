@@ -29,6 +29,9 @@ pub(super) enum Stage {
     Done = 3,
     /// Let in, and the access lapsed unused.
     Lapsed = 4,
+    /// Let in, and a hold with the access found nothing free that fit what it asked;
+    /// the access stays usable (another ask may fit) until the deadline.
+    Tried = 5,
 }
 
 /// A place's word: `rank << 32 | stage << 29 | deadline`, the deadline in whole
@@ -55,6 +58,7 @@ impl Word {
             1 => Stage::Admitted,
             2 => Stage::Shopping,
             3 => Stage::Done,
+            5 => Stage::Tried,
             _ => Stage::Lapsed,
         };
         Word { rank: (word >> 32) as u32, stage, deadline_s: (word & DEADLINE_MASK) as u32 }
@@ -252,8 +256,8 @@ impl Board {
                 Status::BeforeDraw { joined: self.len(), opens_in_ms: self.sale_opens_at().0.saturating_sub(now.0) }
             }
             Stage::Waiting => self.waiting(word.rank),
-            Stage::Admitted if now < until => Status::Admitted { until, used: false },
-            Stage::Admitted | Stage::Lapsed => Status::Expired,
+            Stage::Admitted | Stage::Tried if now < until => Status::Admitted { until, used: false },
+            Stage::Admitted | Stage::Tried | Stage::Lapsed => Status::Expired,
             Stage::Shopping => Status::Admitted { until, used: true },
             Stage::Done => Status::Done,
         })
@@ -296,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_word_packs_and_unpacks_every_stage_and_the_widest_values() {
-        for stage in [Stage::Waiting, Stage::Admitted, Stage::Shopping, Stage::Done, Stage::Lapsed] {
+        for stage in [Stage::Waiting, Stage::Admitted, Stage::Shopping, Stage::Done, Stage::Lapsed, Stage::Tried] {
             for (rank, deadline_s) in [(0, 0), (u32::MAX, DEADLINE_MASK as u32), (12_345, 678)] {
                 let word = Word { rank, stage, deadline_s };
                 assert_eq!(Word::unpack(word.pack()), word);

@@ -11,7 +11,8 @@
 //!
 //! An access is claimed before the hold it allows is made and used once the hold is
 //! durable ([`AccessClaim`]): two requests with one access cannot both hold, and a
-//! hold refused (its seats taken) leaves the access usable. A crash between the hold's
+//! hold refused (its seats taken) leaves the access usable, the room told
+//! ([`AccessClaim::refused`]) so the buyer no longer counts as seats to come. A crash between the hold's
 //! write and the access's leaves the access unused: the buyer may hold once more,
 //! within the per-customer limits that bind every hold anyway.
 
@@ -247,6 +248,18 @@ impl AccessClaim<'_> {
         durable.await?;
         Ok(())
     }
+
+    /// Records that the hold was refused because nothing free fit what it asked (the
+    /// access stays usable). Queued and not waited for: the refusal acknowledges nothing
+    /// to the buyer, and a lost record only keeps the buyer counted until its access lapses.
+    pub fn refused(mut self, now: Millis) {
+        let mut inner = self.room.lock();
+        inner.claimed.remove(&self.place);
+        self.done = true;
+        let Some(record) = inner.room.refusal(self.place, now) else { return };
+        // Ignored when refused: nothing waits on it.
+        let _ = self.room.commit(&mut inner, vec![record], Vec::new());
+    }
 }
 
 impl Drop for AccessClaim<'_> {
@@ -265,6 +278,7 @@ fn to_stored(record: &RoomRecord) -> RoomStored {
         RoomRecord::AccessUsed { place, seats, at } => RoomStored::AccessUsed { place, seats, at_ms: at.0 },
         RoomRecord::Resolved { place, bought } => RoomStored::Resolved { place, bought },
         RoomRecord::SoldOut { at } => RoomStored::SoldOut { at_ms: at.0 },
+        RoomRecord::Refused { place, at } => RoomStored::Refused { place, at_ms: at.0 },
     }
 }
 
@@ -280,5 +294,6 @@ fn from_stored(stored: &RoomStored) -> RoomRecord {
         RoomStored::AccessUsed { place, seats, at_ms } => RoomRecord::AccessUsed { place, seats, at: Millis(at_ms) },
         RoomStored::Resolved { place, bought } => RoomRecord::Resolved { place, bought },
         RoomStored::SoldOut { at_ms } => RoomRecord::SoldOut { at: Millis(at_ms) },
+        RoomStored::Refused { place, at_ms } => RoomRecord::Refused { place, at: Millis(at_ms) },
     }
 }

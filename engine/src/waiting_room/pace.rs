@@ -18,8 +18,12 @@ const MEASURED_SECONDS: usize = 10;
 /// (multiplicative decrease), ...
 const CUT_FACTOR: f64 = 0.7;
 const CUT_EVERY_MS: u64 = 1_000;
-/// ... and grows back by the bounds' span over this long while healthy (additive increase).
-const RAMP_MS: f64 = 5_000.0;
+/// ... and grows back by the bounds' span over this long while healthy (additive
+/// increase). Buyers let in reach the server a poll interval (a second or more) after
+/// being let in, so the rate overshoots by that long of growth before the server's
+/// health answers: over 5 s, the demo's 50-2,000/s grows by 390/s each second, so a
+/// server at its knee would get hundreds of buyers a second too many before the cut.
+const RAMP_MS: f64 = 10_000.0;
 /// Credit saved up while nobody could be let in is capped at this much of a second's
 /// rate, so a pause is not followed by a burst the server never agreed to.
 const CREDIT_SECONDS_MAX: f64 = 0.25;
@@ -174,7 +178,7 @@ mod tests {
         let mut pace = Pace::new(100, 1_100);
         pace.tick(at(0), Health::default());
         assert_eq!(pace.per_s(), 100.0);
-        pace.tick(at(2_500), Health::default());
+        pace.tick(at(5_000), Health::default());
         assert_eq!(pace.per_s(), 600.0, "half the span in half the ramp");
         pace.tick(at(60_000), Health::default());
         assert_eq!(pace.per_s(), 1_100.0, "never past the upper bound");

@@ -195,6 +195,64 @@ fn admission_stops_when_those_let_in_can_take_what_is_left_and_resumes_as_seats_
     assert_eq!(resumed.len(), 2, "{resumed:?}");
 }
 
+/// The end of a sale: the free seats are singles nobody's ask fits. A buyer refused
+/// stops counting at once (before, it counted until its access lapsed, and kept those
+/// behind it out for the whole window), keeps its access for another ask, and a run of
+/// refused buyers closes the room.
+#[test]
+fn buyers_refused_for_lack_of_fitting_seats_stop_counting_and_a_run_of_them_closes_the_room() {
+    let mut run = Run::drawn(settings(), 2_000, 11);
+    let scattered = Stock { free: 10, held: 3 };
+    let first = run.tick_until(SALE, SALE.saturating_add(1_000), scattered);
+    assert_eq!(first.len(), 6, "10 free seats, 1.8 expected per buyer");
+    let at = SALE.saturating_add(1_100);
+    assert!(run.tick_until(at, at, scattered).is_empty(), "the six are expected to take the ten");
+    // Five are refused; a refusal is recorded once per buyer.
+    for &place in &first[..5] {
+        let record = run.room.refusal(place, at).expect("admitted and not refused before");
+        run.commit([record]);
+        assert_eq!(run.room.refusal(place, at), None);
+        assert_eq!(run.room.check_access(place, at), Ok(()), "another ask may fit");
+        assert!(matches!(run.room.status(place, at), Some(Status::Admitted { used: false, .. })));
+    }
+    assert_eq!(run.room.figures(at).admitted_unused, 1);
+    let more = run.tick_until(at.saturating_add(100), at.saturating_add(1_000), scattered);
+    assert!(!more.is_empty(), "seats the refused would have taken are for the next buyers");
+    // One of the refused holds after all, with a smaller ask: the run starts again.
+    run.commit([RoomRecord::AccessUsed { place: first[0], seats: 1, at }]);
+    assert_eq!(run.room.refused_streak, 0);
+    assert_eq!(run.room.check_access(first[0], at), Err(AccessRefused::Used));
+    // Then every buyer let in is refused: after CLOSE_STREAK in a row the room closes,
+    // with seats still free and held.
+    let mut now = at.saturating_add(1_100);
+    while !run.room.figures(now).sold_out {
+        assert!(now < at.saturating_add(600_000), "the room never closed");
+        let records = run.room.tick(now, HEALTHY, scattered);
+        run.commit(records);
+        let refused: Vec<RoomRecord> =
+            run.room.unused.iter().filter_map(|&place| run.room.refusal(place, now)).collect();
+        run.commit(refused);
+        now = now.saturating_add(100);
+    }
+    assert!(run.room.refused_streak >= CLOSE_STREAK);
+    let waiting = run.room.order[run.room.next];
+    assert!(matches!(run.room.status(waiting, now), Some(Status::SoldOut { .. })));
+    // The refused keep their access until it ends; then it has expired.
+    let until = run.admitted_until(first[1]);
+    assert_eq!(run.room.check_access(first[1], until), Err(AccessRefused::Expired));
+    assert_eq!(run.room.status(first[1], until), Some(Status::Expired));
+    // Replayed, the room is the same.
+    let replayed = WaitingRoom::replay(settings(), &run.records);
+    assert_eq!(replayed.refused_streak, run.room.refused_streak);
+    let (again, live) = (replayed.figures(now), run.room.figures(now));
+    assert_eq!(
+        (again.waiting, again.admitted_unused, again.admitted_total),
+        (live.waiting, live.admitted_unused, live.admitted_total)
+    );
+    assert!(again.sold_out);
+    assert_eq!(replayed.learned.refused, run.room.learned.refused);
+}
+
 #[test]
 fn nothing_free_or_held_closes_the_room_and_tells_everyone_at_once() {
     let mut run = Run::drawn(settings(), 50, 5);
