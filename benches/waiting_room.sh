@@ -107,8 +107,8 @@ def sale_seconds(report):
     return float("nan")
 
 def refusals(report):
-    return sum(s["counts"].get("retried_after_503", 0) + s["counts"].get("rejected_busy_503", 0)
-               + s["counts"].get("retried_after_429", 0) + s["counts"].get("rejected_rate_limited_429", 0)
+    return sum(s.get("counts", {}).get("retried_after_503", 0) + s.get("counts", {}).get("rejected_busy_503", 0)
+               + s.get("counts", {}).get("retried_after_429", 0) + s.get("counts", {}).get("rejected_rate_limited_429", 0)
                for s in report["steps"] if s["step"] not in ("queue_join", "queue_poll"))
 
 reports = {arm: json.load(open(f"{out}/{arm}.json")) for arm in arms}
