@@ -506,6 +506,9 @@ impl WaitingRoom {
                     }
                     // Refused once, then held with another ask: it took seats after all.
                     Stage::Tried => self.learned.refused -= 1,
+                    // Claimed in time, and the access's deadline passed while the hold
+                    // was made (a tick lapsed it): the hold stands, so it was used.
+                    Stage::Lapsed => self.learned.lapsed -= 1,
                     stage => panic!("an access is used once (place {place} is {stage:?})"),
                 }
                 let deadline_s = self.board.deadline_s(at.saturating_add(self.settings.shopping_ms_max));

@@ -294,6 +294,27 @@ fn an_access_is_for_the_admitted_once_and_until_it_expires() {
     assert_eq!(run.room.figures(until).lapsed_total, admitted.len() as u64 - 1);
 }
 
+/// A hold claimed in the last moment of an access is made after a tick lapsed it: the
+/// access counts as used, live and replayed (before, applying it panicked under the
+/// room's lock and poisoned it for every later request).
+#[test]
+fn an_access_lapsing_while_its_hold_is_made_counts_as_used() {
+    let mut run = Run::drawn(settings(), 20, 13);
+    let admitted = run.tick_until(SALE, SALE.saturating_add(100), plenty());
+    let place = admitted[0];
+    let until = run.admitted_until(place);
+    let claimed_at = Millis(until.0 - 1);
+    assert_eq!(run.room.check_access(place, claimed_at), Ok(()));
+    run.tick_until(until, until, plenty());
+    assert_eq!(run.room.status(place, until), Some(Status::Expired), "lapsed while the hold is made");
+    run.commit([RoomRecord::AccessUsed { place, seats: 2, at: claimed_at }]);
+    let live = run.room.figures(until);
+    assert_eq!((live.shopping, live.lapsed_total), (1, admitted.len() as u64 - 1));
+    let replayed = WaitingRoom::replay(settings(), &run.records);
+    assert_eq!(replayed.figures(until).shopping, 1);
+    assert_eq!(replayed.learned.used, run.room.learned.used);
+}
+
 /// Recovery: the records of a room, replayed into a fresh one, give every buyer the
 /// same place and state.
 #[test]
