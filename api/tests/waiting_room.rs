@@ -105,6 +105,23 @@ fn hold(server: &Server, customer: &str, access: Option<&str>) -> Reply {
     server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body)
 }
 
+/// The place tokens of `count` customers `{prefix}0`, `{prefix}1`, ... who join in order.
+fn join_all(server: &Server, prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|buyer| join(server, &format!("{prefix}{buyer}"))["token"].as_str().unwrap().to_string()).collect()
+}
+
+/// Asks `found` every 50 ms until it finds something, for `within` at most.
+fn wait_for<T>(what: &str, within: Duration, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = found() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls `token` until `done` says so (within 20 s).
 fn poll_until(server: &Server, token: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -230,8 +247,7 @@ fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
     let dir = tempfile::tempdir().unwrap();
     // Two seats, a sale opening at once, 50 admissions a second.
     let mut server = start(dir.path(), 2, Duration::from_secs(2), 50);
-    let tokens: Vec<String> =
-        (0..30).map(|buyer| join(&server, &format!("b{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    let tokens = join_all(&server, "b", 30);
     server.kill9();
     server.spawn();
     assert_eq!(join(&server, "b3")["token"], tokens[3], "the place is kept");
@@ -282,8 +298,7 @@ fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
     let dir = tempfile::tempdir().unwrap();
     // Three seats: with 1.8 seats expected per buyer, two are let in.
     let server = start(dir.path(), 3, Duration::from_secs(2), 50);
-    let tokens: Vec<String> =
-        (0..10).map(|buyer| join(&server, &format!("r{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    let tokens = join_all(&server, "r", 10);
     let admitted = |server: &Server| -> Vec<(usize, String)> {
         let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
         polled
@@ -291,17 +306,10 @@ fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
             .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
             .collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let first = admitted(&server);
-        if !first.is_empty() {
-            break first;
-        }
-        assert!(Instant::now() < deadline, "nobody let in");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
+    // The two are let in by one tick; give the polls time to see both.
     std::thread::sleep(Duration::from_millis(500));
-    let first = if admitted(&server).len() > first.len() { admitted(&server) } else { first };
+    let first = admitted(&server);
     assert_eq!(first.len(), 2, "three seats leave room for two buyers: {first:?}");
     // Both ask for more than is left: refused 409, and the room is told.
     for (buyer, access) in &first {
@@ -311,26 +319,16 @@ fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
         let refused = server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body);
         assert_eq!(refused.status, 409, "{}", refused.text);
     }
-    let refused_at = Instant::now();
-    let next = loop {
-        let now_in: Vec<(usize, String)> = admitted(&server);
-        if let Some(next) = now_in.into_iter().find(|(buyer, _)| first.iter().all(|(earlier, _)| earlier != buyer)) {
-            break next;
-        }
-        assert!(refused_at.elapsed() < Duration::from_secs(5), "nobody let in after the refusals");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let next = wait_for("a buyer let in after the refusals", Duration::from_secs(5), || {
+        admitted(&server).into_iter().find(|(buyer, _)| first.iter().all(|(earlier, _)| earlier != buyer))
+    });
     // The newcomer's ask fits; a refused buyer's access still works for a smaller ask.
     assert_eq!(hold(&server, &format!("r{}", next.0), Some(&next.1)).status, 201);
     let (buyer, access) = &first[0];
     assert_eq!(hold(&server, &format!("r{buyer}"), Some(access)).status, 201, "the access stays usable");
     let refusals = format!("hakken_queue_refused_total{{event=\"{QUEUED}\"}} 2");
     // The figures are reported at each tick (100 ms).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.metrics().contains(&refusals) {
-        assert!(Instant::now() < deadline, "no {refusals}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(&refusals, Duration::from_secs(5), || Some(()).filter(|_| server.metrics().contains(&refusals)));
 }
 
 /// A buyer who pays at the PSP (the webhook makes the order) is told to the room as one
@@ -383,8 +381,7 @@ fn a_paid_order_tells_the_room_its_buyer_bought() {
 fn an_admin_change_moves_the_draw_and_the_rate_of_a_live_room() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), 100, Duration::from_secs(3600), 1);
-    let tokens: Vec<String> =
-        (0..20).map(|buyer| join(&server, &format!("b{buyer}"))["token"].as_str().unwrap().to_string()).collect();
+    let tokens = join_all(&server, "b", 20);
     assert_eq!(poll(&server, &tokens[0])["state"], "waiting");
     let path = format!("/v1/events/{QUEUED}");
     let refused = server.admin("PATCH", &path, Some(json!({ "queue": { "admit_per_s_max": 0 } })));
