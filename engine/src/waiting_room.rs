@@ -18,16 +18,18 @@
 //! while the buyers let in and not yet holding seats are not expected to take all the
 //! free seats (`admitted × take rate × seats per hold`, both learned from what
 //! admitted buyers did). A buyer whose hold found nothing free that fit stops counting
-//! at once (it is a 0-seat outcome): at the end of a sale the free seats are scattered
-//! singles, and buyers counted as about to take them until their access lapsed would
-//! keep everyone behind them out. Holds that expire give seats back, and admission
-//! resumes. The room closes, every waiting buyer sold out, when no seat is free or
-//! held, or when [`CLOSE_STREAK`] buyers in a row were let in and found nothing that
-//! fit: what is free then is what nobody asks for.
+//! at once (it is a 0-seat outcome), and so does one who has not come to hold within a
+//! grace learned from those who did ([`grace`]): at the end of a sale the free seats
+//! are scattered singles, and buyers counted as about to take them until their access
+//! lapsed would keep everyone behind them out. Holds that expire give seats back, and
+//! admission resumes. The room closes, every waiting buyer sold out, when no seat is
+//! free or held, or when [`CLOSE_STREAK`] buyers in a row were let in and found nothing
+//! that fit: what is free then is what nobody asks for.
 
 mod board;
 pub mod draw;
 mod durable;
+mod grace;
 mod pace;
 #[cfg(test)]
 mod tests;
@@ -246,6 +248,14 @@ pub struct WaitingRoom {
     /// Let in and not yet used, in the order let in (oldest access first).
     unused: VecDeque<PlaceNumber>,
     admitted_unused: u64,
+    /// Of those, the ones let in less than the grace ago (ranks from `stale_below` on),
+    /// still counted as about to take seats.
+    pending: u64,
+    stale_below: u32,
+    /// The admissions from `stale_below` on: the rank each ends at, and when.
+    pending_batches: VecDeque<(u32, Millis)>,
+    /// How long admitted buyers took to come and ask for seats.
+    arrivals: grace::Arrivals,
     /// Holding seats, in the order they used their access.
     shopping: VecDeque<PlaceNumber>,
     shopping_now: u64,
@@ -273,6 +283,10 @@ impl WaitingRoom {
             sold_out: false,
             unused: VecDeque::new(),
             admitted_unused: 0,
+            pending: 0,
+            stale_below: 0,
+            pending_batches: VecDeque::new(),
+            arrivals: grace::Arrivals::default(),
             shopping: VecDeque::new(),
             shopping_now: 0,
             learned: Learned::default(),
@@ -375,6 +389,7 @@ impl WaitingRoom {
     /// polls read, and decides who is let in now. The records are to be made durable,
     /// then applied.
     pub fn tick(&mut self, now: Millis, health: Health, stock: Stock) -> Vec<RoomRecord> {
+        self.go_stale(now);
         self.lapse(now);
         let credit = self.pace.tick(now, health);
         self.board.publish(Published {
@@ -398,11 +413,12 @@ impl WaitingRoom {
         vec![RoomRecord::Admitted { count, at: now, until }]
     }
 
-    /// Buyers the free seats still leave room for: those let in and not holding yet are
-    /// each expected to take `seats_per_admission`; admit while that is short of `free`.
+    /// Buyers the free seats still leave room for: those let in, not holding yet and
+    /// within their grace are each expected to take `seats_per_admission`; admit while
+    /// that is short of `free`.
     fn admissible(&self, stock: Stock) -> u32 {
         let per_admission = self.learned.seats_per_admission().max(f64::EPSILON);
-        let expected = self.admitted_unused as f64 * per_admission;
+        let expected = self.pending as f64 * per_admission;
         let room = (stock.free as f64 - expected) / per_admission;
         room.max(0.0).ceil().min(u32::MAX as f64) as u32
     }
@@ -492,17 +508,19 @@ impl WaitingRoom {
                 }
                 self.next = end;
                 self.admitted_unused += count as u64;
+                self.pending += count as u64;
+                self.pending_batches.push_back((end as u32, at));
                 self.pace.admitted(at, count);
                 self.board.set_eta_per_s(self.pace.eta_per_s(at));
                 self.board.set_next(end as u32);
-                self.board.set_admitted_unused(self.admitted_unused);
+                self.board.set_admitted_pending(self.pending);
             }
             RoomRecord::AccessUsed { place, seats, at } => {
                 let word = self.board.word(place);
                 match word.stage {
                     Stage::Admitted => {
                         self.admitted_unused -= 1;
-                        self.board.set_admitted_unused(self.admitted_unused);
+                        self.came(word, at);
                     }
                     // Refused once, then held with another ask: it took seats after all.
                     Stage::Tried => self.learned.refused -= 1,
@@ -536,13 +554,13 @@ impl WaitingRoom {
                 self.sold_out = true;
                 self.board.set_sold_out(at);
             }
-            RoomRecord::Refused { place, .. } => {
+            RoomRecord::Refused { place, at } => {
                 let word = self.board.word(place);
                 assert_eq!(word.stage, Stage::Admitted, "a refusal is recorded once, before any hold");
                 // Leaves `unused`, whose lapse sweep drops places no longer admitted.
                 self.board.set(place, Word { stage: Stage::Tried, ..word });
                 self.admitted_unused -= 1;
-                self.board.set_admitted_unused(self.admitted_unused);
+                self.came(word, at);
                 self.learned.refused += 1;
                 self.refused_streak += 1;
                 self.refused_total += 1;
@@ -550,23 +568,69 @@ impl WaitingRoom {
         }
     }
 
+    /// A buyer let in (`word`, still admitted) came at `at` to ask for seats: it is no
+    /// longer pending, and its delay is learned.
+    fn came(&mut self, word: Word, at: Millis) {
+        self.leave_pending(word);
+        let let_in_at = self.board.deadline(word.deadline_s).0.saturating_sub(self.settings.access_window_ms);
+        self.arrivals.record(at.0.saturating_sub(let_in_at));
+    }
+
+    /// `word`'s buyer leaves the admitted state: if it was still pending, it is not now.
+    fn leave_pending(&mut self, word: Word) {
+        if word.rank >= self.stale_below {
+            self.pending -= 1;
+            self.board.set_admitted_pending(self.pending);
+        }
+    }
+
+    /// Buyers let in longer than the grace ago who have not come stop being pending.
+    /// Derived from time, like a lapse: replay counts every admission pending until the
+    /// first tick.
+    fn go_stale(&mut self, now: Millis) {
+        let grace_ms = self.arrivals.grace_ms(self.settings.access_window_ms);
+        while let Some(&(end, at)) = self.pending_batches.front() {
+            if at.saturating_add(grace_ms) > now {
+                break;
+            }
+            let still_admitted = self.order[self.stale_below as usize..end as usize]
+                .iter()
+                .filter(|&&place| self.board.word(place).stage == Stage::Admitted)
+                .count();
+            self.pending -= still_admitted as u64;
+            self.stale_below = end;
+            self.pending_batches.pop_front();
+        }
+        self.board.set_admitted_pending(self.pending);
+    }
+
     /// Accesses that lapsed unused and purchases past their longest life, by `now`.
     fn lapse(&mut self, now: Millis) {
-        let lapsed = end_due(&self.board, &mut self.unused, (Stage::Admitted, Stage::Lapsed), now);
-        self.admitted_unused -= lapsed;
-        self.learned.lapsed += lapsed;
-        self.board.set_admitted_unused(self.admitted_unused);
-        let abandoned = end_due(&self.board, &mut self.shopping, (Stage::Shopping, Stage::Done), now);
+        let mut lapsed = Vec::new();
+        end_due(&self.board, &mut self.unused, (Stage::Admitted, Stage::Lapsed), now, |word| lapsed.push(word));
+        for word in &lapsed {
+            self.leave_pending(*word);
+        }
+        self.admitted_unused -= lapsed.len() as u64;
+        self.learned.lapsed += lapsed.len() as u64;
+        let abandoned = end_due(&self.board, &mut self.shopping, (Stage::Shopping, Stage::Done), now, |_| ());
         self.shopping_now -= abandoned;
         self.learned.abandoned += abandoned;
     }
 }
 
 /// Moves the places at the front of `queue` still in stage `from` whose deadline has
-/// come by `now` to stage `to`, and drops those no longer in `from` (they moved on);
-/// returns how many were moved. The queue is in the order deadlines were set, which is
-/// deadline order while the settings do not change (after a change, some end late).
-fn end_due(board: &Board, queue: &mut VecDeque<PlaceNumber>, (from, to): (Stage, Stage), now: Millis) -> u64 {
+/// come by `now` to stage `to` (giving `ended` each one's word before the move), and
+/// drops those no longer in `from` (they moved on); returns how many were moved. The
+/// queue is in the order deadlines were set, which is deadline order while the settings
+/// do not change (after a change, some end late).
+fn end_due(
+    board: &Board,
+    queue: &mut VecDeque<PlaceNumber>,
+    (from, to): (Stage, Stage),
+    now: Millis,
+    mut ended_one: impl FnMut(Word),
+) -> u64 {
     let mut ended = 0;
     while let Some(&place) = queue.front() {
         let word = board.word(place);
@@ -574,6 +638,7 @@ fn end_due(board: &Board, queue: &mut VecDeque<PlaceNumber>, (from, to): (Stage,
             if board.deadline(word.deadline_s) > now {
                 break;
             }
+            ended_one(word);
             board.set(place, Word { stage: to, ..word });
             ended += 1;
         }

@@ -3,8 +3,9 @@
 //! A poll is the hot path of an on-sale's first minutes (every waiting buyer, every few
 //! seconds): its token is checked by an HMAC tag and its place read from the room's
 //! board with atomic loads; only an admitted buyer's poll takes the room's lock (to
-//! sign its access). `poll_after_ms` spreads the polls: a share of the wait, jittered
-//! per place, so a crowd that joined together does not poll together.
+//! sign its access). `poll_after_ms` spreads the polls: half the wait, jittered per
+//! place, so a crowd that joined together does not poll together, and a buyer polls a
+//! few times over their wait, not once a second (see [`poll_after`]).
 
 use std::sync::Arc;
 
@@ -30,6 +31,10 @@ pub const ACCESS_HEADER: &str = "hakken-access";
 /// Polls are spread between these, as a share of the expected wait.
 const POLL_AFTER_MS_MIN: u64 = 1_000;
 const POLL_AFTER_MS_MAX: u64 = 30_000;
+/// The first poll after the opening draw (which tells an early joiner their place) is
+/// spread over this long: every early joiner polling within a second of the opening
+/// would be tens of thousands of requests at the moment the first buyers let in hold.
+const DRAW_POLLS_SPREAD_MS: u64 = 5_000;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -193,7 +198,7 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
     match status {
         Status::BeforeDraw { opens_in_ms, .. } => {
             view.draw_at = Some(format_instant(room.room.board().sale_opens_at()));
-            view.poll_after_ms = Some(poll_after(opens_in_ms + jitter_ms(place, 2_000), place));
+            view.poll_after_ms = Some(poll_after(opens_in_ms + jitter_ms(place, DRAW_POLLS_SPREAD_MS), place));
         }
         Status::Waiting { position, ahead, eta_s, seats_free, likely } => {
             view.position = Some(position);
@@ -205,8 +210,10 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
             }
             view.seats_left = Some(seats_free);
             view.likely = Some(likely);
-            let wait_ms = eta_s.map_or(POLL_AFTER_MS_MAX, |eta| (eta * 1_000.0) as u64);
-            view.poll_after_ms = Some(poll_after(wait_ms / 4, place));
+            // Nobody is let in now (the server recovers, or those let in may take what is
+            // left): the longest interval; the wait may end with a sold-out close.
+            let after_ms = eta_s.map_or(POLL_AFTER_MS_MAX, |eta| (eta * 1_000.0) as u64 / 2);
+            view.poll_after_ms = Some(poll_after(after_ms, place));
         }
         Status::Admitted { until, used } => {
             view.state = if used { "done" } else { "admitted" };
@@ -238,6 +245,11 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
 }
 
 /// `wait_ms` bounded to [`POLL_AFTER_MS_MIN`]..=[`POLL_AFTER_MS_MAX`], ±20% per place.
+/// A waiting buyer is told half their wait, so each poll halves what is left: about
+/// `1 + log2(wait / 1 s)` polls per buyer. A quarter (before) cut only a quarter each
+/// time, 2.4 times as many; with the room stalled (no ETA) it was 7.5 s for everyone:
+/// issue 15's rehearsal made 17,000 polls a second on the server's one core, more than
+/// the sale's own requests.
 fn poll_after(wait_ms: u64, place: PlaceNumber) -> u64 {
     let bounded = wait_ms.clamp(POLL_AFTER_MS_MIN, POLL_AFTER_MS_MAX);
     let spread = bounded / 5;

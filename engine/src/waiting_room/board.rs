@@ -106,7 +106,8 @@ pub struct Board {
     drawn: AtomicBool,
     /// When the room was declared sold out (ms since the epoch); 0 = not sold out.
     sold_out_at: AtomicU64,
-    admitted_unused: AtomicU64,
+    /// Let in, not come to hold yet, and still expected to (see the room's `pending`).
+    admitted_pending: AtomicU64,
     eta_per_s: AtomicF64,
     seats_per_admission: AtomicF64,
     buy_rate: AtomicF64,
@@ -126,7 +127,7 @@ impl Board {
             next: AtomicU32::new(0),
             drawn: AtomicBool::new(false),
             sold_out_at: AtomicU64::new(0),
-            admitted_unused: AtomicU64::new(0),
+            admitted_pending: AtomicU64::new(0),
             eta_per_s: AtomicF64::default(),
             seats_per_admission: AtomicF64::default(),
             buy_rate: AtomicF64::default(),
@@ -202,8 +203,8 @@ impl Board {
         self.sold_out_at.store(at.0.max(1), Ordering::Release);
     }
 
-    pub(super) fn set_admitted_unused(&self, count: u64) {
-        self.admitted_unused.store(count, Ordering::Relaxed);
+    pub(super) fn set_admitted_pending(&self, count: u64) {
+        self.admitted_pending.store(count, Ordering::Relaxed);
     }
 
     pub(super) fn publish(&self, published: Published) {
@@ -269,8 +270,8 @@ impl Board {
         let eta_per_s = self.eta_per_s.load();
         let per_admission = self.seats_per_admission.load();
         let (free, held) = (self.free.load(Ordering::Relaxed), self.held.load(Ordering::Relaxed));
-        let admitted_unused = self.admitted_unused.load(Ordering::Relaxed);
-        let expected_ahead = (ahead as f64 + admitted_unused as f64) * per_admission;
+        let admitted_pending = self.admitted_pending.load(Ordering::Relaxed);
+        let expected_ahead = (ahead as f64 + admitted_pending as f64) * per_admission;
         let may_come_back = held as f64 * (1.0 - self.buy_rate.load());
         Status::Waiting {
             position: ahead + 1,

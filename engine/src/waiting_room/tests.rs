@@ -253,6 +253,48 @@ fn buyers_refused_for_lack_of_fitting_seats_stop_counting_and_a_run_of_them_clos
     assert_eq!(replayed.learned.refused, run.room.learned.refused);
 }
 
+/// At a sale's end, buyers let in who see nothing that suits them leave without a word.
+/// Counted as about to take seats until their access lapsed (a 10-minute window), they
+/// kept the room shut for 8 minutes in issue 15's rehearsal; past the grace learned from
+/// those who came (here 2 s late: the 10 s floor), they no longer count, and their
+/// access stays valid.
+#[test]
+fn buyers_let_in_who_never_come_stop_counting_after_the_grace_the_others_showed() {
+    let ten_minutes = RoomSettings { access_window_ms: 600_000, ..settings() };
+    let mut run = Run::drawn(ten_minutes.clone(), 2_000, 13);
+    let first = run.tick_until(SALE, SALE.saturating_add(1_000), plenty());
+    assert_eq!(first.len(), 100);
+    // 60 come 2 s after being let in (enough for the grace to be learned); 40 never do.
+    let came = SALE.saturating_add(3_000);
+    run.commit(first[..60].iter().map(|&place| RoomRecord::AccessUsed { place, seats: 2, at: came }));
+    assert_eq!(run.room.arrivals.grace_ms(600_000), 10_000);
+    // 10 seats left: the 40 are expected to take them; nobody else is let in ...
+    let ten_free = Stock { free: 10, held: 120 };
+    let stalled = run.tick_until(came, SALE.saturating_add(10_000), ten_free);
+    assert!(stalled.is_empty(), "{stalled:?}");
+    let next = run.room.order[run.room.next];
+    assert!(matches!(run.room.status(next, came), Some(Status::Waiting { likely: false, .. })));
+    // ... until the grace is over: the 40 stop counting, and buyers are let in again.
+    let resumed = run.tick_until(SALE.saturating_add(10_100), SALE.saturating_add(12_000), ten_free);
+    assert!(!resumed.is_empty(), "the room resumes once the 40 are past their grace");
+    assert_eq!(run.room.figures(came).admitted_unused, 40 + resumed.len() as u64);
+    assert!(matches!(run.room.status(next, SALE.saturating_add(12_000)), Some(Status::Admitted { .. })));
+    // One of the 40 comes back late: its access is still good, and it holds.
+    let late = first[99];
+    let at = SALE.saturating_add(12_100);
+    assert_eq!(run.room.check_access(late, at), Ok(()));
+    let pending = run.room.pending;
+    run.commit([RoomRecord::AccessUsed { place: late, seats: 2, at }]);
+    assert_eq!(run.room.pending, pending, "it had stopped counting already");
+    // Replayed and moved on to the same time, the room counts the same buyers pending.
+    let mut replayed = WaitingRoom::replay(ten_minutes, &run.records);
+    assert_eq!(replayed.pending, run.room.admitted_unused, "replay counts every admission pending ...");
+    replayed.tick(at, HEALTHY, ten_free);
+    run.room.tick(at, HEALTHY, ten_free);
+    assert_eq!(replayed.pending, run.room.pending, "... until its first tick");
+    assert_eq!(replayed.stale_below, run.room.stale_below);
+}
+
 #[test]
 fn nothing_free_or_held_closes_the_room_and_tells_everyone_at_once() {
     let mut run = Run::drawn(settings(), 50, 5);
