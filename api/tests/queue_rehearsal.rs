@@ -57,7 +57,8 @@ fn an_on_sale_through_the_waiting_room_is_fair_and_passes_the_verdict() {
         .block_on(replay::replay_with(
             queue,
             "generated".into(),
-            ReplayConfig { drain_timeout: Some(Duration::from_secs(20)), ..support::replay_config(&target, "queued") },
+            // Buyers told to come back in 30 s (nobody let in now) must see the end.
+            ReplayConfig { drain_timeout: Some(Duration::from_secs(45)), ..support::replay_config(&target, "queued") },
             WaitingRoomMode::Auto,
             std::future::pending(),
         ))
