@@ -41,6 +41,14 @@ pub fn describe() {
     );
     describe_counter!(waiting_rooms::QUEUE_ADMITTED_TOTAL, "Buyers let in from the waiting room");
     describe_gauge!(waiting_rooms::QUEUE_SHOPPING, "Buyers let in who made a hold and have not bought or given up yet");
+    describe_gauge!(
+        waiting_rooms::QUEUE_ADMITTED_PENDING,
+        "Buyers let in who have not come to hold yet and are within the grace: counted as seats to come"
+    );
+    describe_gauge!(
+        waiting_rooms::QUEUE_GRACE_SECONDS,
+        "How long after being let in a buyer counts as about to come to hold (learned from those who came)"
+    );
     describe_counter!(waiting_rooms::QUEUE_LAPSED_TOTAL, "Buyers let in whose access lapsed unused");
     describe_counter!(
         waiting_rooms::QUEUE_REFUSED_TOTAL,

@@ -23,6 +23,8 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const QUEUE_WAITING: &str = "hakken_queue_waiting";
 pub const QUEUE_ADMITTED_TOTAL: &str = "hakken_queue_admitted_total";
 pub const QUEUE_SHOPPING: &str = "hakken_queue_shopping";
+pub const QUEUE_ADMITTED_PENDING: &str = "hakken_queue_admitted_pending";
+pub const QUEUE_GRACE_SECONDS: &str = "hakken_queue_grace_seconds";
 pub const QUEUE_LAPSED_TOTAL: &str = "hakken_queue_lapsed_total";
 pub const QUEUE_REFUSED_TOTAL: &str = "hakken_queue_refused_total";
 pub const QUEUE_ADMISSION_RATE: &str = "hakken_queue_admission_rate";
@@ -141,6 +143,8 @@ fn report(event: &str, figures: &Figures) {
     metrics::counter!(QUEUE_LAPSED_TOTAL, "event" => event.clone()).absolute(figures.lapsed_total);
     metrics::counter!(QUEUE_REFUSED_TOTAL, "event" => event.clone()).absolute(figures.refused_total);
     metrics::gauge!(QUEUE_SHOPPING, "event" => event.clone()).set(figures.shopping as f64);
+    metrics::gauge!(QUEUE_ADMITTED_PENDING, "event" => event.clone()).set(figures.admitted_pending as f64);
+    metrics::gauge!(QUEUE_GRACE_SECONDS, "event" => event.clone()).set(figures.grace_ms as f64 / 1_000.0);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "target").set(figures.target_per_s);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "measured").set(figures.measured_per_s);
     metrics::gauge!(QUEUE_SOLD_OUT, "event" => event).set(if figures.sold_out { 1.0 } else { 0.0 });

@@ -126,6 +126,10 @@ def on_sale():
     d = d.with_panel(single("Let in from the waiting room", "short", query(f'sum(hakken_queue_admitted_total{{{EV}}})')))
     d = d.with_panel(single("Let in and shopping", "short", query(f'sum(hakken_queue_shopping{{{EV}}})'),
                             description="Buyers let in who hold seats and have not bought or given up yet: the room admits more only while these and those still to hold can leave seats for them."))
+    d = d.with_panel(series("Let in, still to come to hold", "short",
+                            query(f'sum(hakken_queue_admitted_pending{{{EV}}})', "let in, still to come"),
+                            query(f'max(hakken_queue_grace_seconds{{{EV}}})', "grace (s)"),
+                            description="Buyers let in who have not asked for seats yet, counted as seats to come until the grace (twice the delay 95% of those who came took) is over; then they no longer hold the room shut, and their access stays valid."))
     d = d.with_panel(single("Waiting rooms closed sold out", "short", query(f'sum(hakken_queue_sold_out{{{EV}}})'),
                             description="Rooms that told every waiting buyer sold out: nothing was left free or held, or a run of buyers let in found nothing that fit what they asked."))
     d = d.with_panel(series("Admissions per second: aimed at and achieved", "ops",

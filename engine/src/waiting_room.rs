@@ -222,6 +222,10 @@ pub struct Figures {
     pub admitted_unused: u64,
     pub shopping: u64,
     pub admitted_total: u64,
+    /// Let in, not come to hold, and within the grace: counted as seats to come.
+    pub admitted_pending: u64,
+    /// How long after being let in a buyer counts as about to come (learned).
+    pub grace_ms: u64,
     pub lapsed_total: u64,
     /// Buyers let in whose first hold found nothing that fit.
     pub refused_total: u64,
@@ -465,6 +469,8 @@ impl WaitingRoom {
             admitted_unused: self.admitted_unused,
             shopping: self.shopping_now,
             admitted_total: self.next as u64,
+            admitted_pending: self.pending,
+            grace_ms: self.arrivals.grace_ms(self.settings.access_window_ms),
             lapsed_total: self.learned.lapsed,
             refused_total: self.refused_total,
             target_per_s: self.pace.per_s(),
@@ -569,7 +575,9 @@ impl WaitingRoom {
     }
 
     /// A buyer let in (`word`, still admitted) came at `at` to ask for seats: it is no
-    /// longer pending, and its delay is learned.
+    /// longer pending, and its delay is learned (counted from the access's deadline, so
+    /// after an admin changed the window, the delays of those let in before are off by
+    /// the change until they are gone).
     fn came(&mut self, word: Word, at: Millis) {
         self.leave_pending(word);
         let let_in_at = self.board.deadline(word.deadline_s).0.saturating_sub(self.settings.access_window_ms);
@@ -606,13 +614,14 @@ impl WaitingRoom {
 
     /// Accesses that lapsed unused and purchases past their longest life, by `now`.
     fn lapse(&mut self, now: Millis) {
-        let mut lapsed = Vec::new();
-        end_due(&self.board, &mut self.unused, (Stage::Admitted, Stage::Lapsed), now, |word| lapsed.push(word));
-        for word in &lapsed {
-            self.leave_pending(*word);
-        }
-        self.admitted_unused -= lapsed.len() as u64;
-        self.learned.lapsed += lapsed.len() as u64;
+        let (stale_below, mut lapsed_pending) = (self.stale_below, 0);
+        let lapsed = end_due(&self.board, &mut self.unused, (Stage::Admitted, Stage::Lapsed), now, |word| {
+            lapsed_pending += u64::from(word.rank >= stale_below);
+        });
+        self.pending -= lapsed_pending;
+        self.board.set_admitted_pending(self.pending);
+        self.admitted_unused -= lapsed;
+        self.learned.lapsed += lapsed;
         let abandoned = end_due(&self.board, &mut self.shopping, (Stage::Shopping, Stage::Done), now, |_| ());
         self.shopping_now -= abandoned;
         self.learned.abandoned += abandoned;

@@ -286,6 +286,7 @@ fn buyers_let_in_who_never_come_stop_counting_after_the_grace_the_others_showed(
     let pending = run.room.pending;
     run.commit([RoomRecord::AccessUsed { place: late, seats: 2, at }]);
     assert_eq!(run.room.pending, pending, "it had stopped counting already");
+    assert_eq!((run.room.figures(at).admitted_pending, run.room.figures(at).grace_ms), (pending, 10_000));
     // Replayed and moved on to the same time, the room counts the same buyers pending.
     let mut replayed = WaitingRoom::replay(ten_minutes, &run.records);
     assert_eq!(replayed.pending, run.room.admitted_unused, "replay counts every admission pending ...");
