@@ -132,7 +132,8 @@ if "room" in reports:
     print(f"  ETA error median {e['median']} p90 {e['p90']} signed median {e['signed_median']} ({e['judged']} judged)")
     print(f"  fairness: early rho {w['fairness_early']['spearman']} ({w['fairness_early']['admitted']}), "
           f"late rho {w['fairness_late']['spearman']} ({w['fairness_late']['admitted']})")
-    print(f"  503/429 to admitted buyers {w['refusals_503_429_after_admission']}; sold out at {w['sold_out_at']}, "
+    print(f"  503/429 to admitted buyers {w['refusals_503_429_after_admission']}; sold out first told at {w['sold_out_at']} "
+          f"({w['sold_out_first_lag_seconds']} s after the last order), last at {w['sold_out_last_at']}, "
           f"{w['sold_out_lag_seconds']} s after the last order; seen by pollers p50 "
           f"{w['sold_out_seen_lag_seconds']['p50']} max {w['sold_out_seen_lag_seconds']['max']} s")
     try:

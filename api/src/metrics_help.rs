@@ -59,6 +59,10 @@ pub fn describe() {
         "Admissions per second: the rate aimed at (rate=target) and achieved over 10 s (rate=measured)"
     );
     describe_gauge!(
+        waiting_rooms::QUEUE_CLOSED_BEHIND,
+        "Buyers told sold out by a partial close at the end of the sale, while those ahead wait for held seats to come back"
+    );
+    describe_gauge!(
         waiting_rooms::QUEUE_SOLD_OUT,
         "1 once the waiting room closed: nothing left to hold, everyone told"
     );

@@ -29,6 +29,7 @@ pub const QUEUE_LAPSED_TOTAL: &str = "hakken_queue_lapsed_total";
 pub const QUEUE_REFUSED_TOTAL: &str = "hakken_queue_refused_total";
 pub const QUEUE_ADMISSION_RATE: &str = "hakken_queue_admission_rate";
 pub const QUEUE_SOLD_OUT: &str = "hakken_queue_sold_out";
+pub const QUEUE_CLOSED_BEHIND: &str = "hakken_queue_closed_behind";
 pub const QUEUE_JOINS_TOTAL: &str = "hakken_queue_joins_total";
 pub const QUEUE_POLLS_TOTAL: &str = "hakken_queue_polls_total";
 pub const QUEUE_ACCESS_TOTAL: &str = "hakken_queue_access_total";
@@ -147,5 +148,6 @@ fn report(event: &str, figures: &Figures) {
     metrics::gauge!(QUEUE_GRACE_SECONDS, "event" => event.clone()).set(figures.grace_ms as f64 / 1_000.0);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "target").set(figures.target_per_s);
     metrics::gauge!(QUEUE_ADMISSION_RATE, "event" => event.clone(), "rate" => "measured").set(figures.measured_per_s);
+    metrics::gauge!(QUEUE_CLOSED_BEHIND, "event" => event.clone()).set(figures.closed_behind as f64);
     metrics::gauge!(QUEUE_SOLD_OUT, "event" => event).set(if figures.sold_out { 1.0 } else { 0.0 });
 }

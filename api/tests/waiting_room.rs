@@ -290,6 +290,74 @@ fn places_survive_kill_9_and_a_sold_out_room_tells_everyone() {
     }
 }
 
+/// The end of a sale, as issue 15's rehearsal ended: one seat free and the rest held.
+/// The buyers the held seats could still serve (three per seat) keep their places;
+/// everyone behind them is told sold out at once, through a kill -9, and the seats of
+/// a hold released go to those kept.
+#[test]
+fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_sold_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three seats: two buyers let in (1.8 seats expected each).
+    let mut server = start(dir.path(), 3, Duration::from_secs(2), 50);
+    let tokens = join_all(&server, "e", 40);
+    let admitted = |server: &Server| -> Vec<(usize, String)> {
+        let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
+        polled
+            .filter(|(_, place)| place["state"] == "admitted")
+            .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
+    std::thread::sleep(Duration::from_millis(500));
+    let first = admitted(&server);
+    assert_eq!(first.len(), 2, "{first:?}");
+    // One holds two seats: one is free, two are held.
+    let (buyer, access) = &first[0];
+    let customer = format!("e{buyer}");
+    let headers = [("Hakken-Access", access.as_str())];
+    let body = json!({ "customer": customer, "section": "FLOOR", "quantity": 2 });
+    let held = server.post_with(&format!("/v1/events/{QUEUED}/holds"), &headers, body);
+    assert_eq!(held.status, 201, "{}", held.text);
+    let hold_id = held.json["hold"]["id"].as_str().unwrap().to_string();
+    let states = |server: &Server| -> Vec<String> {
+        tokens.iter().map(|token| poll(server, token)["state"].as_str().unwrap().to_string()).collect()
+    };
+    let count = |states: &[String], state: &str| states.iter().filter(|s| *s == state).count();
+    let told_at = Instant::now();
+    let after_cut = wait_for("those behind told sold out", Duration::from_secs(5), || {
+        Some(states(&server)).filter(|states| count(states, "sold_out") > 0)
+    });
+    assert!(told_at.elapsed() < Duration::from_secs(2), "told in {:?}", told_at.elapsed());
+    // Three buyers per seat free or held wait on; the 29 behind them are sold out.
+    assert_eq!((count(&after_cut, "waiting"), count(&after_cut, "sold_out")), (9, 29), "{after_cut:?}");
+    let late = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "late" }));
+    assert_eq!((late.status, late.code()), (409, "sold_out"), "{}", late.text);
+    let audit = server.admin("GET", &format!("/v1/events/{QUEUED}/audit"), None);
+    let closed =
+        audit.json["entries"].as_array().unwrap().iter().find(|entry| entry["action"] == "queue_closed_behind");
+    let detail = closed.expect("the partial close is audited")["detail"].as_str().unwrap();
+    assert!(detail.starts_with("29 waiting from rank 11 on told sold out"), "{detail}");
+    let gauge = format!("hakken_queue_closed_behind{{event=\"{QUEUED}\"}} 29");
+    wait_for(&gauge, Duration::from_secs(5), || Some(()).filter(|_| server.metrics().contains(&gauge)));
+    // The close survives a restart.
+    server.kill9();
+    server.spawn();
+    assert_eq!(states(&server), after_cut);
+    // The hold is released: its seats go to the buyers kept in line.
+    let release = server.request("DELETE", &format!("/v1/holds/{hold_id}?customer={customer}"), &[], None);
+    assert_eq!(release.status, 204, "{}", release.text);
+    let kept: Vec<usize> = (0..tokens.len()).filter(|&buyer| after_cut[buyer] == "waiting").collect();
+    wait_for("a buyer kept in line let in", Duration::from_secs(10), || {
+        admitted(&server).into_iter().find(|(buyer, _)| kept.contains(buyer))
+    });
+    let still = states(&server);
+    for (buyer, state) in after_cut.iter().enumerate() {
+        if state == "sold_out" {
+            assert_eq!(still[buyer], "sold_out", "buyer {buyer} was told sold out for good");
+        }
+    }
+}
+
 /// Buyers let in whose holds find nothing that fits stop counting as seats to come at
 /// once: the next buyers are let in within the second, not when the refused buyers'
 /// accesses lapse (a minute here; ten in the demo, where this stalled a whole sale).

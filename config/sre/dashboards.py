@@ -130,8 +130,10 @@ def on_sale():
                             query(f'sum(hakken_queue_admitted_pending{{{EV}}})', "let in, still to come"),
                             query(f'max(hakken_queue_grace_seconds{{{EV}}})', "grace (s)"),
                             description="Buyers let in who have not asked for seats yet, counted as seats to come until the grace (twice the delay 95% of those who came took) is over; then they no longer hold the room shut, and their access stays valid."))
+    d = d.with_panel(single("Told sold out, those ahead still waiting", "short", query(f'sum(hakken_queue_closed_behind{{{EV}}})'),
+                            description="At the end of a sale (too little free for one more hold) a room keeps three buyers per seat free or held in line for the seats of holds that end unbought, and tells everyone behind them sold out at once. The line only gets shorter."))
     d = d.with_panel(single("Waiting rooms closed sold out", "short", query(f'sum(hakken_queue_sold_out{{{EV}}})'),
-                            description="Rooms that told every waiting buyer sold out: nothing was left free or held, or a run of buyers let in found nothing that fit what they asked."))
+                            description="Rooms that told every waiting buyer sold out: nothing was left free or held, everyone kept in line after a partial close was let in, or a run of buyers let in found nothing that fit what they asked."))
     d = d.with_panel(series("Admissions per second: aimed at and achieved", "ops",
                             query(f'sum by (rate) (hakken_queue_admission_rate{{{EV}}})', "{{rate}}"),
                             query(f'sum(rate(hakken_queue_lapsed_total{{{EV}}}[$__rate_interval]))', "let in, access lapsed"),

@@ -22,9 +22,13 @@
 //! grace learned from those who did ([`grace`]): at the end of a sale the free seats
 //! are scattered singles, and buyers counted as about to take them until their access
 //! lapsed would keep everyone behind them out. Holds that expire give seats back, and
-//! admission resumes. The room closes, every waiting buyer sold out, when no seat is
-//! free or held, or when [`CLOSE_STREAK`] buyers in a row were let in and found nothing
-//! that fit: what is free then is what nobody asks for.
+//! admission resumes. At the end of the sale, when too little is free for one more
+//! hold, the room closes the line behind the buyers the held seats could still serve
+//! (a partial close, [`RoomRecord::ClosedBehind`]): everyone further back is told sold
+//! out at once, the front waits for the seats of holds that end unbought. The room
+//! closes, every waiting buyer sold out, when no seat is free or held, when everyone in
+//! front of a partial close was let in, or when [`CLOSE_STREAK`] buyers in a row were
+//! let in and found nothing that fit: what is free then is what nobody asks for.
 
 mod board;
 pub mod draw;
@@ -87,6 +91,9 @@ pub enum RoomRecord {
     /// `place`'s first hold with its access found nothing free that fit (refused 409);
     /// the access stays usable until its deadline, but no longer counts as seats to come.
     Refused { place: PlaceNumber, at: Millis },
+    /// Too little is free for one more hold: the buyers waiting from `rank` on are sold
+    /// out, those ahead stay in line for the held seats that may come back.
+    ClosedBehind { rank: u32, at: Millis },
 }
 
 /// The seats of the event as the room needs them: free to hold, and held (which may
@@ -188,6 +195,17 @@ const RESCHEDULE_EARLIER_MAX_MS: u64 = 7 * 24 * 3_600 * 1_000;
 /// want others).
 pub const CLOSE_STREAK: u32 = 300;
 
+/// Buyers in a row whose holds found nothing that fit after which the room counts
+/// itself at the end of the sale, like when too little is free for one hold (see
+/// [`WaitingRoom::cut_due`]). Far below [`CLOSE_STREAK`]: it closes nobody's chance who
+/// could still buy, since the line is kept long enough for every seat free or held.
+const TAIL_STREAK: u32 = 30;
+
+/// At the end of the sale, buyers kept in line per seat free or held: the held seats
+/// are mostly bought (they come back only when a hold ends unbought), and a buyer asks
+/// for about two, so three per seat leaves some six times the demand the seats can meet.
+const KEEP_PER_SEAT: u64 = 3;
+
 /// Outcomes a prior counts as, and what it says: 9 in 10 admitted buyers hold seats,
 /// 2 seats each, so the room is cautious before it has seen the real figures.
 const PRIOR_OUTCOMES: f64 = 10.0;
@@ -229,6 +247,8 @@ pub struct Figures {
     pub lapsed_total: u64,
     /// Buyers let in whose first hold found nothing that fit.
     pub refused_total: u64,
+    /// Buyers told sold out by a partial close while those ahead still wait.
+    pub closed_behind: u64,
     /// The rate aimed at, and the rate achieved (admissions per second).
     pub target_per_s: f64,
     pub measured_per_s: f64,
@@ -249,6 +269,9 @@ pub struct WaitingRoom {
     /// The seed and joiner count of the opening draw, once made.
     drawn: Option<(u64, u32)>,
     sold_out: bool,
+    /// Ranks from this on are sold out (a partial close), and how many closes there were.
+    closed_behind: Option<u32>,
+    cuts: usize,
     /// Let in and not yet used, in the order let in (oldest access first).
     unused: VecDeque<PlaceNumber>,
     admitted_unused: u64,
@@ -285,6 +308,8 @@ impl WaitingRoom {
             next: 0,
             drawn: None,
             sold_out: false,
+            closed_behind: None,
+            cuts: 0,
             unused: VecDeque::new(),
             admitted_unused: 0,
             pending: 0,
@@ -342,7 +367,8 @@ impl WaitingRoom {
         if now < self.settings.opens_at {
             return Err(JoinRefused::NotOpen(self.settings.opens_at));
         }
-        if self.sold_out {
+        // Behind a partial close, a new place is sold out too.
+        if self.sold_out || self.closed_behind.is_some() {
             return Err(JoinRefused::SoldOut);
         }
         if self.customers.len() >= self.settings.places_max as usize {
@@ -406,15 +432,46 @@ impl WaitingRoom {
         if self.drawn.is_none() || self.sold_out {
             return Vec::new();
         }
-        if (stock.free == 0 && stock.held == 0) || self.refused_streak >= CLOSE_STREAK {
+        let everyone_let_in = self.closed_behind.is_some() && self.next == self.line_end();
+        if (stock.free == 0 && stock.held == 0) || self.refused_streak >= CLOSE_STREAK || everyone_let_in {
             return vec![RoomRecord::SoldOut { at: now }];
         }
-        let count = credit.min(self.admissible(stock)).min((self.order.len() - self.next) as u32);
-        if count == 0 {
-            return Vec::new();
+        let mut records = Vec::new();
+        let mut line_end = self.line_end();
+        if let Some(rank) = self.cut_due(stock) {
+            records.push(RoomRecord::ClosedBehind { rank, at: now });
+            line_end = rank as usize;
         }
-        let until = self.board.deadline(self.board.deadline_s(now.saturating_add(self.settings.access_window_ms)));
-        vec![RoomRecord::Admitted { count, at: now, until }]
+        let count = credit.min(self.admissible(stock)).min((line_end - self.next) as u32);
+        if count > 0 {
+            let until = self.board.deadline(self.board.deadline_s(now.saturating_add(self.settings.access_window_ms)));
+            records.push(RoomRecord::Admitted { count, at: now, until });
+        }
+        records
+    }
+
+    /// The end of the line: ranks from here on are sold out (all of them when nobody
+    /// was closed out).
+    fn line_end(&self) -> usize {
+        self.closed_behind.map_or(self.order.len(), |rank| rank as usize)
+    }
+
+    /// Where to close the line now, if anywhere. At the end of a sale (fewer seats free
+    /// than one hold takes, or [`TAIL_STREAK`] buyers in a row found nothing that fit)
+    /// only held seats coming back are left to sell: [`KEEP_PER_SEAT`] buyers per seat
+    /// free or held stay in line for them, and everyone behind is told sold out at once
+    /// rather than wait in vain. The line only ever gets shorter, each time by a tenth of
+    /// those waiting at least (so a cut is a record now and then, not one per tick).
+    fn cut_due(&self, stock: Stock) -> Option<u32> {
+        let tail = (stock.free as f64) < self.learned.seats_per_hold() || self.refused_streak >= TAIL_STREAK;
+        if !tail || self.cuts >= board::CUTS_MAX {
+            return None;
+        }
+        let (next, end) = (self.next as u64, self.line_end() as u64);
+        let keep = (stock.free + stock.held).saturating_mul(KEEP_PER_SEAT);
+        let rank = next.saturating_add(keep).min(end);
+        let step_min = ((end - next) / 10).max(1);
+        (end - rank >= step_min).then_some(rank as u32)
     }
 
     /// Buyers the free seats still leave room for: those let in, not holding yet and
@@ -465,7 +522,7 @@ impl WaitingRoom {
 
     pub fn figures(&self, now: Millis) -> Figures {
         Figures {
-            waiting: if self.sold_out { 0 } else { (self.order.len() - self.next) as u64 },
+            waiting: if self.sold_out { 0 } else { (self.line_end() - self.next) as u64 },
             admitted_unused: self.admitted_unused,
             shopping: self.shopping_now,
             admitted_total: self.next as u64,
@@ -473,6 +530,7 @@ impl WaitingRoom {
             grace_ms: self.arrivals.grace_ms(self.settings.access_window_ms),
             lapsed_total: self.learned.lapsed,
             refused_total: self.refused_total,
+            closed_behind: (self.order.len() - self.line_end()) as u64,
             target_per_s: self.pace.per_s(),
             measured_per_s: self.pace.measured_per_s(now),
             sold_out: self.sold_out,
@@ -559,6 +617,15 @@ impl WaitingRoom {
             RoomRecord::SoldOut { at } => {
                 self.sold_out = true;
                 self.board.set_sold_out(at);
+            }
+            RoomRecord::ClosedBehind { rank, at } => {
+                assert!(
+                    self.next <= rank as usize && (rank as usize) < self.line_end(),
+                    "a partial close shortens the line"
+                );
+                self.closed_behind = Some(rank);
+                self.cuts += 1;
+                self.board.push_cut(rank, at);
             }
             RoomRecord::Refused { place, at } => {
                 let word = self.board.word(place);

@@ -496,6 +496,12 @@ pub enum RoomStored {
         place: u32,
         at_ms: u64,
     },
+    /// Appended after `Refused`, for the same reason: a partial close (waiting buyers
+    /// from `rank` on sold out).
+    ClosedBehind {
+        rank: u32,
+        at_ms: u64,
+    },
 }
 
 /// Key of a waiting-room record: the event id, a 0 byte (ids have none), the sequence

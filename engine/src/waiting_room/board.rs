@@ -17,6 +17,10 @@ use super::{PlaceNumber, Status};
 /// Places per segment: 512 KiB of words, allocated when its first place joins.
 const SEGMENT_PLACES: usize = 1 << 16;
 
+/// Partial closes a room makes at most (see the room's `cut_due`): each tells at least a
+/// tenth of those still waiting, so 64 leave 0.9^64, a thousandth, of the line.
+pub(super) const CUTS_MAX: usize = 64;
+
 /// Where one buyer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stage {
@@ -108,6 +112,11 @@ pub struct Board {
     sold_out_at: AtomicU64,
     /// Let in, not come to hold yet, and still expected to (see the room's `pending`).
     admitted_pending: AtomicU64,
+    /// The partial closes so far, `0..cuts`: waiting buyers from `cut_ranks[i]` on were
+    /// told sold out at `cut_at_ms[i]`. Ranks only go down from one cut to the next.
+    cuts: AtomicU32,
+    cut_ranks: [AtomicU32; CUTS_MAX],
+    cut_at_ms: [AtomicU64; CUTS_MAX],
     eta_per_s: AtomicF64,
     seats_per_admission: AtomicF64,
     buy_rate: AtomicF64,
@@ -128,6 +137,9 @@ impl Board {
             drawn: AtomicBool::new(false),
             sold_out_at: AtomicU64::new(0),
             admitted_pending: AtomicU64::new(0),
+            cuts: AtomicU32::new(0),
+            cut_ranks: std::array::from_fn(|_| AtomicU32::new(u32::MAX)),
+            cut_at_ms: std::array::from_fn(|_| AtomicU64::new(0)),
             eta_per_s: AtomicF64::default(),
             seats_per_admission: AtomicF64::default(),
             buy_rate: AtomicF64::default(),
@@ -203,6 +215,25 @@ impl Board {
         self.sold_out_at.store(at.0.max(1), Ordering::Release);
     }
 
+    /// Waiting buyers from `rank` on are sold out since `at` (the room keeps to
+    /// [`CUTS_MAX`] and lowers the rank each time).
+    pub(super) fn push_cut(&self, rank: u32, at: Millis) {
+        let cut = self.cuts.load(Ordering::Relaxed) as usize;
+        assert!(cut < CUTS_MAX, "at most {CUTS_MAX} partial closes");
+        self.cut_ranks[cut].store(rank, Ordering::Relaxed);
+        self.cut_at_ms[cut].store(at.0, Ordering::Relaxed);
+        self.cuts.store(cut as u32 + 1, Ordering::Release);
+    }
+
+    /// When a waiting buyer at `rank` was told sold out by a partial close: at the first
+    /// cut that reached it.
+    fn cut_at(&self, rank: u32) -> Option<Millis> {
+        let cuts = self.cuts.load(Ordering::Acquire) as usize;
+        (0..cuts)
+            .find(|&cut| self.cut_ranks[cut].load(Ordering::Relaxed) <= rank)
+            .map(|cut| Millis(self.cut_at_ms[cut].load(Ordering::Relaxed)))
+    }
+
     pub(super) fn set_admitted_pending(&self, count: u64) {
         self.admitted_pending.store(count, Ordering::Relaxed);
     }
@@ -249,8 +280,10 @@ impl Board {
         }
         let word = self.word(place);
         let until = self.deadline(word.deadline_s);
-        if let (Stage::Waiting, Some(at)) = (word.stage, self.sold_out_at()) {
-            return Some(Status::SoldOut { at });
+        if word.stage == Stage::Waiting {
+            if let Some(at) = self.cut_at(word.rank).or(self.sold_out_at()) {
+                return Some(Status::SoldOut { at });
+            }
         }
         Some(match word.stage {
             Stage::Waiting if !self.drawn.load(Ordering::Acquire) => {

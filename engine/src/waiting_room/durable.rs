@@ -118,7 +118,7 @@ impl DurableRoom {
             if records.is_empty() {
                 return Ok(());
             }
-            let audit = records.iter().filter_map(|record| self.audit_entry(record)).collect();
+            let audit = records.iter().filter_map(|record| self.audit_entry(&inner.room, record)).collect();
             self.commit(&mut inner, records, audit)?
         };
         durable.await?;
@@ -207,7 +207,8 @@ impl DurableRoom {
         })
     }
 
-    fn audit_entry(&self, record: &RoomRecord) -> Option<AuditRecord> {
+    /// The audit entry of `record`, about to be applied to `room`.
+    fn audit_entry(&self, room: &WaitingRoom, record: &RoomRecord) -> Option<AuditRecord> {
         let entry = |at: Millis, action: &str, detail: String| {
             audit::event_entry(&self.event, at.0, &PrincipalRecord::System, action, "ok", detail)
         };
@@ -218,6 +219,15 @@ impl DurableRoom {
                 format!("seed {seed}, {joiners} joiners shuffled (splitmix64, Fisher-Yates)"),
             )),
             RoomRecord::SoldOut { at } => Some(entry(at, "queue_sold_out", String::new())),
+            RoomRecord::ClosedBehind { rank, at } => {
+                let figures = room.figures(at);
+                let told = figures.waiting.saturating_sub(u64::from(rank) - figures.admitted_total);
+                Some(entry(
+                    at,
+                    "queue_closed_behind",
+                    format!("{told} waiting from rank {rank} on told sold out; those ahead wait for held seats"),
+                ))
+            }
             _ => None,
         }
     }
@@ -279,6 +289,7 @@ fn to_stored(record: &RoomRecord) -> RoomStored {
         RoomRecord::Resolved { place, bought } => RoomStored::Resolved { place, bought },
         RoomRecord::SoldOut { at } => RoomStored::SoldOut { at_ms: at.0 },
         RoomRecord::Refused { place, at } => RoomStored::Refused { place, at_ms: at.0 },
+        RoomRecord::ClosedBehind { rank, at } => RoomStored::ClosedBehind { rank, at_ms: at.0 },
     }
 }
 
@@ -295,5 +306,6 @@ fn from_stored(stored: &RoomStored) -> RoomRecord {
         RoomStored::Resolved { place, bought } => RoomRecord::Resolved { place, bought },
         RoomStored::SoldOut { at_ms } => RoomRecord::SoldOut { at: Millis(at_ms) },
         RoomStored::Refused { place, at_ms } => RoomRecord::Refused { place, at: Millis(at_ms) },
+        RoomStored::ClosedBehind { rank, at_ms } => RoomRecord::ClosedBehind { rank, at: Millis(at_ms) },
     }
 }

@@ -198,11 +198,12 @@ fn admission_stops_when_those_let_in_can_take_what_is_left_and_resumes_as_seats_
 /// The end of a sale: the free seats are singles nobody's ask fits. A buyer refused
 /// stops counting at once (before, it counted until its access lapsed, and kept those
 /// behind it out for the whole window), keeps its access for another ask, and a run of
-/// refused buyers closes the room.
+/// refused buyers closes the room. (Enough seats are held for everyone in line to stay
+/// in it: no partial close.)
 #[test]
 fn buyers_refused_for_lack_of_fitting_seats_stop_counting_and_a_run_of_them_closes_the_room() {
     let mut run = Run::drawn(settings(), 2_000, 11);
-    let scattered = Stock { free: 10, held: 3 };
+    let scattered = Stock { free: 10, held: 1_000 };
     let first = run.tick_until(SALE, SALE.saturating_add(1_000), scattered);
     assert_eq!(first.len(), 6, "10 free seats, 1.8 expected per buyer");
     let at = SALE.saturating_add(1_100);
@@ -235,6 +236,7 @@ fn buyers_refused_for_lack_of_fitting_seats_stop_counting_and_a_run_of_them_clos
         now = now.saturating_add(100);
     }
     assert!(run.room.refused_streak >= CLOSE_STREAK);
+    assert_eq!(run.room.figures(now).closed_behind, 0, "the held seats could serve the whole line");
     let waiting = run.room.order[run.room.next];
     assert!(matches!(run.room.status(waiting, now), Some(Status::SoldOut { .. })));
     // The refused keep their access until it ends; then it has expired.
@@ -294,6 +296,70 @@ fn buyers_let_in_who_never_come_stop_counting_after_the_grace_the_others_showed(
     run.room.tick(at, HEALTHY, ten_free);
     assert_eq!(replayed.pending, run.room.pending, "... until its first tick");
     assert_eq!(replayed.stale_below, run.room.stale_below);
+}
+
+/// Issue 15's third rehearsal: 2 seats free that fit nobody, 1,407 held by buyers who
+/// never paid, and 135,000 waited in vain for the 10 minutes until those holds ended.
+/// Now, once too little is free for one hold, three buyers per seat free or held stay
+/// in line and everyone behind is told sold out at once; the line shortens as holds are
+/// bought, seats coming back go to those kept, and the room closes when all of them
+/// were let in.
+#[test]
+fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_sold_out() {
+    let mut run = Run::drawn(settings(), 2_000, 17);
+    let first = run.tick_until(SALE, SALE.saturating_add(1_000), plenty());
+    assert_eq!(first.len(), 100);
+    let held_at = SALE.saturating_add(1_050);
+    run.commit(first.iter().map(|&place| RoomRecord::AccessUsed { place, seats: 2, at: held_at }));
+    // Plenty free: no close however few are left in line to serve.
+    assert!(run.room.cut_due(Stock { free: 5_000, held: 200 }).is_none());
+    // One seat free, 200 held: 603 buyers stay (the 100 let in are holding already).
+    let cut_at = SALE.saturating_add(1_100);
+    let tail = Stock { free: 1, held: 200 };
+    let records = run.room.tick(cut_at, HEALTHY, tail);
+    assert!(
+        matches!(records[..], [RoomRecord::ClosedBehind { rank: 703, at }, RoomRecord::Admitted { count: 1, .. }] if at == cut_at),
+        "{records:?}"
+    );
+    run.commit(records);
+    let place_at = |run: &Run, rank: usize| run.room.order[rank];
+    assert!(matches!(run.room.status(place_at(&run, 702), cut_at), Some(Status::Waiting { .. })));
+    assert_eq!(run.room.status(place_at(&run, 703), cut_at), Some(Status::SoldOut { at: cut_at }));
+    assert_eq!(run.room.join(&CustomerId::new("late"), cut_at), Err(JoinRefused::SoldOut));
+    let figures = run.room.figures(cut_at);
+    assert_eq!((figures.waiting, figures.closed_behind, figures.sold_out), (602, 1_297, false));
+    run.tick_until(cut_at.saturating_add(100), cut_at.saturating_add(1_000), tail);
+    assert_eq!(run.room.closed_behind, Some(703), "a small change moves nothing");
+    // Half the holds are bought: the line shortens to 3 per seat left.
+    run.commit(first[..50].iter().map(|&place| RoomRecord::Resolved { place, bought: true }));
+    let shorter_at = cut_at.saturating_add(1_100);
+    let records = run.room.tick(shorter_at, HEALTHY, Stock { free: 1, held: 100 });
+    let next = run.room.next as u32;
+    assert!(matches!(records[..], [RoomRecord::ClosedBehind { rank, .. }, ..] if rank == next + 303), "{records:?}");
+    run.commit(records);
+    let end = next as usize + 303;
+    assert_eq!(run.room.status(place_at(&run, end), shorter_at), Some(Status::SoldOut { at: shorter_at }));
+    assert_eq!(run.room.status(place_at(&run, 703), shorter_at), Some(Status::SoldOut { at: cut_at }), "told before");
+    // The other holds end unbought: their seats go to those kept, and only to them, and
+    // the room closes once every one of them was let in.
+    let back = Stock { free: 101, held: 0 };
+    let mut now = shorter_at.saturating_add(100);
+    while !run.room.figures(now).sold_out {
+        assert!(now < shorter_at.saturating_add(600_000), "the room never closed");
+        let records = run.room.tick(now, HEALTHY, back);
+        run.commit(records);
+        assert!(run.room.next <= end);
+        now = now.saturating_add(100);
+    }
+    assert_eq!(run.room.next, end);
+    // Replayed (and moved on to the same time), the room tells everyone the same.
+    let mut replayed = WaitingRoom::replay(settings(), &run.records);
+    assert!(replayed.tick(now, HEALTHY, back).is_empty(), "closed once");
+    for rank in [0, 702, end - 1, end, 703, 1_999] {
+        let place = place_at(&run, rank);
+        assert_eq!(replayed.status(place, now), run.room.status(place, now), "rank {rank}");
+    }
+    assert_eq!(replayed.figures(now), run.room.figures(now));
 }
 
 #[test]

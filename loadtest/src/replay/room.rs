@@ -191,8 +191,9 @@ struct RoomBuyer {
     eta: Option<(i64, f32)>,
     /// `admitted_at`, as the server said.
     admitted_ms: Option<i64>,
-    /// The first poll that said `sold_out`.
-    sold_out_seen_ms: Option<i64>,
+    /// From the `sold_out_at` the buyer was told (a partial close tells buyers far back
+    /// before those in front) to the first poll that said so, in ms.
+    sold_out_seen_lag_ms: Option<i32>,
 }
 
 /// How buyers left the room.
@@ -207,8 +208,9 @@ struct RoomTally {
     failed: u64,
     /// Joins answered 409 `queue_not_open`, tried again at its `opens_at`.
     not_open_retries: u64,
-    /// `sold_out_at`, as the server said.
-    sold_out_at_ms: Option<i64>,
+    /// The earliest and the latest `sold_out_at` the server told a buyer.
+    sold_out_first_ms: Option<i64>,
+    sold_out_last_ms: Option<i64>,
     /// Buyers still waiting when the drain ended.
     still_waiting: u64,
 }
@@ -393,11 +395,13 @@ fn seen(room: &Room, index: u32, view: &PlaceView, at: Instant) -> Seen {
         }
         "sold_out" => {
             let sold_out_at = view.sold_out_at.as_deref().and_then(parse_instant_ms);
-            room.record(index, |buyer| buyer.sold_out_seen_ms = Some(at_ms));
+            let lag_ms = sold_out_at.map(|told| (at_ms - told).clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            room.record(index, |buyer| buyer.sold_out_seen_lag_ms = lag_ms);
             let mut tally = lock(&room.tally);
             tally.told_sold_out += 1;
-            if tally.sold_out_at_ms.is_none() {
-                tally.sold_out_at_ms = sold_out_at;
+            if let Some(at) = sold_out_at {
+                tally.sold_out_first_ms = Some(tally.sold_out_first_ms.map_or(at, |first| first.min(at)));
+                tally.sold_out_last_ms = Some(tally.sold_out_last_ms.map_or(at, |last| last.max(at)));
             }
             Seen::End
         }
@@ -613,13 +617,17 @@ pub struct WaitingRoomReport {
     /// 503 and 429 replies (retried or final) to admitted buyers' holds, confirms,
     /// payments and releases.
     pub refusals_503_429_after_admission: u64,
-    /// `sold_out_at` as the server said.
+    /// The earliest `sold_out_at` the server told (a partial close: buyers far back are
+    /// told while those in front wait for held seats), and the latest (the full close).
     pub sold_out_at: Option<String>,
-    /// `sold_out_at` minus the last confirmed order the tool saw (seconds; > 0: the room
-    /// noticed later).
+    pub sold_out_last_at: Option<String>,
+    /// The latest `sold_out_at` minus the last confirmed order the tool saw (seconds;
+    /// > 0: the last buyers were told after the last seat went).
     pub sold_out_lag_seconds: Option<f64>,
-    /// From `sold_out_at` to the first poll that saw `sold_out`, per buyer told so by a
-    /// poll.
+    /// The earliest `sold_out_at` minus the same (< 0: told before the last seat went).
+    pub sold_out_first_lag_seconds: Option<f64>,
+    /// From the `sold_out_at` a buyer was told to the first poll that saw it, per buyer
+    /// told so by a poll.
     pub sold_out_seen_lag_seconds: Seconds,
 }
 
@@ -646,10 +654,13 @@ impl WaitingRoomReport {
                     }
                 }
             }
-            if let (Some(seen_ms), Some(sold_out_ms)) = (buyer.sold_out_seen_ms, tally.sold_out_at_ms) {
-                seen_lags.push((seen_ms - sold_out_ms) as f64 / 1000.0);
+            if let Some(lag_ms) = buyer.sold_out_seen_lag_ms {
+                seen_lags.push(f64::from(lag_ms) / 1000.0);
             }
         }
+        let lag = |sold_out_ms: Option<i64>| {
+            sold_out_ms.zip(last_sale_ms).map(|(sold_out, last_sale)| (sold_out - last_sale) as f64 / 1000.0)
+        };
         let fairness =
             |group: &[(f64, f64)]| FairnessReport { admitted: group.len() as u64, spearman: spearman(group) };
         let refusals: u64 =
@@ -682,11 +693,10 @@ impl WaitingRoomReport {
             fairness_early: fairness(&early),
             fairness_late: fairness(&late),
             refusals_503_429_after_admission: refusals,
-            sold_out_at: tally.sold_out_at_ms.map(format_ms),
-            sold_out_lag_seconds: tally
-                .sold_out_at_ms
-                .zip(last_sale_ms)
-                .map(|(sold_out, last_sale)| (sold_out - last_sale) as f64 / 1000.0),
+            sold_out_at: tally.sold_out_first_ms.map(format_ms),
+            sold_out_last_at: tally.sold_out_last_ms.map(format_ms),
+            sold_out_lag_seconds: lag(tally.sold_out_last_ms),
+            sold_out_first_lag_seconds: lag(tally.sold_out_first_ms),
             sold_out_seen_lag_seconds: Seconds::of(seen_lags),
         }
     }
@@ -759,8 +769,10 @@ impl std::fmt::Display for WaitingRoomReport {
         let seen = &self.sold_out_seen_lag_seconds;
         writeln!(
             f,
-            "  sold out at {}: {} s after the last order the tool saw; seen by pollers after p50 {} s, max {} s",
+            "  sold out: first told at {} ({} s after the last order the tool saw), last at {} ({} s after); seen by pollers after p50 {} s, max {} s",
             self.sold_out_at.as_deref().unwrap_or("-"),
+            seconds(self.sold_out_first_lag_seconds),
+            self.sold_out_last_at.as_deref().unwrap_or("-"),
             seconds(self.sold_out_lag_seconds),
             seconds(seen.p50),
             seconds(seen.max)
