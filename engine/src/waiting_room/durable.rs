@@ -220,8 +220,7 @@ impl DurableRoom {
             )),
             RoomRecord::SoldOut { at } => Some(entry(at, "queue_sold_out", String::new())),
             RoomRecord::ClosedBehind { rank, at } => {
-                let figures = room.figures(at);
-                let told = figures.waiting.saturating_sub(u64::from(rank) - figures.admitted_total);
+                let told = room.line_end() - rank as usize;
                 Some(entry(
                     at,
                     "queue_closed_behind",
