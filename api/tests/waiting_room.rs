@@ -135,6 +135,15 @@ fn poll_until(server: &Server, token: &str, done: impl Fn(&Value) -> bool) -> Va
     }
 }
 
+/// The buyers of `tokens` let in now, by index, with their accesses.
+fn admitted_of(server: &Server, tokens: &[String]) -> Vec<(usize, String)> {
+    let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
+    polled
+        .filter(|(_, place)| place["state"] == "admitted")
+        .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// Spearman's rank correlation of two rankings of the same items.
 fn rank_correlation(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len() as f64;
@@ -300,13 +309,7 @@ fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_
     // Three seats: two buyers let in (1.8 seats expected each).
     let mut server = start(dir.path(), 3, Duration::from_secs(2), 50);
     let tokens = join_all(&server, "e", 40);
-    let admitted = |server: &Server| -> Vec<(usize, String)> {
-        let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
-        polled
-            .filter(|(_, place)| place["state"] == "admitted")
-            .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
-            .collect()
-    };
+    let admitted = |server: &Server| admitted_of(server, &tokens);
     wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
     std::thread::sleep(Duration::from_millis(500));
     let first = admitted(&server);
@@ -367,13 +370,7 @@ fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
     // Three seats: with 1.8 seats expected per buyer, two are let in.
     let server = start(dir.path(), 3, Duration::from_secs(2), 50);
     let tokens = join_all(&server, "r", 10);
-    let admitted = |server: &Server| -> Vec<(usize, String)> {
-        let polled = tokens.iter().map(|token| poll(server, token)).enumerate();
-        polled
-            .filter(|(_, place)| place["state"] == "admitted")
-            .map(|(buyer, place)| (buyer, place["access"].as_str().unwrap().to_string()))
-            .collect()
-    };
+    let admitted = |server: &Server| admitted_of(server, &tokens);
     wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
     // The two are let in by one tick; give the polls time to see both.
     std::thread::sleep(Duration::from_millis(500));
