@@ -327,12 +327,13 @@ fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_
     };
     let count = |states: &[String], state: &str| states.iter().filter(|s| *s == state).count();
     let told_at = Instant::now();
+    // Three buyers per seat free or held wait on; the 29 behind them are sold out (a
+    // sweep of polls may straddle the close: the last one counts).
     let after_cut = wait_for("those behind told sold out", Duration::from_secs(5), || {
-        Some(states(&server)).filter(|states| count(states, "sold_out") > 0)
+        Some(states(&server)).filter(|states| count(states, "sold_out") == 29)
     });
     assert!(told_at.elapsed() < Duration::from_secs(2), "told in {:?}", told_at.elapsed());
-    // Three buyers per seat free or held wait on; the 29 behind them are sold out.
-    assert_eq!((count(&after_cut, "waiting"), count(&after_cut, "sold_out")), (9, 29), "{after_cut:?}");
+    assert_eq!(count(&after_cut, "waiting"), 9, "{after_cut:?}");
     let late = server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "late" }));
     assert_eq!((late.status, late.code()), (409, "sold_out"), "{}", late.text);
     let audit = server.admin("GET", &format!("/v1/events/{QUEUED}/audit"), None);
