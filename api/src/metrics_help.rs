@@ -37,7 +37,7 @@ pub fn describe() {
     // Waiting rooms, per event.
     describe_gauge!(
         waiting_rooms::QUEUE_WAITING,
-        "Buyers waiting in the event's waiting room (0 once it closed sold out)"
+        "Buyers waiting in the event's waiting room, not counting those told sold out (0 once it closed)"
     );
     describe_counter!(waiting_rooms::QUEUE_ADMITTED_TOTAL, "Buyers let in from the waiting room");
     describe_gauge!(waiting_rooms::QUEUE_SHOPPING, "Buyers let in who made a hold and have not bought or given up yet");

@@ -144,6 +144,16 @@ fn admitted_of(server: &Server, tokens: &[String]) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The buyers of `tokens` let in by the first admission (the others of its tick too:
+/// the polls are given time to see them all).
+fn first_let_in(server: &Server, tokens: &[String]) -> Vec<(usize, String)> {
+    wait_for("a buyer let in", Duration::from_secs(20), || {
+        Some(()).filter(|_| !admitted_of(server, tokens).is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    admitted_of(server, tokens)
+}
+
 /// Spearman's rank correlation of two rankings of the same items.
 fn rank_correlation(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len() as f64;
@@ -310,9 +320,7 @@ fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_
     let mut server = start(dir.path(), 3, Duration::from_secs(2), 50);
     let tokens = join_all(&server, "e", 40);
     let admitted = |server: &Server| admitted_of(server, &tokens);
-    wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
-    std::thread::sleep(Duration::from_millis(500));
-    let first = admitted(&server);
+    let first = first_let_in(&server, &tokens);
     assert_eq!(first.len(), 2, "{first:?}");
     // One holds two seats: one is free, two are held.
     let (buyer, access) = &first[0];
@@ -372,10 +380,7 @@ fn buyers_refused_for_lack_of_seats_make_way_for_the_next_at_once() {
     let server = start(dir.path(), 3, Duration::from_secs(2), 50);
     let tokens = join_all(&server, "r", 10);
     let admitted = |server: &Server| admitted_of(server, &tokens);
-    wait_for("a buyer let in", Duration::from_secs(20), || Some(()).filter(|_| !admitted(&server).is_empty()));
-    // The two are let in by one tick; give the polls time to see both.
-    std::thread::sleep(Duration::from_millis(500));
-    let first = admitted(&server);
+    let first = first_let_in(&server, &tokens);
     assert_eq!(first.len(), 2, "three seats leave room for two buyers: {first:?}");
     // Both ask for more than is left: refused 409, and the room is told.
     for (buyer, access) in &first {

@@ -269,9 +269,8 @@ pub struct WaitingRoom {
     /// The seed and joiner count of the opening draw, once made.
     drawn: Option<(u64, u32)>,
     sold_out: bool,
-    /// Ranks from this on are sold out (a partial close), and how many closes there were.
+    /// Ranks from this on are sold out (a partial close; the board keeps each one).
     closed_behind: Option<u32>,
-    cuts: usize,
     /// Let in and not yet used, in the order let in (oldest access first).
     unused: VecDeque<PlaceNumber>,
     admitted_unused: u64,
@@ -309,7 +308,6 @@ impl WaitingRoom {
             drawn: None,
             sold_out: false,
             closed_behind: None,
-            cuts: 0,
             unused: VecDeque::new(),
             admitted_unused: 0,
             pending: 0,
@@ -464,7 +462,7 @@ impl WaitingRoom {
     /// those waiting at least (so a cut is a record now and then, not one per tick).
     fn cut_due(&self, stock: Stock) -> Option<u32> {
         let tail = (stock.free as f64) < self.learned.seats_per_hold() || self.refused_streak >= TAIL_STREAK;
-        if !tail || self.cuts >= board::CUTS_MAX {
+        if !tail || self.board.cuts() >= board::CUTS_MAX {
             return None;
         }
         let (next, end) = (self.next as u64, self.line_end() as u64);
@@ -624,7 +622,6 @@ impl WaitingRoom {
                     "a partial close shortens the line"
                 );
                 self.closed_behind = Some(rank);
-                self.cuts += 1;
                 self.board.push_cut(rank, at);
             }
             RoomRecord::Refused { place, at } => {

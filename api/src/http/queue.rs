@@ -79,7 +79,8 @@ pub struct QueueView {
     /// Once admitted (`admitted`, `done`): when, to the second (rounded up), so a
     /// client can check the ETA it was told.
     pub admitted_at: Option<String>,
-    /// `sold_out`: when the room found nothing left to hold.
+    /// `sold_out`: when the room found nothing left to hold for this buyer (for those far
+    /// back, when the seats still held could serve only the buyers ahead).
     pub sold_out_at: Option<String>,
 }
 
@@ -157,7 +158,9 @@ fn room_error(error: RoomError, retry_after_s: u64) -> ApiError {
             ApiError::conflict("queue_not_open", format!("the waiting room opens at {}", format_instant(opens_at)))
                 .with_details(serde_json::json!({ "opens_at": format_instant(opens_at) }))
         }
-        RoomError::Join(JoinRefused::SoldOut) => ApiError::conflict("sold_out", "every seat is sold"),
+        RoomError::Join(JoinRefused::SoldOut) => {
+            ApiError::conflict("sold_out", "every seat is sold, or held for buyers already in line")
+        }
         RoomError::Join(JoinRefused::Full) => {
             ApiError::conflict("queue_full", "the waiting room has as many buyers as it takes")
         }

@@ -138,7 +138,7 @@ impl Board {
             sold_out_at: AtomicU64::new(0),
             admitted_pending: AtomicU64::new(0),
             cuts: AtomicU32::new(0),
-            cut_ranks: std::array::from_fn(|_| AtomicU32::new(u32::MAX)),
+            cut_ranks: std::array::from_fn(|_| AtomicU32::new(0)),
             cut_at_ms: std::array::from_fn(|_| AtomicU64::new(0)),
             eta_per_s: AtomicF64::default(),
             seats_per_admission: AtomicF64::default(),
@@ -218,18 +218,22 @@ impl Board {
     /// Waiting buyers from `rank` on are sold out since `at` (the room keeps to
     /// [`CUTS_MAX`] and lowers the rank each time).
     pub(super) fn push_cut(&self, rank: u32, at: Millis) {
-        let cut = self.cuts.load(Ordering::Relaxed) as usize;
+        let cut = self.cuts();
         assert!(cut < CUTS_MAX, "at most {CUTS_MAX} partial closes");
         self.cut_ranks[cut].store(rank, Ordering::Relaxed);
         self.cut_at_ms[cut].store(at.0, Ordering::Relaxed);
         self.cuts.store(cut as u32 + 1, Ordering::Release);
     }
 
+    /// Partial closes made so far.
+    pub(super) fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::Acquire) as usize
+    }
+
     /// When a waiting buyer at `rank` was told sold out by a partial close: at the first
     /// cut that reached it.
     fn cut_at(&self, rank: u32) -> Option<Millis> {
-        let cuts = self.cuts.load(Ordering::Acquire) as usize;
-        (0..cuts)
+        (0..self.cuts())
             .find(|&cut| self.cut_ranks[cut].load(Ordering::Relaxed) <= rank)
             .map(|cut| Millis(self.cut_at_ms[cut].load(Ordering::Relaxed)))
     }
