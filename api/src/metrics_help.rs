@@ -71,6 +71,14 @@ pub fn describe() {
         "Joins of the waiting room, by outcome (ok, refused, unavailable)"
     );
     describe_counter!(waiting_rooms::QUEUE_POLLS_TOTAL, "Polls of waiting-room places");
+    describe_gauge!(
+        waiting_rooms::QUEUE_LONG_POLLS,
+        "Long polls (GET /v1/queue/{token}?wait_ms=) held now, waiting for their buyer's turn or the room's close"
+    );
+    describe_counter!(
+        waiting_rooms::QUEUE_LONG_POLLS_TOTAL,
+        "Long polls by how they ended: woken (let in or closed on), timed_out (wait_ms passed), full (answered at once: the room held as many as it takes)"
+    );
     describe_histogram!(
         engine::QUEUE_ETA_ERROR_RATIO,
         "How wrong a buyer's first ETA was when let in, as a share of its wait from then"

@@ -16,6 +16,7 @@ use hakken_engine::waiting_room::{DurableRoom, Figures, Health, RoomSettings, St
 
 use crate::http::app::{ServedEvent, Shared};
 use crate::http::overload::Overload;
+use crate::http::queue_waiters::{QueueWaiters, WAITERS_MAX};
 
 /// How often every room lets buyers in (and publishes what polls read).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -33,11 +34,15 @@ pub const QUEUE_CLOSED_BEHIND: &str = "hakken_queue_closed_behind";
 pub const QUEUE_JOINS_TOTAL: &str = "hakken_queue_joins_total";
 pub const QUEUE_POLLS_TOTAL: &str = "hakken_queue_polls_total";
 pub const QUEUE_ACCESS_TOTAL: &str = "hakken_queue_access_total";
+pub const QUEUE_LONG_POLLS: &str = "hakken_queue_long_polls";
+pub const QUEUE_LONG_POLLS_TOTAL: &str = "hakken_queue_long_polls_total";
 
 /// An event's room with the keys of the texts it hands out.
 pub struct ServedRoom {
     pub room: DurableRoom,
     pub places: PlaceTokens,
+    /// Long polls waiting for this room's ticks.
+    pub waiters: QueueWaiters,
 }
 
 /// Every room made so far, by event: a catalogue rebuilt by an admin change keeps them.
@@ -67,7 +72,8 @@ impl Rooms {
             let figures = room.figures(event.on_sale.opens_at);
             tracing::info!(event = %event.id, records = stored.len(), admitted = figures.admitted_total, "waiting room recovered");
         }
-        let served = Arc::new(ServedRoom { room, places: PlaceTokens::new(&signing.seed()) });
+        let places = PlaceTokens::new(&signing.seed());
+        let served = Arc::new(ServedRoom { room, places, waiters: QueueWaiters::new(&event.id, WAITERS_MAX) });
         self.by_event.insert(event.id.clone(), served.clone());
         Ok(served)
     }
@@ -115,6 +121,12 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         interval.tick().await;
         if shared.is_shutting_down() {
+            // Long polls answer what they read now, so none holds the drain up.
+            if let Some(app) = shared.ready_app() {
+                app.catalogue().events.values().filter_map(|served| served.room.as_ref()).for_each(|room| {
+                    room.waiters.wake_all();
+                });
+            }
             return;
         }
         tick_all(&shared).await;
@@ -133,6 +145,7 @@ pub async fn tick_all(shared: &Shared) {
         if let Err(error) = result {
             tracing::warn!(event = %served.event.id, %error, "the waiting room could not move on; retrying next tick");
         }
+        room.waiters.wake(room.room.board());
         report(&served.event.id, &room.room.figures(now));
     }
 }

@@ -370,6 +370,74 @@ fn at_the_end_of_a_sale_those_behind_the_buyers_held_seats_could_serve_are_told_
     }
 }
 
+/// A long poll (`wait_ms`) of a buyer near the front is answered the moment the room
+/// lets them in or closes on them, not at the next poll: the access window starts
+/// running when they are let in, and a close should reach them within 2 s.
+#[test]
+fn a_long_poll_answers_the_moment_its_buyer_is_let_in_or_the_room_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    // One seat: one buyer let in at a time.
+    let server = start(dir.path(), 1, Duration::from_secs(2), 50);
+    let tokens = join_all(&server, "l", 3);
+    let before_draw = Instant::now();
+    let early = server.get(&format!("/v1/queue/{}?wait_ms=20000", tokens[0]));
+    assert!(before_draw.elapsed() < Duration::from_secs(2), "before the draw nobody is near: answered at once");
+    assert_eq!((early.status, early.json["queue"]["long_poll"].is_null()), (200, true), "{}", early.text);
+    let first = first_let_in(&server, &tokens);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (buyer, access) = &first[0];
+    let customer = format!("l{buyer}");
+    let held = hold(&server, &customer, Some(access));
+    assert_eq!(held.status, 201, "{}", held.text);
+    let hold_id = held.json["hold"]["id"].as_str().unwrap().to_string();
+    // The two still waiting, next in line first (the draw shuffled the join order).
+    let mut waiting: Vec<usize> = (0..tokens.len()).filter(|&other| other != *buyer).collect();
+    waiting.sort_by_key(|&other| poll(&server, &tokens[other])["position"].as_u64());
+    for &other in &waiting {
+        assert_eq!(poll(&server, &tokens[other])["long_poll"], true, "near the front, nobody let in now");
+    }
+    let long_polls = |count: usize| format!("hakken_queue_long_polls{{event=\"{QUEUED}\"}} {count}");
+    let long_poll = |token: &str| {
+        let reply = server.get(&format!("/v1/queue/{token}?wait_ms=20000"));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        (reply.json["queue"].clone(), Instant::now())
+    };
+    // The hold is released: the next buyer's long poll answers `admitted` at the tick.
+    let (next, released) = std::thread::scope(|scope| {
+        let polled = scope.spawn(|| long_poll(&tokens[waiting[0]]));
+        wait_for("the long poll held", Duration::from_secs(5), || {
+            Some(()).filter(|_| server.metrics().contains(&long_polls(1)))
+        });
+        let release = server.request("DELETE", &format!("/v1/holds/{hold_id}?customer={customer}"), &[], None);
+        assert_eq!(release.status, 204, "{}", release.text);
+        let released = Instant::now();
+        let (place, answered) = polled.join().unwrap();
+        assert!(answered - released < Duration::from_secs(2), "answered {:?} after", answered - released);
+        (place, released)
+    });
+    assert_eq!(next["state"], "admitted", "{next}");
+    assert!(released.elapsed() < Duration::from_secs(10), "not the 20 s wait");
+    // The buyer let in buys the seat: the last one's long poll answers `sold_out`.
+    let customer = format!("l{}", waiting[0]);
+    let held = hold(&server, &customer, next["access"].as_str());
+    assert_eq!(held.status, 201, "{}", held.text);
+    let hold_id = held.json["hold"]["id"].as_str().unwrap().to_string();
+    std::thread::scope(|scope| {
+        let polled = scope.spawn(|| long_poll(&tokens[waiting[1]]));
+        wait_for("the long poll held", Duration::from_secs(5), || {
+            Some(()).filter(|_| server.metrics().contains(&long_polls(1)))
+        });
+        let confirm = server.post(&format!("/v1/holds/{hold_id}/confirm"), confirm_body(&customer));
+        assert_eq!(confirm.status, 201, "{}", confirm.text);
+        let sold = Instant::now();
+        let (place, answered) = polled.join().unwrap();
+        assert_eq!(place["state"], "sold_out", "{place}");
+        assert!(answered - sold < Duration::from_secs(2), "told {:?} after the last seat went", answered - sold);
+    });
+    let woken = format!("hakken_queue_long_polls_total{{event=\"{QUEUED}\",outcome=\"woken\"}} 2");
+    assert!(server.metrics().contains(&woken), "{woken}");
+}
+
 /// Buyers let in whose holds find nothing that fits stop counting as seats to come at
 /// once: the next buyers are let in within the second, not when the refused buyers'
 /// accesses lapse (a minute here; ten in the demo, where this stalled a whole sale).
@@ -490,6 +558,7 @@ fn bad_input_is_a_clear_4xx() {
         (server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "customer": "" })), 422, "invalid_customer"),
         (server.post(&format!("/v1/events/{QUEUED}/queue"), json!({ "buyer": "a" })), 422, ""),
         (server.get("/v1/queue/not-a-token"), 404, "queue_token_invalid"),
+        (server.get("/v1/queue/not-a-token?wait_ms=1000"), 404, "queue_token_invalid"),
         (server.get("/v1/queue/HQ1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 404, "queue_token_invalid"),
         (hold(&server, "a", Some("HA1.AAAA")), 403, "access_invalid"),
         // The header lets a hold past the overload shedding: not on an event without a room.
@@ -516,4 +585,9 @@ fn bad_input_is_a_clear_4xx() {
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(server.get(&format!("/v1/queue/{tampered}")).code(), "queue_token_invalid");
     assert_eq!(poll(&server, &token)["state"], "waiting");
+    let too_long = server.get(&format!("/v1/queue/{token}?wait_ms=30001"));
+    assert_eq!((too_long.status, too_long.code()), (422, "invalid_wait"), "{}", too_long.text);
+    let not_a_number = server.get(&format!("/v1/queue/{token}?wait_ms=soon"));
+    assert!(matches!(not_a_number.status, 400 | 422), "{}", not_a_number.text);
+    assert!(not_a_number.json["error"]["message"].is_string(), "the JSON error body: {}", not_a_number.text);
 }

@@ -34,6 +34,7 @@ pub mod payment_waiters;
 pub mod payments;
 pub mod privacy;
 pub mod queue;
+pub mod queue_waiters;
 pub mod route_metrics;
 pub mod tickets;
 pub mod views;

@@ -8,6 +8,7 @@
 //! few times over their wait, not once a second (see [`poll_after`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,10 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::app::{Catalogue, ServedEvent, Shared};
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::holds::customer_id;
 use crate::http::limiter::rate_limited;
-use crate::waiting_rooms::{ServedRoom, QUEUE_ACCESS_TOTAL, QUEUE_JOINS_TOTAL, QUEUE_POLLS_TOTAL};
+use crate::waiting_rooms::{
+    ServedRoom, QUEUE_ACCESS_TOTAL, QUEUE_JOINS_TOTAL, QUEUE_LONG_POLLS_TOTAL, QUEUE_POLLS_TOTAL,
+};
 
 /// The header a hold on an event with a waiting room carries its access in.
 pub const ACCESS_HEADER: &str = "hakken-access";
@@ -31,6 +34,11 @@ pub const ACCESS_HEADER: &str = "hakken-access";
 /// Polls are spread between these, as a share of the expected wait.
 const POLL_AFTER_MS_MIN: u64 = 1_000;
 const POLL_AFTER_MS_MAX: u64 = 30_000;
+/// The longest a poll may wait for its buyer's state to change (`wait_ms`).
+pub const QUEUE_WAIT_MAX_MS: u64 = 30_000;
+/// With nobody let in now (no ETA), the buyers this close to the front may long-poll:
+/// the next seat that comes back goes to them.
+const LONG_POLL_FRONT: u32 = 1_000;
 /// The first poll after the opening draw (which tells an early joiner their place) is
 /// spread over this long: every early joiner polling within a second of the opening
 /// would be tens of thousands of requests at the moment the first buyers let in hold.
@@ -73,6 +81,11 @@ pub struct QueueView {
     /// While waiting: whether those ahead are expected to leave seats for this buyer
     /// (false: unlikely, with `seats_left` and `ahead` to say why).
     pub likely: Option<bool>,
+    /// While waiting: true when a poll sent now with `wait_ms` would wait for this
+    /// buyer's turn (or the room's close) and answer the moment it comes, so a client
+    /// may poll at once with it instead of after `poll_after_ms`. False far back in
+    /// line, before the draw, or while the room has as many long polls as it takes.
+    pub long_poll: Option<bool>,
     /// Once admitted: the access a hold sends in `Hakken-Access` (once), and until when.
     pub access: Option<String>,
     pub access_expires_at: Option<String>,
@@ -118,20 +131,82 @@ pub async fn join_queue(
     Ok((StatusCode::CREATED, axum::Json(QueueResponse { queue: view })))
 }
 
-/// A buyer's place in the waiting room, read without a lock.
+/// A buyer's place in the waiting room, read without a lock. With `wait_ms`, a long
+/// poll: while the buyer waits near their turn (see `long_poll`), the answer waits up to
+/// `wait_ms` for the room to let them in or close, and comes the moment it does.
 #[utoipa::path(get, path = "/v1/queue/{token}", tag = "queue",
-    params(("token" = String, Path, description = "The place's token, from joining")),
+    params(("token" = String, Path, description = "The place's token, from joining"), PollQuery),
     responses((status = 200, description = "The buyer's place", body = QueueResponse),
-        (status = 404, description = "`queue_token_invalid`: not a place token of this server", body = ErrorBody)))]
+        (status = 404, description = "`queue_token_invalid`: not a place token of this server", body = ErrorBody),
+        (status = 422, description = "`invalid_wait`: `wait_ms` above 30000", body = ErrorBody)))]
 pub async fn get_place(
     State(shared): State<Arc<Shared>>,
     Path(token): Path<String>,
+    Query(query): Query<PollQuery>,
 ) -> ApiResult<axum::Json<QueueResponse>> {
     let app = shared.app()?;
     let catalogue = app.catalogue();
     let (served, room, place) = place_of_token(&catalogue, &token)?;
+    let wait_ms = match query.wait_ms {
+        Some(ms) if ms > QUEUE_WAIT_MAX_MS => {
+            return Err(ApiError::invalid("invalid_wait", format!("wait_ms is at most {QUEUE_WAIT_MAX_MS}")));
+        }
+        ms => ms.unwrap_or(0),
+    };
     metrics::counter!(QUEUE_POLLS_TOTAL, "event" => served.event.id.clone()).increment(1);
+    if wait_ms > 0 && !shared.is_shutting_down() {
+        wait_for_turn(served, room, place, Duration::from_millis(wait_ms), app.now()).await;
+    }
     Ok(axum::Json(QueueResponse { queue: view(served, room, place, app.now())? }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PollQuery {
+    /// Wait up to this many ms (at most 30000) while the buyer waits near their turn:
+    /// the answer comes as soon as they are let in or the room closes on them (a long
+    /// poll). 0 or absent, or far back in line: answer at once.
+    #[param(maximum = 30000, example = 25000)]
+    pub wait_ms: Option<u64>,
+}
+
+/// Holds a long poll of `place` until a tick changes its state, or `wait` passes; at
+/// once when the buyer is not near their turn or the room has no room for it.
+async fn wait_for_turn(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, wait: Duration, now: Millis) {
+    let board = room.room.board();
+    let event = || served.event.id.clone();
+    let Some(rank) = board.waiting_rank(place) else { return };
+    let Some(Status::Waiting { position, eta_s, .. }) = board.status(place, now) else { return };
+    if !near(room, position, eta_s) {
+        return;
+    }
+    let Some(mut waiter) = room.waiters.register(rank) else {
+        metrics::counter!(QUEUE_LONG_POLLS_TOTAL, "event" => event(), "outcome" => "full").increment(1);
+        return;
+    };
+    // Read again after registering: a tick since the first read has woken nobody.
+    let still_waiting = matches!(board.status(place, now), Some(Status::Waiting { .. }));
+    if !still_waiting || board.waiting_rank(place) != Some(rank) {
+        return;
+    }
+    let outcome = match tokio::time::timeout(wait, waiter.woken()).await {
+        Ok(()) => "woken",
+        Err(_) => "timed_out",
+    };
+    metrics::counter!(QUEUE_LONG_POLLS_TOTAL, "event" => event(), "outcome" => outcome).increment(1);
+}
+
+/// Whether a waiting buyer is near enough their turn for a long poll: let in within
+/// the longest wait at the rate buyers are let in now; with nobody let in now, among
+/// the first [`LONG_POLL_FRONT`]; and anyone a partial close kept in line (the close
+/// that ends the sale tells them). Far back, a long poll would hold a connection and a
+/// waiter for nothing; those buyers poll as told.
+fn near(room: &ServedRoom, position: u32, eta_s: Option<f64>) -> bool {
+    let closing = room.room.board().closed_from().is_some();
+    closing
+        || match eta_s {
+            Some(eta) => eta * 1_000.0 <= QUEUE_WAIT_MAX_MS as f64,
+            None => position <= LONG_POLL_FRONT,
+        }
 }
 
 fn place_of_token<'a>(
@@ -193,6 +268,7 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
         draw_at: None,
         seats_left: None,
         likely: None,
+        long_poll: None,
         access: None,
         access_expires_at: None,
         admitted_at: None,
@@ -213,6 +289,7 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
             }
             view.seats_left = Some(seats_free);
             view.likely = Some(likely);
+            view.long_poll = Some(near(room, position, eta_s) && !room.waiters.full());
             // Nobody is let in now (the server recovers, or those let in may take what is
             // left): the longest interval; the wait may end with a sold-out close.
             let after_ms = eta_s.map_or(POLL_AFTER_MS_MAX, |eta| (eta * 1_000.0) as u64 / 2);

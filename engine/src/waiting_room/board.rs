@@ -238,6 +238,28 @@ impl Board {
             .map(|cut| Millis(self.cut_at_ms[cut].load(Ordering::Relaxed)))
     }
 
+    /// Ranks below this have been let in (what wakes a long poll at its turn).
+    pub fn let_in_below(&self) -> u32 {
+        self.next.load(Ordering::Acquire)
+    }
+
+    /// Waiting buyers from this rank on are sold out: the latest partial close (each
+    /// cut is lower than the one before).
+    pub fn closed_from(&self) -> Option<u32> {
+        let cuts = self.cuts();
+        (cuts > 0).then(|| self.cut_ranks[cuts - 1].load(Ordering::Relaxed))
+    }
+
+    /// `place`'s rank while it waits after the draw (`None` before it, or once the
+    /// place is let in): what a long poll is filed under.
+    pub fn waiting_rank(&self, place: PlaceNumber) -> Option<u32> {
+        if place >= self.len() || !self.drawn.load(Ordering::Acquire) {
+            return None;
+        }
+        let word = self.word(place);
+        (word.stage == Stage::Waiting).then_some(word.rank)
+    }
+
     pub(super) fn set_admitted_pending(&self, count: u64) {
         self.admitted_pending.store(count, Ordering::Relaxed);
     }
