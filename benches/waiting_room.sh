@@ -136,6 +136,7 @@ if "room" in reports:
           f"({w['sold_out_first_lag_seconds']} s after the last order), last at {w['sold_out_last_at']}, "
           f"{w['sold_out_lag_seconds']} s after the last order; seen by pollers p50 "
           f"{w['sold_out_seen_lag_seconds']['p50']} max {w['sold_out_seen_lag_seconds']['max']} s")
+    print(f"  long polls {w['long_polls']} answered, {w['long_polls_changed']} with a new state")
     try:
         audit = json.load(open(f"{out}/room-audit.json"))
         draw = [e["detail"] for e in audit.get("entries", []) if e.get("action") == "queue_draw"]

@@ -90,4 +90,6 @@ fn an_on_sale_through_the_waiting_room_is_fair_and_passes_the_verdict() {
     assert!(room.eta_error.judged > 0, "{report}");
     assert!(room.queue_wait_seconds.count == room.admitted, "{report}");
     assert!(room.poll_latency_us.count > 0 && room.join_latency_us.count == BUYERS, "{report}");
+    // Buyers near their turn waited on long polls, and learnt of their turn on them.
+    assert!(room.long_polls_changed > 0 && room.long_polls >= room.long_polls_changed, "{report}");
 }

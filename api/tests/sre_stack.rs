@@ -353,6 +353,7 @@ fn paid_rehearsal(target: &str, metrics_url: &str, buyers: u64) -> (u64, ServerF
     let config = ReplayConfig {
         // Below the server's in-flight ceiling: this sale is healthy.
         connections: 4,
+        queue_long_polls: 4,
         retries: 5,
         threads: 2,
         payments,

@@ -368,6 +368,12 @@ pub(crate) struct ReplayArgs {
     /// server, not this pool, decides who waits (needs `ulimit -n` above this).
     #[arg(long, default_value_t = 4096)]
     pub(crate) connections: usize,
+    /// Connections for the waiting room's long polls, besides --connections, opened as
+    /// needed: a buyer the server says is near its turn (`long_poll`) waits on one for
+    /// up to 25 s and learns at once that it was let in or sold out. When all are busy
+    /// it polls as told. 0: no long polls.
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) queue_long_polls: usize,
     /// Buyers in flight at most (thinking and waiting out Retry-After included); a
     /// buyer due when this many are running is dropped and reported, never queued.
     /// Default: as many as the file has.

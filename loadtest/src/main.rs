@@ -136,6 +136,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
         time_scale: args.time_scale,
         duration: args.duration,
         connections: args.connections,
+        queue_long_polls: args.queue_long_polls,
         in_flight_max: args.in_flight_max,
         request_timeout: args.timeout,
         connect_timeout: args.connect_timeout,

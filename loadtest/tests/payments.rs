@@ -269,6 +269,7 @@ fn config(target: String, payments: PaymentSettings) -> ReplayConfig {
         time_scale: 1.0,
         duration: None,
         connections: 8,
+        queue_long_polls: 0,
         in_flight_max: None,
         request_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),

@@ -40,6 +40,7 @@ fn config(target: String, request_timeout: Duration) -> ReplayConfig {
         time_scale: 1.0,
         duration: None,
         connections: 8,
+        queue_long_polls: 0,
         in_flight_max: None,
         request_timeout,
         connect_timeout: Duration::from_secs(1),

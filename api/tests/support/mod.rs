@@ -367,6 +367,7 @@ pub(crate) fn replay_config(target: &str, run_id: &str) -> hakken_loadtest::repl
         time_scale: 1.0,
         duration: None,
         connections: 32,
+        queue_long_polls: 64,
         in_flight_max: None,
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),

@@ -109,6 +109,9 @@ pub struct ReplayConfig {
     /// Only buyers due within this long (after scaling) arrive.
     pub duration: Option<Duration>,
     pub connections: usize,
+    /// Connections for waiting-room long polls, apart from `connections` (0: buyers
+    /// near their turn poll as told instead of waiting on a long poll).
+    pub queue_long_polls: usize,
     /// Buyers in flight at most (thinking and waiting out Retry-After included); one
     /// due beyond is dropped and counted. `None`: as many as the file has, so none is
     /// dropped (the file bounds the driver's memory).
@@ -262,7 +265,12 @@ pub async fn replay_with(
     }
     let opening_ms = clock.unix_ms(Instant::now()) + opening_ahead.as_millis() as i64;
     let room = if in_room {
-        Some(Room::new(&event, clock, sale.opens_at_ms.unwrap_or(opening_ms), buyers.len())?)
+        let long_polls = (config.queue_long_polls > 0).then(|| {
+            let pool_config =
+                PoolConfig { connections_max: config.queue_long_polls, connect_timeout: config.connect_timeout };
+            (Pool::new(pool.target().clone(), pool_config), config.queue_long_polls)
+        });
+        Some(Room::new(&event, clock, sale.opens_at_ms.unwrap_or(opening_ms), buyers.len(), long_polls)?)
     } else {
         None
     };

@@ -19,6 +19,7 @@
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,10 @@ const POLL_FAILURES_MAX: u8 = 5;
 /// The opening is the file's time 0 only when it is at most this far ahead: a sale a
 /// week away is not rehearsed by waiting a week.
 pub(super) const OPENING_AHEAD_MAX: Duration = Duration::from_secs(24 * 3600);
+/// How long a long poll asks the server to wait (`wait_ms`); the request is given
+/// [`LONG_POLL_SLACK`] more before the tool gives up on it.
+const LONG_POLL_WAIT: Duration = Duration::from_secs(25);
+const LONG_POLL_SLACK: Duration = Duration::from_secs(5);
 /// An ETA is judged only when the real wait was at least this long: `admitted_at` is
 /// exact to the second.
 const ETA_WAIT_MIN_MS: i64 = 1_000;
@@ -155,6 +160,9 @@ pub(super) struct Next {
     at: Instant,
     index: u32,
     failures: u8,
+    /// A long poll (the server said `long_poll`), sent at once if a long-poll connection
+    /// is free.
+    long: bool,
     token: Option<Box<str>>,
     /// Keeps the buyer counted in flight while it waits (the drain waits for it).
     _in_flight: InFlight,
@@ -213,6 +221,9 @@ struct RoomTally {
     sold_out_last_ms: Option<i64>,
     /// Buyers still waiting when the drain ended.
     still_waiting: u64,
+    /// Long polls sent, and those answered with a new state (let in, sold out).
+    long_polls: u64,
+    long_polls_changed: u64,
 }
 
 /// The room of a replay in room mode.
@@ -224,10 +235,24 @@ pub(super) struct Room {
     due: std::sync::Mutex<BinaryHeap<Next>>,
     buyers: std::sync::Mutex<Vec<RoomBuyer>>,
     tally: std::sync::Mutex<RoomTally>,
+    /// The connections long polls wait on, apart from the sale's (`--queue-long-polls`):
+    /// a long poll holds its connection for up to [`LONG_POLL_WAIT`], as each buyer's
+    /// browser would; on the shared pool they would starve the holds. `None`: no long polls.
+    long_polls: Option<Pool>,
+    /// Long polls out now (at most the pool's connections: one beyond would queue).
+    long_polls_out: AtomicUsize,
+    long_polls_max: usize,
 }
 
 impl Room {
-    pub(super) fn new(event: &str, clock: Clock, opening_ms: i64, buyers: usize) -> anyhow::Result<Room> {
+    pub(super) fn new(
+        event: &str,
+        clock: Clock,
+        opening_ms: i64,
+        buyers: usize,
+        long_polls: Option<(Pool, usize)>,
+    ) -> anyhow::Result<Room> {
+        let (long_polls, long_polls_max) = long_polls.map_or((None, 0), |(pool, max)| (Some(pool), max));
         Ok(Room {
             queue_uri: super::event_uri(event, "queue")?,
             clock,
@@ -235,7 +260,18 @@ impl Room {
             due: std::sync::Mutex::new(BinaryHeap::new()),
             buyers: std::sync::Mutex::new(vec![RoomBuyer::default(); buyers]),
             tally: std::sync::Mutex::new(RoomTally::default()),
+            long_polls,
+            long_polls_out: AtomicUsize::new(0),
+            long_polls_max,
         })
+    }
+
+    /// A slot for one long poll, if a long-poll connection is free.
+    fn long_poll_slot(&self) -> Option<(&Pool, LongPollSlot<'_>)> {
+        let pool = self.long_polls.as_ref()?;
+        let out = self.long_polls_out.fetch_add(1, Ordering::AcqRel);
+        let slot = LongPollSlot(&self.long_polls_out);
+        (out < self.long_polls_max).then_some((pool, slot))
     }
 
     fn schedule(&self, next: Next) {
@@ -256,6 +292,15 @@ impl Room {
     }
 }
 
+/// One long poll out; the slot is given back when dropped.
+struct LongPollSlot<'a>(&'a AtomicUsize);
+
+impl Drop for LongPollSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A place as the room shows it (the `queue` of a join's or poll's reply).
 #[derive(Debug, Deserialize)]
 struct PlaceView {
@@ -267,6 +312,8 @@ struct PlaceView {
     eta_s: Option<f64>,
     #[serde(default)]
     poll_after_ms: Option<u64>,
+    #[serde(default)]
+    long_poll: Option<bool>,
     #[serde(default)]
     draw_at: Option<String>,
     #[serde(default)]
@@ -293,8 +340,8 @@ fn opens_at_of(body: &[u8]) -> Option<i64> {
 
 /// What a place's view means for the buyer.
 enum Seen {
-    /// Poll again at this instant.
-    Wait(Instant),
+    /// Poll again at this instant (a long poll if true).
+    Wait(Instant, bool),
     /// Let in: hold with this access.
     Admitted(HeaderValue),
     /// Sold out, expired, or something the tool cannot go on from.
@@ -331,7 +378,7 @@ async fn join(run: Arc<Run>, index: u32, due: Instant, in_flight: InFlight) {
             (true, Some(opens_at_ms)) => {
                 lock(&room.tally).not_open_retries += 1;
                 let at = room.clock.instant(opens_at_ms).max(ended.at);
-                room.schedule(Next { at, index, failures: 0, token: None, _in_flight: in_flight });
+                room.schedule(Next { at, index, failures: 0, long: false, token: None, _in_flight: in_flight });
             }
             _ if code.as_deref() == Some("409 sold_out") => lock(&room.tally).told_sold_out += 1,
             _ => lock(&room.tally).failed += 1,
@@ -352,9 +399,9 @@ async fn join(run: Arc<Run>, index: u32, due: Instant, in_flight: InFlight) {
 /// buyer, or ends.
 async fn carry_on(run: &Arc<Run>, room: &Room, index: u32, view: PlaceView, at: Instant, in_flight: InFlight) {
     match seen(room, index, &view, at) {
-        Seen::Wait(due) => {
+        Seen::Wait(due, long) => {
             let token = Some(view.token.into_boxed_str());
-            room.schedule(Next { at: due, index, failures: 0, token, _in_flight: in_flight });
+            room.schedule(Next { at: due, index, failures: 0, long, token, _in_flight: in_flight });
         }
         Seen::Admitted(access) => {
             buyer::play(run, u64::from(index), at, Some(&access)).await;
@@ -374,8 +421,12 @@ fn seen(room: &Room, index: u32, view: &PlaceView, at: Instant) -> Seen {
                     buyer.eta.get_or_insert((at_ms, eta_s as f32));
                 });
             }
+            // Near its turn: wait for it on a long poll, sent at once.
+            if view.long_poll == Some(true) && room.long_polls.is_some() {
+                return Seen::Wait(at, true);
+            }
             let after = view.poll_after_ms.map_or(POLL_AFTER_DEFAULT, Duration::from_millis);
-            Seen::Wait(at + after)
+            Seen::Wait(at + after, false)
         }
         "admitted" => {
             let admitted_ms = view.admitted_at.as_deref().and_then(parse_instant_ms);
@@ -420,11 +471,16 @@ fn seen(room: &Room, index: u32, view: &PlaceView, at: Instant) -> Seen {
 
 async fn poll(run: Arc<Run>, next: Next) {
     let Some(room) = &run.room else { return };
-    let Next { at: due, index, failures, token, _in_flight: in_flight } = next;
+    let Next { at: due, index, failures, long, token, _in_flight: in_flight } = next;
     let Some(token) = token else {
         join(run.clone(), index, due, in_flight).await;
         return;
     };
+    if long {
+        if let Some((pool, slot)) = room.long_poll_slot() {
+            return long_poll(&run, room, pool, slot, index, token, failures, in_flight).await;
+        }
+    }
     let Ok(uri) = format!("/v1/queue/{token}").parse::<Uri>() else {
         lock(&room.tally).failed += 1;
         return;
@@ -438,10 +494,63 @@ async fn poll(run: Arc<Run>, next: Next) {
         Some(view) => carry_on(&run, room, index, view, ended.at, in_flight).await,
         None if failures + 1 < POLL_FAILURES_MAX => {
             let at = ended.at + POLL_AFTER_DEFAULT;
-            room.schedule(Next { at, index, failures: failures + 1, token: Some(token), _in_flight: in_flight });
+            let next =
+                Next { at, index, failures: failures + 1, long: false, token: Some(token), _in_flight: in_flight };
+            room.schedule(next);
         }
         None => lock(&room.tally).failed += 1,
     }
+}
+
+/// A long poll of buyer `index` on its own connection: answered when the room lets the
+/// buyer in or closes on them, or after [`LONG_POLL_WAIT`] with the place as it is. Not
+/// timed as a poll (its wait is the point); the report counts long polls apart. A
+/// failed one falls back to a poll a second later.
+#[allow(clippy::too_many_arguments)]
+async fn long_poll(
+    run: &Arc<Run>,
+    room: &Room,
+    pool: &Pool,
+    slot: LongPollSlot<'_>,
+    index: u32,
+    token: Box<str>,
+    failures: u8,
+    in_flight: InFlight,
+) {
+    let uri = format!("/v1/queue/{token}?wait_ms={}", LONG_POLL_WAIT.as_millis()).parse::<Uri>();
+    let Ok(uri) = uri else {
+        lock(&room.tally).failed += 1;
+        return;
+    };
+    let sent = pool.send_within(pool.request(Method::GET, uri, None), LONG_POLL_WAIT + LONG_POLL_SLACK).await;
+    drop(slot);
+    let at = Instant::now();
+    let view = match sent {
+        Ok(Ok(reply)) if reply.status.is_success() => place_view(&reply.body),
+        _ => None,
+    };
+    let Some(view) = view else {
+        if failures + 1 < POLL_FAILURES_MAX {
+            let at = at + POLL_AFTER_DEFAULT;
+            room.schedule(Next {
+                at,
+                index,
+                failures: failures + 1,
+                long: false,
+                token: Some(token),
+                _in_flight: in_flight,
+            });
+        } else {
+            lock(&room.tally).failed += 1;
+        }
+        return;
+    };
+    {
+        let mut tally = lock(&room.tally);
+        tally.long_polls += 1;
+        tally.long_polls_changed += u64::from(view.state != "waiting");
+    }
+    carry_on(run, room, index, view, at, in_flight).await;
 }
 
 /// Launches every join and poll when it is due, until aborted (which stops the joins
@@ -629,6 +738,10 @@ pub struct WaitingRoomReport {
     /// From the `sold_out_at` a buyer was told to the first poll that saw it, per buyer
     /// told so by a poll.
     pub sold_out_seen_lag_seconds: Seconds,
+    /// Long polls (`wait_ms`, buyers the server said were near their turn) answered, and
+    /// those answered with a new state (let in or sold out) rather than at their wait's end.
+    pub long_polls: u64,
+    pub long_polls_changed: u64,
 }
 
 impl WaitingRoomReport {
@@ -698,6 +811,8 @@ impl WaitingRoomReport {
             sold_out_lag_seconds: lag(tally.sold_out_last_ms),
             sold_out_first_lag_seconds: lag(tally.sold_out_first_ms),
             sold_out_seen_lag_seconds: Seconds::of(seen_lags),
+            long_polls: tally.long_polls,
+            long_polls_changed: tally.long_polls_changed,
         }
     }
 }
@@ -776,7 +891,8 @@ impl std::fmt::Display for WaitingRoomReport {
             seconds(self.sold_out_lag_seconds),
             seconds(seen.p50),
             seconds(seen.max)
-        )
+        )?;
+        writeln!(f, "  long polls: {} answered, {} with a new state", self.long_polls, self.long_polls_changed)
     }
 }
 
