@@ -144,6 +144,10 @@ def on_sale():
                             query(f'sum(rate(hakken_queue_polls_total{{{EV}}}[$__rate_interval]))', "polls"),
                             query(f'sum by (outcome) (rate(hakken_queue_access_total{{{EV}}}[$__rate_interval]))', "holds' access {{outcome}}"),
                             description="An access check is made by every hold on an event with a waiting room: missing or invalid ones are refused 403 (HakkenQueueAccessRefused)."))
+    d = d.with_panel(series("Waiting room: long polls", "short",
+                            query(f'sum(hakken_queue_long_polls{{{EV}}})', "held now"),
+                            query(f'sum by (outcome) (rate(hakken_queue_long_polls_total{{{EV}}}[$__rate_interval]))', "ended {{outcome}} /s"),
+                            description="Buyers near their turn wait on a long poll (GET /v1/queue/{token}?wait_ms=) that answers the moment they are let in or the room closes on them. full: answered at once because the room held as many as it takes (16,384); those buyers learn of their turn a poll interval late (HakkenQueueLongPollsFull)."))
     d = d.with_panel(series("Waiting room: ETA error when let in", "percentunit",
                             query(f'histogram_quantile(0.5, sum by (le) (rate(hakken_queue_eta_error_ratio_bucket{{{EV}}}[$__rate_interval])))', "median"),
                             query(f'histogram_quantile(0.9, sum by (le) (rate(hakken_queue_eta_error_ratio_bucket{{{EV}}}[$__rate_interval])))', "p90"),

@@ -371,8 +371,9 @@ pub(crate) struct ReplayArgs {
     /// Connections for the waiting room's long polls, besides --connections, opened as
     /// needed: a buyer the server says is near its turn (`long_poll`) waits on one for
     /// up to 25 s and learns at once that it was let in or sold out. When all are busy
-    /// it polls as told. 0: no long polls.
-    #[arg(long, default_value_t = 2048)]
+    /// it polls as told. 0 (the default): no long polls (in the demo rehearsal of
+    /// 2026-12-07, 2,048 of them made the opening slower, not faster).
+    #[arg(long, default_value_t = 0)]
     pub(crate) queue_long_polls: usize,
     /// Buyers in flight at most (thinking and waiting out Retry-After included); a
     /// buyer due when this many are running is dropped and reported, never queued.

@@ -36,9 +36,9 @@ const POLL_AFTER_MS_MIN: u64 = 1_000;
 const POLL_AFTER_MS_MAX: u64 = 30_000;
 /// The longest a poll may wait for its buyer's state to change (`wait_ms`).
 pub const QUEUE_WAIT_MAX_MS: u64 = 30_000;
-/// With nobody let in now (no ETA), the buyers this close to the front may long-poll:
-/// the next seat that comes back goes to them.
-const LONG_POLL_FRONT: u32 = 1_000;
+/// The buyers this close to the front may long-poll: those let in within the next
+/// second at the demo's fastest rate, or with the next seats that come back.
+const LONG_POLL_FRONT: u32 = 2_000;
 /// The first poll after the opening draw (which tells an early joiner their place) is
 /// spread over this long: every early joiner polling within a second of the opening
 /// would be tens of thousands of requests at the moment the first buyers let in hold.
@@ -175,8 +175,8 @@ async fn wait_for_turn(served: &ServedEvent, room: &ServedRoom, place: PlaceNumb
     let board = room.room.board();
     let event = || served.event.id.clone();
     let Some(rank) = board.waiting_rank(place) else { return };
-    let Some(Status::Waiting { position, eta_s, .. }) = board.status(place, now) else { return };
-    if !near(room, position, eta_s) {
+    let Some(Status::Waiting { position, .. }) = board.status(place, now) else { return };
+    if !near(room, position) {
         return;
     }
     let Some(mut waiter) = room.waiters.register(rank) else {
@@ -195,18 +195,14 @@ async fn wait_for_turn(served: &ServedEvent, room: &ServedRoom, place: PlaceNumb
     metrics::counter!(QUEUE_LONG_POLLS_TOTAL, "event" => event(), "outcome" => outcome).increment(1);
 }
 
-/// Whether a waiting buyer is near enough their turn for a long poll: let in within
-/// the longest wait at the rate buyers are let in now; with nobody let in now, among
-/// the first [`LONG_POLL_FRONT`]; and anyone a partial close kept in line (the close
-/// that ends the sale tells them). Far back, a long poll would hold a connection and a
-/// waiter for nothing; those buyers poll as told.
-fn near(room: &ServedRoom, position: u32, eta_s: Option<f64>) -> bool {
-    let closing = room.room.board().closed_from().is_some();
-    closing
-        || match eta_s {
-            Some(eta) => eta * 1_000.0 <= QUEUE_WAIT_MAX_MS as f64,
-            None => position <= LONG_POLL_FRONT,
-        }
+/// Whether a waiting buyer is near enough their turn for a long poll: among the first
+/// [`LONG_POLL_FRONT`], or kept in line by a partial close (the close that ends the
+/// sale tells them). Not by ETA: at an opening's 2,000 admissions a second, 30 s ahead
+/// are 60,000 buyers, more than the room holds long polls for, and the slots went to
+/// whoever asked first rather than to those let in next (a rehearsal with long polls
+/// offered by ETA sold slower than one without). Farther back, a buyer polls as told.
+fn near(room: &ServedRoom, position: u32) -> bool {
+    position <= LONG_POLL_FRONT || room.room.board().closed_from().is_some()
 }
 
 fn place_of_token<'a>(
@@ -289,7 +285,7 @@ fn view(served: &ServedEvent, room: &ServedRoom, place: PlaceNumber, now: Millis
             }
             view.seats_left = Some(seats_free);
             view.likely = Some(likely);
-            view.long_poll = Some(near(room, position, eta_s) && !room.waiters.full());
+            view.long_poll = Some(near(room, position) && !room.waiters.full());
             // Nobody is let in now (the server recovers, or those let in may take what is
             // left): the longest interval; the wait may end with a sold-out close.
             let after_ms = eta_s.map_or(POLL_AFTER_MS_MAX, |eta| (eta * 1_000.0) as u64 / 2);

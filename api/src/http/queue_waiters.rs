@@ -22,7 +22,7 @@ use hakken_engine::waiting_room::Board;
 use metrics::Gauge;
 use tokio::sync::oneshot;
 
-use crate::waiting_rooms::QUEUE_LONG_POLLS;
+use crate::waiting_rooms::{QUEUE_LONG_POLLS, QUEUE_LONG_POLLS_TOTAL};
 
 /// Long polls waiting at once in one room, at most (a waiter is a map entry and a
 /// parked request: about 300 bytes, and a connection).
@@ -54,6 +54,10 @@ pub struct Waiter<'a> {
 
 impl QueueWaiters {
     pub fn new(event: &str, max: usize) -> QueueWaiters {
+        // Exported at 0 from the start: an alert's `rate()` then sees the first ones.
+        for outcome in ["woken", "timed_out", "full"] {
+            metrics::counter!(QUEUE_LONG_POLLS_TOTAL, "event" => event.to_string(), "outcome" => outcome).increment(0);
+        }
         QueueWaiters {
             filed: Mutex::new(Filed::default()),
             count: AtomicUsize::new(0),

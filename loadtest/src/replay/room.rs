@@ -266,6 +266,11 @@ impl Room {
         })
     }
 
+    /// Whether a long-poll connection is free now.
+    fn long_poll_free(&self) -> bool {
+        self.long_polls.is_some() && self.long_polls_out.load(Ordering::Acquire) < self.long_polls_max
+    }
+
     /// A slot for one long poll, if a long-poll connection is free.
     fn long_poll_slot(&self) -> Option<(&Pool, LongPollSlot<'_>)> {
         let pool = self.long_polls.as_ref()?;
@@ -421,8 +426,10 @@ fn seen(room: &Room, index: u32, view: &PlaceView, at: Instant) -> Seen {
                     buyer.eta.get_or_insert((at_ms, eta_s as f32));
                 });
             }
-            // Near its turn: wait for it on a long poll, sent at once.
-            if view.long_poll == Some(true) && room.long_polls.is_some() {
+            // Near its turn: wait for it on a long poll, sent at once, if a long-poll
+            // connection is free now; else poll as told (never at once: with every
+            // long-poll connection busy, buyers told `long_poll` would poll in a loop).
+            if view.long_poll == Some(true) && room.long_poll_free() {
                 return Seen::Wait(at, true);
             }
             let after = view.poll_after_ms.map_or(POLL_AFTER_DEFAULT, Duration::from_millis);
@@ -477,6 +484,7 @@ async fn poll(run: Arc<Run>, next: Next) {
         return;
     };
     if long {
+        // Taken since it was scheduled: one poll now, whose reply schedules the next.
         if let Some((pool, slot)) = room.long_poll_slot() {
             return long_poll(&run, room, pool, slot, index, token, failures, in_flight).await;
         }
@@ -522,13 +530,19 @@ async fn long_poll(
         lock(&room.tally).failed += 1;
         return;
     };
+    let sent_at = Instant::now();
     let sent = pool.send_within(pool.request(Method::GET, uri, None), LONG_POLL_WAIT + LONG_POLL_SLACK).await;
     drop(slot);
     let at = Instant::now();
-    let view = match sent {
+    let mut view = match sent {
         Ok(Ok(reply)) if reply.status.is_success() => place_view(&reply.body),
         _ => None,
     };
+    if let Some(view) = view.as_mut().filter(|view| view.state == "waiting" && at - sent_at < LONG_POLL_WAIT / 2) {
+        // Answered at once, still waiting (the server had no room for it, or the buyer
+        // is no longer near): the next poll comes as told, not at once again.
+        view.long_poll = None;
+    }
     let Some(view) = view else {
         if failures + 1 < POLL_FAILURES_MAX {
             let at = at + POLL_AFTER_DEFAULT;
