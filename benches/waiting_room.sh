@@ -25,6 +25,8 @@ EARLY=${EARLY:-30s}
 ADMIT_MIN=${ADMIT_MIN:-50}
 ADMIT_MAX=${ADMIT_MAX:-2000}
 ARMS=${ARMS:-"direct room"}
+# Long-poll connections of the load tool in the room arm (0: buyers only poll).
+LONG_POLLS=${LONG_POLLS:-0}
 # The drain after the last arrival is cut here, so a room that stalls still reports
 # (its buyers left waiting are counted as such).
 DRAIN=${DRAIN:-300s}
@@ -76,7 +78,7 @@ for arm in $ARMS; do
     mode=off
     if [ "$arm" = room ]; then mode=on; fi
     taskset -c 1 "$bin/hakken-loadtest" replay "$OUT/onsale.jsonl" --target "http://127.0.0.1:$HAKKEN_PORT" \
-        --waiting-room "$mode" --drain-timeout "$DRAIN" --run-id "$arm" --json "$OUT/$arm.json" > "$OUT/$arm.txt" || true
+        --waiting-room "$mode" --queue-long-polls "$LONG_POLLS" --drain-timeout "$DRAIN" --run-id "$arm" --json "$OUT/$arm.json" > "$OUT/$arm.txt" || true
     if [ "$arm" = room ]; then
         curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$HAKKEN_PORT/v1/events/demo-2027/audit" \
             > "$OUT/room-audit.json"
