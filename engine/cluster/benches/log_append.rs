@@ -1,6 +1,6 @@
 //! What cluster mode's durability point costs: one event's appends to its R3 log (each
 //! waits for a quorum's acknowledgement, as a group commit would), a lease renewal, and
-//! a takeover's fence, against a real 3-node `nats-server` cluster on loopback.
+//! a takeover's fence, a standby's following, against a real 3-node `nats-server` cluster on loopback.
 //!
 //! `cargo bench -p hakken-cluster --bench log_append` (`APPENDS=N`, default 5,000;
 //! `PAYLOAD=BYTES`, default 4,096: a group commit of a few dozen records). Prints
@@ -72,6 +72,26 @@ fn main() {
         print("lease renewal (CAS)", &histogram, started.elapsed());
 
         let other = EventLog::new(&cluster.connect("b").await);
+        // A standby that follows: the same messages through its ordered consumer.
+        let mut follower = other.follow("bench", 0).expect("a follower");
+        let last = other.last_sequence("bench").await.expect("the log's end");
+        let started = Instant::now();
+        let mut followed = 0;
+        while follower.position() < last {
+            follower.next().await.expect("a followed message");
+            followed += 1;
+        }
+        println!("follower catch-up of {followed} messages: {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+        // Lag: from an append's acknowledgement to the follower receiving it.
+        let mut histogram = Histogram::<u64>::new(3).expect("a histogram");
+        let started = Instant::now();
+        for _ in 0..1_000 {
+            owner.append(batch.clone()).await.expect("an append");
+            let acknowledged = Instant::now();
+            follower.next().await.expect("the followed append");
+            histogram.record(acknowledged.elapsed().as_micros() as u64).expect("recorded");
+        }
+        print("append + follower lag", &histogram, started.elapsed());
         let started = Instant::now();
         let taken = fence(&other, "bench", "b", 2, 0).await.expect("the takeover's fence");
         println!(

@@ -18,16 +18,21 @@
 
 use std::time::Instant;
 
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use crate::jetstream::{subject_token, ClusterError, JetStream};
 use crate::metrics::{APPENDS_TOTAL, APPEND_SECONDS};
 
 const KIND: &str = "Hakken-Kind";
+/// A read of a log's tail waits this long for its follower's next message before it
+/// fetches the rest one by one.
+const FOLLOW_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 const EPOCH: &str = "Hakken-Epoch";
 
 /// What a log message holds.
@@ -161,11 +166,33 @@ impl EventLog {
         Ok(replicas.iter().all(|peer| peer.current && !peer.offline))
     }
 
-    /// The event's messages after `after`, up to the last one when the read began. Each
-    /// is read from the stream's leader (the next message on the subject from a
-    /// sequence on), so none a quorum stored is missed, as a replica's copy could.
+    /// Follows the event's log from after `after` (a standby's applied position).
+    pub fn follow(&self, event: &str, after: u64) -> Result<Follower, ClusterError> {
+        subject_token(event)?;
+        Ok(Follower { event: event.to_string(), log: self.clone(), messages: None, position: after })
+    }
+
+    /// The event's messages after `after`, up to the last one when the read began, in
+    /// order. Streamed by a follower (thousands a second); if that stalls (a leader
+    /// change), the rest is fetched one by one from the stream's leader.
     pub async fn read_after(&self, event: &str, after: u64) -> Result<Vec<LogEntry>, ClusterError> {
         let last = self.last_sequence(event).await?;
+        let mut entries = Vec::new();
+        let mut follower = self.follow(event, after)?;
+        while follower.position() < last {
+            match tokio::time::timeout(FOLLOW_STALL, follower.next()).await {
+                Ok(Ok(entry)) => entries.push(entry),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        entries.extend(self.fetch_between(event, follower.position(), last).await?);
+        Ok(entries)
+    }
+
+    /// The event's messages after `after` up to `last`, each read from the stream's
+    /// leader (the next message on the subject from a sequence on), so none a quorum
+    /// stored is missed, as a replica's copy could be.
+    async fn fetch_between(&self, event: &str, after: u64, last: u64) -> Result<Vec<LogEntry>, ClusterError> {
         let subject = subject(event)?;
         let mut entries = Vec::new();
         let mut from = after + 1;
@@ -176,10 +203,77 @@ impl EventLog {
                 Err(error) if matches!(error.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
                 Err(error) => return Err(ClusterError::Unavailable(error.to_string())),
             };
+            if message.sequence > last {
+                break;
+            }
             from = message.sequence + 1;
             entries.push(entry_of(message.sequence, Some(&message.headers), message.payload)?);
         }
         Ok(entries)
+    }
+}
+
+/// A standby's view of an event's log as it grows: every message after a position, in
+/// order, as soon as it is stored (an ordered consumer: the server pushes them; a gap,
+/// a lost heartbeat or a leader change makes the client recreate it from where it was).
+pub struct Follower {
+    event: String,
+    log: EventLog,
+    messages: Option<pull::Ordered>,
+    /// The last sequence handed out.
+    position: u64,
+}
+
+impl Follower {
+    /// The sequence of the last message [`Follower::next`] returned (or the start).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The next message of the event's log, waiting for it to be appended.
+    pub async fn next(&mut self) -> Result<LogEntry, ClusterError> {
+        loop {
+            let messages = match &mut self.messages {
+                Some(messages) => messages,
+                None => {
+                    let consumer = self
+                        .log
+                        .jetstream
+                        .log
+                        .create_consumer(pull::OrderedConfig {
+                            filter_subject: subject(&self.event)?,
+                            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: self.position + 1 },
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|error| ClusterError::Unavailable(error.to_string()))?;
+                    let messages =
+                        consumer.messages().await.map_err(|error| ClusterError::Unavailable(error.to_string()))?;
+                    self.messages.insert(messages)
+                }
+            };
+            let message = match messages.next().await {
+                Some(Ok(message)) => message,
+                // Recreated from the position at the next call.
+                Some(Err(error)) => {
+                    self.messages = None;
+                    return Err(ClusterError::Unavailable(error.to_string()));
+                }
+                // Not a busy loop of new consumers: the caller decides when to try again.
+                None => {
+                    self.messages = None;
+                    return Err(ClusterError::Unavailable("the log's consumer ended".to_string()));
+                }
+            };
+            let sequence =
+                message.info().map_err(|error| ClusterError::Unavailable(error.to_string()))?.stream_sequence;
+            if sequence <= self.position {
+                continue; // redelivered after a recreation
+            }
+            let entry = entry_of(sequence, message.headers.as_ref(), message.payload.clone())?;
+            self.position = sequence;
+            return Ok(entry);
+        }
     }
 }
 

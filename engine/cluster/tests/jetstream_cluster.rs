@@ -9,12 +9,19 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hakken_cluster::jetstream::ClusterError;
 use hakken_cluster::leases::{Keeper, Leases, Role};
-use hakken_cluster::log::{message_id, AppendError, EntryKind, EventLog};
+use hakken_cluster::log::{message_id, AppendError, EntryKind, EventLog, Follower, LogEntry};
 use hakken_cluster::takeover::{fence, OwnerLog};
 use support::NatsCluster;
 
 const TTL: Duration = Duration::from_millis(1_500);
+
+/// The follower's next message, within 20 s.
+async fn next(follower: &mut Follower) -> Result<LogEntry, ClusterError> {
+    let next = tokio::time::timeout(Duration::from_secs(20), follower.next());
+    next.await.expect("the follower got no message within 20 s")
+}
 
 fn owner_epoch(role: &Role) -> Option<u64> {
     match role {
@@ -185,4 +192,54 @@ async fn appends_go_on_with_the_log_leader_killed_and_the_server_catches_up_when
         assert!(Instant::now() < deadline, "the restarted server did not catch up within 30 s");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_follows_the_log_through_a_leader_kill_so_a_takeover_reads_only_the_tail() {
+    let mut cluster = NatsCluster::start(3);
+    let (a, b) = (cluster.connect("a").await, cluster.connect("b").await);
+    let (log_a, log_b) = (EventLog::new(&a), EventLog::new(&b));
+    let fenced = fence(&log_a, "final", "a", 1, 0).await.expect("a's takeover of an empty log");
+    let mut owner = OwnerLog::after(&log_a, "final", 1, &fenced);
+    let mut follower = log_b.follow("final", 0).expect("b follows");
+
+    let mut acknowledged = vec![fenced.marker];
+    for number in 0..200 {
+        acknowledged.push(owner.append(Bytes::from(format!("a-{number}"))).await.expect("append"));
+    }
+    let mut followed = Vec::new();
+    while followed.len() < acknowledged.len() {
+        followed.push(next(&mut follower).await.expect("a followed message").sequence);
+    }
+    assert_eq!(followed, acknowledged, "the standby saw every append, in order");
+
+    let leader = log_a.leader().await.expect("the log's leader");
+    cluster.kill(cluster.index_of(&leader));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.len() < 301 {
+        match owner.append(Bytes::from(format!("after-{}", acknowledged.len()))).await {
+            Ok(sequence) => acknowledged.push(sequence),
+            Err(AppendError::Unavailable(_)) if Instant::now() < deadline => {}
+            Err(error) => panic!("appends did not go on with a server down: {error}"),
+        }
+    }
+    while follower.position() < *acknowledged.last().expect("appends") {
+        match next(&mut follower).await {
+            Ok(entry) => followed.push(entry.sequence),
+            // The consumer is recreated from the position at the next call.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    // An append whose answer was lost may be stored too (never acknowledged): the
+    // follower sees each stored message once, every acknowledged one among them.
+    let stored: Vec<u64> =
+        log_b.read_after("final", 0).await.expect("the log").iter().map(|entry| entry.sequence).collect();
+    assert_eq!(followed, stored, "the standby saw each stored message once, in order");
+    assert!(acknowledged.iter().all(|sequence| followed.contains(sequence)));
+
+    // b takes over from its followed position: the fence reads nothing more.
+    let taken = fence(&log_b, "final", "b", 2, follower.position()).await.expect("b's takeover");
+    assert!(taken.entries.is_empty(), "a caught-up standby reads no tail: {}", taken.entries.len());
+    let late = owner.append(Bytes::from_static(b"a-late")).await;
+    assert!(matches!(late, Err(AppendError::Fenced)), "{late:?}");
 }
