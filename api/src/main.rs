@@ -53,6 +53,21 @@ enum Command {
     /// Payments of a running server.
     #[command(subcommand)]
     Payments(PaymentsCommand),
+    /// Cluster mode's state in NATS JetStream.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print (JSON) each event's lease holder and epoch, the end of its log, and the
+    /// log stream's leader and replicas (caught up or not, lag). Reads JetStream only:
+    /// no node needs to run, and nothing is created.
+    Status {
+        /// NATS server URLs, comma-separated (any reachable one will do).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nats: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +110,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => verify_audit(&config),
+        Command::Cluster(ClusterCommand::Status { nats }) => cluster_status(nats),
         Command::Payments(PaymentsCommand::Reconcile { url, admin_token }) => {
             let address = url.unwrap_or_else(|| config.listen.clone());
             let token = admin_token.unwrap_or_else(|| config.admin_token.clone());
@@ -104,6 +120,22 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn cluster_status(urls: Vec<String>) -> Result<()> {
+    let config = hakken_cluster::jetstream::ClusterConfig {
+        node: "status".to_string(),
+        urls,
+        replicas: 0, // creates nothing
+        request_timeout: std::time::Duration::from_secs(5),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = runtime.block_on(async {
+        let jetstream = hakken_cluster::jetstream::JetStream::open(&config).await?;
+        hakken_cluster::status::read(&jetstream).await
+    })?;
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    Ok(())
 }
 
 fn verify_audit(config: &config::Config) -> Result<()> {

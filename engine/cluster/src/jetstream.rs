@@ -56,15 +56,7 @@ pub struct JetStream {
 impl JetStream {
     /// Connects and creates (or opens) the lease bucket and the log stream.
     pub async fn connect(config: &ClusterConfig) -> Result<JetStream, ClusterError> {
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("hakken {}", config.node))
-            .connection_timeout(config.request_timeout)
-            .request_timeout(Some(config.request_timeout))
-            .connect(config.urls.clone())
-            .await
-            .map_err(|error| ClusterError::Connect(error.to_string()))?;
-        let mut context = jetstream::new(client);
-        context.set_timeout(config.request_timeout);
+        let context = jetstream_context(config).await?;
         // The bucket's stream as the KV API lays it out (what `create_key_value` would
         // make), created directly: that call first reads the account's info, and
         // async-nats 0.46 cannot parse a 2.9 server's answer to that.
@@ -105,6 +97,34 @@ impl JetStream {
             .map_err(|error| ClusterError::Setup { asset: LOG_STREAM, message: error.to_string() })?;
         Ok(JetStream { context, leases, log })
     }
+
+    /// Connects to the bucket and the stream a node made, creating nothing (the
+    /// operator's view: `hakken cluster status`).
+    pub async fn open(config: &ClusterConfig) -> Result<JetStream, ClusterError> {
+        let context = jetstream_context(config).await?;
+        let leases = context
+            .get_key_value(LEASE_BUCKET)
+            .await
+            .map_err(|error| ClusterError::Setup { asset: LEASE_BUCKET, message: error.to_string() })?;
+        let log = context
+            .get_stream(LOG_STREAM)
+            .await
+            .map_err(|error| ClusterError::Setup { asset: LOG_STREAM, message: error.to_string() })?;
+        Ok(JetStream { context, leases, log })
+    }
+}
+
+async fn jetstream_context(config: &ClusterConfig) -> Result<jetstream::Context, ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("hakken {}", config.node))
+        .connection_timeout(config.request_timeout)
+        .request_timeout(Some(config.request_timeout))
+        .connect(config.urls.clone())
+        .await
+        .map_err(|error| ClusterError::Connect(error.to_string()))?;
+    let mut context = jetstream::new(client);
+    context.set_timeout(config.request_timeout);
+    Ok(context)
 }
 
 /// The event's id as a NATS subject token and KV key: only what both allow and no

@@ -7,6 +7,7 @@
 //!   that takes, renews and releases a lease;
 //! - [`log`]: appends that a deposed owner cannot make, reads of a log's tail;
 //! - [`takeover`]: how a new owner catches up and fences the old one out;
+//! - [`status`]: leases, log ends and replicas, for `hakken cluster status`;
 //! - [`jetstream`]: the connection and the assets; [`metrics`]: the names.
 
 pub mod jetstream;
@@ -14,4 +15,5 @@ pub mod lease;
 pub mod leases;
 pub mod log;
 pub mod metrics;
+pub mod status;
 pub mod takeover;

@@ -6,11 +6,11 @@
 //! the event's subject (`Nats-Expected-Last-Subject-Sequence`); JetStream stores it only
 //! if that is still the last one, else it answers "wrong last sequence" and stores
 //! nothing. An owner appends one message at a time, each naming the one before, so the
-//! log is a chain. A new owner reads the chain to its end and appends its epoch marker
-//! naming that end: from then on, a deposed owner's append names a stale sequence and
-//! is refused ([`AppendError::Fenced`]), so it can never acknowledge a client again.
-//! What the deposed owner appended before the marker was read by the new owner first:
-//! nothing it acknowledged is lost.
+//! log is a chain. A new owner appends its epoch marker naming the chain's end, then
+//! reads everything before it ([`crate::takeover`]): from then on, a deposed owner's
+//! append names a stale sequence and is refused ([`AppendError::Fenced`]), so it can
+//! never acknowledge a client again, and all it was acknowledged is in what the new
+//! owner read.
 //!
 //! **Retries.** Each append carries a `Nats-Msg-Id` made of the event, the epoch and
 //! the append's number in it: an append retried after a lost answer (within the
@@ -30,10 +30,10 @@ use crate::jetstream::{subject_token, ClusterError, JetStream};
 use crate::metrics::{APPENDS_TOTAL, APPEND_SECONDS};
 
 const KIND: &str = "Hakken-Kind";
+const EPOCH: &str = "Hakken-Epoch";
 /// A read of a log's tail waits this long for its follower's next message before it
 /// fetches the rest one by one.
 const FOLLOW_STALL: std::time::Duration = std::time::Duration::from_secs(1);
-const EPOCH: &str = "Hakken-Epoch";
 
 /// What a log message holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,15 +10,21 @@
 //! checks its lease ([`crate::leases::Keeper::role`]) before each append, so a deposed
 //! owner stops by itself once its hold lapses; the fence stops the appends it had already
 //! checked for when it was paused or cut off. An append
-//! whose answer was lost leaves the log uncertain: the next one first reads what the
-//! log holds after the last known message: its own term's message (stored after all,
-//! never acknowledged: harmless, as a local write whose fsync answer was lost) moves the
-//! chain on; another term's means this node was fenced out.
+//! whose answer was lost is sent again, same message id, same expected sequence (stored
+//! once, whichever try landed). If every try went unanswered, the log is uncertain: the
+//! next append first reads what the log holds after the last known message: its own
+//! term's message (stored after all, never acknowledged: harmless, as a local write
+//! whose fsync answer was lost) moves the chain on; another term's means this node was
+//! fenced out. (A try that lands after that read makes the next append look fenced: a
+//! needless step-down, never a lost or doubled write.)
 
 use bytes::Bytes;
 
 use crate::jetstream::ClusterError;
 use crate::log::{message_id, AppendError, EntryKind, EventLog, LogEntry};
+
+/// Tries of one append before it is reported unanswered.
+const APPEND_TRIES: usize = 3;
 
 /// Markers a new owner tries before it gives up for this tick (each refusal means the
 /// old owner appended again; it stops within its own lease's margin).
@@ -102,19 +108,21 @@ impl OwnerLog {
             self.resolve().await?;
         }
         let id = message_id(&self.event, self.epoch, self.number);
-        match self.log.append(&self.event, self.epoch, self.last, &id, EntryKind::Batch, batch).await {
-            Ok(sequence) => {
-                self.last = sequence;
-                self.number += 1;
-                Ok(sequence)
+        let mut unanswered = String::new();
+        for _ in 0..APPEND_TRIES {
+            match self.log.append(&self.event, self.epoch, self.last, &id, EntryKind::Batch, batch.clone()).await {
+                Ok(sequence) => {
+                    self.last = sequence;
+                    self.number += 1;
+                    return Ok(sequence);
+                }
+                Err(AppendError::Unavailable(message)) => unanswered = message,
+                Err(AppendError::Fenced) => return Err(AppendError::Fenced),
             }
-            Err(AppendError::Unavailable(message)) => {
-                self.uncertain = true;
-                self.number += 1;
-                Err(AppendError::Unavailable(message))
-            }
-            Err(AppendError::Fenced) => Err(AppendError::Fenced),
         }
+        self.uncertain = true;
+        self.number += 1;
+        Err(AppendError::Unavailable(unanswered))
     }
 
     /// After a lost answer: what follows the last known message decides.
