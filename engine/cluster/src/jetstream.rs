@@ -54,7 +54,8 @@ pub struct JetStream {
 }
 
 impl JetStream {
-    /// Connects and creates (or opens) the lease bucket and the log stream.
+    /// Connects and creates (or opens) the lease bucket and the log stream; a node
+    /// joining the cluster (its metrics are exported from then on).
     pub async fn connect(config: &ClusterConfig) -> Result<JetStream, ClusterError> {
         let context = jetstream_context(config).await?;
         // The bucket's stream as the KV API lays it out (what `create_key_value` would
@@ -76,11 +77,7 @@ impl JetStream {
             })
             .await
             .map_err(|error| ClusterError::Setup { asset: LEASE_BUCKET, message: error.to_string() })?;
-        let leases = context
-            .get_key_value(LEASE_BUCKET)
-            .await
-            .map_err(|error| ClusterError::Setup { asset: LEASE_BUCKET, message: error.to_string() })?;
-        let log = context
+        context
             .get_or_create_stream(stream::Config {
                 name: LOG_STREAM.to_string(),
                 description: Some("hakken: each event's write-ahead log, one subject per event".to_string()),
@@ -95,13 +92,18 @@ impl JetStream {
             })
             .await
             .map_err(|error| ClusterError::Setup { asset: LOG_STREAM, message: error.to_string() })?;
-        Ok(JetStream { context, leases, log })
+        crate::metrics::describe();
+        JetStream::opened(context).await
     }
 
     /// Connects to the bucket and the stream a node made, creating nothing (the
     /// operator's view: `hakken cluster status`).
     pub async fn open(config: &ClusterConfig) -> Result<JetStream, ClusterError> {
-        let context = jetstream_context(config).await?;
+        JetStream::opened(jetstream_context(config).await?).await
+    }
+
+    /// The handles of the bucket and the stream, which must exist.
+    async fn opened(context: jetstream::Context) -> Result<JetStream, ClusterError> {
         let leases = context
             .get_key_value(LEASE_BUCKET)
             .await

@@ -68,7 +68,8 @@ pub enum Role {
     /// clock unless a renewal moves that on. `took_over`: the term began at the last
     /// tick (the new owner must catch up and fence before it acts: [`crate::takeover`]).
     Owner { epoch: u64, until_ms: u64, took_over: bool },
-    /// Another node holds it (`None`: nobody yet, or not known: NATS did not answer).
+    /// Another node holds it (`None`: nobody yet, released, or not known: NATS did
+    /// not answer).
     Standby { holder: Option<String>, epoch: u64 },
 }
 

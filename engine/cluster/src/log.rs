@@ -214,8 +214,9 @@ impl EventLog {
 }
 
 /// A standby's view of an event's log as it grows: every message after a position, in
-/// order, as soon as it is stored (an ordered consumer: the server pushes them; a gap,
-/// a lost heartbeat or a leader change makes the client recreate it from where it was).
+/// order, soon after it is stored (an ordered pull consumer, which the client keeps
+/// pulling from in batches; after an error, such as a leader change, the next call
+/// recreates it from the position).
 pub struct Follower {
     event: String,
     log: EventLog,

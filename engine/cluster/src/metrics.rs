@@ -5,14 +5,13 @@
 pub const LEASE_WRITES_TOTAL: &str = "hakken_cluster_lease_writes_total";
 /// Events this node took over from another holder (or a released lease).
 pub const TAKEOVERS_TOTAL: &str = "hakken_cluster_takeovers_total";
-/// Events this node owns now.
-pub const OWNED_EVENTS: &str = "hakken_cluster_owned_events";
 /// Log appends by outcome: `ok`, `fenced` (another owner appended), `unavailable`.
 pub const APPENDS_TOTAL: &str = "hakken_cluster_log_appends_total";
 /// From sending an append to its quorum acknowledgement (the cluster's durability point).
 pub const APPEND_SECONDS: &str = "hakken_cluster_log_append_seconds";
 
-/// Exports every counter at 0, so dashboards and alerts see the series from the start.
+/// Exports every counter at 0, so dashboards and alerts see the series from the start
+/// (called when a node connects: [`crate::jetstream::JetStream::connect`]).
 pub fn describe() {
     for outcome in ["taken", "renewed", "lost", "released", "error"] {
         metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => outcome).absolute(0);
@@ -21,5 +20,4 @@ pub fn describe() {
         metrics::counter!(APPENDS_TOTAL, "outcome" => outcome).absolute(0);
     }
     metrics::counter!(TAKEOVERS_TOTAL).absolute(0);
-    metrics::gauge!(OWNED_EVENTS).set(0.0);
 }
