@@ -51,6 +51,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub privacy: PrivacyConfig,
     pub notifications: crate::notifications::NotificationsConfig,
+    pub cluster: ClusterSettings,
 }
 
 impl Default for Config {
@@ -71,6 +72,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             privacy: PrivacyConfig::default(),
             notifications: crate::notifications::NotificationsConfig::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -290,6 +292,68 @@ impl PrivacyConfig {
     /// The keyring, or why the server cannot run with these keys.
     pub fn keyring(&self) -> Result<crate::privacy::Keyring> {
         crate::privacy::Keyring::parse(&self.keys, &self.active_key).context("[privacy] keys")
+    }
+}
+
+/// Cluster mode (see [`crate::cluster`]): events owned by nodes, each event's log on
+/// NATS JetStream. Off by default: one node on its own store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub enabled: bool,
+    /// This node's id, unique in the cluster (letters, digits, `-`, `_`).
+    pub node: String,
+    /// NATS servers with JetStream (`nats://127.0.0.1:4222`; `HAKKEN_CLUSTER_NATS`
+    /// comma-separated): any reachable one will do.
+    pub nats: Vec<String>,
+    /// This node's base URL for the others' redirects (`http://10.0.0.5:8080`); empty:
+    /// `http://` and the address it listens on.
+    pub advertise: String,
+    /// An owner that stops renewing loses its events this long after (the bound on
+    /// failover time, with a sixth of it for the standbys to notice).
+    pub lease_ttl_ms: u64,
+    /// Replicas of the leases and the log: 3 (a quorum of two acknowledges), or 1 on a
+    /// single NATS server.
+    pub replicas: usize,
+    /// Time limit of one JetStream request (an append's acknowledgement included).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            enabled: false,
+            node: String::new(),
+            nats: Vec::new(),
+            advertise: String::new(),
+            lease_ttl_ms: 3000,
+            replicas: 3,
+            request_timeout_ms: 2000,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The cluster crate's view, or why these settings cannot run.
+    pub fn cluster_config(&self) -> Result<hakken_cluster::jetstream::ClusterConfig> {
+        if self.node.is_empty() || hakken_cluster::jetstream::subject_token(&self.node).is_err() {
+            bail!("[cluster] node must be a unique id of letters, digits, '-' and '_' (HAKKEN_CLUSTER_NODE)");
+        }
+        if self.nats.is_empty() {
+            bail!("[cluster] nats needs at least one NATS URL (HAKKEN_CLUSTER_NATS)");
+        }
+        if self.lease_ttl_ms < 300 {
+            bail!("[cluster] lease_ttl_ms must be at least 300 (renewals go every third of it)");
+        }
+        if !(1..=5).contains(&self.replicas) {
+            bail!("[cluster] replicas must be 1 to 5");
+        }
+        Ok(hakken_cluster::jetstream::ClusterConfig {
+            node: self.node.clone(),
+            urls: self.nats.clone(),
+            replicas: self.replicas,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(100)),
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`http::router`] with `tower::ServiceExt::oneshot`, no socket and no real sleeping.
 //! Tests that need a process (kill -9, start-up, signals) run the binary.
 
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics_help;

@@ -6,7 +6,12 @@ use hakken_engine::observe as engine;
 use hakken_notify::metrics as notify;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
-use crate::http::{availability_cache, connections, gates, overload, payment_waiters, payments, route_metrics};
+use hakken_cluster::metrics as cluster;
+
+use crate::cluster::node;
+use crate::http::{
+    availability_cache, connections, gates, overload, owner_redirect, payment_waiters, payments, route_metrics,
+};
 use crate::payments::{gateway, reconcile};
 use crate::waiting_rooms;
 
@@ -196,4 +201,34 @@ pub fn describe() {
         notify::WEBHOOK_ENDPOINTS_DISABLED_TOTAL,
         "Webhook endpoints disabled after failing for too long"
     );
+    // Cluster mode (exported only by a node with [cluster] enabled).
+    describe_counter!(
+        cluster::LEASE_WRITES_TOTAL,
+        "Event lease writes, by outcome (taken, renewed, lost, released, error)"
+    );
+    describe_counter!(cluster::TAKEOVERS_TOTAL, "Events this node took over from an earlier holder");
+    describe_counter!(
+        cluster::APPENDS_TOTAL,
+        "Appends to the events' cluster log, by outcome (ok, fenced, unavailable)"
+    );
+    describe_histogram!(
+        cluster::APPEND_SECONDS,
+        Unit::Seconds,
+        "From an append to its quorum acknowledgement: the cluster's durability point"
+    );
+    describe_gauge!(node::OWNER, "1 while this node owns the event, 0 while it is a standby");
+    describe_gauge!(
+        node::STANDBY_LAG_MESSAGES,
+        "How far this standby's store is behind the event's log, in stream sequence numbers (0: caught up)"
+    );
+    describe_histogram!(
+        node::TAKEOVER_SECONDS,
+        Unit::Seconds,
+        "A takeover's fence, catch-up and rebuild, until the event is served here"
+    );
+    describe_counter!(
+        node::STEP_DOWNS_TOTAL,
+        "Times this node stopped serving an event, by reason (lease_lost, append_refused, stopping)"
+    );
+    describe_counter!(owner_redirect::REDIRECTS_TOTAL, "Requests redirected to the node that owns their event");
 }

@@ -23,6 +23,9 @@ use hakken_engine::store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use crate::cluster::node::Node;
+use crate::cluster::replicator::LogReplicator;
+use crate::cluster::Owners;
 use crate::config::{Config, VenuesAndEvents};
 use crate::http::app::{App, Shared, Tokens};
 use crate::http::connections::BoundedListener;
@@ -103,15 +106,83 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle,
     }
     let shared = shared_state(&config, payments, privacy);
     tokio::spawn(crate::http::report_readiness(shared.clone()));
-    let recovery = recover_in_background(config, loaded, shared.clone(), relay);
+    let cluster = match config.cluster.enabled {
+        true => Some(join_cluster(&config, &loaded, address).await?),
+        false => None,
+    };
+    let recovery = recover_in_background(config, loaded, shared.clone(), relay, cluster.clone());
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
     if let Some(app) = shared.ready_app().cloned() {
         tokio::task::spawn_blocking(move || app.shut_down()).await.context("stopping the engine")?;
     }
     println!("hakken stopped");
     tracing::info!("stopped; WAL flushed");
     Ok(())
+}
+
+/// Cluster mode's pieces from start-up to the end: the connection, the replicator
+/// the store writes through, and (once the app is ready) the node's event tasks.
+#[derive(Clone)]
+struct Cluster {
+    settings: crate::config::ClusterSettings,
+    address: String,
+    jetstream: hakken_cluster::jetstream::JetStream,
+    replicator: Arc<LogReplicator>,
+    node: Arc<std::sync::OnceLock<Arc<Node>>>,
+}
+
+/// How long a starting node tries to reach JetStream before it gives up.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping node waits for its event tasks to release their leases.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Cluster {
+    /// Steps down from every event and releases the leases (a clean stop hands over
+    /// at once instead of a ttl later).
+    async fn leave(&self) {
+        let Some(node) = self.node.get() else { return };
+        let tasks = node.stop();
+        if tokio::time::timeout(LEAVE_TIMEOUT, futures_util::future::join_all(tasks)).await.is_err() {
+            tracing::warn!("cluster: leases not all released in time; they lapse after their ttl");
+        }
+    }
+}
+
+/// Connects to JetStream (creating the lease bucket and the log if this is the first
+/// node) before recovery, so a node that cannot reach NATS does not start.
+async fn join_cluster(config: &Config, loaded: &VenuesAndEvents, address: SocketAddr) -> Result<Cluster> {
+    let cluster_config = config.cluster.cluster_config()?;
+    for event in &loaded.events {
+        hakken_cluster::jetstream::subject_token(&event.id)?;
+    }
+    // A NATS cluster that has just started has no JetStream leader for a few seconds.
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let jetstream = loop {
+        match hakken_cluster::jetstream::JetStream::connect(&cluster_config).await {
+            Ok(jetstream) => break jetstream,
+            Err(error) if Instant::now() < deadline => {
+                tracing::warn!(%error, "cluster: JetStream not ready; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error).context("joining the cluster (NATS JetStream)"),
+        }
+    };
+    let address = match config.cluster.advertise.as_str() {
+        "" => format!("http://{address}"),
+        advertised => advertised.to_string(),
+    };
+    println!("hakken cluster node {} (advertised at {address})", config.cluster.node);
+    Ok(Cluster {
+        settings: config.cluster.clone(),
+        address,
+        jetstream,
+        replicator: Arc::new(LogReplicator::new(tokio::runtime::Handle::current())),
+        node: Arc::default(),
+    })
 }
 
 /// What every request can reach before recovery has finished: the bounds and tokens.
@@ -151,12 +222,36 @@ fn recover_in_background(
     loaded: VenuesAndEvents,
     shared: Arc<Shared>,
     relay: Option<(crate::notifications::RelayParts, crate::notifications::RelayHandle)>,
+    cluster: Option<Cluster>,
 ) -> tokio::task::JoinHandle<()> {
     let recovery = tokio::task::spawn_blocking(move || -> Result<()> {
         let started = Instant::now();
-        let registry = recover(&config, loaded, Clock::System)?;
-        let app = Arc::new(App::new(registry, &config.http).context("taking the events into service")?);
+        let replicator = cluster.as_ref().map(|cluster| cluster.replicator.clone());
+        let registry = open_registry(&config, loaded, Clock::System, replicator)?;
+        let owners = cluster.as_ref().map(|cluster| {
+            let owners = Arc::new(Owners::new(registry.events().map(|entry| entry.event.id.as_str())));
+            let keys = registry.events().map(|entry| {
+                let first = entry.sections.first().map_or(0, |section| section.key.0);
+                (entry.event.id.clone(), first, entry.sections.len() as u32)
+            });
+            cluster.replicator.set_events(owners.clone(), keys);
+            owners
+        });
+        let app = Arc::new(App::new(registry, &config.http, owners.clone()).context("taking the events into service")?);
         let runtime = tokio::runtime::Handle::current();
+        if let (Some(cluster), Some(owners)) = (&cluster, owners) {
+            let node = Arc::new(Node::new(
+                cluster.settings.node.clone(),
+                cluster.address.clone(),
+                Duration::from_millis(cluster.settings.lease_ttl_ms),
+                cluster.jetstream.clone(),
+                cluster.replicator.clone(),
+                owners,
+            ));
+            let _guard = runtime.enter();
+            node.spawn(&app);
+            let _ = cluster.node.set(node);
+        }
         runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
         shared.set_ready(app);
         runtime.spawn(crate::waiting_rooms::run(shared.clone()));
@@ -225,10 +320,29 @@ async fn serve_until_stopped(listener: TcpListener, shared: &Arc<Shared>) -> Res
 /// the section actors and the API read "now" from it (tests pass a manual one).
 /// Blocking (it reads and syncs the store): call it off the async workers.
 pub fn recover(config: &Config, loaded: VenuesAndEvents, clock: Clock) -> Result<Registry> {
+    open_registry(config, loaded, clock, None)
+}
+
+/// [`recover`]; in cluster mode (`replicator`), the store writes through the event logs
+/// and every event starts idle (the node's tasks take events over).
+fn open_registry(
+    config: &Config,
+    loaded: VenuesAndEvents,
+    clock: Clock,
+    replicator: Option<Arc<LogReplicator>>,
+) -> Result<Registry> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir, config.storage.clone())?;
-    let mut registry = Registry::recover(config.engine.clone(), clock, store)?;
+    let mut registry = match replicator {
+        None => {
+            Registry::recover(config.engine.clone(), clock, Store::open(&config.data_dir, config.storage.clone())?)?
+        }
+        Some(replicator) => {
+            let replicator: Arc<dyn hakken_engine::store::Replicator> = replicator;
+            let store = Store::open_replicated(&config.data_dir, config.storage.clone(), Some(replicator))?;
+            Registry::standby(config.engine.clone(), clock, store)?
+        }
+    };
     for venue in loaded.venues {
         if registry.venue(&venue.id).is_none() {
             registry.add_venue(venue)?;

@@ -79,7 +79,7 @@ impl InProcess {
                 .await
                 .unwrap()
                 .unwrap();
-        let app = Arc::new(App::new(registry, &http)?);
+        let app = Arc::new(App::new(registry, &http, None)?);
         shared.set_ready(app.clone());
         Ok(InProcess { router: hakken_api::http::router(shared), clock, app, _dir: dir })
     }

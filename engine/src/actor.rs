@@ -233,6 +233,22 @@ impl Actor for SectionActor {
     }
 }
 
+/// Stops the actor after what is queued before it (cluster mode: the event moved to
+/// another node, or this node takes it over with a rebuilt inventory).
+pub struct Retire;
+
+impl Message for Retire {
+    type Result = ();
+}
+
+impl Handler<Retire> for SectionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, context: &mut Self::Context) {
+        actix::ActorContext::stop(context);
+    }
+}
+
 /// A typed request to a section actor, run against its inventory at the actor's `now`.
 pub trait SectionCall: Send + 'static {
     type Reply: Send + 'static;
@@ -602,6 +618,18 @@ impl SectionHandle {
         standing: Arc<AtomicBool>,
     ) -> SectionHandle {
         SectionHandle { key, state, addr, queued, standing }
+    }
+
+    /// Stops the actor once what is queued before is done (see [`Retire`]). Not on the
+    /// hot path: it waits for room in the mailbox rather than fail.
+    pub fn retire(&self) {
+        self.addr.do_send(Retire);
+    }
+
+    /// [`retire`](Self::retire), resolving once every call queued before it has run
+    /// (and handed its writes to the store's writer).
+    pub async fn retired(&self) {
+        let _ = self.addr.send(Retire).await;
     }
 
     /// Calls waiting in the section's mailbox now.

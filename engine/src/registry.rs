@@ -153,6 +153,9 @@ pub struct Registry {
     events: HashMap<String, EventEntry>,
     /// By `SectionKey`: every section inventory of every event.
     sections: Vec<SectionHandle>,
+    /// Cluster mode: events start idle (empty, writing nothing) until this node takes
+    /// one over ([`take_over_event`](Self::take_over_event)).
+    standby: bool,
     /// Dropped last: actors stop only after the handles are gone.
     runtime: ActorRuntime,
 }
@@ -187,6 +190,7 @@ impl Registry {
             venues: HashMap::new(),
             events: HashMap::new(),
             sections: Vec::new(),
+            standby: false,
             runtime,
         })
     }
@@ -219,6 +223,105 @@ impl Registry {
         Ok(registry)
     }
 
+    /// Cluster mode: every stored event is served idle, its sections empty and writing
+    /// nothing, until this node takes it over; events added later start idle too. Nothing
+    /// but the definitions is read (the log decides what an event holds).
+    pub fn standby(config: EngineConfig, clock: Clock, store: Store) -> Result<Registry, RecoveryError> {
+        let definitions = store.event_definitions()?;
+        let mut registry = Registry::new(config, clock)?;
+        registry.store = Some(Arc::new(store));
+        registry.standby = true;
+        for definition in &definitions {
+            let (event, venue) = from_definition(definition)
+                .map_err(|problem| RecoveryError::Definition { event: definition.event.id.clone(), problem })?;
+            assert_eq!(definition.first_section_key as usize, registry.sections.len(), "stored in key order");
+            let venue = match registry.venues.get(&venue.id) {
+                Some(known) => known.clone(),
+                None => registry.add_venue(venue)?,
+            };
+            let ledger = Arc::new(CustomerLedger::new(registry.config.customer_seats_max));
+            let inventories = registry.idle_inventories(&event, &venue, &ledger, definition.first_section_key);
+            registry.start_event(event, venue, ledger, inventories);
+        }
+        Ok(registry)
+    }
+
+    /// Empty inventories of an event, without a WAL (cluster mode, not owned here).
+    fn idle_inventories(
+        &self,
+        event: &Event,
+        venue: &Arc<Venue>,
+        ledger: &Arc<CustomerLedger>,
+        first_key: u32,
+    ) -> Vec<(Inventory, Option<SectionWal>)> {
+        (0..venue.sections.len())
+            .map(|section_index| {
+                let inventory = Inventory::new(InventoryParams {
+                    key: SectionKey(first_key + section_index as u32),
+                    venue: venue.clone(),
+                    section_index,
+                    event,
+                    config: &self.config,
+                    ledger: ledger.clone(),
+                });
+                (inventory, None)
+            })
+            .collect()
+    }
+
+    /// Cluster mode: this node now owns `event` and its store holds the event's log up
+    /// to the new term's marker. Its sections are rebuilt from the store (the same code
+    /// as recovery) and served by new actors that write; the idle ones are retired.
+    pub fn take_over_event(&mut self, id: &str) -> Result<(), RecoveryError> {
+        let store = self.store.clone().expect("cluster mode has a store");
+        let entry = self.events.get(id).ok_or_else(|| RegistryError::UnknownEvent(id.to_string()))?;
+        let (event, venue) = (entry.event.clone(), entry.venue.clone());
+        let recovered = store.recover_event(id)?;
+        let ledger = Arc::new(CustomerLedger::new(self.config.customer_seats_max));
+        let first_key = recovered.definition.first_section_key;
+        let inventories = self.rebuild_at(first_key, &event, &venue, &ledger, &recovered.sections)?;
+        let wals = recovered
+            .sections
+            .iter()
+            .map(|section| Some(SectionWal::new(store.wal(), section.last_seq, store.config())));
+        // The idle sections wrote nothing: no need to wait for them.
+        for idle in self.replace_event(event, venue, ledger, inventories.into_iter().zip(wals)) {
+            idle.retire();
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: `event` is no longer owned here (or its in-memory state can no
+    /// longer be trusted): empty idle actors serve it. Returns the sections it had, to
+    /// retire and wait for ([`SectionHandle::retired`]): the writes they still make must
+    /// reach the writer before a new term of this node begins.
+    pub fn idle_event(&mut self, id: &str) -> Result<Vec<SectionHandle>, RegistryError> {
+        let entry = self.events.get(id).ok_or_else(|| RegistryError::UnknownEvent(id.to_string()))?;
+        let (event, venue) = (entry.event.clone(), entry.venue.clone());
+        let first_key = entry.sections.first().map_or(0, |section| section.key.0);
+        let ledger = Arc::new(CustomerLedger::new(self.config.customer_seats_max));
+        let inventories = self.idle_inventories(&event, &venue, &ledger, first_key);
+        Ok(self.replace_event(event, venue, ledger, inventories))
+    }
+
+    /// Starts new actors for an event's sections at the same keys; returns the old.
+    fn replace_event(
+        &mut self,
+        event: Arc<Event>,
+        venue: Arc<Venue>,
+        ledger: Arc<CustomerLedger>,
+        inventories: impl IntoIterator<Item = (Inventory, Option<SectionWal>)>,
+    ) -> Vec<SectionHandle> {
+        let old = self.events.remove(&event.id).expect("replacing a known event");
+        let first_key = old.sections.first().map_or(0, |section| section.key.0) as usize;
+        let tail = self.sections.split_off(first_key);
+        let after = tail[old.sections.len()..].to_vec();
+        let event = Arc::unwrap_or_clone(event);
+        self.start_event(event, venue, ledger, inventories);
+        self.sections.extend(after);
+        old.sections
+    }
+
     /// Builds the inventories of one recovered event, spread over all cores.
     fn rebuild(
         &self,
@@ -227,7 +330,17 @@ impl Registry {
         ledger: &Arc<CustomerLedger>,
         sections: &[RecoveredSection],
     ) -> Result<Vec<Inventory>, ApplyError> {
-        let first_key = self.sections.len() as u32;
+        self.rebuild_at(self.sections.len() as u32, event, venue, ledger, sections)
+    }
+
+    fn rebuild_at(
+        &self,
+        first_key: u32,
+        event: &Event,
+        venue: &Arc<Venue>,
+        ledger: &Arc<CustomerLedger>,
+        sections: &[RecoveredSection],
+    ) -> Result<Vec<Inventory>, ApplyError> {
         let now = self.clock.now();
         let threads = std::thread::available_parallelism().map_or(1, usize::from).min(sections.len().max(1));
         let chunk = sections.len().div_ceil(threads).max(1);
@@ -326,7 +439,10 @@ impl Registry {
                     config: &self.config,
                     ledger: ledger.clone(),
                 });
-                let wal = self.store.as_ref().map(|store| SectionWal::new(store.wal(), 0, store.config()));
+                let wal = match &self.store {
+                    Some(store) if !self.standby => Some(SectionWal::new(store.wal(), 0, store.config())),
+                    _ => None,
+                };
                 (inventory, wal)
             })
             .collect();

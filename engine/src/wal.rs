@@ -570,6 +570,32 @@ pub fn debug_assert_round_trip<T: Encode + Decode<()> + PartialEq + std::fmt::De
     debug_assert_eq!(decode::<T>(framed).as_ref(), Ok(value), "a framed value must decode to itself");
 }
 
+/// One event's share of a group commit, as a message of the event's cluster log carries
+/// it (cluster mode; see `store/replication.rs`): each section's framed records as the
+/// writer got them, with their audit entries and the stored answer of the request
+/// that made them. A standby writes exactly this into its own store. Outbox entries
+/// stay with the node that made them (the owner's relay delivers them).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct LogBatch {
+    pub appends: Vec<LogAppend>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct LogAppend {
+    pub section: u32,
+    pub first_seq: u64,
+    /// Framed [`Record`]s, `first_seq..`.
+    pub records: Vec<Vec<u8>>,
+    pub audit: Vec<AuditRecord>,
+    /// The idempotency key and its framed [`IdempotentAnswer`].
+    pub answer: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Key (in `meta`) of the last message of `event`'s cluster log this store holds.
+pub fn cluster_position_key(event: &str) -> Vec<u8> {
+    [b"cluster/".as_slice(), event.as_bytes()].concat()
+}
+
 /// Key of a WAL record: section key then sequence, big-endian.
 pub fn record_key(section: u32, seq: u64) -> [u8; 12] {
     let mut key = [0; 12];

@@ -70,6 +70,13 @@ async fn change<T: Send + 'static>(
     app: &Arc<App>,
     change: impl FnOnce(&mut hakken_engine::registry::Registry) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
+    if app.owners.is_some() {
+        // Each node's catalogue would change alone: events and venues are not in the log.
+        return Err(ApiError::conflict(
+            "cluster_mode",
+            "in cluster mode events come from the configuration every node loads; change the files and restart the nodes one by one",
+        ));
+    }
     let app = app.clone();
     tokio::task::spawn_blocking(move || app.change_registry(change))
         .await

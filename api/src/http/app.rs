@@ -14,11 +14,12 @@ use hakken_engine::clock::{Clock, Millis};
 use hakken_engine::event::Event;
 use hakken_engine::ids::SectionKey;
 use hakken_engine::registry::Registry;
-use hakken_engine::store::{Store, StoreError};
+use hakken_engine::store::{StorageError, Store, StoreError};
 use hakken_engine::ticket_code::{EventKey, PublicKey};
 use hakken_engine::venue::Venue;
 use hakken_notify::{Language, LanguageError, TimeZoneError, VenueTimeZone};
 
+use crate::cluster::{Owners, Ownership};
 use crate::config::{GatesConfig, HttpConfig};
 use crate::http::availability_cache::AvailabilityCache;
 use crate::http::error::{ApiError, ApiResult};
@@ -46,6 +47,8 @@ pub struct ServedEvent {
     pub language: Language,
     /// The event's waiting room, when it has `[queue]`: every hold then needs an access.
     pub room: Option<Arc<ServedRoom>>,
+    /// Cluster mode: whether this node owns the event now (`None`: single node).
+    pub ownership: Option<Arc<Ownership>>,
 }
 
 /// Why an event cannot be served: the engine checks the shape of a venue's time zone and
@@ -78,6 +81,19 @@ pub enum CatalogueError {
 }
 
 impl ServedEvent {
+    /// Ok when this node serves the event; in cluster mode, the redirect to its owner
+    /// otherwise. [`Catalogue::event`] asks it; handlers that find the event by a hold,
+    /// order or ticket id ask it themselves.
+    pub fn here(&self) -> ApiResult<()> {
+        self.ownership.as_ref().map_or(Ok(()), |ownership| ownership.check(&self.event.id))
+    }
+
+    /// Whether this node owns the event (always in single-node mode): background work
+    /// (the payment sweep) leaves the others to their owners.
+    pub fn owned_here(&self) -> bool {
+        self.ownership.as_ref().is_none_or(|ownership| ownership.is_here())
+    }
+
     pub fn section(&self, section_id: &str) -> Option<(usize, &SectionHandle)> {
         let index = self.venue.section_index(section_id)?;
         Some((index, &self.sections[index]))
@@ -95,7 +111,12 @@ pub struct Catalogue {
 impl Catalogue {
     /// Every event of the registry, with its signing key (made and stored the first
     /// time an event is seen), its venue's time zone and its language.
-    fn of(registry: &Registry, store: &Store, rooms: &mut Rooms) -> Result<Catalogue, CatalogueError> {
+    fn of(
+        registry: &Registry,
+        store: &Store,
+        rooms: &mut Rooms,
+        owners: Option<&Owners>,
+    ) -> Result<Catalogue, CatalogueError> {
         let mut catalogue = Catalogue::default();
         let mut keyed = Vec::new();
         for entry in registry.events() {
@@ -115,6 +136,7 @@ impl Catalogue {
                 time_zone,
                 language,
                 room,
+                ownership: owners.and_then(|owners| owners.get(&entry.event.id).cloned()),
             });
             for (index, section) in entry.sections.iter().enumerate() {
                 keyed.push((section.key, served.clone(), index));
@@ -128,7 +150,10 @@ impl Catalogue {
     }
 
     pub fn event(&self, id: &str) -> ApiResult<&Arc<ServedEvent>> {
-        self.events.get(id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))
+        let served =
+            self.events.get(id).ok_or_else(|| ApiError::not_found("event_not_found", format!("no event {id:?}")))?;
+        served.here()?;
+        Ok(served)
     }
 
     /// The event and section index of a section key, if the key exists.
@@ -151,15 +176,17 @@ pub struct App {
     pub availability_cache: AvailabilityCache<Catalogue>,
     /// The registry's clock: the one "now" of the process (hold expiry, doors open).
     clock: Clock,
+    /// Cluster mode: which events this node owns now.
+    pub owners: Option<Arc<Owners>>,
 }
 
 impl App {
     /// Fails on a store error or on an event that cannot be served (a time zone this
     /// build's tz database does not know): a start-up error.
-    pub fn new(registry: Registry, http: &HttpConfig) -> Result<App, CatalogueError> {
+    pub fn new(registry: Registry, http: &HttpConfig, owners: Option<Arc<Owners>>) -> Result<App, CatalogueError> {
         let store = registry.store().expect("the server's registry is durable").clone();
         let mut rooms = Rooms::default();
-        let catalogue = Arc::new(Catalogue::of(&registry, &store, &mut rooms)?);
+        let catalogue = Arc::new(Catalogue::of(&registry, &store, &mut rooms, owners.as_deref())?);
         Ok(App {
             rooms: Mutex::new(rooms),
             clock: registry.clock().clone(),
@@ -169,6 +196,7 @@ impl App {
             availability_cache: AvailabilityCache::new(http.availability_cache_ms),
             store,
             limiter: CustomerLimiter::new(http.customer_requests_per_s, http.customer_requests_burst),
+            owners,
         })
     }
 
@@ -192,17 +220,18 @@ impl App {
         let registry = guard.as_mut().ok_or_else(shutting_down)?;
         let result = change(registry);
         let mut rooms = self.rooms.lock().expect("rooms lock");
-        let catalogue = Catalogue::of(registry, &self.store, &mut rooms).map_err(|error| match error {
-            CatalogueError::Store(error) => {
-                tracing::error!(%error, "storing an event's signing key failed");
-                ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)
-            }
-            // A bug: admin changes check the locale before they change the registry.
-            CatalogueError::Locale(error) => {
-                tracing::error!(%error, "an event in the registry cannot be served");
-                ApiError::unavailable("internal", "the events could not be served after the change", 1)
-            }
-        })?;
+        let catalogue =
+            Catalogue::of(registry, &self.store, &mut rooms, self.owners.as_deref()).map_err(|error| match error {
+                CatalogueError::Store(error) => {
+                    tracing::error!(%error, "storing an event's signing key failed");
+                    ApiError::unavailable("storage_unavailable", "the event's signing key could not be stored", 5)
+                }
+                // A bug: admin changes check the locale before they change the registry.
+                CatalogueError::Locale(error) => {
+                    tracing::error!(%error, "an event in the registry cannot be served");
+                    ApiError::unavailable("internal", "the events could not be served after the change", 1)
+                }
+            })?;
         *self.catalogue.write().expect("catalogue lock") = Arc::new(catalogue);
         result
     }
@@ -254,6 +283,14 @@ pub fn unavailable(unavailable: Unavailable, overload: &Overload) -> ApiError {
                     retry_after_s,
                 ),
             }
+        }
+        Unavailable::Storage(StorageError::NotReplicated(why)) => {
+            tracing::warn!(%why, "a change was not taken by the event's cluster log");
+            ApiError::unavailable(
+                "not_replicated",
+                "the change could not be made durable in the cluster (the event may be moving to another node); retry",
+                1,
+            )
         }
         Unavailable::Storage(error) => {
             tracing::error!(%error, "a change could not be made durable");

@@ -39,11 +39,19 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds, sent as `Retry-After` (429 and 503).
     pub retry_after_s: Option<u64>,
+    /// Cluster mode: another node owns the event, at this base URL; the answer becomes
+    /// a `307` there (see `owner_redirect.rs`).
+    pub owner_address: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None, retry_after_s: None }
+        ApiError { status, code, message: message.into(), details: None, retry_after_s: None, owner_address: None }
+    }
+
+    pub fn with_owner(mut self, address: String) -> ApiError {
+        self.owner_address = Some(address);
+        self
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
@@ -93,9 +101,16 @@ impl IntoResponse for ApiError {
         }
         // Middleware (metrics, logs) reads the code without parsing the body.
         response.extensions_mut().insert(ErrorCode(self.code));
+        if let Some(address) = self.owner_address {
+            response.extensions_mut().insert(OwnerElsewhere(address));
+        }
         response
     }
 }
+
+/// The base URL of the node that owns the event an answer refused (cluster mode).
+#[derive(Clone, Debug)]
+pub struct OwnerElsewhere(pub String);
 
 /// The error code of an answer, for metrics and logs.
 #[derive(Clone, Copy, Debug)]

@@ -224,6 +224,7 @@ async fn scan_one(shared: &Shared, app: &App, input: ScanInput<'_>) -> ApiResult
     let (served, index) = catalogue.locate(ticket.section).ok_or_else(|| {
         ApiError::unavailable("catalogue_changed", "the event changed during the scan; scan again", 1)
     })?;
+    served.here()?;
     let scan =
         Scan { ticket, gate: input.gate.to_string(), scan_id: input.scan_id.to_string(), scanned_at: input.scanned_at };
     let (outcome, order) = call(&served.sections[index], scan, &shared.overload).await?;

@@ -287,6 +287,7 @@ pub(crate) fn locate_hold(catalogue: &Catalogue, id: &str) -> ApiResult<(HoldId,
     let not_found = || ApiError::not_found("hold_not_found", format!("no hold {id:?}"));
     let hold: HoldId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(hold.section).ok_or_else(not_found)?;
+    served.here()?;
     Ok((hold, served.clone(), index))
 }
 
@@ -294,6 +295,7 @@ pub(crate) fn locate_order(catalogue: &Catalogue, id: &str) -> ApiResult<(OrderI
     let not_found = || ApiError::not_found("order_not_found", format!("no order {id:?}"));
     let order: OrderId = id.parse().map_err(|_| not_found())?;
     let (served, index) = catalogue.locate(order.section).ok_or_else(not_found)?;
+    served.here()?;
     Ok((order, served.clone(), index))
 }
 

@@ -28,6 +28,7 @@ pub mod limiter;
 pub mod openapi;
 pub mod outbox;
 pub mod overload;
+pub mod owner_redirect;
 pub mod panic_guard;
 pub mod payment_views;
 pub mod payment_waiters;
@@ -103,6 +104,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), idempotency_layer::idempotent))
+        .layer(axum::middleware::from_fn(owner_redirect::redirect))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(gatekeeper, auth::authenticate))
         .layer(axum::middleware::from_fn(panic_guard::catch_panic))

@@ -401,6 +401,8 @@ async fn handle_event(
     else {
         return Ok(("ignored", false));
     };
+    // Another node owns the event (cluster mode): refused, so the PSP retries later.
+    served.here()?;
     let section = &served.sections[index];
     let authorization = if refunded { None } else { event.authorization() };
     // A payment already settled has nothing left for a prompt to change (the webhook of

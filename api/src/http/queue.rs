@@ -212,6 +212,7 @@ fn place_of_token<'a>(
     let invalid = || ApiError::not_found("queue_token_invalid", "not a waiting-room token of this server");
     let (event, _) = tokens::read_place_token(token).map_err(|_| invalid())?;
     let served = catalogue.events.get(&event).ok_or_else(invalid)?;
+    served.here()?;
     let room = served.room.as_ref().ok_or_else(invalid)?;
     let place = room.places.check(&event, token).map_err(|_| invalid())?;
     Ok((served, room, place))

@@ -99,6 +99,7 @@ async fn locate(shared: &Shared, id: &str, query: &CustomerQuery, headers: &Head
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(id))?;
     let catalogue = app.catalogue();
     let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(id))?;
+    served.here()?;
     let order = call(&served.sections[index], ReadTicket { ticket, viewer }, &shared.overload)
         .await?
         .ok_or_else(|| ticket_not_found(id))?;
@@ -277,6 +278,7 @@ pub async fn reissue_ticket(
     let ticket: TicketId = id.parse().map_err(|_| ticket_not_found(&id))?;
     let catalogue = app.catalogue();
     let (served, index) = catalogue.locate(ticket.order.section).ok_or_else(|| ticket_not_found(&id))?;
+    served.here()?;
     let proof = match (is_admin(&shared, &headers), request.order, request.email) {
         (true, _, _) => ReissueProof::Admin,
         (false, Some(order), Some(email)) => {

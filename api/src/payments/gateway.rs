@@ -319,7 +319,8 @@ impl Gateway {
             }
             let catalogue = app.catalogue();
             let mut counts = [0usize; 5];
-            for served in catalogue.events.values() {
+            // A payment is the owner's to settle (cluster mode): a standby's sections are idle.
+            for served in catalogue.events.values().filter(|served| served.owned_here()) {
                 for section in &served.sections {
                     let due = PaymentsDue { grace_ms: self.grace_ms, abandon_after_ms: self.abandon_after_ms };
                     let Ok(due) = call(section, due, &shared.overload).await else { continue };

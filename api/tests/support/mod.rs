@@ -113,6 +113,11 @@ impl Server {
         std::thread::spawn(move || while received.recv().is_ok() {});
     }
 
+    /// The process id (for signals: SIGSTOP, SIGCONT).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// SIGKILL: nothing gets flushed, as in a crash.
     pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -283,8 +288,20 @@ pub(crate) fn try_raw_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Reply> {
+    try_raw_request_within(Duration::from_secs(30), address, method, path, headers, body)
+}
+
+/// [`try_raw_request`] with a read timeout of its own (a paused server never answers).
+pub(crate) fn try_raw_request_within(
+    timeout: Duration,
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

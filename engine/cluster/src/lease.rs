@@ -29,6 +29,10 @@ pub struct Lease {
     pub holder: Option<String>,
     /// Ownership terms so far: each new holder takes `epoch + 1`.
     pub epoch: u64,
+    /// Where the holder serves the event's requests (its HTTP base URL): other nodes
+    /// redirect there. Not part of the rules; absent in leases of older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// What a node knows of one event's lease key.
@@ -75,9 +79,12 @@ pub enum Step {
 pub fn next_step(me: &str, observed: &Observed, now_ms: u64, ttl_ms: u64) -> Step {
     let Some(lease) = &observed.lease else {
         // No key yet (revision 0): the first holder has epoch 1.
-        return Step::Take { revision: observed.revision, lease: Lease { holder: Some(me.to_string()), epoch: 1 } };
+        return Step::Take {
+            revision: observed.revision,
+            lease: Lease { holder: Some(me.to_string()), epoch: 1, address: None },
+        };
     };
-    let taken = Lease { holder: Some(me.to_string()), epoch: lease.epoch + 1 };
+    let taken = Lease { holder: Some(me.to_string()), epoch: lease.epoch + 1, address: None };
     match lease.holder.as_deref() {
         Some(holder) if holder == me => Step::Renew { revision: observed.revision, lease: lease.clone() },
         Some(holder) => {
@@ -106,21 +113,27 @@ mod tests {
     const TTL: u64 = 3_000;
 
     fn held_by(holder: &str, epoch: u64, revision: u64, first_seen_ms: u64) -> Observed {
-        Observed { revision, lease: Some(Lease { holder: Some(holder.into()), epoch }), first_seen_ms }
+        Observed { revision, lease: Some(Lease { holder: Some(holder.into()), epoch, address: None }), first_seen_ms }
     }
 
     #[test]
     fn the_first_node_creates_the_key_with_epoch_one() {
         let absent = Observed::first_read(0, None, 10);
         let step = next_step("a", &absent, 10, TTL);
-        assert_eq!(step, Step::Take { revision: 0, lease: Lease { holder: Some("a".into()), epoch: 1 } });
+        assert_eq!(
+            step,
+            Step::Take { revision: 0, lease: Lease { holder: Some("a".into()), epoch: 1, address: None } }
+        );
     }
 
     #[test]
     fn the_holder_renews_with_the_same_epoch() {
         let observed = held_by("a", 4, 17, 0);
         let step = next_step("a", &observed, 100_000, TTL);
-        assert_eq!(step, Step::Renew { revision: 17, lease: Lease { holder: Some("a".into()), epoch: 4 } });
+        assert_eq!(
+            step,
+            Step::Renew { revision: 17, lease: Lease { holder: Some("a".into()), epoch: 4, address: None } }
+        );
     }
 
     #[test]
@@ -128,7 +141,10 @@ mod tests {
         let observed = held_by("a", 4, 17, 1_000);
         assert_eq!(next_step("b", &observed, 3_999, TTL), Step::Wait { holder: "a".into(), epoch: 4, until_ms: 4_000 });
         let step = next_step("b", &observed, 4_000, TTL);
-        assert_eq!(step, Step::Take { revision: 17, lease: Lease { holder: Some("b".into()), epoch: 5 } });
+        assert_eq!(
+            step,
+            Step::Take { revision: 17, lease: Lease { holder: Some("b".into()), epoch: 5, address: None } }
+        );
     }
 
     #[test]
@@ -150,9 +166,13 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_taken_at_once_with_a_higher_epoch() {
-        let released = Observed { revision: 30, lease: Some(Lease { holder: None, epoch: 7 }), first_seen_ms: 5 };
+        let released =
+            Observed { revision: 30, lease: Some(Lease { holder: None, epoch: 7, address: None }), first_seen_ms: 5 };
         let step = next_step("b", &released, 5, TTL);
-        assert_eq!(step, Step::Take { revision: 30, lease: Lease { holder: Some("b".into()), epoch: 8 } });
+        assert_eq!(
+            step,
+            Step::Take { revision: 30, lease: Lease { holder: Some("b".into()), epoch: 8, address: None } }
+        );
     }
 
     #[test]

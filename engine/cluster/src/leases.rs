@@ -70,7 +70,8 @@ pub enum Role {
     Owner { epoch: u64, until_ms: u64, took_over: bool },
     /// Another node holds it (`None`: nobody yet, released, or not known: NATS did
     /// not answer).
-    Standby { holder: Option<String>, epoch: u64 },
+    /// `address`: where the holder serves it, as its lease says.
+    Standby { holder: Option<String>, epoch: u64, address: Option<String> },
 }
 
 /// The lease this node holds: the revision its last write made.
@@ -90,6 +91,8 @@ pub struct Keeper {
     clock: Instant,
     observed: Option<Observed>,
     held: Option<Held>,
+    /// Written into the leases this node takes and renews.
+    address: Option<String>,
 }
 
 impl Keeper {
@@ -102,7 +105,14 @@ impl Keeper {
             clock: Instant::now(),
             observed: None,
             held: None,
+            address: None,
         }
+    }
+
+    /// Leases this node holds name `address` (its HTTP base URL) for others to redirect to.
+    pub fn advertising(mut self, address: &str) -> Keeper {
+        self.address = Some(address.to_string());
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -130,7 +140,8 @@ impl Keeper {
     fn standby(&self) -> Role {
         let lease = self.observed.as_ref().and_then(|observed| observed.lease.clone());
         let holder = lease.as_ref().and_then(|lease| lease.holder.clone()).filter(|holder| *holder != self.node);
-        Role::Standby { holder, epoch: lease.map_or(0, |lease| lease.epoch) }
+        let address = lease.as_ref().filter(|_| holder.is_some()).and_then(|lease| lease.address.clone());
+        Role::Standby { holder, epoch: lease.map_or(0, |lease| lease.epoch), address }
     }
 
     /// Renews the lease it holds, or reads the key and takes it if the rules say so.
@@ -140,13 +151,14 @@ impl Keeper {
         }
         let Some(observed) = self.observe().await else { return self.standby() };
         let step = next_step(&self.node, &observed, self.now_ms(), self.ttl_ms);
-        let (revision, lease) = match step {
+        let (revision, mut lease) = match step {
             Step::Wait { .. } => return self.standby(),
             Step::Take { revision, lease } => (revision, lease),
-            // The bucket names this node but it holds nothing: it restarted. It has lost
-            // what it knew, so it begins a new term as any new owner does.
-            Step::Renew { revision, lease } => (revision, Lease { holder: lease.holder, epoch: lease.epoch + 1 }),
+            // The bucket names this node but it holds nothing: it restarted (or stepped
+            // down). It has lost what it knew, so it begins a new term as any new owner does.
+            Step::Renew { revision, lease } => (revision, Lease { epoch: lease.epoch + 1, ..lease }),
         };
+        lease.address.clone_from(&self.address);
         let sent_ms = self.now_ms();
         match self.leases.write(&self.event, revision, &lease).await {
             Ok(Some(revision)) => {
@@ -190,7 +202,7 @@ impl Keeper {
     }
 
     async fn renew(&mut self, held: Held) -> Role {
-        let lease = Lease { holder: Some(self.node.clone()), epoch: held.epoch };
+        let lease = Lease { holder: Some(self.node.clone()), epoch: held.epoch, address: self.address.clone() };
         let sent_ms = self.now_ms();
         match self.leases.write(&self.event, held.revision, &lease).await {
             Ok(Some(revision)) => {
@@ -223,7 +235,7 @@ impl Keeper {
     /// next tick instead of a whole ttl later. The epoch stays for the next holder to raise.
     pub async fn release(&mut self) -> Result<(), ClusterError> {
         let Some(held) = self.held.take() else { return Ok(()) };
-        let released = Lease { holder: None, epoch: held.epoch };
+        let released = Lease { holder: None, epoch: held.epoch, address: None };
         if self.leases.write(&self.event, held.revision, &released).await?.is_some() {
             metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => "released").increment(1);
         }

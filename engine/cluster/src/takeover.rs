@@ -23,8 +23,13 @@ use bytes::Bytes;
 use crate::jetstream::ClusterError;
 use crate::log::{message_id, AppendError, EntryKind, EventLog, LogEntry};
 
-/// Tries of one append before it is reported unanswered.
-const APPEND_TRIES: usize = 3;
+/// Waits between the tries of one append that got no answer: a NATS server that died
+/// takes its clients a moment to reconnect, and the stream a few seconds to elect a new
+/// leader; until then a publish fails at once ("no responders"). About 3 s in all,
+/// then it is reported unanswered (the owner steps down).
+const APPEND_BACKOFF_MS: [u64; 7] = [10, 40, 100, 250, 500, 800, 1300];
+/// No new try once this long has passed since the first.
+const APPEND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Markers a new owner tries before it gives up for this tick (each refusal means the
 /// old owner appended again; it stops within its own lease's margin).
@@ -109,7 +114,8 @@ impl OwnerLog {
         }
         let id = message_id(&self.event, self.epoch, self.number);
         let mut unanswered = String::new();
-        for _ in 0..APPEND_TRIES {
+        let started = std::time::Instant::now();
+        for backoff_ms in APPEND_BACKOFF_MS.iter().copied().chain([0]) {
             match self.log.append(&self.event, self.epoch, self.last, &id, EntryKind::Batch, batch.clone()).await {
                 Ok(sequence) => {
                     self.last = sequence;
@@ -119,6 +125,11 @@ impl OwnerLog {
                 Err(AppendError::Unavailable(message)) => unanswered = message,
                 Err(AppendError::Fenced) => return Err(AppendError::Fenced),
             }
+            // Tries that each waited out a timeout have used the patience up.
+            if backoff_ms == 0 || started.elapsed() >= APPEND_PATIENCE {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
         }
         self.uncertain = true;
         self.number += 1;

@@ -39,7 +39,7 @@ async fn a_lease_passes_on_only_when_its_holder_stops_renewing() {
 
     let first = keeper_a.tick().await;
     assert!(matches!(first, Role::Owner { epoch: 1, took_over: true, .. }), "{first:?}");
-    assert_eq!(keeper_b.tick().await, Role::Standby { holder: Some("a".into()), epoch: 1 });
+    assert_eq!(keeper_b.tick().await, Role::Standby { holder: Some("a".into()), epoch: 1, address: None });
 
     // While a renews, b never takes over, however long it watches.
     let watch_until = Instant::now() + TTL * 3;
@@ -65,7 +65,7 @@ async fn a_lease_passes_on_only_when_its_holder_stops_renewing() {
     // a's hold ran out before b could take over (the margin): it acts on nothing now.
     assert!(owner_epoch(&keeper_a.role()).is_none(), "a's hold lapsed before the takeover");
     // a resumes: its renewal names a stale revision, so it learns it lost the event.
-    assert_eq!(keeper_a.tick().await, Role::Standby { holder: Some("b".into()), epoch: 2 });
+    assert_eq!(keeper_a.tick().await, Role::Standby { holder: Some("b".into()), epoch: 2, address: None });
 
     // A release hands over at once: a takes the event at its next read, with epoch 3.
     keeper_b.release().await.expect("b releases");
@@ -122,7 +122,7 @@ async fn a_deposed_owner_cannot_append_once_fenced_and_loses_nothing_it_was_ackn
     let late = owner_a.append(Bytes::from_static(b"a-late")).await;
     assert!(matches!(late, Err(AppendError::Fenced)), "{late:?}");
     assert!(owner_epoch(&keeper_a.role()).is_none(), "a's hold had lapsed");
-    assert_eq!(keeper_a.tick().await, Role::Standby { holder: Some("b".into()), epoch: 2 });
+    assert_eq!(keeper_a.tick().await, Role::Standby { holder: Some("b".into()), epoch: 2, address: None });
 
     // The log is one chain: a's marker, a's acknowledged batches, b's marker, b's batch.
     let whole = log_b.read_after("final", 0).await.expect("the whole log");

@@ -40,6 +40,7 @@ mod health;
 mod idempotency;
 mod outbox;
 mod recovery;
+mod replication;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ pub use health::{Disk, StoreHealth};
 pub use idempotency::CachedRead;
 pub use outbox::{OutboxChange, Shelf};
 pub use recovery::{Recovered, RecoveredEvent, RecoveredSection};
+pub use replication::{log_batch, ReplicaAppend, Replicated, Replicator};
 pub use writer::{Appended, Completion, FramedAnswer, WalHandle};
 
 use crate::wal::{self, AuditRecord, EventDefinition};
@@ -85,6 +87,10 @@ pub enum StorageError {
     /// Only from the non-blocking sends (async callers): the writer's queue is full.
     #[error("storage is busy (writer queue full); retry shortly")]
     Busy,
+    /// Cluster mode: the event's log did not take the change (this node does not own
+    /// the event, or lost it, or no quorum answered); it was not written here.
+    #[error("the cluster log did not take the change: {0}")]
+    NotReplicated(String),
 }
 
 /// Why a store could not be opened or recovered.
@@ -116,6 +122,16 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `path` and starts its writer thread.
     pub fn open(path: &Path, config: StorageConfig) -> Result<Store, StoreError> {
+        Store::open_replicated(path, config, None)
+    }
+
+    /// [`open`](Self::open) in cluster mode: every append goes to `replicator` first
+    /// (see `replication.rs`).
+    pub fn open_replicated(
+        path: &Path,
+        config: StorageConfig,
+        replicator: Option<Arc<dyn Replicator>>,
+    ) -> Result<Store, StoreError> {
         config.validate().map_err(StoreError::Other)?;
         let rocks = |source| StoreError::Rocks { path: path.to_path_buf(), source };
         let mut options = Options::default();
@@ -158,6 +174,7 @@ impl Store {
             audit_head,
             outbox_next,
             outbox_written: outbox_written.clone(),
+            replicator,
         };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
@@ -242,6 +259,19 @@ impl Store {
         );
         let result = written.recv().unwrap_or(Err(StorageError::Closed));
         result.map_err(|source| StoreError::Write { path: self.path.clone(), source })
+    }
+
+    /// The last message of `event`'s cluster log this store holds (0: none).
+    pub fn cluster_position(&self, event: &str) -> Result<u64, StoreError> {
+        let key = wal::cluster_position_key(event);
+        match self.db.get_cf(self.cf(CF_META), key).map_err(|source| self.rocks(source))? {
+            None => Ok(0),
+            Some(framed) => wal::decode(&framed).map_err(|error| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("cluster position of {event}"),
+                problem: error.to_string(),
+            }),
+        }
     }
 
     /// `event`'s waiting-room records in order, checked: a damaged record or a gap in

@@ -5,6 +5,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 use super::{sync_write, Store, StoreError, CF_META, CF_SNAPSHOTS, CF_WAL, META_EVENT_PREFIX};
 use crate::wal::{self, EventDefinition, FrameError, Record, SectionSnapshot};
+use rocksdb::Direction;
 
 /// State recovered from disk, for the registry to rebuild inventories from.
 pub struct Recovered {
@@ -44,8 +45,38 @@ impl Store {
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut events = self.recover_definitions()?;
         self.recover_snapshots(&mut events)?;
-        self.recover_records(&mut events)?;
+        self.recover_records(&mut events, None)?;
         Ok(Recovered { events })
+    }
+
+    /// Every stored event definition, in section-key order (checked as [`recover`](Self::recover) does).
+    pub fn event_definitions(&self) -> Result<Vec<EventDefinition>, StoreError> {
+        Ok(self.recover_definitions()?.into_iter().map(|event| event.definition).collect())
+    }
+
+    /// One event's snapshots and records, for a node that takes the event over in
+    /// cluster mode (after it wrote the log's tail here): the other events' are not read.
+    pub fn recover_event(&self, event: &str) -> Result<RecoveredEvent, StoreError> {
+        let mut events = self.recover_definitions()?;
+        events.retain(|recovered| recovered.definition.event.id == event);
+        if events.is_empty() {
+            return Err(self.corrupt(format!("event definition {event}"), "not stored".into()));
+        }
+        let first = events[0].definition.first_section_key;
+        let keys = first..first + events[0].sections.len() as u32;
+        for (index, key) in keys.clone().enumerate() {
+            let Some(value) =
+                self.db.get_cf(self.cf(CF_SNAPSHOTS), wal::snapshot_key(key)).map_err(|source| self.rocks(source))?
+            else {
+                continue;
+            };
+            let snapshot: SectionSnapshot = wal::decode(&value)
+                .map_err(|error| self.corrupt(format!("snapshot of section {key}"), error.to_string()))?;
+            events[0].sections[index].last_seq = snapshot.last_seq;
+            events[0].sections[index].snapshot = Some(snapshot);
+        }
+        self.recover_records(&mut events, Some(keys))?;
+        Ok(events.remove(0))
     }
 
     /// Event definitions in section-key order; their keys must be dense from 0.
@@ -97,14 +128,27 @@ impl Store {
 
     /// Records, each section's in order; a damaged tail is dropped (and deleted), any
     /// other damage or a gap is corruption.
-    fn recover_records(&self, events: &mut [RecoveredEvent]) -> Result<(), StoreError> {
+    /// `keys`: only these sections' records (the others are not read).
+    fn recover_records(
+        &self,
+        events: &mut [RecoveredEvent],
+        keys: Option<std::ops::Range<u32>>,
+    ) -> Result<(), StoreError> {
         // `torn` collects each section's damaged tail.
         let mut torn: Vec<(u32, u64, FrameError)> = Vec::new();
         let mut torn_keys = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_WAL), IteratorMode::Start) {
+        let start = keys.as_ref().map(|keys| wal::record_key(keys.start, 0));
+        let mode = match &start {
+            Some(start) => IteratorMode::From(start, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        for item in self.db.iterator_cf(self.cf(CF_WAL), mode) {
             let (key, value) = item.map_err(|source| self.rocks(source))?;
             let (section, seq) =
                 wal::parse_record_key(&key).ok_or_else(|| self.corrupt("record key".into(), format!("{key:?}")))?;
+            if keys.as_ref().is_some_and(|keys| section >= keys.end) {
+                break;
+            }
             let (event, index) = section_of(events, section)
                 .ok_or_else(|| self.corrupt(format!("record {section}/{seq}"), "no event owns its section".into()))?;
             let record = match wal::decode::<Record>(&value) {

@@ -19,13 +19,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use super::outbox::{self as outbox_keys, OutboxChange, Shelf};
+use super::replication::{ReplicaAppend, Replicator};
 use super::{
     Durability, StorageConfig, StorageError, CF_AUDIT, CF_IDEMPOTENCY, CF_META, CF_OUTBOX, CF_QUEUE, CF_SNAPSHOTS,
     CF_WAL,
 };
 use crate::audit;
 use crate::observe;
-use crate::wal::{self, AuditRecord, IdempotentAnswer, OutboxEntry, OutboxStored};
+use crate::wal::{self, AuditRecord, IdempotentAnswer, LogBatch, OutboxEntry, OutboxStored};
 
 /// What the writer does when a group is on disk (or failed).
 pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
@@ -77,6 +78,10 @@ pub(super) enum Command {
     /// Framed waiting-room records for the `queue` column family, with the audit
     /// entries of what they do (the opening draw's seed).
     Room { puts: Vec<(Vec<u8>, Vec<u8>)>, audit: Vec<AuditRecord>, done: Completion },
+    /// A message of `event`'s cluster log that another node appended, at `position`
+    /// (`batch` is `None` for a message without records: an epoch marker). Written
+    /// here as it is, never replicated again (see `replication.rs`).
+    Replicated { event: String, position: u64, batch: Option<LogBatch>, done: Completion },
     /// Ends the writer after everything queued before it.
     Stop,
 }
@@ -89,6 +94,7 @@ impl Command {
             | Command::Audit { done, .. }
             | Command::Meta { done, .. }
             | Command::Room { done, .. }
+            | Command::Replicated { done, .. }
             | Command::Outbox { done, .. } => done(result),
             Command::Snapshot { .. } | Command::Forget { .. } | Command::Stop => {}
         }
@@ -99,6 +105,9 @@ impl Command {
         match self {
             Command::Append { records, .. } => records.len(),
             Command::Room { puts, .. } => puts.len(),
+            Command::Replicated { batch, .. } => {
+                batch.as_ref().map_or(1, |batch| batch.appends.iter().map(|append| append.records.len()).sum())
+            }
             _ => 0,
         }
     }
@@ -170,6 +179,23 @@ impl WalHandle {
         self.offer(Command::Room { puts, audit, done });
     }
 
+    /// Queues a message of another owner's log for this store (a standby follows the
+    /// events it may take over) without ever blocking: when the queue is full, it
+    /// resolves to [`StorageError::Busy`] at once. Resolves when it is written.
+    pub async fn apply_replicated(
+        &self,
+        event: &str,
+        position: u64,
+        batch: Option<LogBatch>,
+    ) -> Result<(), StorageError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let done: Completion = Box::new(move |result| {
+            let _ = sender.send(result);
+        });
+        self.offer(Command::Replicated { event: event.to_string(), position, batch, done });
+        receiver.await.unwrap_or(Err(StorageError::Closed))
+    }
+
     pub fn snapshot(&self, section: u32, last_seq: u64, snapshot: Vec<u8>) {
         self.send(Command::Snapshot { section, last_seq, snapshot });
     }
@@ -233,6 +259,8 @@ pub(super) struct Writer {
     pub(super) outbox_next: u64,
     /// Told after every group that wrote outbox entries (the relay waits on it).
     pub(super) outbox_written: Arc<tokio::sync::Notify>,
+    /// Cluster mode: where appends are made durable before they are written here.
+    pub(super) replicator: Option<Arc<dyn Replicator>>,
 }
 
 impl Writer {
@@ -276,7 +304,13 @@ impl Writer {
 
     /// The batch of a group; `audit_head` and `outbox_next` are advanced on copies, kept
     /// only if it is written.
-    fn batch(&self, group: &[Command], audit_head: &mut audit::ChainHead, outbox_next: &mut u64) -> WriteBatch {
+    fn batch(
+        &self,
+        group: &[Command],
+        positions: &[(String, u64)],
+        audit_head: &mut audit::ChainHead,
+        outbox_next: &mut u64,
+    ) -> WriteBatch {
         let cf = |name| self.db.cf_handle(name).expect("column family created at open");
         let (wal_cf, snapshots, idempotency, audit_cf, meta, outbox_cf, queue_cf) =
             (cf(CF_WAL), cf(CF_SNAPSHOTS), cf(CF_IDEMPOTENCY), cf(CF_AUDIT), cf(CF_META), cf(CF_OUTBOX), cf(CF_QUEUE));
@@ -312,6 +346,8 @@ impl Writer {
                 }
                 Command::Outbox { changes, .. } => outbox_keys::write(&mut batch, outbox_cf, changes),
                 Command::Audit { entries, .. } => chain(&mut batch, entries),
+                Command::Snapshot { section, .. }
+                    if self.replicator.as_ref().is_some_and(|replicator| !replicator.owns(*section)) => {}
                 Command::Snapshot { section, last_seq, snapshot } => {
                     debug_assert!(wal::decode::<wal::SectionSnapshot>(snapshot).is_ok(), "a framed snapshot");
                     batch.put_cf(snapshots, wal::snapshot_key(*section), snapshot);
@@ -335,8 +371,27 @@ impl Writer {
                     }
                     chain(&mut batch, audit);
                 }
+                Command::Replicated { event, position, batch: log_batch, .. } => {
+                    for append in log_batch.iter().flat_map(|batch| &batch.appends) {
+                        for (offset, record) in append.records.iter().enumerate() {
+                            batch.put_cf(
+                                wal_cf,
+                                wal::record_key(append.section, append.first_seq + offset as u64),
+                                record,
+                            );
+                        }
+                        chain(&mut batch, &append.audit);
+                        if let Some((key, framed)) = &append.answer {
+                            batch.put_cf(idempotency, key, framed);
+                        }
+                    }
+                    batch.put_cf(meta, wal::cluster_position_key(event), wal::encode(position));
+                }
                 Command::Forget { .. } | Command::Stop => {}
             }
+        }
+        for (event, position) in positions {
+            batch.put_cf(meta, wal::cluster_position_key(event), wal::encode(position));
         }
         if *outbox_next != first_outbox {
             batch.put_cf(meta, outbox_keys::META_NEXT, wal::encode(&*outbox_next));
@@ -380,9 +435,10 @@ impl Writer {
             let error = StorageError::Failed("an earlier write failed".into());
             return group.into_iter().for_each(|command| command.complete(Err(error.clone())));
         }
+        let (group, positions) = self.replicate(group);
         let mut audit_head = self.audit_head;
         let mut outbox_next = self.outbox_next;
-        let batch = self.batch(&group, &mut audit_head, &mut outbox_next);
+        let batch = self.batch(&group, &positions, &mut audit_head, &mut outbox_next);
         let (records, bytes) = (batch.len(), batch.size_in_bytes());
         let started = Instant::now();
         let result = if self.inject_failure.swap(false, Ordering::AcqRel) {
@@ -422,6 +478,41 @@ impl Writer {
         if result.is_ok() {
             forget.into_iter().for_each(|section| self.forget(section));
         }
+    }
+
+    /// Cluster mode: the group's appends go to the log first; those it refused are
+    /// completed now (never written here) and dropped from the group. Returns what is
+    /// left to write and the log positions to record with it.
+    fn replicate(&self, group: Vec<Command>) -> (Vec<Command>, Vec<(String, u64)>) {
+        let Some(replicator) = &self.replicator else { return (group, Vec::new()) };
+        let appends: Vec<ReplicaAppend<'_>> = group
+            .iter()
+            .filter_map(|command| match command {
+                Command::Append { section, first_seq, records, with, .. } => {
+                    Some(ReplicaAppend { section: *section, first_seq: *first_seq, records, with })
+                }
+                _ => None,
+            })
+            .collect();
+        if appends.is_empty() {
+            return (group, Vec::new());
+        }
+        let replicated = replicator.replicate(&appends);
+        assert_eq!(replicated.refused.len(), appends.len(), "an answer for each append");
+        drop(appends);
+        let mut refusals = replicated.refused.into_iter();
+        let mut kept = Vec::with_capacity(group.len());
+        for command in group {
+            let refused = match command {
+                Command::Append { .. } => refusals.next().expect("one per append"),
+                _ => None,
+            };
+            match refused {
+                Some(why) => command.complete(Err(StorageError::NotReplicated(why))),
+                None => kept.push(command),
+            }
+        }
+        (kept, replicated.positions)
     }
 
     fn sync_wal(&self, unsynced_since: &mut Option<Instant>) {
