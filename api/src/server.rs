@@ -250,6 +250,7 @@ fn recover_in_background(
             ));
             let _guard = runtime.enter();
             node.spawn(&app);
+            let _ = shared.cluster.set(node.clone());
             let _ = cluster.node.set(node);
         }
         runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));

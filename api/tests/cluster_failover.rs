@@ -272,6 +272,21 @@ fn kill_9_of_the_owner_hands_the_event_over_with_every_acknowledged_sale() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // The admin view agrees: the owner serves it, the standby names it and holds
+        // the log up to its end.
+        let new_owner = cluster.owner();
+        let view = cluster.nodes[owner].admin("GET", "/v1/admin/cluster", None);
+        assert_eq!(view.status, 200, "{}", view.text);
+        let event = &view.json["cluster"]["events"][0];
+        assert_eq!(event["event"], EVENT);
+        assert_eq!(event["owned_here"], false);
+        assert_eq!(event["owner_address"], format!("http://{}", cluster.nodes[new_owner].address));
+        assert_eq!(event["position"], event["log_end"], "{view:?}");
+        let holder = &view.json["cluster"]["jetstream"]["events"][0];
+        assert_eq!(holder["holder"], format!("node-{new_owner}"));
+        assert_eq!(holder["epoch"], cycle as u64 + 2, "one term per takeover");
+        let view = cluster.nodes[new_owner].admin("GET", "/v1/admin/cluster", None);
+        assert_eq!(view.json["cluster"]["events"][0]["owned_here"], true, "{}", view.text);
     }
     let acked = acked.lock().unwrap();
     assert!(acked.orders.len() >= 2 * cycles, "the buyers got orders through: {}", acked.orders.len());

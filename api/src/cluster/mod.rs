@@ -61,6 +61,11 @@ impl Ownership {
         }
     }
 
+    /// Whether it is served here, and the owner's address when it is not.
+    pub fn view(&self) -> (bool, Option<String>) {
+        (self.is_here(), self.owner_address.read().expect("owner lock").clone())
+    }
+
     fn set_here(&self) {
         *self.owner_address.write().expect("owner lock") = None;
         self.here.store(true, Ordering::Release);

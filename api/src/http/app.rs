@@ -325,6 +325,8 @@ pub struct Shared {
     pub payment_waiters: crate::http::payment_waiters::PaymentWaiters,
     /// The outbox relay, once it runs (`None` while notifications are off).
     pub notifications: OnceLock<crate::notifications::RelayHandle>,
+    /// Cluster mode's node, once its event tasks run.
+    pub cluster: OnceLock<Arc<crate::cluster::node::Node>>,
 }
 
 impl Shared {
@@ -356,6 +358,7 @@ impl Shared {
             privacy,
             payment_waiters: crate::http::payment_waiters::PaymentWaiters::default(),
             notifications: OnceLock::new(),
+            cluster: OnceLock::new(),
         }
     }
 

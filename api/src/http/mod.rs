@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod availability_cache;
+pub mod cluster;
 pub mod connections;
 pub mod error;
 pub mod events;
@@ -80,6 +81,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(admin::close_sale))
         .routes(routes!(admin::backup))
         .routes(routes!(outbox::list_outbox))
+        .routes(routes!(cluster::cluster_status))
         .routes(routes!(outbox::retry_outbox))
         .routes(routes!(privacy::erase_buyer))
         .routes(routes!(privacy::rewrap))
