@@ -8,6 +8,9 @@
 //! Needs `prometheus`, `prometheus-alertmanager` (Debian) and `grafana-foundation-sdk`
 //! (PyPI) installed, as `.ci/run` does: without them the tests fail, saying what is missing.
 
+#[allow(dead_code)] // Only some of the test cluster's controls are used here.
+#[path = "../../engine/cluster/tests/support/mod.rs"]
+mod nats;
 #[path = "support/notify.rs"]
 mod notify;
 mod support;
@@ -28,6 +31,9 @@ use serde_json::{json, Value};
 use support::{raw_request, repo_root, Server, ADMIN_TOKEN, EVENT};
 
 const SALES_TOKEN: &str = "test-sales-token";
+/// Every shipped dashboard; `cluster`'s panels are filled by a cluster of nodes (the
+/// last test), the others by one node's sale.
+const DASHBOARDS: [&str; 6] = ["on-sale", "sections", "payments", "gates", "engine", "cluster"];
 
 fn sre(path: &str) -> PathBuf {
     repo_root().join("config/sre").join(path)
@@ -119,20 +125,20 @@ fn the_shipped_rules_configs_dashboards_and_runbook_check_out() {
         .output()
         .expect("python3 runs config/sre/dashboards.py");
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    for name in ["on-sale", "sections", "payments", "gates", "engine"] {
+    for name in DASHBOARDS {
         let file = format!("{name}.json");
         let committed = std::fs::read_to_string(sre("dashboards").join(&file)).unwrap();
         let rebuilt = std::fs::read_to_string(fresh.path().join(&file)).unwrap();
         assert!(committed == rebuilt, "config/sre/dashboards/{file} is stale: run python3 config/sre/dashboards.py");
     }
     let queries = dashboard_queries();
-    for name in ["on-sale", "sections", "payments", "gates", "engine"] {
+    for name in DASHBOARDS {
         assert!(queries.iter().filter(|(dashboard, _, _)| dashboard == name).count() >= 4, "{name}: {queries:?}");
     }
 
     // Every panel a runbook entry sends the SRE to is one the dashboards have, by its
     // title (a renamed panel would leave the runbook pointing at nothing).
-    let titles: BTreeSet<String> = ["on-sale", "sections", "payments", "gates", "engine"]
+    let titles: BTreeSet<String> = DASHBOARDS
         .iter()
         .flat_map(|name| {
             let text = std::fs::read_to_string(sre("dashboards").join(format!("{name}.json"))).unwrap();
@@ -283,6 +289,11 @@ fn queue_rehearsal(server: &Server) {
 /// Prometheus on `port` with the shipped config and rules, scraping `metrics` every
 /// second (the shipped 5 s would make the test slow) and alerting `alertmanager`.
 fn start_prometheus(dir: &Path, port: u16, metrics: &str, alertmanager: &str) -> Process {
+    start_prometheus_of(dir, port, &[metrics], alertmanager)
+}
+
+/// [`start_prometheus`] scraping each of `targets` as job `hakken` (a cluster's nodes).
+fn start_prometheus_of(dir: &Path, port: u16, targets: &[&str], alertmanager: &str) -> Process {
     let shipped = std::fs::read_to_string(sre("prometheus.yml")).unwrap();
     let rules = |file: &str| sre(file).to_str().unwrap().to_string();
     let config = shipped
@@ -292,8 +303,11 @@ fn start_prometheus(dir: &Path, port: u16, metrics: &str, alertmanager: &str) ->
         .replace("rules/recording.yml", &rules("rules/recording.yml"))
         .replace("rules/alerts.yml", &rules("rules/alerts.yml"))
         .replace("127.0.0.1:9093", alertmanager)
-        .replace("127.0.0.1:9190", metrics);
-    assert!(config.contains(metrics) && config.contains(alertmanager), "{config}");
+        .replace(
+            "\"127.0.0.1:9190\"",
+            &targets.iter().map(|target| format!("\"{target}\"")).collect::<Vec<_>>().join(", "),
+        );
+    assert!(targets.iter().all(|target| config.contains(target)) && config.contains(alertmanager), "{config}");
     let file = dir.join("prometheus.yml");
     std::fs::write(&file, config).unwrap();
     spawn(
@@ -524,7 +538,7 @@ fn a_real_prometheus_scraping_hakken_fills_every_panel_and_an_overload_pages_thr
     }
     let queries = dashboard_queries();
     assert!(queries.len() >= 40, "{queries:?}");
-    for (dashboard, panel, expr) in &queries {
+    for (dashboard, panel, expr) in queries.iter().filter(|(dashboard, _, _)| dashboard != "cluster") {
         let sent = as_grafana_sends(expr);
         match instant_query(&prometheus, &sent) {
             Some(result) if !result.is_empty() => {}
@@ -534,4 +548,61 @@ fn a_real_prometheus_scraping_hakken_fills_every_panel_and_an_overload_pages_thr
     assert!(empty.is_empty(), "queries without data:\n{}", empty.join("\n"));
     let oversold = instant_query(&prometheus, "hakken:oversold_seats:max").unwrap();
     assert!(oversold[0]["value"][1].as_str().unwrap().parse::<f64>().unwrap() <= 0.0, "{oversold:?}");
+}
+
+/// A cluster of 3 NATS servers and 2 hakken nodes, scraped by the shipped Prometheus
+/// config: with an owner that sold and a standby that follows it, every panel of the
+/// cluster dashboard has data.
+#[test]
+fn a_real_prometheus_scraping_a_cluster_fills_the_cluster_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = nats::NatsCluster::start(3);
+    let urls = nats.urls().join(",");
+    let nodes: Vec<Server> = (0..2)
+        .map(|index| {
+            let node = format!("node-{index}");
+            let env = [
+                ("HAKKEN_CLUSTER_ENABLED", "true"),
+                ("HAKKEN_CLUSTER_NODE", node.as_str()),
+                ("HAKKEN_CLUSTER_NATS", urls.as_str()),
+                ("HAKKEN_CLUSTER_LEASE_TTL_MS", "2000"),
+            ];
+            Server::start(&env)
+        })
+        .collect();
+    let owner = wait_for("a node takes the event", 30, || {
+        nodes.iter().find(|node| node.get(&format!("/v1/events/{EVENT}/availability")).status == 200)
+    });
+    for buyer in 0..20 {
+        let customer = format!("cluster-{buyer}");
+        let hold = owner.hold(json!({"customer": customer, "section": "S101", "quantity": 1}));
+        owner.confirm(hold["id"].as_str().unwrap(), &customer);
+    }
+    let standby = nodes.iter().find(|node| node.address != owner.address).unwrap();
+    assert_eq!(standby.get(&format!("/v1/events/{EVENT}/availability")).status, 307);
+
+    let port = free_port();
+    let prometheus = format!("127.0.0.1:{port}");
+    let targets: Vec<&str> = nodes.iter().map(|node| node.metrics_address.as_str()).collect();
+    let _prometheus = start_prometheus_of(dir.path(), port, &targets, &format!("127.0.0.1:{}", free_port()));
+    wait_for("Prometheus scrapes both nodes", 60, || {
+        instant_query(&prometheus, r#"count(up{job="hakken"} == 1) == 2"#).filter(|result| !result.is_empty())
+    });
+    // Two scrapes after the sale, for the rates.
+    std::thread::sleep(Duration::from_secs(3));
+    let queries = dashboard_queries();
+    let cluster: Vec<_> = queries.iter().filter(|(dashboard, _, _)| dashboard == "cluster").collect();
+    assert!(cluster.len() >= 6, "{cluster:?}");
+    let mut empty = Vec::new();
+    for (dashboard, panel, expr) in cluster {
+        let sent = as_grafana_sends(expr);
+        match instant_query(&prometheus, &sent) {
+            Some(result) if !result.is_empty() => {}
+            answer => empty.push(format!("{dashboard} / {panel}: {sent} -> {answer:?}")),
+        }
+    }
+    assert!(empty.is_empty(), "queries without data:\n{}", empty.join("\n"));
+    // The event's owners as the alerts read them: exactly one node owns it.
+    let owners = instant_query(&prometheus, &format!("sum(hakken_cluster_owner{{event=\"{EVENT}\"}})")).unwrap();
+    assert_eq!(owners[0]["value"][1], "1", "{owners:?}");
 }

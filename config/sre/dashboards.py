@@ -280,7 +280,37 @@ def engine():
     return d
 
 
-DASHBOARDS = {"on-sale": on_sale, "sections": sections, "payments": payments, "gates": gates, "engine": engine}
+def cluster():
+    d = variables(board("hakken-cluster", "hakken / Cluster",
+                        "Cluster mode: which node owns each event, the log on NATS JetStream (the durability "
+                        "point), standbys' lag, takeovers and step-downs."), sections=False)
+    d = d.with_panel(series("Cluster: event owners", "short",
+                            query(f'max by (event, instance) (hakken_cluster_owner{{{EV}}})', "{{event}} on {{instance}}"),
+                            description="1 on the node that owns the event now; every event should have exactly one."))
+    d = d.with_panel(series("Cluster: standby lag", "short",
+                            query(f'max by (event, instance) (hakken_cluster_standby_lag_messages{{{EV}}})', "{{event}} on {{instance}}"),
+                            description="How far each standby's store is behind the event's log, in stream "
+                                        "sequence numbers; a takeover must read that much first."))
+    d = d.with_panel(series("Cluster: log append p50 / p99", "s",
+                            query('histogram_quantile(0.5, sum by (le) (rate(hakken_cluster_log_append_seconds_bucket[$__rate_interval])))', "p50"),
+                            query('histogram_quantile(0.99, sum by (le) (rate(hakken_cluster_log_append_seconds_bucket[$__rate_interval])))', "p99"),
+                            description="From an append to its quorum acknowledgement: it replaces the local fsync "
+                                        "as the point a sale is durable."))
+    d = d.with_panel(series("Cluster: log appends and lease writes by outcome", "short",
+                            query('sum by (outcome) (rate(hakken_cluster_log_appends_total[$__rate_interval]))', "appends {{outcome}} /s"),
+                            query('sum by (outcome) (rate(hakken_cluster_lease_writes_total[$__rate_interval]))', "leases {{outcome}} /s")))
+    d = d.with_panel(series("Cluster: takeovers, step-downs and redirects", "short",
+                            query('sum(increase(hakken_cluster_takeovers_total[$__rate_interval]))', "takeovers"),
+                            query('sum by (reason) (increase(hakken_cluster_step_downs_total[$__rate_interval]))', "step-downs: {{reason}}"),
+                            query('sum(rate(hakken_cluster_redirects_total[$__rate_interval]))', "redirects /s")))
+    d = d.with_panel(series("Cluster: takeover time p99", "s",
+                            query('histogram_quantile(0.99, sum by (le) (increase(hakken_cluster_takeover_seconds_bucket[$__range])))', "p99 (range)"),
+                            description="A takeover's fence, catch-up and rebuild; the lease ttl comes before it."))
+    return d
+
+
+DASHBOARDS = {"on-sale": on_sale, "sections": sections, "payments": payments, "gates": gates, "engine": engine,
+              "cluster": cluster}
 
 
 def write(out):

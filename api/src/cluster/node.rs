@@ -107,17 +107,64 @@ struct EventTask {
     log: EventLog,
 }
 
+/// What the event's task asks of its lease keeper.
+enum LeaseCommand {
+    /// Stop holding the lease without writing (the log refused this term); tick at once.
+    StepDown,
+    /// Give the lease up, then end.
+    Release(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Keeps one event's lease on its own task, so renewals go on while the event's task
+/// is busy (a takeover rebuilding sections can take longer than a lease): each tick's
+/// role is published on `roles`.
+async fn keep_lease(
+    mut keeper: Keeper,
+    roles: tokio::sync::watch::Sender<Role>,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<LeaseCommand>,
+    event: String,
+) {
+    let mut next_tick = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_tick) => {
+                roles.send_replace(keeper.tick().await);
+                next_tick = tokio::time::Instant::now() + keeper.next_tick_in();
+            }
+            command = commands.recv() => match command {
+                Some(LeaseCommand::StepDown) => {
+                    keeper.step_down();
+                    next_tick = tokio::time::Instant::now();
+                }
+                Some(LeaseCommand::Release(done)) => {
+                    if let Err(error) = keeper.release().await {
+                        tracing::warn!(%event, %error, "cluster: releasing the lease failed; it lapses after its ttl");
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+                None => return,
+            },
+        }
+    }
+}
+
 impl EventTask {
     async fn run(self) {
         let leases = Leases::new(&self.node.jetstream);
-        let mut keeper =
+        let keeper =
             Keeper::new(leases, &self.node.id, &self.event, self.node.lease_ttl).advertising(&self.node.address);
+        let (roles_sender, mut roles) =
+            tokio::sync::watch::channel(Role::Standby { holder: None, epoch: 0, address: None });
+        let (commands, commands_receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(keep_lease(keeper, roles_sender, commands_receiver, self.event.clone()));
         let mut stop = self.node.stop.subscribe();
         let mut follower: Option<Follower> = None;
         let mut follow_after = Instant::now();
-        let mut next_tick = tokio::time::Instant::now();
+        // The epoch of the term this node serves the event in.
+        let mut serving: Option<u64> = None;
         loop {
-            if !self.ownership.is_here() && follower.is_none() && Instant::now() >= follow_after {
+            if serving.is_none() && follower.is_none() && Instant::now() >= follow_after {
                 match self.follow() {
                     Ok(following) => follower = Some(following),
                     Err(error) => {
@@ -127,20 +174,34 @@ impl EventTask {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep_until(next_tick) => {
-                    let role = keeper.tick().await;
+                changed = roles.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let role = roles.borrow_and_update().clone();
                     match role {
-                        Role::Owner { epoch, took_over: true, .. } => {
-                            follower = None;
-                            if let Err(error) = self.take_over(epoch).await {
-                                tracing::warn!(event = %self.event, epoch, "cluster: the takeover failed: {error:#}");
-                                keeper.step_down();
+                        Role::Owner { epoch, .. } if serving != Some(epoch) => {
+                            if serving.take().is_some() {
                                 self.step_down(None, "lease_lost").await;
+                            }
+                            follower = None;
+                            match self.take_over(epoch).await {
+                                // The lease may have gone while the sections were rebuilt.
+                                Ok(()) if matches!(*roles.borrow(), Role::Owner { epoch: now, .. } if now == epoch) => {
+                                    self.serve();
+                                    serving = Some(epoch);
+                                }
+                                Ok(()) => self.step_down(None, "lease_lost").await,
+                                Err(error) => {
+                                    tracing::warn!(event = %self.event, epoch, "cluster: the takeover failed: {error:#}");
+                                    let _ = commands.send(LeaseCommand::StepDown);
+                                    self.step_down(None, "lease_lost").await;
+                                }
                             }
                         }
                         Role::Owner { .. } => {}
                         Role::Standby { address, .. } => {
-                            if self.ownership.is_here() {
+                            if serving.take().is_some() {
                                 self.step_down(address, "lease_lost").await;
                             } else {
                                 self.ownership.set_elsewhere(address);
@@ -148,7 +209,6 @@ impl EventTask {
                             self.report_lag().await;
                         }
                     }
-                    next_tick = tokio::time::Instant::now() + keeper.next_tick_in();
                 }
                 entry = next_entry(&mut follower) => {
                     let applied = match entry {
@@ -162,18 +222,20 @@ impl EventTask {
                     }
                 }
                 () = self.ownership.lost.notified() => {
-                    // The lease may still be this node's: the next tick takes it again
-                    // with a new epoch and rebuilds the sections from the log.
-                    keeper.step_down();
-                    self.step_down(None, "append_refused").await;
-                    next_tick = tokio::time::Instant::now();
+                    // The lease may still be this node's: the keeper takes it again with
+                    // a new epoch, and the sections are rebuilt from the log.
+                    let _ = commands.send(LeaseCommand::StepDown);
+                    if serving.take().is_some() {
+                        self.step_down(None, "append_refused").await;
+                    }
                 }
                 _ = stop.changed() => {
-                    if self.ownership.is_here() {
+                    if serving.take().is_some() {
                         self.step_down(None, "stopping").await;
                     }
-                    if let Err(error) = keeper.release().await {
-                        tracing::warn!(event = %self.event, %error, "cluster: releasing the lease failed; it lapses after its ttl");
+                    let (done, released) = tokio::sync::oneshot::channel();
+                    if commands.send(LeaseCommand::Release(done)).is_ok() {
+                        let _ = released.await;
                     }
                     return;
                 }
@@ -228,18 +290,23 @@ impl EventTask {
             self.node.replicator.end_term(&self.event);
             return Err(anyhow!("rebuilding the sections failed"));
         }
-        self.ownership.set_here();
-        metrics::gauge!(OWNER, "event" => self.event.clone()).set(1.0);
-        metrics::gauge!(STANDBY_LAG_MESSAGES, "event" => self.event.clone()).set(0.0);
         metrics::histogram!(TAKEOVER_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(
             event = %self.event,
             epoch,
             caught_up = fenced.entries.len(),
             seconds = started.elapsed().as_secs_f64(),
-            "cluster: serving the event"
+            "cluster: caught up and rebuilt the event"
         );
         Ok(())
+    }
+
+    /// Requests for the event are served here from now on.
+    fn serve(&self) {
+        self.ownership.set_here();
+        metrics::gauge!(OWNER, "event" => self.event.clone()).set(1.0);
+        metrics::gauge!(STANDBY_LAG_MESSAGES, "event" => self.event.clone()).set(0.0);
+        tracing::info!(event = %self.event, "cluster: serving the event");
     }
 
     /// Stops serving (requests go to `address`, the new owner if known), ends the term

@@ -59,8 +59,9 @@ pub async fn cluster_status(
     let Some(node) = shared.cluster.get().cloned() else {
         return Err(ApiError::conflict("cluster_off", "this node runs alone: [cluster] enabled is false"));
     };
-    let unavailable =
-        |error: hakken_cluster::jetstream::ClusterError| ApiError::unavailable("cluster_unavailable", error.to_string(), 1);
+    let unavailable = |error: hakken_cluster::jetstream::ClusterError| {
+        ApiError::unavailable("cluster_unavailable", error.to_string(), 1)
+    };
     let status = hakken_cluster::status::read(&node.jetstream).await.map_err(unavailable)?;
     let mut events = Vec::new();
     for (event, ownership) in node.owners.events() {
