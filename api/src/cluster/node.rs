@@ -315,6 +315,11 @@ impl EventTask {
         let was_here = self.ownership.is_here();
         self.ownership.set_elsewhere(address);
         self.node.replicator.end_term(&self.event);
+        metrics::gauge!(OWNER, "event" => self.event.clone()).set(0.0);
+        if was_here {
+            metrics::counter!(STEP_DOWNS_TOTAL, "reason" => reason).increment(1);
+            tracing::warn!(event = %self.event, reason, "cluster: stepped down from the event");
+        }
         let (app, event) = (self.app.clone(), self.event.clone());
         let idled = tokio::task::spawn_blocking(move || {
             app.change_registry(|registry| {
@@ -331,11 +336,6 @@ impl EventTask {
                 Vec::new()
             }
         };
-        metrics::gauge!(OWNER, "event" => self.event.clone()).set(0.0);
-        if was_here {
-            metrics::counter!(STEP_DOWNS_TOTAL, "reason" => reason).increment(1);
-            tracing::warn!(event = %self.event, reason, "cluster: stepped down from the event");
-        }
     }
 
     async fn report_lag(&self) {

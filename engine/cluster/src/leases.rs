@@ -133,7 +133,11 @@ impl Keeper {
             Some(held) if self.now_ms() < held.until_ms => {
                 Role::Owner { epoch: held.epoch, until_ms: held.until_ms, took_over: false }
             }
-            _ => self.standby(),
+            // What was read before this node took the lease is stale: the holder is not
+            // known until the key is read again (naming the one before would send
+            // requests back to a node that redirects them here).
+            Some(held) => Role::Standby { holder: None, epoch: held.epoch, address: None },
+            None => self.standby(),
         }
     }
 
@@ -168,6 +172,8 @@ impl Keeper {
                 }
                 let until_ms = held_until_ms(sent_ms, self.ttl_ms);
                 self.held = Some(Held { revision, epoch: lease.epoch, until_ms });
+                // What this node knows of the key is now its own write.
+                self.observed = Some(Observed::first_read(revision, Some(lease.clone()), self.now_ms()));
                 tracing::info!(event = %self.event, epoch = lease.epoch, "cluster: took the event's lease");
                 Role::Owner { epoch: lease.epoch, until_ms, took_over: true }
             }
@@ -209,6 +215,7 @@ impl Keeper {
                 metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => "renewed").increment(1);
                 let until_ms = held_until_ms(sent_ms, self.ttl_ms);
                 self.held = Some(Held { revision, epoch: held.epoch, until_ms });
+                self.observed = Some(Observed::first_read(revision, Some(lease), self.now_ms()));
             }
             Ok(None) => {
                 metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => "lost").increment(1);
