@@ -311,6 +311,7 @@ fn every_route_is_in_the_openapi_document_and_served() {
         ("post", "/v1/admin/backup"),
         ("get", "/v1/admin/outbox"),
         ("post", "/v1/admin/outbox/{id}/retry"),
+        ("get", "/v1/admin/cluster"),
         ("get", "/v1/tickets/{ticket}"),
         ("get", "/v1/tickets/{ticket}/qr.svg"),
         ("get", "/v1/tickets/{ticket}/qr.png"),
@@ -373,4 +374,12 @@ fn metrics_are_served_apart_with_bounded_labels() {
     for private in ["secret-customer-42", hold_id, "S106-"] {
         assert!(!text.contains(private), "{private} leaked into metric labels");
     }
+}
+
+#[test]
+fn the_cluster_view_needs_the_admin_token_and_says_when_the_node_runs_alone() {
+    let server = Server::start(&[]);
+    assert_eq!(server.get("/v1/admin/cluster").status, 401);
+    let alone = server.admin("GET", "/v1/admin/cluster", None);
+    assert_eq!((alone.status, alone.code()), (409, "cluster_off"), "{}", alone.text);
 }

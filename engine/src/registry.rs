@@ -31,7 +31,7 @@ use crate::observe::{self, SectionMetrics};
 use crate::standing_queue::StandingQueue;
 use crate::store::{RecoveredSection, Store, StoreError};
 use crate::venue::{SeatId, SeatIndex, Venue};
-use crate::wal::AuditRecord;
+use crate::wal::{AuditRecord, EventDefinition};
 
 /// The actix system thread and its arbiter threads.
 pub struct ActorRuntime {
@@ -205,15 +205,7 @@ impl Registry {
         let store = Arc::new(store);
         registry.store = Some(store.clone());
         for recovered_event in recovered.events {
-            let definition = &recovered_event.definition;
-            let (event, venue) = from_definition(definition)
-                .map_err(|problem| RecoveryError::Definition { event: definition.event.id.clone(), problem })?;
-            assert_eq!(definition.first_section_key as usize, registry.sections.len(), "recovered in key order");
-            let venue = match registry.venues.get(&venue.id) {
-                Some(known) => known.clone(),
-                None => registry.add_venue(venue)?,
-            };
-            let ledger = Arc::new(CustomerLedger::new(registry.config.customer_seats_max));
+            let (event, venue, ledger) = registry.stored_event(&recovered_event.definition)?;
             let inventories = registry.rebuild(&event, &venue, &ledger, &recovered_event.sections)?;
             let last_seqs = recovered_event.sections.iter().map(|section| section.last_seq);
             let wals = last_seqs.map(|last_seq| Some(SectionWal::new(store.wal(), last_seq, store.config())));
@@ -232,18 +224,27 @@ impl Registry {
         registry.store = Some(Arc::new(store));
         registry.standby = true;
         for definition in &definitions {
-            let (event, venue) = from_definition(definition)
-                .map_err(|problem| RecoveryError::Definition { event: definition.event.id.clone(), problem })?;
-            assert_eq!(definition.first_section_key as usize, registry.sections.len(), "stored in key order");
-            let venue = match registry.venues.get(&venue.id) {
-                Some(known) => known.clone(),
-                None => registry.add_venue(venue)?,
-            };
-            let ledger = Arc::new(CustomerLedger::new(registry.config.customer_seats_max));
+            let (event, venue, ledger) = registry.stored_event(definition)?;
             let inventories = registry.idle_inventories(&event, &venue, &ledger, definition.first_section_key);
             registry.start_event(event, venue, ledger, inventories);
         }
         Ok(registry)
+    }
+
+    /// A stored event's definition as the registry serves it: its venue (added once)
+    /// and a fresh customer ledger. Definitions come in section-key order.
+    fn stored_event(
+        &mut self,
+        definition: &EventDefinition,
+    ) -> Result<(Event, Arc<Venue>, Arc<CustomerLedger>), RecoveryError> {
+        let (event, venue) = from_definition(definition)
+            .map_err(|problem| RecoveryError::Definition { event: definition.event.id.clone(), problem })?;
+        assert_eq!(definition.first_section_key as usize, self.sections.len(), "stored in key order");
+        let venue = match self.venues.get(&venue.id) {
+            Some(known) => known.clone(),
+            None => self.add_venue(venue)?,
+        };
+        Ok((event, venue, Arc::new(CustomerLedger::new(self.config.customer_seats_max))))
     }
 
     /// Empty inventories of an event, without a WAL (cluster mode, not owned here).
