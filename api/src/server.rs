@@ -113,8 +113,8 @@ async fn run(config: Config, loaded: VenuesAndEvents, metrics: PrometheusHandle,
     let recovery = recover_in_background(config, loaded, shared.clone(), relay, cluster.clone());
     serve_until_stopped(listener, &shared).await?;
     recovery.abort();
-    if let Some(cluster) = &cluster {
-        cluster.leave().await;
+    if let Some(node) = shared.cluster.get() {
+        node.leave().await;
     }
     if let Some(app) = shared.ready_app().cloned() {
         tokio::task::spawn_blocking(move || app.shut_down()).await.context("stopping the engine")?;
@@ -132,26 +132,10 @@ struct Cluster {
     address: String,
     jetstream: hakken_cluster::jetstream::JetStream,
     replicator: Arc<LogReplicator>,
-    node: Arc<std::sync::OnceLock<Arc<Node>>>,
 }
 
 /// How long a starting node tries to reach JetStream before it gives up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a stopping node waits for its event tasks to release their leases.
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-impl Cluster {
-    /// Steps down from every event and releases the leases (a clean stop hands over
-    /// at once instead of a ttl later).
-    async fn leave(&self) {
-        let Some(node) = self.node.get() else { return };
-        let tasks = node.stop();
-        if tokio::time::timeout(LEAVE_TIMEOUT, futures_util::future::join_all(tasks)).await.is_err() {
-            tracing::warn!("cluster: leases not all released in time; they lapse after their ttl");
-        }
-    }
-}
-
 /// Connects to JetStream (creating the lease bucket and the log if this is the first
 /// node) before recovery, so a node that cannot reach NATS does not start.
 async fn join_cluster(config: &Config, loaded: &VenuesAndEvents, address: SocketAddr) -> Result<Cluster> {
@@ -181,7 +165,6 @@ async fn join_cluster(config: &Config, loaded: &VenuesAndEvents, address: Socket
         address,
         jetstream,
         replicator: Arc::new(LogReplicator::new(tokio::runtime::Handle::current())),
-        node: Arc::default(),
     })
 }
 
@@ -250,8 +233,7 @@ fn recover_in_background(
             ));
             let _guard = runtime.enter();
             node.spawn(&app);
-            let _ = shared.cluster.set(node.clone());
-            let _ = cluster.node.set(node);
+            let _ = shared.cluster.set(node);
         }
         runtime.spawn(app.idempotency.clone().prune_forever(app.clock().clone()));
         shared.set_ready(app);

@@ -413,3 +413,21 @@ fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success(), "kill -{signal} {pid}");
 }
+
+#[test]
+fn a_stopping_owner_releases_the_event_and_another_node_serves_it_at_once() {
+    let mut cluster = Cluster::start();
+    let owner = cluster.owner();
+    cluster.remove_alive(owner);
+    assert!(cluster.nodes[owner].terminate(), "SIGTERM: a clean exit");
+    let stopped_at = Instant::now();
+    let next = cluster.owner();
+    let handover = stopped_at.elapsed();
+    assert_ne!(next, owner);
+    // Released, not lapsed: the next owner takes it at its next read, well inside a ttl.
+    assert!(handover < Duration::from_millis(1500), "the handover took {handover:?}");
+    let hold = json!({"customer": "after-handover", "section": "S101", "quantity": 1});
+    let address = cluster.nodes[next].address.clone();
+    let reply = follow(&address, "POST", &format!("/v1/events/{EVENT}/holds"), Some(&hold)).unwrap();
+    assert_eq!(reply.status, 201, "{}", reply.text);
+}

@@ -143,6 +143,25 @@ pub fn resolve_seats<S: AsRef<str>>(venue: &Venue, ids: &[S]) -> Result<(usize, 
     Ok((section_index, seats))
 }
 
+/// Section `section_index` of an event, empty, at its key (`first_key` + index).
+fn empty_inventory(
+    config: &EngineConfig,
+    event: &Event,
+    venue: &Arc<Venue>,
+    ledger: &Arc<CustomerLedger>,
+    first_key: u32,
+    section_index: usize,
+) -> Inventory {
+    Inventory::new(InventoryParams {
+        key: SectionKey(first_key + section_index as u32),
+        venue: venue.clone(),
+        section_index,
+        event,
+        config,
+        ledger: ledger.clone(),
+    })
+}
+
 /// All venues and events of this engine and the actors that sell them.
 pub struct Registry {
     config: EngineConfig,
@@ -256,17 +275,7 @@ impl Registry {
         first_key: u32,
     ) -> Vec<(Inventory, Option<SectionWal>)> {
         (0..venue.sections.len())
-            .map(|section_index| {
-                let inventory = Inventory::new(InventoryParams {
-                    key: SectionKey(first_key + section_index as u32),
-                    venue: venue.clone(),
-                    section_index,
-                    event,
-                    config: &self.config,
-                    ledger: ledger.clone(),
-                });
-                (inventory, None)
-            })
+            .map(|index| (empty_inventory(&self.config, event, venue, ledger, first_key, index), None))
             .collect()
     }
 
@@ -356,14 +365,8 @@ impl Registry {
                             .enumerate()
                             .map(|(offset, recovered)| {
                                 let section_index = chunk_index * chunk + offset;
-                                let mut inventory = Inventory::new(InventoryParams {
-                                    key: SectionKey(first_key + section_index as u32),
-                                    venue: venue.clone(),
-                                    section_index,
-                                    event,
-                                    config: &self.config,
-                                    ledger: ledger.clone(),
-                                });
+                                let mut inventory =
+                                    empty_inventory(&self.config, event, venue, ledger, first_key, section_index);
                                 if let Some(snapshot) = &recovered.snapshot {
                                     inventory.restore(snapshot)?;
                                 }
@@ -430,22 +433,14 @@ impl Registry {
                 .map_err(|error| RegistryError::Storage(error.to_string()))?;
         }
         let ledger = Arc::new(CustomerLedger::new(self.config.customer_seats_max));
-        let inventories: Vec<_> = (0..venue.sections.len())
-            .map(|section_index| {
-                let inventory = Inventory::new(InventoryParams {
-                    key: SectionKey(first_key + section_index as u32),
-                    venue: venue.clone(),
-                    section_index,
-                    event: &event,
-                    config: &self.config,
-                    ledger: ledger.clone(),
-                });
-                let wal = match &self.store {
-                    Some(store) if !self.standby => Some(SectionWal::new(store.wal(), 0, store.config())),
-                    _ => None,
-                };
-                (inventory, wal)
-            })
+        let wal = || match &self.store {
+            Some(store) if !self.standby => Some(SectionWal::new(store.wal(), 0, store.config())),
+            _ => None,
+        };
+        let inventories: Vec<_> = self
+            .idle_inventories(&event, &venue, &ledger, first_key)
+            .into_iter()
+            .map(|(inventory, _)| (inventory, wal()))
             .collect();
         Ok(self.start_event(event, venue, ledger, inventories))
     }

@@ -39,6 +39,8 @@ pub const TAKEOVER_SECONDS: &str = "hakken_cluster_takeover_seconds";
 pub const STEP_DOWNS_TOTAL: &str = "hakken_cluster_step_downs_total";
 pub const STEP_DOWN_REASONS: [&str; 3] = ["lease_lost", "append_refused", "stopping"];
 
+/// How long a stopping node waits for its event tasks to release their leases.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a standby waits before following again after its follower failed.
 const FOLLOW_RETRY: Duration = Duration::from_millis(200);
 
@@ -92,10 +94,14 @@ impl Node {
         self.tasks.lock().expect("tasks lock").extend(tasks);
     }
 
-    /// Every task steps down and releases its lease, then ends: await the handles.
-    pub fn stop(&self) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Every task steps down and releases its lease (a clean stop hands the events
+    /// over at the others' next read instead of a ttl later); waits for them a while.
+    pub async fn leave(&self) {
         self.stop.send_replace(true);
-        std::mem::take(&mut *self.tasks.lock().expect("tasks lock"))
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        if tokio::time::timeout(LEAVE_TIMEOUT, futures_util::future::join_all(tasks)).await.is_err() {
+            tracing::warn!("cluster: leases not all released in time; they lapse after their ttl");
+        }
     }
 }
 
