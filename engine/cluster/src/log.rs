@@ -34,6 +34,10 @@ const EPOCH: &str = "Hakken-Epoch";
 /// A read of a log's tail waits this long for its follower's next message before it
 /// fetches the rest one by one.
 const FOLLOW_STALL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A follower quiet this long asks whether the log has grown past it. The client finds
+/// a consumer lost with its server only after two missed 15 s heartbeats, a minute in
+/// which a standby would fall behind unseen.
+const FOLLOWER_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a log message holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,8 +219,8 @@ impl EventLog {
 
 /// A standby's view of an event's log as it grows: every message after a position, in
 /// order, soon after it is stored (an ordered pull consumer, which the client keeps
-/// pulling from in batches; after an error, such as a leader change, the next call
-/// recreates it from the position).
+/// pulling from in batches; after an error, such as a leader change, or a stall while
+/// the log grew, the next call recreates it from the position).
 pub struct Follower {
     event: String,
     log: EventLog,
@@ -253,7 +257,18 @@ impl Follower {
                     self.messages.insert(messages)
                 }
             };
-            let message = match messages.next().await {
+            let waited = tokio::time::timeout(FOLLOWER_QUIET, messages.next()).await;
+            let next = match waited {
+                Ok(next) => next,
+                Err(_quiet) => {
+                    if self.log.last_sequence(&self.event).await? > self.position {
+                        self.messages = None;
+                        return Err(ClusterError::Unavailable("the log's consumer stalled".to_string()));
+                    }
+                    continue; // nothing appended: keep waiting
+                }
+            };
+            let message = match next {
                 Some(Ok(message)) => message,
                 // Recreated from the position at the next call.
                 Some(Err(error)) => {
