@@ -2,7 +2,8 @@
 //! `hakken serve` nodes. Buyers hold, confirm and refund through any node (following
 //! its redirects) while the event's owner is killed, paused, or a NATS server dies;
 //! every answer a buyer got must still be true on whoever owns the event next, and no
-//! seat is sold twice.
+//! seat is sold twice. The load tool does the same through a standby node: a replay
+//! whose owner is killed under it passes its verdict.
 //!
 //! `HAKKEN_CLUSTER_CYCLES` (default 1) sets how many owners the failover test kills;
 //! the soak in the README runs 20 and prints the takeover times.
@@ -430,4 +431,50 @@ fn a_stopping_owner_releases_the_event_and_another_node_serves_it_at_once() {
     let address = cluster.nodes[next].address.clone();
     let reply = follow(&address, "POST", &format!("/v1/events/{EVENT}/holds"), Some(&hold)).unwrap();
     assert_eq!(reply.status, 201, "{}", reply.text);
+}
+
+#[test]
+fn the_load_tools_verdict_passes_through_a_kill_9_of_the_owner() {
+    use hakken_loadtest::generate::{self, GenerateConfig, Mix, Shape};
+    use hakken_loadtest::replay::{self, ReplayConfig};
+
+    let mut cluster = Cluster::start();
+    let owner = cluster.owner();
+    // The load tool talks to one node that is not the owner: every sale is redirected.
+    let target = format!("http://{}", cluster.nodes[(owner + 1) % 3].address);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let layout = support::demo_layout(&runtime, &target);
+    let config = GenerateConfig {
+        seed: 16,
+        buyers: 1_800,
+        shape: Shape::Steady { rate: 150.0 },
+        mix: Mix { think_median: Duration::from_millis(30), ..Mix::default() },
+    };
+    let queue = generate::generate(&layout, &config).expect("queue");
+    let started = Instant::now();
+    let replay = std::thread::spawn(move || {
+        runtime.block_on(replay::replay(
+            queue,
+            "generated".into(),
+            // Retries ride out the seconds nobody owns the event (503 no_owner).
+            ReplayConfig { retries: 8, ..support::replay_config(&target, "failover") },
+            std::future::pending(),
+        ))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_after = started.elapsed();
+    cluster.nodes[owner].kill9();
+    let outcome = replay.join().unwrap().expect("replay");
+    let report = &outcome.report;
+    eprintln!("{report}");
+    assert!(report.verdict.as_ref().expect("a verdict").passed(), "{report}");
+    assert!(report.redirects_followed > 0, "{report}");
+    let sold_on_the_next_owner: u64 = report
+        .timeline
+        .points
+        .iter()
+        .filter(|point| point.t_seconds >= (killed_after + Duration::from_secs(5)).as_secs_f64())
+        .map(|point| point.confirms)
+        .sum();
+    assert!(sold_on_the_next_owner > 100, "the next owner sold {sold_on_the_next_owner}: {report}");
 }

@@ -10,19 +10,26 @@
 //! dropped after any error or timeout: a half-read HTTP/1.1 connection cannot be reused.
 //! There are no retries: a failed POST might have taken effect, and the driver counts it.
 //!
+//! A `307`/`308` is followed, with the same method, headers and body, at most
+//! [`REDIRECTS_MAX`] times: a hakken cluster node answers so for an event owned by another
+//! node. Each other origin gets a pool of its own, as bounded as this one, made on its
+//! first redirect (at most [`REDIRECT_ORIGINS_MAX`] of them). The request's time limit
+//! covers every hop, and the latency the driver measures includes them.
+//!
 //! Every request is sent with the time the caller will wait for it ([`Pool::send_within`]),
 //! and says so in [`REQUEST_TIMEOUT_MS`], so an overloaded server can refuse at once the
 //! work it could not finish in time instead of doing it for a client that has given up.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -37,6 +44,11 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// the reply, as given to [`Pool::send_within`]. The server takes the smaller of this and its
 /// own request timeout as the request's deadline.
 pub const REQUEST_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-request-timeout-ms");
+
+/// Redirects followed for one request at most (a cluster node to the owner is one).
+pub const REDIRECTS_MAX: usize = 3;
+/// Other origins one pool follows redirects to at most (a cluster's nodes).
+pub const REDIRECT_ORIGINS_MAX: usize = 16;
 
 /// Where the pool connects to: a plain `http://host[:port]` base URL, resolved once.
 #[derive(Clone, Debug)]
@@ -80,6 +92,8 @@ pub struct Reply {
     pub sent_at: Instant,
     /// `Retry-After` in whole seconds, when the server sent one (503 and 429 should).
     pub retry_after_seconds: Option<u64>,
+    /// `Location` of a 307/308 that was not followed (too many hops).
+    pub location: Option<HeaderValue>,
     pub body: Bytes,
 }
 
@@ -96,6 +110,10 @@ pub enum ClientError {
     /// server closing the connection).
     #[error("http: {0}")]
     Http(hyper::Error),
+    /// A redirect to somewhere this pool will not go (not `http://`, unresolvable, or
+    /// one origin too many).
+    #[error("redirect: {0}")]
+    Redirect(String),
 }
 
 /// The pool's limits.
@@ -115,6 +133,9 @@ pub struct Pool {
     permits: Semaphore,
     /// Idle connections, most recently used last. A std mutex: never held across `.await`.
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// Pools of the origins redirects led to, by `host[:port]`.
+    redirected: Mutex<Vec<Arc<Pool>>>,
+    redirects_followed: AtomicU64,
 }
 
 impl Pool {
@@ -125,7 +146,14 @@ impl Pool {
             config,
             permits: Semaphore::new(config.connections_max),
             idle: Mutex::new(Vec::with_capacity(config.connections_max)),
+            redirected: Mutex::new(Vec::new()),
+            redirects_followed: AtomicU64::new(0),
         }
+    }
+
+    /// Redirects this pool followed so far.
+    pub fn redirects_followed(&self) -> u64 {
+        self.redirects_followed.load(Ordering::Relaxed)
     }
 
     pub fn target(&self) -> &Target {
@@ -171,7 +199,61 @@ impl Pool {
         tokio::time::timeout(timeout, self.send(request)).await
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
+    /// Sends `request` here, then wherever 307/308 answers send it.
+    async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
+        let mut via: Option<Arc<Pool>> = None;
+        for _ in 0..REDIRECTS_MAX {
+            let pool = via.as_deref().unwrap_or(self);
+            let again = copy_of(&request);
+            let reply = pool.send_here(request).await?;
+            let Some(location) = &reply.location else { return Ok(reply) };
+            let uri: Uri = location
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| ClientError::Redirect(format!("unreadable Location {location:?}")))?;
+            if let Some(authority) = uri.authority() {
+                if uri.scheme_str() != Some("http") {
+                    return Err(ClientError::Redirect(format!("to {uri}: only http:// is followed")));
+                }
+                via = if self.target.host == authority.as_str() {
+                    None
+                } else {
+                    Some(self.origin(authority.as_str()).await?)
+                };
+            }
+            let pool = via.as_deref().unwrap_or(self);
+            request = again;
+            *request.uri_mut() = uri.path_and_query().map_or("/", |path| path.as_str()).parse().expect("a path");
+            request.headers_mut().insert(HOST, pool.target.host.clone());
+            self.redirects_followed.fetch_add(1, Ordering::Relaxed);
+        }
+        via.as_deref().unwrap_or(self).send_here(request).await
+    }
+
+    /// The pool of another origin, `host[:port]`.
+    async fn origin(&self, authority: &str) -> Result<Arc<Pool>, ClientError> {
+        let known = |pools: &[Arc<Pool>]| pools.iter().find(|pool| pool.target.host == authority).cloned();
+        if let Some(pool) = known(&self.redirected.lock().expect("pool lock poisoned")) {
+            return Ok(pool);
+        }
+        let target = Target::resolve(&format!("http://{authority}"))
+            .await
+            .map_err(|error| ClientError::Redirect(format!("{error:#}")))?;
+        let mut pools = self.redirected.lock().expect("pool lock poisoned");
+        if let Some(pool) = known(&pools) {
+            return Ok(pool);
+        }
+        if pools.len() >= REDIRECT_ORIGINS_MAX {
+            return Err(ClientError::Redirect(format!("to {authority}: {REDIRECT_ORIGINS_MAX} origins already")));
+        }
+        let pool = Arc::new(Pool::new(target, self.config));
+        pools.push(pool.clone());
+        Ok(pool)
+    }
+
+    /// Sends `request` on one of this pool's connections; a redirect is handed back.
+    async fn send_here(&self, request: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
         let _permit = self.permits.acquire().await.expect("the pool never closes its semaphore");
         let mut sender = match self.take_idle() {
             Some(sender) => sender,
@@ -195,7 +277,9 @@ impl Pool {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.trim().parse().ok());
-        Ok(Reply { status: parts.status, sent_at, retry_after_seconds, body })
+        let redirect = matches!(parts.status, StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT);
+        let location = if redirect { parts.headers.get(LOCATION).cloned() } else { None };
+        Ok(Reply { status: parts.status, sent_at, retry_after_seconds, location, body })
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
@@ -222,6 +306,15 @@ impl Pool {
         });
         Ok(sender)
     }
+}
+
+/// A copy of `request` to send again: hyper's requests are not `Clone`, their parts are.
+fn copy_of(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 /// `timeout` in whole milliseconds, as [`REQUEST_TIMEOUT_MS`] carries it.
@@ -318,6 +411,74 @@ mod tests {
         }
         assert_eq!(seen, [Some("2500".to_string()), Some("3000".to_string())]);
         assert_eq!(REQUEST_TIMEOUT_MS.as_str(), "x-request-timeout-ms");
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `answer(path, host, body)`.
+    async fn server(answer: fn(&str, &str, &[u8]) -> hyper::Response<Full<Bytes>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.expect("accept");
+                let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| async move {
+                    let path = request.uri().path().to_string();
+                    let host = request.headers().get(HOST).map(|host| host.to_str().expect("ascii").to_string());
+                    let body = request.into_body().collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(answer(&path, &host.unwrap_or_default(), &body))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        format!("127.0.0.1:{}", address.port())
+    }
+
+    fn redirect_to(location: &str) -> hyper::Response<Full<Bytes>> {
+        let mut response = hyper::Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        response.headers_mut().insert(LOCATION, HeaderValue::from_str(location).expect("a header"));
+        response
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_origin_is_followed_with_the_same_request() {
+        static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let owner = server(|path, host, body| {
+            let echo = format!("{path} {host} {}", String::from_utf8_lossy(body));
+            hyper::Response::new(Full::new(Bytes::from(echo)))
+        })
+        .await;
+        OWNER.set(owner.clone()).expect("set once");
+        let standby = server(|path, _, _| redirect_to(&format!("http://{}{path}", OWNER.get().expect("set"))));
+        let standby = standby.await;
+        let target = Target::resolve(&format!("http://{standby}")).await.expect("target");
+        let pool = Pool::new(target, PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) });
+        for _ in 0..2 {
+            let post = pool.request(Method::POST, Uri::from_static("/v1/holds/h1/confirm"), Some("{}".into()));
+            let reply = pool.send_within(post, Duration::from_secs(5)).await.expect("in time").expect("a reply");
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(
+                reply.body,
+                format!("/v1/holds/h1/confirm {owner} {{}}"),
+                "same path and body, the owner's Host"
+            );
+        }
+        assert_eq!(pool.redirects_followed(), 2);
+        assert_eq!(pool.redirected.lock().expect("lock").len(), 1, "one pool for the owner, reused");
+    }
+
+    #[tokio::test]
+    async fn redirects_in_a_loop_end_after_the_last_hop_with_the_redirect() {
+        let looping = server(|path, host, _| redirect_to(&format!("http://{host}{path}"))).await;
+        let target = Target::resolve(&format!("http://{looping}")).await.expect("target");
+        let pool = Pool::new(target, PoolConfig { connections_max: 1, connect_timeout: Duration::from_secs(5) });
+        let get = pool.request(Method::GET, Uri::from_static("/v1/events/e/availability"), None);
+        let reply = pool.send_within(get, Duration::from_secs(5)).await.expect("in time").expect("a reply");
+        assert_eq!(reply.status, StatusCode::TEMPORARY_REDIRECT);
+        assert!(reply.location.is_some());
+        assert_eq!(pool.redirects_followed(), REDIRECTS_MAX as u64);
+        assert!(pool.redirected.lock().expect("lock").is_empty(), "its own origin needs no other pool");
     }
 
     #[test]

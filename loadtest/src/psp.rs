@@ -299,6 +299,7 @@ mod tests {
             status: hyper::StatusCode::from_u16(status).expect("a status"),
             sent_at: tokio::time::Instant::now(),
             retry_after_seconds: None,
+            location: None,
             body: Bytes::copy_from_slice(body.as_bytes()),
         }
     }

@@ -662,6 +662,7 @@ fn report(
         start_lag_us: Latency::of(&totals.start_lag),
         steps: steps.iter().map(|step| StepReport::new(*step, totals.step(*step), window)).collect(),
         overload: OverloadReport::new(state.overload.summary(), requests_sent, client_timeouts),
+        redirects_followed: run.pool.redirects_followed(),
         phases: state
             .phases
             .iter()

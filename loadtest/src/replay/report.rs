@@ -166,6 +166,9 @@ pub struct ReplayReport {
     /// availability, hold, confirm, release, order; rates per second of the schedule.
     pub steps: Vec<StepReport>,
     pub overload: OverloadReport,
+    /// Redirects followed (a cluster node sending a buyer to the event's owner),
+    /// the verdict's reads included.
+    pub redirects_followed: u64,
     pub phases: Vec<PhaseReport>,
     /// Seats in the orders confirmed by this run.
     pub seats_sold: u64,
@@ -222,6 +225,13 @@ impl fmt::Display for ReplayReport {
         }
         if let Some(server) = &self.server {
             write!(f, "{server}")?;
+        }
+        if self.redirects_followed > 0 {
+            writeln!(
+                f,
+                "redirects followed: {} (cluster nodes sent buyers to the event's owner)",
+                self.redirects_followed
+            )?;
         }
         self.write_driver(f)?;
         if let Some(verdict) = &self.verdict {
