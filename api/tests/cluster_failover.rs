@@ -307,6 +307,19 @@ fn kill_9_of_the_owner_hands_the_event_over_with_every_acknowledged_sale() {
         assert_eq!(holder["epoch"], cycle as u64 + 2, "one term per takeover");
         let view = cluster.nodes[new_owner].admin("GET", "/v1/admin/cluster", None);
         assert_eq!(view.json["cluster"]["events"][0]["owned_here"], true, "{}", view.text);
+        // Every node's view of JetStream shows the restarted standby caught up (it
+        // reports its position at each lease check).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let view = cluster.nodes[new_owner].admin("GET", "/v1/admin/cluster", None);
+            let standbys = view.json["cluster"]["jetstream"]["events"][0]["standbys"].as_array().cloned();
+            let restarted = standbys.unwrap_or_default().into_iter().find(|s| s["node"] == format!("node-{owner}"));
+            if restarted.as_ref().is_some_and(|standby| standby["lag"] == 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the restarted standby's report: {restarted:?} in {}", view.text);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     let acked = acked.lock().unwrap();
     assert!(acked.orders.len() >= 2 * cycles, "the buyers got orders through: {}", acked.orders.len());
@@ -389,12 +402,21 @@ fn sales_go_on_when_a_nats_server_dies() {
         Duration::from_secs(15),
         "NATS server killed",
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // The lease bucket has a Raft group of its own: if the dead server led it, nobody
+    // can renew until the two left elect a leader (about 4 s here, "no stream found"),
+    // longer than the lease, so the owner steps down and the event is taken again.
+    // Sales pause for that, then go on without anyone stepping in.
+    wait_for_sale_after(&acked, killed_at + Duration::from_secs(8), Duration::from_secs(20), "long after the kill");
     buyers.stop();
     let acked = acked.lock().unwrap();
-    let later = acked.holds_at.iter().filter(|at| **at > resumed + Duration::from_secs(1)).count();
-    assert!(later > 0, "sales stopped again after they resumed");
-    eprintln!("a NATS server died: sales resumed {:?} after", resumed - killed_at);
+    let mut after_kill: Vec<Instant> = acked.holds_at.iter().copied().filter(|at| *at > killed_at).collect();
+    after_kill.push(killed_at);
+    after_kill.sort();
+    let longest_pause = after_kill.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    eprintln!(
+        "a NATS server died: sales resumed {:?} after, longest pause {longest_pause:?}",
+        resumed.saturating_duration_since(killed_at)
+    );
     verify(&cluster.alive.lock().unwrap()[0].clone(), &acked, "after a NATS server died");
 }
 

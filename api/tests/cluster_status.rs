@@ -1,5 +1,5 @@
 //! `hakken cluster status` against a real 3-node JetStream cluster on loopback: the
-//! lease holder and epoch of each event, the end of its log and the log's replicas,
+//! lease holder and epoch of each event, the end of its log, each standby's lag, the log's replicas,
 //! as a node left them, and a clear failure where there is no cluster state to read.
 
 #[allow(dead_code)] // Only some of the test cluster's controls are used here.
@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hakken_cluster::leases::{Keeper, Leases, Role};
 use hakken_cluster::log::EventLog;
+use hakken_cluster::positions::{PositionReport, Positions};
 use hakken_cluster::takeover::{fence, OwnerLog};
 use serde_json::Value;
 
@@ -44,6 +45,11 @@ async fn cluster_status_shows_each_events_owner_epoch_and_log_end() {
     for number in 0..3 {
         last = owner.append(Bytes::from(format!("batch-{number}"))).await.expect("append");
     }
+    // Two standbys say where they are; the holder's own report is not a standby's.
+    let positions = Positions::new(&jetstream);
+    for (node, position) in [("node-b", 2), ("node-c", last), ("node-a", last)] {
+        positions.report("final", node, &PositionReport { position, at_ms: 7 }).await.expect("report");
+    }
     let mut released = Keeper::new(Leases::new(&jetstream), "node-a", "semi", Duration::from_secs(3));
     assert!(matches!(released.tick().await, Role::Owner { .. }));
     released.release().await.expect("release");
@@ -57,6 +63,15 @@ async fn cluster_status_shows_each_events_owner_epoch_and_log_end() {
     assert_eq!(events[0]["holder"], "node-a");
     assert_eq!(events[0]["epoch"], 1);
     assert_eq!(events[0]["last_sequence"], last);
+    let standbys = &events[0]["standbys"];
+    assert_eq!(standbys.as_array().map(Vec::len), Some(2), "{report}");
+    assert_eq!(standbys[0]["node"], "node-b");
+    assert_eq!(standbys[0]["position"], 2);
+    assert_eq!(standbys[0]["lag"], last - 2);
+    assert_eq!(standbys[0]["reported_at_ms"], 7);
+    assert_eq!(standbys[1]["node"], "node-c");
+    assert_eq!(standbys[1]["lag"], 0);
+    assert_eq!(events[1]["standbys"], serde_json::json!([]));
     assert_eq!(events[1]["event"], "semi");
     assert_eq!(events[1]["holder"], Value::Null, "a released lease has no holder");
     assert_eq!(events[1]["last_sequence"], 0);

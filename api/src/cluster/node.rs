@@ -19,6 +19,7 @@ use anyhow::{anyhow, Context, Result};
 use hakken_cluster::jetstream::JetStream;
 use hakken_cluster::leases::{Keeper, Leases, Role};
 use hakken_cluster::log::{EntryKind, EventLog, Follower, LogEntry};
+use hakken_cluster::positions::{PositionReport, Positions};
 use hakken_cluster::takeover::{fence, OwnerLog};
 use hakken_engine::store::StorageError;
 use hakken_engine::wal::{self, LogBatch};
@@ -351,6 +352,11 @@ impl EventTask {
             return;
         };
         metrics::gauge!(STANDBY_LAG_MESSAGES, "event" => self.event.clone()).set(last.saturating_sub(position) as f64);
+        // For `hakken cluster status`, which sees every standby's lag at once.
+        let report = PositionReport { position, at_ms: hakken_engine::clock::Clock::System.now().0 };
+        if let Err(error) = Positions::new(&self.node.jetstream).report(&self.event, &self.node.id, &report).await {
+            tracing::debug!(event = %self.event, "cluster: reporting the standby's position failed: {error}");
+        }
     }
 }
 

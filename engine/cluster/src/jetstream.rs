@@ -1,7 +1,8 @@
-//! The connection to the NATS cluster, and the two JetStream assets cluster mode uses:
-//! the lease bucket (`hakken_leases`, a KV bucket) and the log stream (`HAKKEN_LOG`,
-//! one subject per event). Both are created with the configured replicas (3 for a
-//! cluster: every write is acknowledged only once a quorum of two stored it).
+//! The connection to the NATS cluster, and the JetStream assets cluster mode uses: the
+//! lease bucket (`hakken_leases`, a KV bucket), the log stream (`HAKKEN_LOG`, one
+//! subject per event), and the standbys' reported positions (`hakken_positions`, a KV
+//! bucket). All are created with the configured replicas (3 for a cluster: every write
+//! is acknowledged only once a quorum of two stored it).
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use async_nats::jetstream::{self, kv, stream};
 
 /// The KV bucket of event leases.
 pub const LEASE_BUCKET: &str = "hakken_leases";
+/// The KV bucket of the standbys' positions in each event's log.
+pub const POSITIONS_BUCKET: &str = "hakken_positions";
 /// The stream of every event's log, subject [`crate::log::subject`] per event.
 pub const LOG_STREAM: &str = "HAKKEN_LOG";
 /// The subjects of [`LOG_STREAM`].
@@ -51,6 +54,8 @@ pub struct JetStream {
     pub(crate) context: jetstream::Context,
     pub(crate) leases: kv::Store,
     pub(crate) log: stream::Stream,
+    /// `None` for a cluster made before the bucket existed (read by the status only).
+    pub(crate) positions: Option<kv::Store>,
 }
 
 impl JetStream {
@@ -61,22 +66,27 @@ impl JetStream {
         // The bucket's stream as the KV API lays it out (what `create_key_value` would
         // make), created directly: that call first reads the account's info, and
         // async-nats 0.46 cannot parse a 2.9 server's answer to that.
-        context
-            .get_or_create_stream(stream::Config {
-                name: format!("KV_{LEASE_BUCKET}"),
-                description: Some("hakken: which node owns each event".to_string()),
-                subjects: vec![format!("$KV.{LEASE_BUCKET}.>")],
-                max_messages_per_subject: 1,
-                num_replicas: config.replicas,
-                storage: stream::StorageType::File,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| ClusterError::Setup { asset: LEASE_BUCKET, message: error.to_string() })?;
+        for (bucket, description) in [
+            (LEASE_BUCKET, "hakken: which node owns each event"),
+            (POSITIONS_BUCKET, "hakken: where each standby is in each event's log"),
+        ] {
+            context
+                .get_or_create_stream(stream::Config {
+                    name: format!("KV_{bucket}"),
+                    description: Some(description.to_string()),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    num_replicas: config.replicas,
+                    storage: stream::StorageType::File,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: stream::DiscardPolicy::New,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| ClusterError::Setup { asset: bucket, message: error.to_string() })?;
+        }
         context
             .get_or_create_stream(stream::Config {
                 name: LOG_STREAM.to_string(),
@@ -112,7 +122,8 @@ impl JetStream {
             .get_stream(LOG_STREAM)
             .await
             .map_err(|error| ClusterError::Setup { asset: LOG_STREAM, message: error.to_string() })?;
-        Ok(JetStream { context, leases, log })
+        let positions = context.get_key_value(POSITIONS_BUCKET).await.ok();
+        Ok(JetStream { context, leases, log, positions })
     }
 }
 

@@ -7,7 +7,8 @@
 //!   that takes, renews and releases a lease;
 //! - [`log`]: appends that a deposed owner cannot make, reads of a log's tail;
 //! - [`takeover`]: how a new owner catches up and fences the old one out;
-//! - [`status`]: leases, log ends and replicas, for `hakken cluster status`;
+//! - [`positions`]: where each standby says it is in each event's log;
+//! - [`status`]: leases, log ends, standbys' lag and replicas, for `hakken cluster status`;
 //! - [`jetstream`]: the connection and the assets; [`metrics`]: the names.
 
 pub mod jetstream;
@@ -15,5 +16,6 @@ pub mod lease;
 pub mod leases;
 pub mod log;
 pub mod metrics;
+pub mod positions;
 pub mod status;
 pub mod takeover;

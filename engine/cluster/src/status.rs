@@ -1,5 +1,6 @@
-//! What the cluster looks like from JetStream: each event's lease (holder, epoch) and
-//! the end of its log, and the log stream's replicas (leader, caught up, lag). Read by
+//! What the cluster looks like from JetStream: each event's lease (holder, epoch), the
+//! end of its log and how far behind it each standby said it was, and the log stream's
+//! replicas (leader, caught up, lag). Read by
 //! `hakken cluster status`; it creates nothing and needs no node to be running.
 
 use futures_util::StreamExt;
@@ -8,6 +9,7 @@ use serde::Serialize;
 use crate::jetstream::{ClusterError, JetStream};
 use crate::leases::Leases;
 use crate::log::EventLog;
+use crate::positions::{Positions, Reported};
 
 /// Leases listed at most (the bucket holds one per event).
 const EVENTS_MAX: usize = 10_000;
@@ -27,6 +29,19 @@ pub struct EventStatus {
     pub lease_revision: u64,
     /// The stream sequence of the event's last log message (0: none).
     pub last_sequence: u64,
+    /// The other nodes' last reports, by node id.
+    pub standbys: Vec<StandbyStatus>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StandbyStatus {
+    pub node: String,
+    /// The last log message its store held when it reported.
+    pub position: u64,
+    /// Messages behind the log's end as read now (a report is as old as `reported_at_ms`).
+    pub lag: u64,
+    /// When it reported, by its clock (ms since the Unix epoch).
+    pub reported_at_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -61,12 +76,23 @@ pub async fn read(jetstream: &JetStream) -> Result<ClusterStatus, ClusterError> 
     }
     events.sort();
     let (leases, log) = (Leases::new(jetstream), EventLog::new(jetstream));
+    let reports = Positions::new(jetstream).read_all().await?;
     let mut statuses = Vec::with_capacity(events.len());
     for event in events {
         let (lease_revision, lease) = leases.read(&event).await?;
         let last_sequence = log.last_sequence(&event).await?;
         let (holder, epoch) = lease.map_or((None, 0), |lease| (lease.holder, lease.epoch));
-        statuses.push(EventStatus { event, holder, epoch, lease_revision, last_sequence });
+        let standbys = reports
+            .iter()
+            .filter(|reported| reported.event == event && Some(&reported.node) != holder.as_ref())
+            .map(|Reported { node, report, .. }| StandbyStatus {
+                node: node.clone(),
+                position: report.position,
+                lag: last_sequence.saturating_sub(report.position),
+                reported_at_ms: report.at_ms,
+            })
+            .collect();
+        statuses.push(EventStatus { event, holder, epoch, lease_revision, last_sequence, standbys });
     }
     let info = jetstream.log.get_info().await.map_err(|error| unavailable(&error))?;
     let cluster = info.cluster.unwrap_or_default();
