@@ -208,14 +208,24 @@ impl Keeper {
     }
 
     async fn renew(&mut self, held: Held) -> Role {
-        let lease = Lease { holder: Some(self.node.clone()), epoch: held.epoch, address: self.address.clone() };
         let sent_ms = self.now_ms();
+        // A hold that ran out ended its term (the node stepped down when the role said
+        // so): kept again, it is a new term with a new epoch, so that nothing of the new
+        // term can be taken for the old one's (the log's message ids name the epoch).
+        let lapsed = sent_ms >= held.until_ms;
+        let epoch = if lapsed { held.epoch + 1 } else { held.epoch };
+        let lease = Lease { holder: Some(self.node.clone()), epoch, address: self.address.clone() };
         match self.leases.write(&self.event, held.revision, &lease).await {
             Ok(Some(revision)) => {
-                metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => "renewed").increment(1);
+                let outcome = if lapsed { "taken" } else { "renewed" };
+                metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => outcome).increment(1);
                 let until_ms = held_until_ms(sent_ms, self.ttl_ms);
-                self.held = Some(Held { revision, epoch: held.epoch, until_ms });
+                self.held = Some(Held { revision, epoch, until_ms });
                 self.observed = Some(Observed::first_read(revision, Some(lease), self.now_ms()));
+                if lapsed {
+                    tracing::info!(event = %self.event, epoch, "cluster: took the event's lease again after it ran out");
+                    return Role::Owner { epoch, until_ms, took_over: true };
+                }
             }
             Ok(None) => {
                 metrics::counter!(LEASE_WRITES_TOTAL, "outcome" => "lost").increment(1);

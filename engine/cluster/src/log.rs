@@ -141,6 +141,9 @@ impl EventLog {
         metrics::counter!(APPENDS_TOTAL, "outcome" => outcome).increment(1);
         metrics::histogram!(APPEND_SECONDS).record(started.elapsed().as_secs_f64());
         match answer {
+            // The id names a message at or before the one this append follows: not this
+            // append's retry but an earlier message's id reused. Nothing was stored.
+            Ok(ack) if ack.duplicate && ack.sequence <= expected_last => Err(AppendError::Fenced),
             Ok(ack) => Ok(ack.sequence),
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => Err(AppendError::Fenced),
             Err(error) => Err(AppendError::Unavailable(error.to_string())),

@@ -1,7 +1,8 @@
 //! The cluster primitives against a real 3-node JetStream cluster on loopback (R3):
 //! leases pass on only when their holder stops renewing, a deposed owner cannot append
 //! once the new one fenced it and loses nothing it was acknowledged, a retried append
-//! is stored once, and appends go on with a server killed.
+//! is stored once (and an earlier id reused is refused), a hold kept again after it ran
+//! out is a new term, and appends go on with a server killed.
 
 mod support;
 
@@ -137,7 +138,8 @@ async fn a_deposed_owner_cannot_append_once_fenced_and_loses_nothing_it_was_ackn
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_append_is_stored_once_and_a_stale_one_is_refused() {
     let cluster = NatsCluster::start(3);
-    let log = EventLog::new(&cluster.connect("a").await);
+    let jetstream = cluster.connect("a").await;
+    let log = EventLog::new(&jetstream);
     let id = message_id("final", 1, 1);
     let first = log.append("final", 1, 0, &id, EntryKind::Batch, Bytes::from_static(b"x")).await.expect("append");
     // The same append again (its answer was lost): the same sequence, nothing stored twice.
@@ -147,10 +149,27 @@ async fn a_retried_append_is_stored_once_and_a_stale_one_is_refused() {
     // Another append naming the old end is refused.
     let stale = log.append("final", 1, 0, &message_id("final", 1, 2), EntryKind::Batch, Bytes::new()).await;
     assert!(matches!(stale, Err(AppendError::Fenced)), "{stale:?}");
+    // An earlier message's id on a new append (a term that reused an epoch) is refused,
+    // not taken for a retry of that message: nothing would have been stored.
+    let reused = log.append("final", 1, first, &id, EntryKind::Batch, Bytes::from_static(b"y")).await;
+    assert!(matches!(reused, Err(AppendError::Fenced)), "{reused:?}");
+    assert_eq!(log.read_after("final", 0).await.expect("read").len(), 1);
     // Each event's chain is its own.
     let other = log.append("other", 1, 0, &message_id("other", 1, 1), EntryKind::Batch, Bytes::new()).await;
     assert!(other.expect("another event's first append") > first);
     assert_eq!(log.last_sequence("final").await.expect("last"), first);
+
+    // A hold kept again after it ran out is a new term (the epoch names the message ids).
+    let mut keeper = Keeper::new(Leases::new(&jetstream), "a", "lapsed", TTL);
+    assert!(matches!(keeper.tick().await, Role::Owner { epoch: 1, took_over: true, .. }));
+    assert!(matches!(keeper.tick().await, Role::Owner { epoch: 1, took_over: false, .. }));
+    // No renewal for a whole ttl (the bucket did not answer, say): the term ended, and
+    // the node stepped down. Nobody else took the lease, so it keeps it, in a new term.
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    assert!(matches!(keeper.role(), Role::Standby { .. }), "{:?}", keeper.role());
+    let again = keeper.tick().await;
+    assert!(matches!(again, Role::Owner { epoch: 2, took_over: true, .. }), "{again:?}");
+    assert!(matches!(keeper.tick().await, Role::Owner { epoch: 2, took_over: false, .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
