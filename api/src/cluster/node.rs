@@ -44,6 +44,10 @@ pub const STEP_DOWN_REASONS: [&str; 3] = ["lease_lost", "append_refused", "stopp
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a standby waits before following again after its follower failed.
 const FOLLOW_RETRY: Duration = Duration::from_millis(200);
+/// A standby reports its position in a log at most this often while it moves, and at
+/// least this often while it stays (a report is one replicated write per event).
+const POSITION_REPORT_MIN: Duration = Duration::from_secs(1);
+const POSITION_REPORT_MAX: Duration = Duration::from_secs(10);
 
 /// What every event's task shares.
 pub struct Node {
@@ -88,6 +92,7 @@ impl Node {
                     event: event.clone(),
                     ownership: ownership.clone(),
                     log: EventLog::new(&self.jetstream),
+                    position_reported: std::sync::Mutex::new(None),
                 };
                 tokio::spawn(task.run())
             })
@@ -112,6 +117,8 @@ struct EventTask {
     event: String,
     ownership: Arc<Ownership>,
     log: EventLog,
+    /// The position last reported, and when.
+    position_reported: std::sync::Mutex<Option<(u64, Instant)>>,
 }
 
 /// What the event's task asks of its lease keeper.
@@ -353,6 +360,15 @@ impl EventTask {
         };
         metrics::gauge!(STANDBY_LAG_MESSAGES, "event" => self.event.clone()).set(last.saturating_sub(position) as f64);
         // For `hakken cluster status`, which sees every standby's lag at once.
+        let due = match *self.position_reported.lock().expect("position lock") {
+            Some((reported, at)) if reported == position => at.elapsed() >= POSITION_REPORT_MAX,
+            Some((_, at)) => at.elapsed() >= POSITION_REPORT_MIN,
+            None => true,
+        };
+        if !due {
+            return;
+        }
+        *self.position_reported.lock().expect("position lock") = Some((position, Instant::now()));
         let report = PositionReport { position, at_ms: hakken_engine::clock::Clock::System.now().0 };
         if let Err(error) = Positions::new(&self.node.jetstream).report(&self.event, &self.node.id, &report).await {
             tracing::debug!(event = %self.event, "cluster: reporting the standby's position failed: {error}");

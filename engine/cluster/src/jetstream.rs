@@ -140,6 +140,21 @@ async fn jetstream_context(config: &ClusterConfig) -> Result<jetstream::Context,
     Ok(context)
 }
 
+/// The keys of `bucket`, at most `max` of them, in the bucket's order.
+pub(crate) async fn keys(bucket: &kv::Store, max: usize) -> Result<Vec<String>, ClusterError> {
+    use futures_util::StreamExt;
+    let unavailable = |error: &dyn std::fmt::Display| ClusterError::Unavailable(error.to_string());
+    let mut listed = bucket.keys().await.map_err(|error| unavailable(&error))?;
+    let mut keys = Vec::new();
+    while let Some(key) = listed.next().await {
+        keys.push(key.map_err(|error| unavailable(&error))?);
+        if keys.len() >= max {
+            break;
+        }
+    }
+    Ok(keys)
+}
+
 /// The event's id as a NATS subject token and KV key: only what both allow and no
 /// wildcard or separator (an id with a `.` would name another subject).
 pub fn subject_token(event: &str) -> Result<&str, ClusterError> {

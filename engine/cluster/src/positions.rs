@@ -1,14 +1,14 @@
 //! Where each standby is in each event's log, as the standbys report it: one key per
 //! event and node in the KV bucket `hakken_positions` (`{event}.{node}`, JSON), written
-//! at each lease check. `hakken cluster status` reads it to show the lag per standby,
+//! from its lease checks (at most once a second while the position moves, every 10 s
+//! while it stays). `hakken cluster status` reads it to show the lag per standby,
 //! which no single node knows. A report is a hint for operators, never a decision: a
 //! takeover reads the log itself.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::jetstream::{subject_token, ClusterError, JetStream};
+use crate::jetstream::{keys, subject_token, ClusterError, JetStream};
 
 /// Reports listed at most (events × nodes).
 const REPORTS_MAX: usize = 100_000;
@@ -54,17 +54,7 @@ impl Positions {
     pub async fn read_all(&self) -> Result<Vec<Reported>, ClusterError> {
         let Some(bucket) = &self.jetstream.positions else { return Ok(Vec::new()) };
         let unavailable = |error: &dyn std::fmt::Display| ClusterError::Unavailable(error.to_string());
-        let mut keys = match bucket.keys().await {
-            Ok(keys) => keys,
-            Err(error) => return Err(unavailable(&error)),
-        };
-        let mut names = Vec::new();
-        while let Some(key) = keys.next().await {
-            names.push(key.map_err(|error| unavailable(&error))?);
-            if names.len() >= REPORTS_MAX {
-                break;
-            }
-        }
+        let names = keys(bucket, REPORTS_MAX).await?;
         let mut reports = Vec::with_capacity(names.len());
         for key in names {
             let Some((event, node)) = key.split_once('.') else { continue };

@@ -3,10 +3,9 @@
 //! replicas (leader, caught up, lag). Read by
 //! `hakken cluster status`; it creates nothing and needs no node to be running.
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::jetstream::{ClusterError, JetStream};
+use crate::jetstream::{keys, ClusterError, JetStream};
 use crate::leases::Leases;
 use crate::log::EventLog;
 use crate::positions::{Positions, Reported};
@@ -66,14 +65,7 @@ pub struct ReplicaStatus {
 /// Reads the status (events sorted by id).
 pub async fn read(jetstream: &JetStream) -> Result<ClusterStatus, ClusterError> {
     let unavailable = |error: &dyn std::fmt::Display| ClusterError::Unavailable(error.to_string());
-    let mut keys = jetstream.leases.keys().await.map_err(|error| unavailable(&error))?;
-    let mut events = Vec::new();
-    while let Some(key) = keys.next().await {
-        events.push(key.map_err(|error| unavailable(&error))?);
-        if events.len() >= EVENTS_MAX {
-            break;
-        }
-    }
+    let mut events = keys(&jetstream.leases, EVENTS_MAX).await?;
     events.sort();
     let (leases, log) = (Leases::new(jetstream), EventLog::new(jetstream));
     let reports = Positions::new(jetstream).read_all().await?;
