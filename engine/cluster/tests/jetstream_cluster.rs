@@ -24,6 +24,21 @@ async fn next(follower: &mut Follower) -> Result<LogEntry, ClusterError> {
     next.await.expect("the follower got no message within 20 s")
 }
 
+/// The keeper's role once a tick makes it the owner, within 3 ticks. A lease read may be
+/// served by a replica that has not applied the latest write yet (direct get): the take
+/// that follows fails its compare-and-set, and the next tick reads again.
+async fn tick_until_owner(keeper: &mut Keeper) -> Role {
+    let mut role = keeper.tick().await;
+    for _ in 0..2 {
+        if owner_epoch(&role).is_some() {
+            break;
+        }
+        tokio::time::sleep(keeper.next_tick_in()).await;
+        role = keeper.tick().await;
+    }
+    role
+}
+
 fn owner_epoch(role: &Role) -> Option<u64> {
     match role {
         Role::Owner { epoch, .. } => Some(*epoch),
@@ -70,12 +85,12 @@ async fn a_lease_passes_on_only_when_its_holder_stops_renewing() {
 
     // A release hands over at once: a takes the event at its next read, with epoch 3.
     keeper_b.release().await.expect("b releases");
-    let handed = keeper_a.tick().await;
+    let handed = tick_until_owner(&mut keeper_a).await;
     assert!(matches!(handed, Role::Owner { epoch: 3, took_over: true, .. }), "{handed:?}");
 
     // a restarts: the bucket names it, but it lost what it knew, so it begins a new term.
     let mut restarted_a = Keeper::new(Leases::new(&a), "a", "final", TTL);
-    let restarted = restarted_a.tick().await;
+    let restarted = tick_until_owner(&mut restarted_a).await;
     assert!(matches!(restarted, Role::Owner { epoch: 4, took_over: true, .. }), "{restarted:?}");
     // The old incarnation's next renewal names a stale revision.
     assert!(owner_epoch(&keeper_a.tick().await).is_none(), "the old incarnation learns it lost");
